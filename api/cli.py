@@ -1,0 +1,192 @@
+"""The ``wangqian`` command: serve, demo, migrate, import-survey, verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from api.settings import Settings
+
+
+def _settings(args: argparse.Namespace, **overrides: object) -> Settings:
+    data_dir = getattr(args, "data_dir", None)
+    return Settings.from_env(data_dir=Path(data_dir) if data_dir else None, **overrides)
+
+
+def _export(settings: Settings) -> None:
+    """Server workers are separate processes: hand them the settings by environment."""
+    os.environ["WANGQIAN_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["WANGQIAN_MOCKS_ENABLED"] = "true" if settings.mocks_enabled else "false"
+    os.environ["WANGQIAN_PUBLIC_BASE_URL"] = settings.public_base_url
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    _export(settings)
+    Granian(
+        "api.app:create_app_from_env",
+        address=host,
+        port=port,
+        workers=workers,
+        interface=Interfaces.ASGI,
+        factory=True,
+        log_access=False,  # our own request log carries the request id
+    ).serve()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not settings.database_url:
+        from api.db.migrate import upgrade
+
+        upgrade(settings)
+    settings.master_secret()  # create it before workers race to
+    _serve(settings, args.host, args.port, args.workers)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from api.db.migrate import upgrade
+
+    settings = _settings(args)
+    upgrade(settings)
+    print(f"数据库已迁移到最新版本: {_safe_url(settings.effective_database_url)}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from api.db.migrate import upgrade
+
+    base_url = f"http://{args.host}:{args.port}"
+    settings = _settings(args, mocks_enabled=True, public_base_url=base_url)
+    upgrade(settings)
+    world = asyncio.run(_load_demo(settings))
+    world["base_url"] = base_url
+    from api.demo import bank_webhook_secret, write_demo_file
+
+    world["bank_webhook_secret"] = bank_webhook_secret(settings.master_secret())
+    path = write_demo_file(settings.data_dir, world)
+    building = world["building"]["id"]
+    print("Wangqian 网签 demo")
+    print(f"  API docs        {base_url}/api/docs")
+    print(f"  楼盘表          {base_url}/api/v1/public/buildings/{building}/units")
+    print(f"  projects        {base_url}/api/v1/public/projects")
+    print(f"  SMS inbox       {base_url}/mock/sms/inbox?phone=13900000001")
+    print(f"  demo world      {path}")
+    for person in world["people"]:
+        print(f"  {person['role']:<14}  {person['name']}  {person['phone']}")
+    sys.stdout.flush()
+    if args.no_serve:
+        return 0
+    _serve(settings, args.host, args.port, 1)
+    return 0
+
+
+async def _load_demo(settings: Settings) -> dict[str, object]:
+    from api.core.clock import SystemClock
+    from api.core.keys import ServiceKeys
+    from api.db.engine import create_database
+    from api.demo import load_demo_world
+
+    database = create_database(settings)
+    try:
+        async with database.writer() as session, session.begin():
+            return await load_demo_world(
+                session, ServiceKeys.from_master(settings.master_secret()), now=SystemClock().now()
+            )
+    finally:
+        await database.dispose()
+
+
+def cmd_import_survey(args: argparse.Namespace) -> int:
+    from api.register.service import SurveyRejected
+
+    settings = _settings(args)
+    raw = Path(args.file).read_bytes()
+    try:
+        building, created, updated = asyncio.run(_import(settings, raw))
+    except SurveyRejected as rejected:
+        print(rejected.detail, file=sys.stderr)
+        for error in rejected.errors:
+            where = f"第 {error.row} 行" if error.row else "文件"
+            print(f"  {where} [{error.code}] {error.message}", file=sys.stderr)
+        return 1
+    print(f"楼栋 {building}: 新增 {created} 户，更新 {updated} 户。")
+    return 0
+
+
+async def _import(settings: Settings, raw: bytes) -> tuple[str, int, int]:
+    from api.core.clock import SystemClock
+    from api.db.engine import create_database
+    from api.register.service import import_survey
+
+    database = create_database(settings)
+    try:
+        async with database.writer() as session, session.begin():
+            building, created, updated = await import_survey(session, raw, now=SystemClock().now())
+            return f"{building.name} ({building.survey_no})", created, updated
+    finally:
+        await database.dispose()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from signing.verify import main as verify_main
+
+    return verify_main([args.bundle, "--root", args.root])
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wangqian", description="Wangqian 网签 service")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def data_dir(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", help="data directory (default ./var or WANGQIAN_DATA_DIR)")
+
+    serve = sub.add_parser("serve", help="run the API server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    data_dir(serve)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    data_dir(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+
+    demo = sub.add_parser("demo", help="serve with mocks and a demo world")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--no-serve", action="store_true", help="load the world and exit")
+    data_dir(demo)
+    demo.set_defaults(func=cmd_demo)
+
+    survey = sub.add_parser("import-survey", help="import a survey file (户室对照表)")
+    survey.add_argument("file")
+    data_dir(survey)
+    survey.set_defaults(func=cmd_import_survey)
+
+    verify = sub.add_parser("verify", help="verify an evidence bundle offline")
+    verify.add_argument("bundle")
+    verify.add_argument("--root", required=True, help="the platform root certificate (PEM)")
+    verify.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

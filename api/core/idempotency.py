@@ -1,0 +1,233 @@
+"""``Idempotency-Key`` for POST requests, stored in the database.
+
+The same key with the same body (for the same caller, method and path) replays the
+first answer byte for byte; the same key with another body is refused (422
+``idempotency_key_reused``); a second request while the first is still running gets 409
+``idempotency_in_progress``. Only answers a handler gave (2xx and 4xx) are stored: a 5xx
+releases the key so the client can retry.
+
+A row is inserted *before* the handler runs so that two racing requests cannot both
+execute; the unique primary key is the lock, on SQLite and PostgreSQL alike. If the
+process dies mid-request the lock expires after ``idempotency_lock_seconds``; the
+domain's own unique constraints (one live order per unit, one bank transaction id) stop
+a double effect in that window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy import Integer, LargeBinary, String, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.core.clock import Clock
+from api.core.problems import PROBLEM_MEDIA_TYPE, ProblemError
+from api.db.base import Base
+from api.db.engine import Database
+
+HEADER = b"idempotency-key"
+MAX_KEY_LENGTH = 200
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+log = logging.getLogger("wangqian.idempotency")
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency_records"
+
+    # sha256 of (caller, method, path, key): the raw key and token never hit the table.
+    scope_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    content_type: Mapped[str | None] = mapped_column(String(100))
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    locked_until: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value
+    return None
+
+
+class IdempotencyMiddleware:
+    """ASGI middleware; reads the whole body, so it sits inside the size limit."""
+
+    def __init__(
+        self, app: ASGIApp, *, database: Database, clock: Clock, ttl: int, lock_seconds: int
+    ) -> None:
+        self.app = app
+        self.database = database
+        self.clock = clock
+        self.ttl = timedelta(seconds=ttl)
+        self.lock = timedelta(seconds=lock_seconds)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _header(scope, HEADER) if scope["type"] == "http" else None
+        if key is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._idempotent(scope, receive, send, key)
+        except ProblemError as problem:
+            await _send_problem(send, problem, scope)
+
+    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, key: bytes) -> None:
+        if not key.strip() or len(key) > MAX_KEY_LENGTH:
+            raise ProblemError(
+                422, "idempotency_key_invalid", "Idempotency-Key 须为 1 到 200 个字符。"
+            )
+        body = await _read_body(receive)
+        caller = _header(scope, b"authorization") or b"anonymous"
+        scope_hash = _sha256(caller, scope["method"].encode(), scope["path"].encode(), key)
+        request_hash = _sha256(body)
+        now = self.clock.now()
+
+        record = await self._claim(scope_hash, request_hash, now)
+        if record is not None:
+            await self._replay(record, request_hash, now, send)
+            return
+
+        captured: dict[str, Any] = {"body": bytearray()}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = message.get("headers", [])
+            elif message["type"] == "http.response.body":
+                captured["body"].extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay_body(body), capture)
+        finally:
+            await self._finish(scope_hash, captured)
+
+    async def _claim(self, scope_hash: str, request_hash: str, now: datetime) -> IdempotencyRecord | None:
+        """Insert the lock row; return the existing record when the key was seen before."""
+        async with self.database.writer() as session, session.begin():
+            existing = await session.get(IdempotencyRecord, scope_hash)
+            if existing is not None and (
+                existing.expires_at <= now
+                or (existing.status_code is None and existing.locked_until <= now)
+            ):
+                await session.delete(existing)
+                await session.flush()
+                existing = None
+            if existing is not None:
+                return existing
+            session.add(
+                IdempotencyRecord(
+                    scope_hash=scope_hash,
+                    request_hash=request_hash,
+                    created_at=now,
+                    locked_until=now + self.lock,
+                    expires_at=now + self.ttl,
+                )
+            )
+            try:
+                await session.flush()
+            except IntegrityError:
+                # Lost a race with an identical request (PostgreSQL; SQLite serialises).
+                raise _in_progress() from None
+        return None
+
+    async def _replay(
+        self, record: IdempotencyRecord, request_hash: str, now: datetime, send: Send
+    ) -> None:
+        if record.request_hash != request_hash:
+            raise ProblemError(
+                422,
+                "idempotency_key_reused",
+                "该 Idempotency-Key 已用于另一个不同的请求，请为新请求使用新的键。",
+            )
+        if record.status_code is None:
+            raise _in_progress()
+        headers = [
+            (b"content-type", (record.content_type or "application/json").encode()),
+            (b"idempotent-replayed", b"true"),
+        ]
+        await send({"type": "http.response.start", "status": record.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": record.response_body or b""})
+
+    async def _finish(self, scope_hash: str, captured: dict[str, Any]) -> None:
+        status = captured.get("status")
+        async with self.database.writer() as session, session.begin():
+            if status is None or status >= 500:
+                await session.execute(
+                    delete(IdempotencyRecord).where(IdempotencyRecord.scope_hash == scope_hash)
+                )
+                return
+            record = await session.scalar(
+                select(IdempotencyRecord).where(IdempotencyRecord.scope_hash == scope_hash)
+            )
+            if record is None:
+                return
+            content_type = dict(captured["headers"]).get(b"content-type", b"application/json")
+            record.status_code = status
+            record.content_type = content_type.decode()
+            record.response_body = bytes(captured["body"])
+
+
+def _in_progress() -> ProblemError:
+    return ProblemError(
+        409,
+        "idempotency_in_progress",
+        "使用相同 Idempotency-Key 的请求正在处理中，请稍后重试。",
+        headers={"retry-after": "1"},
+    )
+
+
+def _sha256(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ProblemError(413, "payload_too_large", "请求内容过大。")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay_body(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _send_problem(send: Send, problem: ProblemError, scope: Scope) -> None:
+    body = msgspec.json.encode(problem.body(instance=scope.get("path")))
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode())]
+    headers += [(k.encode(), v.encode()) for k, v in problem.headers.items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

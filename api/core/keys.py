@@ -1,0 +1,60 @@
+"""Keys the service derives from its one master secret (see ``Settings.master_secret``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from signing.pii import (
+    PURPOSE_OTP_HASH,
+    PURPOSE_PII_INDEX,
+    PiiCipher,
+    derive_key,
+    id_number_index,
+    mask_id_number,
+)
+
+
+@dataclass(frozen=True)
+class ServiceKeys:
+    pii: PiiCipher
+    pii_index: bytes
+    otp: bytes
+    credential: bytes
+
+    @classmethod
+    def from_master(cls, master: bytes) -> ServiceKeys:
+        return cls(
+            pii=PiiCipher.from_master(master),
+            pii_index=derive_key(master, PURPOSE_PII_INDEX),
+            otp=derive_key(master, PURPOSE_OTP_HASH),
+            credential=derive_key(master, "credential-hash"),
+        )
+
+    def protect_id_number(self, id_number: str, *, field: str) -> ProtectedIdNumber:
+        """What we store of an ID number: ciphertext, blind index and the masked form."""
+        return ProtectedIdNumber(
+            encrypted=self.pii.encrypt(id_number, field=field),
+            index=id_number_index(self.pii_index, id_number),
+            masked=mask_id_number(id_number),
+        )
+
+    def id_index(self, id_number: str) -> str:
+        return id_number_index(self.pii_index, id_number)
+
+    def credential_hash(self, purpose: str, secret: str) -> str:
+        """Keyed hash of a short secret printed on paper (a title's check code, a
+        contract password): without the key, a stolen database cannot brute-force them."""
+        message = purpose.encode() + b"\x00" + secret.strip().upper().encode()
+        return hmac.new(self.credential, message, hashlib.sha256).hexdigest()
+
+    def credential_matches(self, purpose: str, secret: str, expected: str) -> bool:
+        return hmac.compare_digest(self.credential_hash(purpose, secret), expected)
+
+
+@dataclass(frozen=True)
+class ProtectedIdNumber:
+    encrypted: str
+    index: str
+    masked: str

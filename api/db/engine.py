@@ -1,0 +1,70 @@
+"""Engine and session factories for the configured database.
+
+``Database.writer`` sessions take SQLite's write lock when their transaction begins
+(``BEGIN IMMEDIATE``) so concurrent writers queue on ``busy_timeout`` instead of failing
+with SQLITE_BUSY when a read transaction tries to upgrade; ``Database.reader`` sessions
+begin deferred so readers never wait for writers (WAL). On PostgreSQL both are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+
+from api.settings import Settings
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    reader: async_sessionmaker[AsyncSession]
+    writer: async_sessionmaker[AsyncSession]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def create_database(settings: Settings) -> Database:
+    engine = create_engine(settings)
+    writer_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+    return Database(
+        engine=engine,
+        reader=async_sessionmaker(engine, expire_on_commit=False),
+        writer=async_sessionmaker(writer_engine, expire_on_commit=False),
+    )
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.effective_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = _create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return _create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from pysqlite: it defers BEGIN in ways that
+    # defeat both SAVEPOINTs and our BEGIN IMMEDIATE for writers.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,7 @@
+"""Every table the migrations know about: importing this module registers them all."""
+
+from api.core import idempotency  # noqa: F401
+from api.db.base import Base
+from api.register import models as register_models  # noqa: F401
+
+metadata = Base.metadata

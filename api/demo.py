@@ -1,0 +1,226 @@
+"""The demo world (DESIGN.md "The demo"), loaded through the same services as real data.
+
+Loading is idempotent: a second run on the same data directory finds the demo developer
+by its credit code and only re-describes what is there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.clock import business_date
+from api.core.keys import ServiceKeys
+from api.core.validators import resident_id_check_char, uscc_check_char
+from api.register import service as register
+from api.register.models import (
+    Building,
+    Company,
+    Permit,
+    PermitKind,
+    Project,
+    ResaleTitle,
+    RestrictionKind,
+    Unit,
+)
+from signing.pii import derive_key
+
+DEVELOPER_USCC_BODY = "91440000MA5DEMW01"  # fictional; the check character is computed
+OLD_DEVELOPER_USCC_BODY = "91440000MA5DEMW02"
+SURVEY_NO = "SY-DEMO-0001"
+RESALE_SURVEY_NO = "SY-DEMO-0901"
+PERMIT_NO = "示范预售许字(2026)第0001号"
+TITLE_NO = "粤(2020)示范市不动产权第0000123号"
+TITLE_CHECK_CODE = "8D3F2A"
+
+
+def _resident_id(body17: str) -> str:
+    return body17 + resident_id_check_char(body17)
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    role: str
+    name: str
+    phone: str
+    id_number: str
+
+    def describe(self) -> dict[str, str]:
+        return {"role": self.role, "name": self.name, "phone": self.phone, "id_number": self.id_number}
+
+
+# Fictional people; ID numbers carry valid check characters so real-name checks pass.
+PEOPLE = [
+    DemoPerson("company_admin", "陈管理", "13800000004", _resident_id("44010119800101001")),
+    DemoPerson("sales_agent", "王销售", "13800000001", _resident_id("44010119900202002")),
+    DemoPerson("seal_keeper", "赵印章", "13800000002", _resident_id("44010119850303003")),
+    DemoPerson("regulator", "周监管", "13800000003", _resident_id("44010119750404004")),
+    DemoPerson("buyer", "张三", "13900000001", _resident_id("11010519910505005")),
+    DemoPerson("buyer", "李四", "13900000002", _resident_id("11010519920606006")),
+    DemoPerson("seller", "王五", "13900000003", _resident_id("11010519700707007")),
+]
+
+FLOORS = 6
+ROOMS_PER_FLOOR = 4
+LAYOUTS = ["三室两厅", "两室两厅", "两室两厅", "三室两厅"]
+# (building area, inner area) per room position, m²; shared = building - inner.
+ROOM_AREAS = [("118.36", "96.12"), ("89.12", "72.37"), ("89.12", "72.37"), ("118.36", "96.12")]
+
+
+def demo_survey(survey_no: str = SURVEY_NO) -> dict[str, Any]:
+    """A 户室对照表 for the demo building: floor 1 commercial, floors 2-6 homes."""
+    rooms: list[dict[str, Any]] = []
+    for floor in range(1, FLOORS + 1):
+        for position in range(ROOMS_PER_FLOOR):
+            building_area, inner_area = ROOM_AREAS[position]
+            shared = str(Decimal(building_area) - Decimal(inner_area))
+            rooms.append(
+                {
+                    "room_no": f"{floor}{position + 1:02d}",
+                    "unit": "1" if position < 2 else "2",
+                    "nominal_floor": floor,
+                    "actual_floor": floor,
+                    "building_area": building_area,
+                    "inner_area": inner_area,
+                    "shared_area": shared,
+                    "balcony_area": "0" if floor == 1 else "4.20",
+                    "use": "商业" if floor == 1 else "住宅",
+                    "layout": "商铺" if floor == 1 else LAYOUTS[position],
+                    "structure": "钢筋混凝土",
+                }
+            )
+    return {
+        "format": "wangqian.survey/1",
+        "survey_no": survey_no,
+        "surveyed_on": "2026-03-01",
+        "surveyor": "示范市房产测绘所",
+        "stage": "predicted",
+        "rooms": rooms,
+    }
+
+
+def bank_webhook_secret(master: bytes) -> str:
+    return derive_key(master, "bank-webhook-demo").hex()
+
+
+async def load_demo_world(
+    session: AsyncSession, keys: ServiceKeys, *, now: datetime
+) -> dict[str, Any]:
+    """Create the demo world if missing; return its description (ids as strings)."""
+    uscc = DEVELOPER_USCC_BODY + uscc_check_char(DEVELOPER_USCC_BODY)
+    company = await session.scalar(select(Company).where(Company.uscc == uscc))
+    if company is None:
+        await _create_world(session, keys, uscc=uscc, now=now)
+        company = await session.scalar(select(Company).where(Company.uscc == uscc))
+        assert company is not None
+    return await _describe(session, company)
+
+
+async def _create_world(session: AsyncSession, keys: ServiceKeys, *, uscc: str, now: datetime) -> None:
+    today = business_date(now)
+    company = await register.create_company(
+        session,
+        name="示范市明湖置业有限公司",
+        uscc=uscc,
+        legal_representative="陈明湖",
+        phone="0760-88880000",
+        address="示范市中心区明湖路 1 号",
+        now=now,
+    )
+    project = await register.create_project(
+        session, company_id=company.id, name="明湖花园", district="中心区",
+        address="示范市中心区明湖路 8 号", now=now,
+    )
+    building = await register.create_building(
+        session, project_id=project.id, name="1栋", survey_no=SURVEY_NO,
+        address="示范市中心区明湖路 8 号 1 栋", structure="钢筋混凝土",
+        floors_above=FLOORS, floors_below=0, now=now,
+    )
+    await register.import_survey(session, json.dumps(demo_survey()).encode(), now=now)
+    units = {u.room_no: u for u in await session.scalars(select(Unit).where(Unit.building_id == building.id))}
+    homes = [u.id for no, u in units.items() if not no.startswith("1")]
+    await register.grant_permit(
+        session, project_id=project.id, kind=PermitKind.presale, number=PERMIT_NO,
+        valid_from=today - timedelta(days=30), valid_until=today + timedelta(days=365),
+        unit_ids=homes, issuer="示范市住房和城乡建设局", now=now,
+    )
+    await register.add_restriction(
+        session, unit_id=units["101"].id, kind=RestrictionKind.property_management,
+        source="示范市住房和城乡建设局", document_no="物管用房确认(2026)001号",
+        starts_on=today - timedelta(days=60), now=now,
+    )
+    await register.add_restriction(
+        session, unit_id=units["502"].id, kind=RestrictionKind.judicial_seizure,
+        source="示范市中心区人民法院", document_no="(2026)示0101执保123号",
+        starts_on=today - timedelta(days=5), ends_on=today + timedelta(days=3 * 365), now=now,
+    )
+
+    # A resale flat in an older estate, owned by the demo seller.
+    old_uscc = OLD_DEVELOPER_USCC_BODY + uscc_check_char(OLD_DEVELOPER_USCC_BODY)
+    old_company = await register.create_company(
+        session, name="示范市旧城房地产开发有限公司", uscc=old_uscc, now=now
+    )
+    old_project = await register.create_project(
+        session, company_id=old_company.id, name="旧城花园", district="老城区", now=now
+    )
+    await register.create_building(
+        session, project_id=old_project.id, name="3栋", survey_no=RESALE_SURVEY_NO,
+        structure="砖混", floors_above=6, now=now,
+    )
+    resale_survey = {
+        **demo_survey(RESALE_SURVEY_NO),
+        "stage": "measured",
+        "rooms": [r for r in demo_survey()["rooms"] if r["room_no"] == "501"],
+    }
+    await register.import_survey(session, json.dumps(resale_survey).encode(), now=now)
+    resale_unit = await session.scalar(
+        select(Unit).join(Building).where(Building.survey_no == RESALE_SURVEY_NO)
+    )
+    assert resale_unit is not None
+    seller = next(p for p in PEOPLE if p.role == "seller")
+    await register.register_title(
+        session, keys, unit_id=resale_unit.id, certificate_no=TITLE_NO,
+        check_code=TITLE_CHECK_CODE, registered_on=date(2020, 8, 1),
+        owners=[register.TitleOwnerInput(name=seller.name, id_number=seller.id_number)], now=now,
+    )
+
+
+async def _describe(session: AsyncSession, company: Company) -> dict[str, Any]:
+    project = await session.scalar(
+        select(Project).where(Project.company_id == company.id).order_by(Project.created_at)
+    )
+    assert project is not None
+    building = await session.scalar(select(Building).where(Building.survey_no == SURVEY_NO))
+    permit = await session.scalar(select(Permit).where(Permit.number == PERMIT_NO))
+    title = await session.scalar(select(ResaleTitle).where(ResaleTitle.certificate_no == TITLE_NO))
+    assert building is not None and permit is not None and title is not None
+    units = await session.scalars(
+        select(Unit).where(Unit.building_id == building.id).order_by(Unit.actual_floor, Unit.room_no)
+    )
+    return {
+        "company": {"id": str(company.id), "name": company.name, "uscc": company.uscc},
+        "project": {"id": str(project.id), "name": project.name},
+        "building": {"id": str(building.id), "name": building.name, "survey_no": building.survey_no},
+        "permit": {"id": str(permit.id), "number": permit.number, "kind": permit.kind.value},
+        "units": [{"id": str(u.id), "room_no": u.room_no, "use": u.use} for u in units],
+        "resale_title": {
+            "id": str(title.id),
+            "unit_id": str(title.unit_id),
+            "certificate_no": title.certificate_no,
+            "check_code": TITLE_CHECK_CODE,
+        },
+        "people": [p.describe() for p in PEOPLE],
+    }
+
+
+def write_demo_file(data_dir: Path, world: dict[str, Any]) -> Path:
+    path = data_dir / "demo.json"
+    path.write_text(json.dumps(world, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return path

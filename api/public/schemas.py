@@ -1,0 +1,117 @@
+"""Public answers. Nothing here may carry a name, phone or ID number."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date
+
+from api.core.schemas import Page, ResponseBody
+
+
+class UnitPublicStatus(enum.StrEnum):
+    available = "available"  # 可售
+    signed = "signed"  # 已签约
+    filed = "filed"  # 已备案
+    restricted = "restricted"  # 查封限制
+    not_for_sale = "not_for_sale"  # 不可售
+
+
+STATUS_LABELS = {
+    UnitPublicStatus.available: "可售",
+    UnitPublicStatus.signed: "已签约",
+    UnitPublicStatus.filed: "已备案",
+    UnitPublicStatus.restricted: "查封限制",
+    UnitPublicStatus.not_for_sale: "不可售",
+}
+# Colours as city building tables conventionally show them (green = on sale, red = seized).
+STATUS_COLORS = {
+    UnitPublicStatus.available: "#2e7d32",
+    UnitPublicStatus.signed: "#f9a825",
+    UnitPublicStatus.filed: "#1565c0",
+    UnitPublicStatus.restricted: "#c62828",
+    UnitPublicStatus.not_for_sale: "#757575",
+}
+
+
+class StatusCounts(ResponseBody):
+    available: int = 0
+    signed: int = 0
+    filed: int = 0
+    restricted: int = 0
+    not_for_sale: int = 0
+
+
+class LegendEntry(ResponseBody):
+    status: UnitPublicStatus
+    label: str
+    color: str
+
+
+class Developer(ResponseBody):
+    name: str
+    uscc: str
+
+
+class PublicPermit(ResponseBody):
+    number: str
+    kind: str
+    valid_from: date
+    valid_until: date
+    in_force: bool
+
+
+class PublicBuildingRef(ResponseBody):
+    id: str
+    name: str
+    units: int
+
+
+class PublicProject(ResponseBody):
+    id: str
+    name: str
+    district: str
+    address: str
+    developer: Developer
+    buildings: list[PublicBuildingRef]
+    permits: list[PublicPermit]
+    counts: StatusCounts
+
+
+class PublicProjectPage(Page):
+    items: list[PublicProject]
+
+
+class PublicUnit(ResponseBody):
+    id: str
+    room_no: str
+    unit: str
+    nominal_floor: int
+    actual_floor: int
+    floor_span: int
+    use: str
+    layout: str
+    building_area: str  # m², two decimals
+    inner_area: str
+    shared_area: str
+    status: UnitPublicStatus
+    status_label: str
+
+
+class PublicBuilding(ResponseBody):
+    id: str
+    name: str
+    address: str
+    structure: str
+    floors_above: int
+    floors_below: int
+    project_id: str
+    project_name: str
+    developer: Developer
+
+
+class BuildingTable(ResponseBody):
+    building: PublicBuilding
+    as_of: date
+    counts: StatusCounts
+    legend: list[LegendEntry]
+    units: list[PublicUnit]

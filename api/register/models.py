@@ -1,0 +1,186 @@
+"""Register tables. Areas are integers of 0.0001 m² (never floats)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from api.db.base import Base, HasId
+
+
+class PermitKind(enum.StrEnum):
+    """预售许可 (presale, the building is not finished) or 现售许可 (spot sale)."""
+
+    presale = "presale"
+    spot = "spot"
+
+
+class RestrictionKind(enum.StrEnum):
+    judicial_seizure = "judicial_seizure"  # 司法查封
+    administrative = "administrative"  # 行政限制
+    property_management = "property_management"  # 物管用房: never for sale
+    mortgage = "mortgage"  # 抵押: recorded and shown to staff, does not stop a sale
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK, identical on SQLite and PostgreSQL.
+    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)
+
+
+class Company(HasId, Base):
+    """A developer or other company, identified by its unified social credit code."""
+
+    __tablename__ = "companies"
+
+    name: Mapped[str] = mapped_column(String(200))
+    uscc: Mapped[str] = mapped_column(String(18), unique=True)
+    legal_representative: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime]
+
+
+class Project(HasId, Base):
+    __tablename__ = "projects"
+
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    district: Mapped[str] = mapped_column(String(100), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime]
+
+    company: Mapped[Company] = relationship(lazy="raise")
+
+
+class Building(HasId, Base):
+    """A building (栋) as surveyed; ``survey_no`` is the surveyor's 测量号."""
+
+    __tablename__ = "buildings"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    survey_no: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    structure: Mapped[str] = mapped_column(String(50), default="")
+    floors_above: Mapped[int] = mapped_column(Integer, default=0)
+    floors_below: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+    project: Mapped[Project] = relationship(lazy="raise")
+
+
+class Unit(HasId, Base):
+    """A room (户室) of a building with its survey figures (户室对照表 row)."""
+
+    __tablename__ = "units"
+    __table_args__ = (
+        UniqueConstraint("building_id", "room_no"),
+        CheckConstraint(
+            "building_area >= 0 AND inner_area >= 0 AND shared_area >= 0 AND balcony_area >= 0",
+            name="areas_not_negative",
+        ),
+    )
+
+    building_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buildings.id"), index=True)
+    room_no: Mapped[str] = mapped_column(String(32))
+    unit_label: Mapped[str] = mapped_column(String(16), default="")  # 单元
+    nominal_floor: Mapped[int] = mapped_column(Integer)  # 名义层
+    actual_floor: Mapped[int] = mapped_column(Integer)  # 实际层
+    floor_span: Mapped[int] = mapped_column(Integer, default=1)  # 实际层数 (duplexes span 2)
+    building_area: Mapped[int] = mapped_column(Integer)  # 建筑面积, 0.0001 m²
+    inner_area: Mapped[int] = mapped_column(Integer)  # 套内面积
+    shared_area: Mapped[int] = mapped_column(Integer)  # 分摊面积
+    balcony_area: Mapped[int] = mapped_column(Integer, default=0)  # 阳台面积
+    shared_coefficient: Mapped[str] = mapped_column(String(16), default="")  # 分摊系数
+    use: Mapped[str] = mapped_column(String(16))  # 住宅, 商业, 办公, 车库, 其他
+    layout: Mapped[str] = mapped_column(String(32), default="")  # 户型
+    structure: Mapped[str] = mapped_column(String(50), default="")
+    surveyed_at: Mapped[datetime]
+
+
+permit_units = Table(
+    "permit_units",
+    Base.metadata,
+    Column("permit_id", ForeignKey("permits.id"), primary_key=True),
+    Column("unit_id", ForeignKey("units.id"), primary_key=True, index=True),
+)
+
+
+class Permit(HasId, Base):
+    """A presale or spot-sale permit covering a set of units for a period."""
+
+    __tablename__ = "permits"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
+    kind: Mapped[PermitKind] = mapped_column(_enum(PermitKind, "permit_kind"))
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    issuer: Mapped[str] = mapped_column(String(200), default="")
+    valid_from: Mapped[date]
+    valid_until: Mapped[date]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class UnitRestriction(HasId, Base):
+    """A seizure, administrative restriction, property-management designation or mortgage.
+
+    Lifting sets ``lifted_at``; rows are never deleted, so the history stays readable.
+    """
+
+    __tablename__ = "unit_restrictions"
+    __table_args__ = (Index("ix_unit_restrictions_unit_active", "unit_id", "lifted_at"),)
+
+    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id"))
+    kind: Mapped[RestrictionKind] = mapped_column(_enum(RestrictionKind, "restriction_kind"))
+    source: Mapped[str] = mapped_column(String(200))  # the court or authority
+    document_no: Mapped[str] = mapped_column(String(100), default="")  # e.g. 裁定书 number
+    starts_on: Mapped[date]
+    ends_on: Mapped[date | None]
+    lifted_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class ResaleTitle(HasId, Base):
+    """A registered title (不动产权证) for a unit on the resale market.
+
+    The certificate's 校验码 is a credential (it proves one holds the paper), so only its
+    keyed hash is kept.
+    """
+
+    __tablename__ = "resale_titles"
+
+    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id"), index=True)
+    certificate_no: Mapped[str] = mapped_column(String(100), unique=True)
+    check_code_hash: Mapped[str] = mapped_column(String(64))
+    registered_on: Mapped[date]
+    created_at: Mapped[datetime]
+
+    owners: Mapped[list[TitleOwner]] = relationship(lazy="raise", order_by="TitleOwner.position")
+
+
+class TitleOwner(HasId, Base):
+    """An owner on a title; the ID number is encrypted with a blind index for lookup."""
+
+    __tablename__ = "title_owners"
+
+    title_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resale_titles.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))
+    id_number_encrypted: Mapped[str] = mapped_column(String(200))
+    id_number_index: Mapped[str] = mapped_column(String(64), index=True)
+    id_number_masked: Mapped[str] = mapped_column(String(32))
+    share: Mapped[str] = mapped_column(String(16), default="")  # e.g. "1/2"; empty when sole

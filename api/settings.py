@@ -1,0 +1,78 @@
+"""Configuration: one msgspec Struct read from ``WANGQIAN_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+ENV_PREFIX = "WANGQIAN_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every knob of the service. Field ``x`` is read from ``WANGQIAN_X``."""
+
+    data_dir: Path = Path("var")
+    # Empty means the embedded default: a SQLite file in data_dir.
+    database_url: str = ""
+    # Master secret from which PII, OTP and session keys are derived. Empty means
+    # "generate one into DATA_DIR/secret.key on first start" (the demo's way).
+    secret_key: str = ""
+    mocks_enabled: bool = False
+    public_base_url: str = "http://127.0.0.1:8000"
+    redis_url: str = ""
+    log_level: str = "INFO"
+    log_json: bool = True
+    # Idempotency records are kept this long, then a new request may reuse the key.
+    idempotency_ttl_seconds: int = 24 * 3600
+    # A request holding a key that has not answered after this long is presumed dead.
+    idempotency_lock_seconds: int = 60
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'wangqian.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def master_secret(self) -> bytes:
+        """The master secret; generated once into the data directory when not configured."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            # O_EXCL so two workers starting together cannot write two different secrets.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(48))
+        return path.read_text().strip().encode()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``WANGQIAN_*`` variables; keyword overrides win (used by the CLI and tests)."""
+        env = os.environ if env is None else env
+        raw: dict[str, object] = {}
+        for name in cls.__struct_fields__:
+            key = ENV_PREFIX + name.upper()
+            if key in env:
+                raw[name] = env[key]
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        # strict=False lets "1"/"true" become bool and "8000" become int.
+        return msgspec.convert(raw, cls, strict=False, dec_hook=_decode_path)
+
+
+def _decode_path(type_: type, obj: object) -> object:
+    if type_ is Path and isinstance(obj, str | Path):
+        return Path(obj)
+    raise NotImplementedError

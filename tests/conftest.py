@@ -1,0 +1,125 @@
+"""Shared fixtures: a migrated database (SQLite by default, PostgreSQL when
+``WANGQIAN_TEST_DATABASE_URL`` is set), a movable clock, and the app under test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.app import create_app
+from api.core.clock import MovableClock
+from api.core.keys import ServiceKeys
+from api.db.engine import Database, create_database
+from api.db.migrate import upgrade
+from api.db.models import metadata
+from api.settings import Settings
+
+PG_URL = os.environ.get("WANGQIAN_TEST_DATABASE_URL", "")
+TEST_SECRET = "test-master-secret-" + "x" * 40  # tests only; never a deployment's
+# Monday 23 November 2026, 10:00 in Shanghai.
+START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+
+
+def pytest_report_header() -> str:
+    return f"wangqian database: {'postgresql' if PG_URL else 'sqlite'}"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """SQLite: a migrated database file copied per test. PostgreSQL: migrate once."""
+    if PG_URL:
+        _reset_postgres(PG_URL)
+        upgrade(Settings(database_url=PG_URL))
+        return None
+    template_dir = tmp_path_factory.mktemp("template")
+    upgrade(Settings(data_dir=template_dir))
+    return template_dir / "wangqian.db"
+
+
+def _reset_postgres(url: str) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def reset() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(reset())
+
+
+@pytest.fixture
+def settings(tmp_path: Path, migrated_template: Path | None) -> Iterator[Settings]:
+    if PG_URL:
+        yield Settings(
+            data_dir=tmp_path, database_url=PG_URL, secret_key=TEST_SECRET, log_json=False
+        )
+        _truncate_postgres()
+        return
+    assert migrated_template is not None
+    shutil.copy(migrated_template, tmp_path / "wangqian.db")
+    yield Settings(data_dir=tmp_path, secret_key=TEST_SECRET, log_json=False)
+
+
+def _truncate_postgres() -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+
+    async def truncate() -> None:
+        engine = create_async_engine(PG_URL)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        await engine.dispose()
+
+    asyncio.run(truncate())
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock(START)
+
+
+@pytest.fixture
+def keys(settings: Settings) -> ServiceKeys:
+    return ServiceKeys.from_master(settings.master_secret())
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    database = create_database(settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def session(database: Database) -> AsyncIterator[AsyncSession]:
+    """A writer session for arranging data; call ``await session.commit()`` to publish."""
+    async with database.writer() as session:
+        yield session
+
+
+@pytest.fixture
+def app(settings: Settings, clock: MovableClock, database: Database) -> Litestar:
+    return create_app(settings, clock=clock, database=database)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
