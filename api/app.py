@@ -139,7 +139,7 @@ def _mock_handlers(settings: Settings) -> list[Any]:
         )
     )
 
-    @asgi("/mock", is_mount=True, include_in_schema=False)
+    @asgi("/mock", is_mount=True, copy_scope=True, include_in_schema=False)
     async def mock_mount(scope: Any, receive: Any, send: Any) -> None:
         await mock_app(scope, receive, send)
 

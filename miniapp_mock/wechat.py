@@ -1,0 +1,158 @@
+"""Mock WeChat server API: ``GET /wechat/sns/jscode2session`` and a stand-in for wx.login.
+
+`POST /wechat/login {"user": ...}` plays the mini program's ``wx.login()``: it hands out a
+login code for a user key (any stable string; the same key always maps to the same
+openid). Codes are single use and live 5 minutes. jscode2session answers like WeChat:
+HTTP 200 with either ``{openid, session_key, unionid}`` or ``{errcode, errmsg}``.
+
+Errors can be forced: user keys "risky" (40226), "busy" (-1) and "ratelimited" (45011),
+or ``POST /wechat/faults {"next_errcode": -1}`` to fail the next jscode2session call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar import Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery, JSONBody
+
+from miniapp_mock._common import Clock, new_id
+
+CODE_TTL = timedelta(minutes=5)
+
+ERRMSG: dict[int, str] = {
+    -1: "system error",
+    40002: "invalid grant_type",
+    40013: "invalid appid",
+    40029: "invalid code",
+    40125: "invalid appsecret",
+    40163: "code been used",
+    40226: "high risk user",
+    41002: "appid missing",
+    41004: "appsecret missing",
+    41008: "missing code",
+    45011: "api minute-quota reach limit  mustslower  retry next minute",
+}
+FORCED_BY_USER = {"risky": 40226, "busy": -1, "ratelimited": 45011}
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
+    user: str
+
+
+class FaultRequest(msgspec.Struct, forbid_unknown_fields=True):
+    next_errcode: int
+
+
+@dataclass
+class _LoginCode:
+    user: str
+    issued_at: datetime
+    used: bool = False
+
+
+def _opaque_id(namespace: str, user: str) -> str:
+    # Deterministic so the same user keeps the same openid across restarts of the mock.
+    digest = hmac.new(namespace.encode(), user.encode(), hashlib.sha256).digest()
+    return "o" + base64.urlsafe_b64encode(digest).decode()[:27]
+
+
+@dataclass
+class WeChatState:
+    appid: str
+    secret: str
+    clock: Clock
+    codes: dict[str, _LoginCode] = field(default_factory=dict)
+    faults: deque[int] = field(default_factory=deque)
+
+    def login(self, user: str) -> str:
+        now = self.clock()
+        # Drop stale codes so the map does not grow without bound in a long demo.
+        self.codes = {c: v for c, v in self.codes.items() if now - v.issued_at < CODE_TTL}
+        code = secrets.token_hex(16)
+        self.codes[code] = _LoginCode(user=user, issued_at=now)
+        return code
+
+    def openid(self, user: str) -> str:
+        return _opaque_id(f"openid:{self.appid}", user)
+
+    @staticmethod
+    def unionid(user: str) -> str:
+        # A unionid is shared by all apps of one open-platform account, so no appid here.
+        return _opaque_id("unionid", user)
+
+    def jscode2session(self, appid: str | None, secret: str | None, js_code: str | None,
+                       grant_type: str | None) -> dict[str, Any]:
+        if not appid:
+            return _error(41002)
+        if not hmac.compare_digest(appid.encode(), self.appid.encode()):
+            return _error(40013)
+        if not secret:
+            return _error(41004)
+        if not hmac.compare_digest(secret.encode(), self.secret.encode()):
+            return _error(40125)
+        if grant_type != "authorization_code":
+            return _error(40002)
+        if not js_code:
+            return _error(41008)
+        if self.faults:
+            return _error(self.faults.popleft())
+        entry = self.codes.get(js_code)
+        if entry is None or self.clock() - entry.issued_at >= CODE_TTL:
+            return _error(40029)
+        if entry.used:
+            return _error(40163)
+        entry.used = True
+        if entry.user in FORCED_BY_USER:
+            return _error(FORCED_BY_USER[entry.user])
+        return {
+            "openid": self.openid(entry.user),
+            "session_key": base64.b64encode(os.urandom(16)).decode(),
+            "unionid": self.unionid(entry.user),
+        }
+
+
+def _error(errcode: int) -> dict[str, Any]:
+    message = ERRMSG.get(errcode, "mock fault")
+    return {"errcode": errcode, "errmsg": f"{message}, rid: {new_id('')[:24]}"}
+
+
+@get("/wechat/sns/jscode2session")
+async def jscode2session(
+    wechat: NamedDependency[WeChatState],
+    appid: FromQuery[str | None] = None,
+    secret: FromQuery[str | None] = None,
+    js_code: FromQuery[str | None] = None,
+    grant_type: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    return wechat.jscode2session(appid, secret, js_code, grant_type)
+
+
+@post("/wechat/login", status_code=200)
+async def wechat_login(data: JSONBody[LoginRequest],
+                       wechat: NamedDependency[WeChatState]) -> Response[dict[str, str]]:
+    user = data.user.strip()
+    if not user or len(user) > 64:
+        return Response({"errmsg": "user must be 1..64 characters"}, status_code=400)
+    return Response({"code": wechat.login(user)})
+
+
+@post("/wechat/faults", status_code=200)
+async def wechat_faults(data: JSONBody[FaultRequest],
+                        wechat: NamedDependency[WeChatState]) -> dict[str, int]:
+    """Fail the next jscode2session call with this errcode (test helper)."""
+    wechat.faults.append(data.next_errcode)
+    return {"queued": len(wechat.faults)}
+
+
+ROUTES = [jscode2session, wechat_login, wechat_faults]

@@ -1,0 +1,189 @@
+"""Idempotency-Key: replay, refusal of reuse with another body, locks and expiry.
+
+The mechanism is exercised through a small app whose POST handler writes a company
+through the register service, so "executed twice" is visible in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from litestar import Litestar, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+from litestar.middleware.base import DefineMiddleware
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.app import provide_db
+from api.core.clock import MovableClock
+from api.core.idempotency import IdempotencyMiddleware, IdempotencyRecord
+from api.core.problems import EXCEPTION_HANDLERS
+from api.core.schemas import RequestBody
+from api.db.engine import Database
+from api.register import service as register
+from api.register.models import Company
+from tests.api.world import USCC
+
+
+class NewCompany(RequestBody):
+    name: str
+    uscc: str
+
+
+@pytest.fixture
+async def client(database: Database, clock: MovableClock) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    calls = {"n": 0}
+
+    @post("/companies")
+    async def create(data: JSONBody[NewCompany], db: NamedDependency[AsyncSession]) -> dict[str, Any]:
+        calls["n"] += 1
+        if data.name == "boom":
+            raise RuntimeError("a bug")
+        company = await register.create_company(db, name=data.name, uscc=data.uscc, now=clock.now())
+        return {"id": str(company.id), "call": calls["n"]}
+
+    app = Litestar(
+        route_handlers=[create],
+        dependencies={"db": Provide(provide_db)},
+        state=State({"database": database}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            DefineMiddleware(
+                IdempotencyMiddleware, database=database, clock=clock, ttl=3600, lock_seconds=60
+            )
+        ],
+    )
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+async def _companies(database: Database) -> int:
+    async with database.reader() as session:
+        return await session.scalar(select(func.count()).select_from(Company)) or 0
+
+
+BODY = {"name": "幂等置业", "uscc": USCC}
+
+
+async def test_same_key_same_body_replays_the_first_answer(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    first = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k1"})
+    second = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k1"})
+    assert first.status_code == second.status_code == 201
+    assert second.content == first.content
+    assert second.headers["idempotent-replayed"] == "true"
+    assert await _companies(database) == 1
+
+
+async def test_same_key_with_another_body_is_refused(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k2"})
+    other = await client.post(
+        "/companies", json={**BODY, "name": "别的公司"}, headers={"Idempotency-Key": "k2"}
+    )
+    assert other.status_code == 422
+    assert other.headers["content-type"].startswith("application/problem+json")
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert await _companies(database) == 1
+
+
+async def test_keys_are_per_caller(client: AsyncTestClient[Litestar]) -> None:
+    a = await client.post(
+        "/companies", json=BODY, headers={"Idempotency-Key": "k3", "Authorization": "Bearer a"}
+    )
+    b = await client.post(
+        "/companies", json=BODY, headers={"Idempotency-Key": "k3", "Authorization": "Bearer b"}
+    )
+    assert a.status_code == 201
+    # Caller b's request really ran: it met the company a created.
+    assert b.status_code == 409 and b.json()["code"] == "company_exists"
+
+
+async def test_refusals_are_replayed_too(client: AsyncTestClient[Litestar], database: Database) -> None:
+    bad = {"name": "坏代码", "uscc": "91350100M000100Y44"}
+    first = await client.post("/companies", json=bad, headers={"Idempotency-Key": "k4"})
+    second = await client.post("/companies", json=bad, headers={"Idempotency-Key": "k4"})
+    assert first.status_code == second.status_code == 422
+    assert first.json()["code"] == "uscc_invalid"
+    assert second.content == first.content and second.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_server_error_releases_the_key(client: AsyncTestClient[Litestar], database: Database) -> None:
+    boom = {"name": "boom", "uscc": USCC}
+    first = await client.post("/companies", json=boom, headers={"Idempotency-Key": "k5"})
+    assert first.status_code == 500 and first.json()["code"] == "internal_error"
+    async with database.reader() as session:
+        assert await session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
+    again = await client.post("/companies", json=boom, headers={"Idempotency-Key": "k5"})
+    assert again.status_code == 500 and "idempotent-replayed" not in again.headers
+
+
+async def _plant_pending(database: Database, client: AsyncTestClient[Litestar], clock: MovableClock) -> None:
+    """Make it look as if a request with key k6 is still running."""
+    import hashlib
+
+    def h(*parts: bytes) -> str:
+        d = hashlib.sha256()
+        for p in parts:
+            d.update(len(p).to_bytes(8, "big"))
+            d.update(p)
+        return d.hexdigest()
+
+    now = clock.now()
+    async with database.writer() as session, session.begin():
+        session.add(
+            IdempotencyRecord(
+                scope_hash=h(b"anonymous", b"POST", b"/companies", b"k6"),
+                request_hash=h(msgspec.json.encode(BODY)),
+                created_at=now,
+                locked_until=now + timedelta(seconds=60),
+                expires_at=now + timedelta(hours=1),
+            )
+        )
+
+
+async def test_a_request_in_progress_gets_409_until_its_lock_expires(
+    client: AsyncTestClient[Litestar], database: Database, clock: MovableClock
+) -> None:
+    await _plant_pending(database, client, clock)
+    busy = await client.post("/companies", content=msgspec.json.encode(BODY),
+                             headers={"Idempotency-Key": "k6", "content-type": "application/json"})
+    assert busy.status_code == 409 and busy.json()["code"] == "idempotency_in_progress"
+    assert busy.headers["retry-after"] == "1"
+    clock.advance(timedelta(seconds=61))
+    retried = await client.post("/companies", content=msgspec.json.encode(BODY),
+                                headers={"Idempotency-Key": "k6", "content-type": "application/json"})
+    assert retried.status_code == 201
+    assert await _companies(database) == 1
+
+
+async def test_keys_expire(client: AsyncTestClient[Litestar], clock: MovableClock) -> None:
+    await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k7"})
+    clock.advance(timedelta(hours=2))
+    fresh = await client.post(
+        "/companies", json={**BODY, "name": "另一家"}, headers={"Idempotency-Key": "k7"}
+    )
+    # After expiry the key is free again: the request runs (and meets the existing code).
+    assert fresh.status_code == 409 and fresh.json()["code"] == "company_exists"
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201])
+async def test_bad_keys_are_refused(client: AsyncTestClient[Litestar], key: str, database: Database) -> None:
+    response = await client.post("/companies", json=BODY, headers={"Idempotency-Key": key})
+    assert response.status_code == 422 and response.json()["code"] == "idempotency_key_invalid"
+    assert await _companies(database) == 0
+
+
+async def test_without_a_key_requests_run_each_time(client: AsyncTestClient[Litestar]) -> None:
+    first = await client.post("/companies", json=BODY)
+    second = await client.post("/companies", json=BODY)
+    assert first.status_code == 201 and second.status_code == 409

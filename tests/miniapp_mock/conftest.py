@@ -1,0 +1,43 @@
+"""Fixtures for the mock outside services: settings, a hand-moved clock, a test client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from mock_test_support import ZHANG_ID, FakeClock
+
+from miniapp_mock.app import MockSettings, create_mock_app
+
+
+@pytest.fixture
+def settings() -> MockSettings:
+    return MockSettings(
+        sms_access_key="sms-ak",
+        sms_secret="sms-secret",
+        wechat_appid="wx0123456789abcdef",
+        wechat_secret="wechat-secret",
+        idcheck_key="idcheck-key",
+        face_key="face-key",
+        public_base_url="http://127.0.0.1:8000/mock",
+        api_public_base="http://127.0.0.1:8000",
+        people={ZHANG_ID: "张三", "110101198001010010": "李四"},
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def mock_app(settings: MockSettings, clock: FakeClock) -> Litestar:
+    return create_mock_app(settings, clock=clock)
+
+
+@pytest.fixture
+def client(mock_app: Litestar) -> Iterator[TestClient[Litestar]]:
+    with TestClient(mock_app) as c:
+        yield c

@@ -1,0 +1,117 @@
+"""Mock WeChat API: wx.login stand-in and jscode2session with WeChat's error codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+from mock_test_support import FakeClock
+
+from miniapp_mock.app import MockSettings, create_mock_app
+
+Client = TestClient[Litestar]
+APPID = "wx0123456789abcdef"
+
+
+def login(client: Client, user: str) -> str:
+    response = client.post("/wechat/login", json={"user": user})
+    assert response.status_code == 200
+    return response.json()["code"]
+
+
+def session(client: Client, code: str | None, **override: str) -> dict[str, Any]:
+    params = {"appid": APPID, "secret": "wechat-secret", "grant_type": "authorization_code"}
+    if code is not None:
+        params["js_code"] = code
+    params.update(override)
+    response = client.get("/wechat/sns/jscode2session", params=params)
+    assert response.status_code == 200  # WeChat reports errors in the body
+    return response.json()
+
+
+def test_code_exchanges_for_a_stable_openid(client: Client) -> None:
+    first = session(client, login(client, "alice"))
+    assert set(first) == {"openid", "session_key", "unionid"}
+    assert first["openid"].startswith("o") and len(first["openid"]) == 28
+
+    again = session(client, login(client, "alice"))
+    assert again["openid"] == first["openid"]
+    assert again["unionid"] == first["unionid"]
+    assert again["session_key"] != first["session_key"]
+
+    bob = session(client, login(client, "bob"))
+    assert bob["openid"] != first["openid"]
+
+
+def test_openid_survives_a_restart(settings: MockSettings, client: Client) -> None:
+    before = session(client, login(client, "alice"))["openid"]
+    with TestClient(create_mock_app(settings)) as other:
+        assert session(other, login(other, "alice"))["openid"] == before
+
+
+def test_code_is_single_use(client: Client) -> None:
+    code = login(client, "alice")
+    assert "openid" in session(client, code)
+    used = session(client, code)
+    assert used["errcode"] == 40163
+    assert used["errmsg"].startswith("code been used")
+
+
+def test_unknown_code_is_invalid(client: Client) -> None:
+    answer = session(client, "not-a-code")
+    assert answer["errcode"] == 40029
+    assert answer["errmsg"].startswith("invalid code")
+
+
+def test_code_expires_after_five_minutes(client: Client, clock: FakeClock) -> None:
+    code = login(client, "alice")
+    clock.advance(minutes=5)
+    assert session(client, code)["errcode"] == 40029
+
+    fresh = login(client, "alice")
+    clock.advance(minutes=4, seconds=59)
+    assert "openid" in session(client, fresh)
+
+
+@pytest.mark.parametrize(
+    ("override", "errcode"),
+    [
+        ({"appid": "wx-other"}, 40013),
+        ({"secret": "wrong"}, 40125),
+        ({"grant_type": "client_credential"}, 40002),
+        ({"appid": ""}, 41002),
+        ({"secret": ""}, 41004),
+    ],
+)
+def test_credentials_are_checked(client: Client, override: dict[str, str],
+                                 errcode: int) -> None:
+    code = login(client, "alice")
+    assert session(client, code, **override)["errcode"] == errcode
+    # A refused call does not consume the code.
+    assert "openid" in session(client, code)
+
+
+def test_missing_code(client: Client) -> None:
+    assert session(client, None)["errcode"] == 41008
+
+
+@pytest.mark.parametrize(("user", "errcode"),
+                         [("risky", 40226), ("busy", -1), ("ratelimited", 45011)])
+def test_special_users_force_errors(client: Client, user: str, errcode: int) -> None:
+    assert session(client, login(client, user))["errcode"] == errcode
+
+
+def test_fault_fails_only_the_next_call(client: Client) -> None:
+    code = login(client, "alice")
+    assert client.post("/wechat/faults", json={"next_errcode": -1}).status_code == 200
+    busy = session(client, code)
+    assert busy["errcode"] == -1 and busy["errmsg"].startswith("system error")
+    # The code was not consumed by the failed call.
+    assert "openid" in session(client, code)
+
+
+def test_login_needs_a_user(client: Client) -> None:
+    assert client.post("/wechat/login", json={"user": " "}).status_code == 400
+    assert client.post("/wechat/login", json={"user": "a", "x": 1}).status_code == 400
