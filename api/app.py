@@ -28,7 +28,9 @@ from api.settings import Settings
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGenerator[AsyncSession, None]:
+async def provide_db(
+    request: Request[Any, Any, Any], state: State
+) -> AsyncGenerator[AsyncSession, None]:
     """One session per request, committed when the handler returns, rolled back if it raises."""
     database: Database = state.database
     maker = database.reader if request.method in READ_METHODS else database.writer

@@ -104,13 +104,13 @@ async def _load_demo(settings: Settings) -> dict[str, object]:
 
 
 def cmd_import_survey(args: argparse.Namespace) -> int:
-    from api.register.service import SurveyRejected
+    from api.register.service import SurveyInvalidError
 
     settings = _settings(args)
     raw = Path(args.file).read_bytes()
     try:
         building, created, updated = asyncio.run(_import(settings, raw))
-    except SurveyRejected as rejected:
+    except SurveyInvalidError as rejected:
         print(rejected.detail, file=sys.stderr)
         for error in rejected.errors:
             where = f"第 {error.row} 行" if error.row else "文件"

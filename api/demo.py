@@ -53,7 +53,12 @@ class DemoPerson:
     id_number: str
 
     def describe(self) -> dict[str, str]:
-        return {"role": self.role, "name": self.name, "phone": self.phone, "id_number": self.id_number}
+        return {
+            "role": self.role,
+            "name": self.name,
+            "phone": self.phone,
+            "id_number": self.id_number,
+        }
 
 
 # Fictional people; ID numbers carry valid check characters so real-name checks pass.
@@ -123,7 +128,9 @@ async def load_demo_world(
     return await _describe(session, company)
 
 
-async def _create_world(session: AsyncSession, keys: ServiceKeys, *, uscc: str, now: datetime) -> None:
+async def _create_world(
+    session: AsyncSession, keys: ServiceKeys, *, uscc: str, now: datetime
+) -> None:
     today = business_date(now)
     company = await register.create_company(
         session,
@@ -135,31 +142,59 @@ async def _create_world(session: AsyncSession, keys: ServiceKeys, *, uscc: str, 
         now=now,
     )
     project = await register.create_project(
-        session, company_id=company.id, name="明湖花园", district="中心区",
-        address="示范市中心区明湖路 8 号", now=now,
+        session,
+        company_id=company.id,
+        name="明湖花园",
+        district="中心区",
+        address="示范市中心区明湖路 8 号",
+        now=now,
     )
     building = await register.create_building(
-        session, project_id=project.id, name="1栋", survey_no=SURVEY_NO,
-        address="示范市中心区明湖路 8 号 1 栋", structure="钢筋混凝土",
-        floors_above=FLOORS, floors_below=0, now=now,
+        session,
+        project_id=project.id,
+        name="1栋",
+        survey_no=SURVEY_NO,
+        address="示范市中心区明湖路 8 号 1 栋",
+        structure="钢筋混凝土",
+        floors_above=FLOORS,
+        floors_below=0,
+        now=now,
     )
     await register.import_survey(session, json.dumps(demo_survey()).encode(), now=now)
-    units = {u.room_no: u for u in await session.scalars(select(Unit).where(Unit.building_id == building.id))}
+    units = {
+        u.room_no: u
+        for u in await session.scalars(select(Unit).where(Unit.building_id == building.id))
+    }
     homes = [u.id for no, u in units.items() if not no.startswith("1")]
     await register.grant_permit(
-        session, project_id=project.id, kind=PermitKind.presale, number=PERMIT_NO,
-        valid_from=today - timedelta(days=30), valid_until=today + timedelta(days=365),
-        unit_ids=homes, issuer="示范市住房和城乡建设局", now=now,
+        session,
+        project_id=project.id,
+        kind=PermitKind.presale,
+        number=PERMIT_NO,
+        valid_from=today - timedelta(days=30),
+        valid_until=today + timedelta(days=365),
+        unit_ids=homes,
+        issuer="示范市住房和城乡建设局",
+        now=now,
     )
     await register.add_restriction(
-        session, unit_id=units["101"].id, kind=RestrictionKind.property_management,
-        source="示范市住房和城乡建设局", document_no="物管用房确认(2026)001号",
-        starts_on=today - timedelta(days=60), now=now,
+        session,
+        unit_id=units["101"].id,
+        kind=RestrictionKind.property_management,
+        source="示范市住房和城乡建设局",
+        document_no="物管用房确认(2026)001号",
+        starts_on=today - timedelta(days=60),
+        now=now,
     )
     await register.add_restriction(
-        session, unit_id=units["502"].id, kind=RestrictionKind.judicial_seizure,
-        source="示范市中心区人民法院", document_no="(2026)示0101执保123号",
-        starts_on=today - timedelta(days=5), ends_on=today + timedelta(days=3 * 365), now=now,
+        session,
+        unit_id=units["502"].id,
+        kind=RestrictionKind.judicial_seizure,
+        source="示范市中心区人民法院",
+        document_no="(2026)示0101执保123号",
+        starts_on=today - timedelta(days=5),
+        ends_on=today + timedelta(days=3 * 365),
+        now=now,
     )
 
     # A resale flat in an older estate, owned by the demo seller.
@@ -171,8 +206,13 @@ async def _create_world(session: AsyncSession, keys: ServiceKeys, *, uscc: str, 
         session, company_id=old_company.id, name="旧城花园", district="老城区", now=now
     )
     await register.create_building(
-        session, project_id=old_project.id, name="3栋", survey_no=RESALE_SURVEY_NO,
-        structure="砖混", floors_above=6, now=now,
+        session,
+        project_id=old_project.id,
+        name="3栋",
+        survey_no=RESALE_SURVEY_NO,
+        structure="砖混",
+        floors_above=6,
+        now=now,
     )
     resale_survey = {
         **demo_survey(RESALE_SURVEY_NO),
@@ -186,9 +226,14 @@ async def _create_world(session: AsyncSession, keys: ServiceKeys, *, uscc: str, 
     assert resale_unit is not None
     seller = next(p for p in PEOPLE if p.role == "seller")
     await register.register_title(
-        session, keys, unit_id=resale_unit.id, certificate_no=TITLE_NO,
-        check_code=TITLE_CHECK_CODE, registered_on=date(2020, 8, 1),
-        owners=[register.TitleOwnerInput(name=seller.name, id_number=seller.id_number)], now=now,
+        session,
+        keys,
+        unit_id=resale_unit.id,
+        certificate_no=TITLE_NO,
+        check_code=TITLE_CHECK_CODE,
+        registered_on=date(2020, 8, 1),
+        owners=[register.TitleOwnerInput(name=seller.name, id_number=seller.id_number)],
+        now=now,
     )
 
 
@@ -202,12 +247,18 @@ async def _describe(session: AsyncSession, company: Company) -> dict[str, Any]:
     title = await session.scalar(select(ResaleTitle).where(ResaleTitle.certificate_no == TITLE_NO))
     assert building is not None and permit is not None and title is not None
     units = await session.scalars(
-        select(Unit).where(Unit.building_id == building.id).order_by(Unit.actual_floor, Unit.room_no)
+        select(Unit)
+        .where(Unit.building_id == building.id)
+        .order_by(Unit.actual_floor, Unit.room_no)
     )
     return {
         "company": {"id": str(company.id), "name": company.name, "uscc": company.uscc},
         "project": {"id": str(project.id), "name": project.name},
-        "building": {"id": str(building.id), "name": building.name, "survey_no": building.survey_no},
+        "building": {
+            "id": str(building.id),
+            "name": building.name,
+            "survey_no": building.survey_no,
+        },
         "permit": {"id": str(permit.id), "number": permit.number, "kind": permit.kind.value},
         "units": [{"id": str(u.id), "room_no": u.room_no, "use": u.use} for u in units],
         "resale_title": {

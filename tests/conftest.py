@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -119,7 +119,9 @@ def app(settings: Settings, clock: MovableClock, database: Database) -> Litestar
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=app) as client:
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Calls the app in the test's own event loop (Litestar's AsyncTestClient runs it in
+    another thread's loop, which asyncpg connections cannot cross)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-

@@ -26,22 +26,25 @@ class ServerRenderedDocs(OpenAPIRenderPlugin):
             for method, operation in operations.items():
                 if not isinstance(operation, dict):
                     continue
-                summary = html.escape(operation.get("summary") or operation.get("operationId", ""))
+                summary = operation.get("summary") or operation.get("operationId", "")
+                summary = html.escape(summary)
                 tags = html.escape(", ".join(operation.get("tags", [])))
                 rows.append(
                     f"<tr><td class=m>{method.upper()}</td><td><code>{html.escape(path)}</code>"
                     f"</td><td>{summary}</td><td>{tags}</td></tr>"
                 )
         json_url = html.escape(self.get_openapi_json_route(request))
+        title = html.escape(info.get("title", "API"))
+        version = html.escape(info.get("version", ""))
         page = f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(info.get("title", "API"))}</title>
+<title>{title}</title>
 <style>body{{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:1.5rem;color:#222}}
 table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ddd;padding:.4rem;
 text-align:left;vertical-align:top}}.m{{font-weight:600;width:5rem}}code{{font-size:.95em}}</style>
 </head><body>
-<h1>{html.escape(info.get("title", "API"))} <small>{html.escape(info.get("version", ""))}</small></h1>
+<h1>{title} <small>{version}</small></h1>
 <p>{html.escape(info.get("description", ""))}</p>
 <p>OpenAPI schema: <a href="{json_url}">{json_url}</a></p>
 <table><thead><tr><th>方法</th><th>路径</th><th>说明</th><th>分组</th></tr></thead>

@@ -112,7 +112,9 @@ class IdempotencyMiddleware:
         finally:
             await self._finish(scope_hash, captured)
 
-    async def _claim(self, scope_hash: str, request_hash: str, now: datetime) -> IdempotencyRecord | None:
+    async def _claim(
+        self, scope_hash: str, request_hash: str, now: datetime
+    ) -> IdempotencyRecord | None:
         """Insert the lock row; return the existing record when the key was seen before."""
         async with self.database.writer() as session, session.begin():
             existing = await session.get(IdempotencyRecord, scope_hash)
@@ -156,7 +158,9 @@ class IdempotencyMiddleware:
             (b"content-type", (record.content_type or "application/json").encode()),
             (b"idempotent-replayed", b"true"),
         ]
-        await send({"type": "http.response.start", "status": record.status_code, "headers": headers})
+        await send(
+            {"type": "http.response.start", "status": record.status_code, "headers": headers}
+        )
         await send({"type": "http.response.body", "body": record.response_body or b""})
 
     async def _finish(self, scope_hash: str, captured: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from api.public.schemas import BuildingTable, PublicProjectPage
 
 class PublicController(Controller):
     path = "/api/v1/public"
-    tags = ["public"]
+    tags = ("public",)
 
     @get("/projects", summary="楼盘列表 (public project list with unit counts by status)")
     async def list_projects(

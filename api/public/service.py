@@ -127,7 +127,9 @@ async def list_projects(
         query = query.where(Project.district == district)
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = (
-        await session.execute(query.order_by(Project.created_at, Project.id).limit(limit).offset(offset))
+        await session.execute(
+            query.order_by(Project.created_at, Project.id).limit(limit).offset(offset)
+        )
     ).all()
     project_ids = [project.id for project, _ in rows]
 
@@ -140,7 +142,9 @@ async def list_projects(
         .order_by(Building.name)
     )
     for project_id, building_id, name, unit_count in building_rows:
-        buildings[project_id].append(PublicBuildingRef(id=str(building_id), name=name, units=unit_count))
+        buildings[project_id].append(
+            PublicBuildingRef(id=str(building_id), name=name, units=unit_count)
+        )
 
     permits: dict[uuid.UUID, list[PublicPermit]] = defaultdict(list)
     for permit in await session.scalars(

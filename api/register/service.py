@@ -126,7 +126,7 @@ async def create_building(
 # ---------------------------------------------------------------- survey import
 
 
-class SurveyRejected(ProblemError):
+class SurveyInvalidError(ProblemError):
     def __init__(self, errors: list[SurveyRowError]) -> None:
         super().__init__(
             422,
@@ -145,14 +145,14 @@ class _CheckedRoom:
 
 
 def parse_survey_file(raw: bytes) -> tuple[SurveyFile, list[_CheckedRoom]]:
-    """Decode and check a survey file; raises ``SurveyRejected`` naming every bad row."""
+    """Decode and check a survey file; raises ``SurveyInvalidError`` naming every bad row."""
     try:
         survey = msgspec.json.decode(raw, type=SurveyFile)
     except msgspec.DecodeError as exc:
         error = SurveyRowError(
             row=None, room_no=None, field=None, code="file_invalid", message=f"文件格式错误：{exc}"
         )
-        raise SurveyRejected([error]) from None
+        raise SurveyInvalidError([error]) from None
     errors: list[SurveyRowError] = []
     checked: list[_CheckedRoom] = []
     seen: dict[str, int] = {}
@@ -181,7 +181,7 @@ def parse_survey_file(raw: bytes) -> tuple[SurveyFile, list[_CheckedRoom]]:
             seen[key] = row
         checked.append(_CheckedRoom(row=row, room=room, areas=areas))
     if errors:
-        raise SurveyRejected(errors)
+        raise SurveyInvalidError(errors)
     return survey, checked
 
 
@@ -238,7 +238,10 @@ def _check_room(row: int, room: SurveyRoom) -> tuple[list[SurveyRowError], dict[
     if len(areas) == len(labels):
         if areas["building_area"] == 0:
             bad("building_area", "area_zero", "建筑面积不能为 0。")
-        if abs(areas["building_area"] - areas["inner_area"] - areas["shared_area"]) > AREA_TOLERANCE:
+        if (
+            abs(areas["building_area"] - areas["inner_area"] - areas["shared_area"])
+            > AREA_TOLERANCE
+        ):
             bad(
                 "building_area",
                 "area_inconsistent",
@@ -259,12 +262,14 @@ def _check_room(row: int, room: SurveyRoom) -> tuple[list[SurveyRowError], dict[
     return errors, areas
 
 
-async def import_survey(session: AsyncSession, raw: bytes, *, now: datetime) -> tuple[Building, int, int]:
+async def import_survey(
+    session: AsyncSession, raw: bytes, *, now: datetime
+) -> tuple[Building, int, int]:
     """Apply a survey file to its building, all or nothing. Returns (building, created, updated)."""
     survey, rooms = parse_survey_file(raw)
     building = await session.scalar(select(Building).where(Building.survey_no == survey.survey_no))
     if building is None:
-        raise SurveyRejected(
+        raise SurveyInvalidError(
             [
                 _row_error(
                     None,
@@ -287,7 +292,9 @@ async def import_survey(session: AsyncSession, raw: bytes, *, now: datetime) -> 
             "nominal_floor": room.nominal_floor,
             "actual_floor": room.actual_floor,
             "floor_span": room.floor_span,
-            "shared_coefficient": "" if room.shared_coefficient is None else str(room.shared_coefficient),
+            "shared_coefficient": ""
+            if room.shared_coefficient is None
+            else str(room.shared_coefficient),
             "use": room.use,
             "layout": room.layout,
             "structure": room.structure or building.structure,
@@ -511,7 +518,9 @@ async def register_title(
     except IntegrityError:
         raise ProblemError(409, "title_exists", "该不动产权证号已登记。") from None
     for position, owner in enumerate(owners):
-        protected = keys.protect_id_number(normalize_id_number(owner.id_number), field="title_owner.id_number")
+        protected = keys.protect_id_number(
+            normalize_id_number(owner.id_number), field="title_owner.id_number"
+        )
         session.add(
             TitleOwner(
                 title_id=title.id,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
+import httpx
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 
 
 async def test_health_and_readiness(client: Client) -> None:

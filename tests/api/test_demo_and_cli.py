@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +26,11 @@ from tests.api.world import room, survey
 
 
 async def test_demo_world_loads_once_and_shows_on_the_building_table(
-    session: AsyncSession, clock: MovableClock, keys: ServiceKeys, settings: Settings, database: Database
+    session: AsyncSession,
+    clock: MovableClock,
+    keys: ServiceKeys,
+    settings: Settings,
+    database: Database,
 ) -> None:
     first = await load_demo_world(session, keys, now=clock.now())
     await session.commit()
@@ -40,14 +43,28 @@ async def test_demo_world_loads_once_and_shows_on_the_building_table(
     roles = {p["role"] for p in first["people"]}
     assert {"sales_agent", "seal_keeper", "regulator", "buyer", "seller"} <= roles
     title = first["resale_title"]
-    assert await find_title(session, keys, certificate_no=title["certificate_no"], check_code=title["check_code"])
-    assert not await find_title(session, keys, certificate_no=title["certificate_no"], check_code="WRONG1")
+    assert await find_title(
+        session, keys, certificate_no=title["certificate_no"], check_code=title["check_code"]
+    )
+    assert not await find_title(
+        session, keys, certificate_no=title["certificate_no"], check_code="WRONG1"
+    )
 
     app = create_app(settings, clock=clock, database=database)
-    async with AsyncTestClient(app=app) as client:
-        table = (await client.get(f"/api/v1/public/buildings/{first['building']['id']}/units")).json()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        table = (
+            await client.get(f"/api/v1/public/buildings/{first['building']['id']}/units")
+        ).json()
     assert len(table["units"]) == 24
-    assert table["counts"] == {"available": 19, "signed": 0, "filed": 0, "restricted": 1, "not_for_sale": 4}
+    assert table["counts"] == {
+        "available": 19,
+        "signed": 0,
+        "filed": 0,
+        "restricted": 1,
+        "not_for_sale": 4,
+    }
     statuses = {u["room_no"]: u["status"] for u in table["units"]}
     assert statuses["101"] == "not_for_sale" and statuses["502"] == "restricted"
 
@@ -56,7 +73,11 @@ def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGQIAN_")}
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args, "--data-dir", str(data_dir)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
     )
 
 
@@ -97,8 +118,19 @@ def test_serve_runs_the_api_under_granian(tmp_path: Path) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANGQIAN_")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "api.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30

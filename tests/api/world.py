@@ -78,7 +78,9 @@ async def make_world(
     return World(company.id, project.id, building.id, units, business_date(now))
 
 
-async def grant_presale(session: AsyncSession, world: World, now: datetime, rooms: list[str], **kw: Any):
+async def grant_presale(
+    session: AsyncSession, world: World, now: datetime, rooms: list[str], **kw: Any
+):
     return await register.grant_permit(
         session,
         project_id=world.project_id,

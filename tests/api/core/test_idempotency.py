@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
 from litestar import Litestar, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import JSONBody
 from litestar.middleware.base import DefineMiddleware
-from litestar.testing import AsyncTestClient
+from litestar.params import JSONBody
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,11 +38,13 @@ class NewCompany(RequestBody):
 
 
 @pytest.fixture
-async def client(database: Database, clock: MovableClock) -> AsyncIterator[AsyncTestClient[Litestar]]:
+async def client(database: Database, clock: MovableClock) -> AsyncIterator[httpx.AsyncClient]:
     calls = {"n": 0}
 
     @post("/companies")
-    async def create(data: JSONBody[NewCompany], db: NamedDependency[AsyncSession]) -> dict[str, Any]:
+    async def create(
+        data: JSONBody[NewCompany], db: NamedDependency[AsyncSession]
+    ) -> dict[str, Any]:
         calls["n"] += 1
         if data.name == "boom":
             raise RuntimeError("a bug")
@@ -60,7 +62,9 @@ async def client(database: Database, clock: MovableClock) -> AsyncIterator[Async
             )
         ],
     )
-    async with AsyncTestClient(app=app) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
         yield client
 
 
@@ -73,7 +77,7 @@ BODY = {"name": "幂等置业", "uscc": USCC}
 
 
 async def test_same_key_same_body_replays_the_first_answer(
-    client: AsyncTestClient[Litestar], database: Database
+    client: httpx.AsyncClient, database: Database
 ) -> None:
     first = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k1"})
     second = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k1"})
@@ -84,7 +88,7 @@ async def test_same_key_same_body_replays_the_first_answer(
 
 
 async def test_same_key_with_another_body_is_refused(
-    client: AsyncTestClient[Litestar], database: Database
+    client: httpx.AsyncClient, database: Database
 ) -> None:
     await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k2"})
     other = await client.post(
@@ -96,7 +100,7 @@ async def test_same_key_with_another_body_is_refused(
     assert await _companies(database) == 1
 
 
-async def test_keys_are_per_caller(client: AsyncTestClient[Litestar]) -> None:
+async def test_keys_are_per_caller(client: httpx.AsyncClient) -> None:
     a = await client.post(
         "/companies", json=BODY, headers={"Idempotency-Key": "k3", "Authorization": "Bearer a"}
     )
@@ -108,7 +112,7 @@ async def test_keys_are_per_caller(client: AsyncTestClient[Litestar]) -> None:
     assert b.status_code == 409 and b.json()["code"] == "company_exists"
 
 
-async def test_refusals_are_replayed_too(client: AsyncTestClient[Litestar], database: Database) -> None:
+async def test_refusals_are_replayed_too(client: httpx.AsyncClient, database: Database) -> None:
     bad = {"name": "坏代码", "uscc": "91350100M000100Y44"}
     first = await client.post("/companies", json=bad, headers={"Idempotency-Key": "k4"})
     second = await client.post("/companies", json=bad, headers={"Idempotency-Key": "k4"})
@@ -117,7 +121,9 @@ async def test_refusals_are_replayed_too(client: AsyncTestClient[Litestar], data
     assert second.content == first.content and second.headers["idempotent-replayed"] == "true"
 
 
-async def test_a_server_error_releases_the_key(client: AsyncTestClient[Litestar], database: Database) -> None:
+async def test_a_server_error_releases_the_key(
+    client: httpx.AsyncClient, database: Database
+) -> None:
     boom = {"name": "boom", "uscc": USCC}
     first = await client.post("/companies", json=boom, headers={"Idempotency-Key": "k5"})
     assert first.status_code == 500 and first.json()["code"] == "internal_error"
@@ -127,7 +133,9 @@ async def test_a_server_error_releases_the_key(client: AsyncTestClient[Litestar]
     assert again.status_code == 500 and "idempotent-replayed" not in again.headers
 
 
-async def _plant_pending(database: Database, client: AsyncTestClient[Litestar], clock: MovableClock) -> None:
+async def _plant_pending(
+    database: Database, client: httpx.AsyncClient, clock: MovableClock
+) -> None:
     """Make it look as if a request with key k6 is still running."""
     import hashlib
 
@@ -152,21 +160,27 @@ async def _plant_pending(database: Database, client: AsyncTestClient[Litestar], 
 
 
 async def test_a_request_in_progress_gets_409_until_its_lock_expires(
-    client: AsyncTestClient[Litestar], database: Database, clock: MovableClock
+    client: httpx.AsyncClient, database: Database, clock: MovableClock
 ) -> None:
     await _plant_pending(database, client, clock)
-    busy = await client.post("/companies", content=msgspec.json.encode(BODY),
-                             headers={"Idempotency-Key": "k6", "content-type": "application/json"})
+    busy = await client.post(
+        "/companies",
+        content=msgspec.json.encode(BODY),
+        headers={"Idempotency-Key": "k6", "content-type": "application/json"},
+    )
     assert busy.status_code == 409 and busy.json()["code"] == "idempotency_in_progress"
     assert busy.headers["retry-after"] == "1"
     clock.advance(timedelta(seconds=61))
-    retried = await client.post("/companies", content=msgspec.json.encode(BODY),
-                                headers={"Idempotency-Key": "k6", "content-type": "application/json"})
+    retried = await client.post(
+        "/companies",
+        content=msgspec.json.encode(BODY),
+        headers={"Idempotency-Key": "k6", "content-type": "application/json"},
+    )
     assert retried.status_code == 201
     assert await _companies(database) == 1
 
 
-async def test_keys_expire(client: AsyncTestClient[Litestar], clock: MovableClock) -> None:
+async def test_keys_expire(client: httpx.AsyncClient, clock: MovableClock) -> None:
     await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k7"})
     clock.advance(timedelta(hours=2))
     fresh = await client.post(
@@ -177,13 +191,15 @@ async def test_keys_expire(client: AsyncTestClient[Litestar], clock: MovableCloc
 
 
 @pytest.mark.parametrize("key", ["", "x" * 201])
-async def test_bad_keys_are_refused(client: AsyncTestClient[Litestar], key: str, database: Database) -> None:
+async def test_bad_keys_are_refused(
+    client: httpx.AsyncClient, key: str, database: Database
+) -> None:
     response = await client.post("/companies", json=BODY, headers={"Idempotency-Key": key})
     assert response.status_code == 422 and response.json()["code"] == "idempotency_key_invalid"
     assert await _companies(database) == 0
 
 
-async def test_without_a_key_requests_run_each_time(client: AsyncTestClient[Litestar]) -> None:
+async def test_without_a_key_requests_run_each_time(client: httpx.AsyncClient) -> None:
     first = await client.post("/companies", json=BODY)
     second = await client.post("/companies", json=BODY)
     assert first.status_code == 201 and second.status_code == 409

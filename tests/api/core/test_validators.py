@@ -83,8 +83,13 @@ def test_resident_id_born_in_the_future_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("phone", "ok"),
-    [("13812345678", True), ("19912345678", True), ("12812345678", False), ("1381234567", False),
-     ("+8613812345678", False)],
+    [
+        ("13812345678", True),
+        ("19912345678", True),
+        ("12812345678", False),
+        ("1381234567", False),
+        ("+8613812345678", False),
+    ],
 )
 def test_mobile(phone: str, ok: bool) -> None:
     assert is_valid_mobile(phone) is ok

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
@@ -15,7 +14,7 @@ from api.register import service as register
 from api.register.models import PermitKind, RestrictionKind
 from tests.api.world import World, grant_presale, make_world
 
-Client = AsyncTestClient[Litestar]
+Client = httpx.AsyncClient
 
 
 async def _table(client: Client, world: World) -> dict[str, Any]:
@@ -35,10 +34,22 @@ async def test_units_without_a_permit_are_not_for_sale(
     await session.commit()
     table = await _table(client, world)
     assert set(_statuses(table).values()) == {"not_for_sale"}
-    assert table["counts"] == {"available": 0, "signed": 0, "filed": 0, "restricted": 0, "not_for_sale": 6}
+    assert table["counts"] == {
+        "available": 0,
+        "signed": 0,
+        "filed": 0,
+        "restricted": 0,
+        "not_for_sale": 6,
+    }
     assert table["units"][0]["status_label"] == "不可售"
     assert table["units"][0]["building_area"] == "89.12"
-    assert {e["label"] for e in table["legend"]} == {"可售", "已签约", "已备案", "查封限制", "不可售"}
+    assert {e["label"] for e in table["legend"]} == {
+        "可售",
+        "已签约",
+        "已备案",
+        "查封限制",
+        "不可售",
+    }
 
 
 async def test_permit_restrictions_and_lifting_change_the_public_status(
@@ -48,21 +59,38 @@ async def test_permit_restrictions_and_lifting_change_the_public_status(
     now = clock.now()
     await grant_presale(session, world, now, ["201", "202", "301", "302"])
     seizure = await register.add_restriction(
-        session, unit_id=world.units["202"], kind=RestrictionKind.judicial_seizure,
-        source="测试区人民法院", document_no="(2026)测执保1号", starts_on=world.today, now=now,
+        session,
+        unit_id=world.units["202"],
+        kind=RestrictionKind.judicial_seizure,
+        source="测试区人民法院",
+        document_no="(2026)测执保1号",
+        starts_on=world.today,
+        now=now,
     )
     await register.add_restriction(
-        session, unit_id=world.units["301"], kind=RestrictionKind.property_management,
-        source="测试区住建局", starts_on=world.today, now=now,
+        session,
+        unit_id=world.units["301"],
+        kind=RestrictionKind.property_management,
+        source="测试区住建局",
+        starts_on=world.today,
+        now=now,
     )
     await register.add_restriction(
-        session, unit_id=world.units["302"], kind=RestrictionKind.mortgage,
-        source="测试银行", starts_on=world.today, now=now,
+        session,
+        unit_id=world.units["302"],
+        kind=RestrictionKind.mortgage,
+        source="测试银行",
+        starts_on=world.today,
+        now=now,
     )
     # A restriction that starts next month does not count yet.
     await register.add_restriction(
-        session, unit_id=world.units["201"], kind=RestrictionKind.administrative,
-        source="测试区住建局", starts_on=world.today + timedelta(days=30), now=now,
+        session,
+        unit_id=world.units["201"],
+        kind=RestrictionKind.administrative,
+        source="测试区住建局",
+        starts_on=world.today + timedelta(days=30),
+        now=now,
     )
     await session.commit()
 
@@ -112,8 +140,13 @@ async def test_public_answers_carry_no_personal_data(
     world = await make_world(session, clock.now())
     owner_id = "11010519491231002X"
     await register.register_title(
-        session, keys, unit_id=world.units["101"], certificate_no="测(2020)测试不动产权第1号",
-        check_code="ABC123", registered_on=world.today, now=clock.now(),
+        session,
+        keys,
+        unit_id=world.units["101"],
+        certificate_no="测(2020)测试不动产权第1号",
+        check_code="ABC123",
+        registered_on=world.today,
+        now=clock.now(),
         owners=[register.TitleOwnerInput(name="张测试", id_number=owner_id)],
     )
     await session.commit()
@@ -136,7 +169,9 @@ async def test_project_list_counts_and_filters(
     assert project["buildings"] == [{"id": str(world.building_id), "name": "1栋", "units": 6}]
     assert project["counts"]["available"] == 2 and project["counts"]["not_for_sale"] == 4
     assert project["permits"][0]["in_force"] is True
-    assert (await client.get("/api/v1/public/projects", params={"q": "不存在"})).json()["total"] == 0
+    assert (await client.get("/api/v1/public/projects", params={"q": "不存在"})).json()[
+        "total"
+    ] == 0
     assert (await client.get("/api/v1/public/projects", params={"q": "花园"})).json()["total"] == 1
 
 

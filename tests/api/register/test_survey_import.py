@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import MovableClock
 from api.register import service as register
 from api.register.models import Unit
-from api.register.service import SurveyRejected
+from api.register.service import SurveyInvalidError
 from tests.api.world import make_world, room, survey
 
 
@@ -17,7 +17,9 @@ async def _unit_count(session: AsyncSession) -> int:
     return await session.scalar(select(func.count()).select_from(Unit)) or 0
 
 
-async def test_good_file_creates_units_with_exact_areas(session: AsyncSession, clock: MovableClock) -> None:
+async def test_good_file_creates_units_with_exact_areas(
+    session: AsyncSession, clock: MovableClock
+) -> None:
     world = await make_world(session, clock.now(), floors=2, per_floor=2)
     units = list(await session.scalars(select(Unit).order_by(Unit.room_no)))
     assert [u.room_no for u in units] == ["101", "102", "201", "202"]
@@ -40,13 +42,28 @@ async def test_seed_rows_with_four_decimal_areas_are_accepted(
     raw = survey(
         "SY-T-1",
         [
-            room("-101", -1, building_area=3490.9, inner_area=3210.55, shared_area=280.35,
-                 balcony_area=0, shared_coefficient="0.087322", use="商业"),
-            room("103", 1, building_area="14.7412", inner_area="12.1", shared_area="2.6412",
-                 balcony_area="0", shared_coefficient=None),
+            room(
+                "-101",
+                -1,
+                building_area=3490.9,
+                inner_area=3210.55,
+                shared_area=280.35,
+                balcony_area=0,
+                shared_coefficient="0.087322",
+                use="商业",
+            ),
+            room(
+                "103",
+                1,
+                building_area="14.7412",
+                inner_area="12.1",
+                shared_area="2.6412",
+                balcony_area="0",
+                shared_coefficient=None,
+            ),
         ],
     )
-    building, created, updated = await register.import_survey(session, raw, now=clock.now())
+    _, created, updated = await register.import_survey(session, raw, now=clock.now())
     assert (created, updated) == (2, 0)
     shop = await session.scalar(select(Unit).where(Unit.room_no == "-101"))
     assert shop is not None and shop.building_area == 34909000 and shop.actual_floor == -1
@@ -56,8 +73,16 @@ async def test_reimport_updates_existing_rooms(session: AsyncSession, clock: Mov
     await make_world(session, clock.now(), floors=1, per_floor=2)
     measured = survey(
         "SY-T-1",
-        [room("101", 1, building_area="90.00", inner_area="73.00", shared_area="17.00",
-              shared_coefficient=None)],
+        [
+            room(
+                "101",
+                1,
+                building_area="90.00",
+                inner_area="73.00",
+                shared_area="17.00",
+                shared_coefficient=None,
+            )
+        ],
         stage="measured",
     )
     _, created, updated = await register.import_survey(session, measured, now=clock.now())
@@ -87,7 +112,7 @@ async def test_bad_file_names_every_offending_row_and_writes_nothing(
             {"room_no": "208"},  # missing fields
         ],
     )
-    with pytest.raises(SurveyRejected) as caught:
+    with pytest.raises(SurveyInvalidError) as caught:
         await register.import_survey(session, raw, now=clock.now())
     await session.rollback()
     found = {(e.row, e.code) for e in caught.value.errors}
@@ -108,7 +133,7 @@ async def test_bad_file_names_every_offending_row_and_writes_nothing(
 
 
 async def test_unknown_building_is_refused(session: AsyncSession, clock: MovableClock) -> None:
-    with pytest.raises(SurveyRejected) as caught:
+    with pytest.raises(SurveyInvalidError) as caught:
         await register.import_survey(session, survey("SY-NOPE", [room("101", 1)]), now=clock.now())
     assert [e.code for e in caught.value.errors] == ["unknown_building"]
     assert "SY-NOPE" in caught.value.errors[0].message
@@ -118,13 +143,17 @@ async def test_unknown_building_is_refused(session: AsyncSession, clock: Movable
     ("raw", "code"),
     [
         (b"not json", "file_invalid"),
-        (b'{"format": "other/1", "survey_no": "x", "surveyed_on": "2026-01-01", "rooms": []}',
-         "file_invalid"),
+        (
+            b'{"format": "other/1", "survey_no": "x", "surveyed_on": "2026-01-01", "rooms": []}',
+            "file_invalid",
+        ),
         (survey("SY-T-1", []), "no_rooms"),
         (survey("SY-T-1", [room("101", 1)], extra_field=1), "file_invalid"),
     ],
 )
-async def test_malformed_files(session: AsyncSession, clock: MovableClock, raw: bytes, code: str) -> None:
-    with pytest.raises(SurveyRejected) as caught:
+async def test_malformed_files(
+    session: AsyncSession, clock: MovableClock, raw: bytes, code: str
+) -> None:
+    with pytest.raises(SurveyInvalidError) as caught:
         await register.import_survey(session, raw, now=clock.now())
     assert caught.value.errors[0].code == code

@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""Set-up and entry point for a fresh machine that has only python3.
+
+    python3 scripts/dev.py demo [wangqian demo options]   # run the demo
+    python3 scripts/dev.py test [pytest options]          # lint, then run the tests
+
+Creates ./.venv on first use and (re)installs the project with its test extras whenever
+pyproject.toml changes. Standard library only: it runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".installed-pyproject-sha256"
+
+
+def ensure_environment() -> None:
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text().strip() == wanted:
+        return
+    print("installing wangqian and its dependencies into .venv ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "install", "-U", "pip"], check=True)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[test]"], check=True, cwd=ROOT)
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "install"}:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    command, rest = argv[0], argv[1:]
+    if command == "install":
+        return 0
+    if command == "demo":
+        return subprocess.call([str(BIN / "wangqian"), "demo", *rest], cwd=ROOT)
+    lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
+    if lint != 0:
+        return lint
+    return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
