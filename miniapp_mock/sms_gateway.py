@@ -40,6 +40,7 @@ class FaultRequest(msgspec.Struct, forbid_unknown_fields=True):
     next_code: str
     status: int = 500
     message: str = ""
+    count: int = 1  # fail this many of the next sends
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +142,8 @@ async def sms_inbox(phone: FromQuery[str],
 @post("/sms/faults", status_code=200)
 async def sms_faults(data: JSONBody[FaultRequest],
                      sms_gateway: NamedDependency[SmsGatewayState]) -> dict[str, int]:
-    """Make the next accepted send fail with this code (test helper, not a real endpoint)."""
-    sms_gateway.faults.append(data)
+    """Make the next ``count`` accepted sends fail with this code (test helper)."""
+    sms_gateway.faults.extend([data] * max(1, min(data.count, 1000)))
     return {"queued": len(sms_gateway.faults)}
 
 

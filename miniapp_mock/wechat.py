@@ -7,6 +7,14 @@ HTTP 200 with either ``{openid, session_key, unionid}`` or ``{errcode, errmsg}``
 
 Errors can be forced: user keys "risky" (40226), "busy" (-1) and "ratelimited" (45011),
 or ``POST /wechat/faults {"next_errcode": -1}`` to fail the next jscode2session call.
+
+Subscribe messages (订阅消息) follow the server API too: ``GET /wechat/cgi-bin/token``
+gives an access token (2 h), ``POST /wechat/cgi-bin/message/subscribe/send?access_token=``
+takes ``{touser, template_id, page, data}``. A user refuses a template with
+``POST /wechat/subscriptions {"openid", "template_id", "accept": false}`` (then 43101);
+unknown openids get 40003; empty data values 47003; ``POST /wechat/subscribe/faults
+{"next_errcode": -1, "count": 2}`` fails the next sends. Delivered messages are listed at
+``GET /wechat/subscribe/messages?openid=``.
 """
 
 from __future__ import annotations
@@ -32,7 +40,11 @@ CODE_TTL = timedelta(minutes=5)
 
 ERRMSG: dict[int, str] = {
     -1: "system error",
+    40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type",
+    40003: "invalid openid",
+    43101: "user refuse to accept the msg",
+    47003: "argument invalid! data.thing1.value invalid",
     40013: "invalid appid",
     40029: "invalid code",
     40125: "invalid appsecret",
@@ -52,6 +64,25 @@ class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 class FaultRequest(msgspec.Struct, forbid_unknown_fields=True):
     next_errcode: int
+    count: int = 1
+
+
+class SubscribeRequest(msgspec.Struct):
+    touser: str
+    template_id: str
+    data: dict[str, dict[str, str]]
+    page: str = ""
+    miniprogram_state: str = "formal"
+    lang: str = "zh_CN"
+
+
+class SubscriptionChoice(msgspec.Struct, forbid_unknown_fields=True):
+    openid: str
+    template_id: str
+    accept: bool
+
+
+TOKEN_TTL = timedelta(hours=2)
 
 
 @dataclass
@@ -74,6 +105,38 @@ class WeChatState:
     clock: Clock
     codes: dict[str, _LoginCode] = field(default_factory=dict)
     faults: deque[int] = field(default_factory=deque)
+    known_openids: set[str] = field(default_factory=set)
+    tokens: dict[str, datetime] = field(default_factory=dict)
+    refused: set[tuple[str, str]] = field(default_factory=set)
+    subscribe_faults: deque[int] = field(default_factory=deque)
+    subscribe_messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def access_token(self, appid: str | None, secret: str | None) -> dict[str, Any]:
+        if not appid or not hmac.compare_digest(appid.encode(), self.appid.encode()):
+            return _error(40013)
+        if not secret or not hmac.compare_digest(secret.encode(), self.secret.encode()):
+            return _error(40125)
+        token = secrets.token_urlsafe(32)
+        self.tokens[token] = self.clock() + TOKEN_TTL
+        return {"access_token": token, "expires_in": int(TOKEN_TTL.total_seconds())}
+
+    def subscribe_send(self, access_token: str | None, message: SubscribeRequest) -> dict[str, Any]:
+        expires = self.tokens.get(access_token or "")
+        if expires is None or expires <= self.clock():
+            return _error(40001)
+        if self.subscribe_faults:
+            return _error(self.subscribe_faults.popleft())
+        if message.touser not in self.known_openids:
+            return _error(40003)
+        if (message.touser, message.template_id) in self.refused:
+            return _error(43101)
+        if not message.data or any(not v.get("value") for v in message.data.values()):
+            return _error(47003)
+        msgid = secrets.randbelow(10**12)
+        self.subscribe_messages.append(
+            {"msgid": msgid, **msgspec.to_builtins(message), "sent_at": self.clock().isoformat()}
+        )
+        return {"errcode": 0, "errmsg": "ok", "msgid": msgid}
 
     def login(self, user: str) -> str:
         now = self.clock()
@@ -115,6 +178,7 @@ class WeChatState:
         entry.used = True
         if entry.user in FORCED_BY_USER:
             return _error(FORCED_BY_USER[entry.user])
+        self.known_openids.add(self.openid(entry.user))
         return {
             "openid": self.openid(entry.user),
             "session_key": base64.b64encode(os.urandom(16)).decode(),
@@ -151,8 +215,67 @@ async def wechat_login(data: JSONBody[LoginRequest],
 async def wechat_faults(data: JSONBody[FaultRequest],
                         wechat: NamedDependency[WeChatState]) -> dict[str, int]:
     """Fail the next jscode2session call with this errcode (test helper)."""
-    wechat.faults.append(data.next_errcode)
+    wechat.faults.extend([data.next_errcode] * max(1, min(data.count, 1000)))
     return {"queued": len(wechat.faults)}
 
 
-ROUTES = [jscode2session, wechat_login, wechat_faults]
+@get("/wechat/cgi-bin/token")
+async def wechat_token(
+    wechat: NamedDependency[WeChatState],
+    grant_type: FromQuery[str | None] = None,
+    appid: FromQuery[str | None] = None,
+    secret: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    if grant_type != "client_credential":
+        return _error(40002)
+    return wechat.access_token(appid, secret)
+
+
+@post("/wechat/cgi-bin/message/subscribe/send", status_code=200)
+async def wechat_subscribe_send(
+    data: JSONBody[SubscribeRequest],
+    wechat: NamedDependency[WeChatState],
+    access_token: FromQuery[str | None] = None,
+) -> dict[str, Any]:
+    return wechat.subscribe_send(access_token, data)
+
+
+@post("/wechat/subscriptions", status_code=200)
+async def wechat_subscriptions(
+    data: JSONBody[SubscriptionChoice], wechat: NamedDependency[WeChatState]
+) -> dict[str, bool]:
+    """The user's choice in wx.requestSubscribeMessage (test helper)."""
+    key = (data.openid, data.template_id)
+    if data.accept:
+        wechat.refused.discard(key)
+    else:
+        wechat.refused.add(key)
+    return {"accept": data.accept}
+
+
+@post("/wechat/subscribe/faults", status_code=200)
+async def wechat_subscribe_faults(
+    data: JSONBody[FaultRequest], wechat: NamedDependency[WeChatState]
+) -> dict[str, int]:
+    """Fail the next ``count`` subscribe sends with this errcode (test helper)."""
+    wechat.subscribe_faults.extend([data.next_errcode] * max(1, min(data.count, 1000)))
+    return {"queued": len(wechat.subscribe_faults)}
+
+
+@get("/wechat/subscribe/messages")
+async def wechat_subscribe_messages(
+    wechat: NamedDependency[WeChatState], openid: FromQuery[str | None] = None
+) -> list[dict[str, Any]]:
+    return [m for m in wechat.subscribe_messages if openid is None or m["touser"] == openid]
+
+
+ROUTES = [
+    jscode2session,
+    wechat_login,
+    wechat_faults,
+    wechat_token,
+    wechat_subscribe_send,
+    wechat_subscriptions,
+    wechat_subscribe_faults,
+    wechat_subscribe_messages,
+]

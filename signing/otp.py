@@ -262,8 +262,9 @@ class OtpPolicy:
         keep = max(self.short_window, self.long_window)
         return (*sorted(t for t in history if now - t < keep), now)
 
-    def inherited_failures(self, last_challenge_for_subject: OtpChallenge | None,
-                           now: datetime) -> int:
+    def inherited_failures(
+        self, last_challenge_for_subject: OtpChallenge | None, now: datetime
+    ) -> int:
         """How many failures a new challenge for this subject starts with.
 
         Failures carry over to the next code so that asking for a fresh code is no way
@@ -333,20 +334,21 @@ class OtpPolicy:
             return record, OtpUsedError()
         if record.failures >= self.max_failures:
             if record.locked_until is not None and now < record.locked_until:
-                return record, OtpLockedError(record.locked_until,
-                                         _ceil_seconds(record.locked_until - now))
+                return record, OtpLockedError(
+                    record.locked_until, _ceil_seconds(record.locked_until - now)
+                )
             # The lock has run out but this code stays dead; a new one is needed.
             return record, OtpExpiredError()
         if now >= record.expires_at:
             return record, OtpExpiredError()
 
         candidate = code.strip()
-        well_formed = (len(candidate) == self.code_length and candidate.isascii()
-                       and candidate.isdigit())
+        well_formed = (
+            len(candidate) == self.code_length and candidate.isascii() and candidate.isdigit()
+        )
         # Hash and compare even for malformed input so timing does not tell them apart;
         # malformed input is replaced first (it may not even encode as UTF-8).
-        expected = hash_code(key, record.id, purpose, subject,
-                             candidate if well_formed else "-")
+        expected = hash_code(key, record.id, purpose, subject, candidate if well_formed else "-")
         matches = hmac.compare_digest(expected, record.code_hash)
         if matches and well_formed:
             used = replace(record, used_at=now)
@@ -355,8 +357,9 @@ class OtpPolicy:
         failures = record.failures + 1
         if failures >= self.max_failures:
             locked_until = now + self.lock_duration
-            failed = replace(record, failures=failures, last_failure_at=now,
-                             locked_until=locked_until)
+            failed = replace(
+                record, failures=failures, last_failure_at=now, locked_until=locked_until
+            )
             return failed, OtpLockedError(locked_until, _ceil_seconds(locked_until - now))
         failed = replace(record, failures=failures, last_failure_at=now)
         return failed, OtpInvalidError(self.max_failures - failures)

@@ -169,7 +169,7 @@ def _mask_middle(value: str, keep_head: int, keep_tail: int) -> str:
         tail = value[-2:] if len(value) > 2 else ""
         return "*" * (len(value) - len(tail)) + tail
     middle = len(value) - keep_head - keep_tail
-    return value[:keep_head] + "*" * middle + value[len(value) - keep_tail:]
+    return value[:keep_head] + "*" * middle + value[len(value) - keep_tail :]
 
 
 def mask_id_number(id_number: str) -> str:

@@ -15,10 +15,10 @@ FACE_AUTH = {"Authorization": "Bearer face-key"}
 REDIRECT = "http://127.0.0.1:8000/miniapp/face-done?session=s1"
 
 
-def idcheck(client: Client, name: str, id_number: str, headers: dict[str, str] = ID_AUTH
-            ) -> Any:
-    return client.post("/idcheck/verify", json={"name": name, "id_number": id_number},
-                       headers=headers)
+def idcheck(client: Client, name: str, id_number: str, headers: dict[str, str] = ID_AUTH) -> Any:
+    return client.post(
+        "/idcheck/verify", json={"name": name, "id_number": id_number}, headers=headers
+    )
 
 
 def test_idcheck_results(client: Client) -> None:
@@ -37,33 +37,37 @@ def test_idcheck_needs_the_key(client: Client) -> None:
 
 def test_people_can_be_added(client: Client) -> None:
     new = "440101199001011234"
-    response = client.post("/idcheck/people", json={"name": "王五", "id_number": new},
-                           headers=ID_AUTH)
+    response = client.post(
+        "/idcheck/people", json={"name": "王五", "id_number": new}, headers=ID_AUTH
+    )
     assert response.status_code == 200
     assert idcheck(client, "王五", new).json()["result"] == "match"
     refused = client.post("/idcheck/people", json={"name": "x", "id_number": "1"})
     assert refused.status_code == 401
 
 
-def start_face(client: Client, name: str = "张三", id_number: str = ZHANG_ID,
-               redirect_url: str = REDIRECT) -> dict[str, Any]:
-    response = client.post("/face/detect-auth", headers=FACE_AUTH,
-                           json={"id_number": id_number, "name": name,
-                                 "redirect_url": redirect_url})
+def start_face(
+    client: Client, name: str = "张三", id_number: str = ZHANG_ID, redirect_url: str = REDIRECT
+) -> dict[str, Any]:
+    response = client.post(
+        "/face/detect-auth",
+        headers=FACE_AUTH,
+        json={"id_number": id_number, "name": name, "redirect_url": redirect_url},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def detect_info(client: Client, token: str) -> dict[str, Any]:
-    response = client.post("/face/get-detect-info", json={"biz_token": token},
-                           headers=FACE_AUTH)
+    response = client.post("/face/get-detect-info", json={"biz_token": token}, headers=FACE_AUTH)
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def press(client: Client, token: str, result: str) -> Any:
-    return client.post("/face/page/complete", data={"biz_token": token, "result": result},
-                       follow_redirects=False)
+    return client.post(
+        "/face/page/complete", data={"biz_token": token, "result": result}, follow_redirects=False
+    )
 
 
 def test_face_pass_flow(client: Client) -> None:
@@ -85,8 +89,7 @@ def test_face_pass_flow(client: Client) -> None:
     assert parse_qs(location.query) == {"session": ["s1"], "biz_token": [token]}
 
     info = detect_info(client, token)
-    assert info == {"status": "passed", "id_number": ZHANG_ID, "name": "张三",
-                    "similarity": 93.5}
+    assert info == {"status": "passed", "id_number": ZHANG_ID, "name": "张三", "similarity": 93.5}
 
 
 def test_face_fail_button(client: Client) -> None:
@@ -131,18 +134,21 @@ def test_result_completed_in_time_survives_expiry(client: Client, clock: FakeClo
 
 
 def test_face_api_needs_the_key(client: Client) -> None:
-    response = client.post("/face/detect-auth", json={"id_number": ZHANG_ID, "name": "张三",
-                                                      "redirect_url": REDIRECT})
+    response = client.post(
+        "/face/detect-auth", json={"id_number": ZHANG_ID, "name": "张三", "redirect_url": REDIRECT}
+    )
     assert response.status_code == 401
     token = start_face(client)["biz_token"]
-    response = client.post("/face/get-detect-info", json={"biz_token": token},
-                           headers={"Authorization": "Bearer idcheck-key"})
+    response = client.post(
+        "/face/get-detect-info",
+        json={"biz_token": token},
+        headers={"Authorization": "Bearer idcheck-key"},
+    )
     assert response.status_code == 401
 
 
 def test_unknown_token(client: Client) -> None:
-    response = client.post("/face/get-detect-info", json={"biz_token": "nope"},
-                           headers=FACE_AUTH)
+    response = client.post("/face/get-detect-info", json={"biz_token": "nope"}, headers=FACE_AUTH)
     assert response.status_code == 400
     assert response.json()["code"] == "BIZ_TOKEN_INVALID"
     assert client.get("/face/page", params={"biz_token": "nope"}).status_code == 404
@@ -151,16 +157,19 @@ def test_unknown_token(client: Client) -> None:
 
 def test_redirect_must_go_back_to_our_site(client: Client) -> None:
     for url in ("https://evil.example/steal", "javascript:alert(1)", "/relative"):
-        response = client.post("/face/detect-auth", headers=FACE_AUTH,
-                               json={"id_number": ZHANG_ID, "name": "张三",
-                                     "redirect_url": url})
+        response = client.post(
+            "/face/detect-auth",
+            headers=FACE_AUTH,
+            json={"id_number": ZHANG_ID, "name": "张三", "redirect_url": url},
+        )
         assert response.status_code == 400, url
         assert response.json()["code"] == "REDIRECT_URL_INVALID"
 
 
 def test_client_cannot_set_the_result_through_the_api(client: Client) -> None:
     token = start_face(client)["biz_token"]
-    response = client.post("/face/get-detect-info", headers=FACE_AUTH,
-                           json={"biz_token": token, "status": "passed"})
+    response = client.post(
+        "/face/get-detect-info", headers=FACE_AUTH, json={"biz_token": token, "status": "passed"}
+    )
     assert response.status_code == 400
     assert detect_info(client, token)["status"] == "pending"

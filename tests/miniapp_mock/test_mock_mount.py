@@ -22,16 +22,27 @@ def test_mounted_under_mock(settings: MockSettings) -> None:
 
     with TestClient(Litestar([mount])) as client:
         code = client.post("/mock/wechat/login", json={"user": "alice"}).json()["code"]
-        answer = client.get("/mock/wechat/sns/jscode2session", params={
-            "appid": settings.wechat_appid, "secret": settings.wechat_secret,
-            "js_code": code, "grant_type": "authorization_code"}).json()
+        answer = client.get(
+            "/mock/wechat/sns/jscode2session",
+            params={
+                "appid": settings.wechat_appid,
+                "secret": settings.wechat_secret,
+                "js_code": code,
+                "grant_type": "authorization_code",
+            },
+        ).json()
         assert "openid" in answer
         assert client.get("/mock/sms/inbox", params={"phone": "13800000000"}).json() == []
 
-        started = client.post("/mock/face/detect-auth",
-                              headers={"Authorization": f"Bearer {settings.face_key}"},
-                              json={"id_number": "44010119900101123X", "name": "张三",
-                                    "redirect_url": "http://127.0.0.1:8000/miniapp/"}).json()
+        started = client.post(
+            "/mock/face/detect-auth",
+            headers={"Authorization": f"Bearer {settings.face_key}"},
+            json={
+                "id_number": "44010119900101123X",
+                "name": "张三",
+                "redirect_url": "http://127.0.0.1:8000/miniapp/",
+            },
+        ).json()
         page_path = started["url"].removeprefix("http://127.0.0.1:8000")
         assert page_path.startswith("/mock/face/page?")
         page = client.get(page_path)
@@ -40,9 +51,11 @@ def test_mounted_under_mock(settings: MockSettings) -> None:
         action = re.search(r'action="([^"]+)"', page.text)
         assert action is not None
         assert urljoin(page_path, action.group(1)) == "/mock/face/page/complete"
-        done = client.post("/mock/face/page/complete",
-                           data={"biz_token": started["biz_token"], "result": "pass"},
-                           follow_redirects=False)
+        done = client.post(
+            "/mock/face/page/complete",
+            data={"biz_token": started["biz_token"], "result": "pass"},
+            follow_redirects=False,
+        )
         assert done.status_code == 303
 
     assert isinstance(mock.state.mock_services, MockServices)

@@ -16,8 +16,14 @@ SECRET = "sms-secret"
 Client = TestClient[Litestar]
 
 
-def signed(body: dict[str, Any], *, timestamp: int, nonce: str, secret: str = SECRET,
-           access_key: str = "sms-ak") -> tuple[bytes, dict[str, str]]:
+def signed(
+    body: dict[str, Any],
+    *,
+    timestamp: int,
+    nonce: str,
+    secret: str = SECRET,
+    access_key: str = "sms-ak",
+) -> tuple[bytes, dict[str, str]]:
     raw = json.dumps(body, ensure_ascii=False).encode()
     message = f"{timestamp}\n{nonce}\n".encode() + raw
     signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
@@ -30,14 +36,19 @@ def signed(body: dict[str, Any], *, timestamp: int, nonce: str, secret: str = SE
     }
 
 
-def message(text: str = "验证码 123456，5分钟内有效。", request_id: str = "r1",
-            phone: str = PHONE) -> dict[str, Any]:
-    return {"phone": phone, "template": "login_code", "params": {"code": "123456"},
-            "text": text, "request_id": request_id}
+def message(
+    text: str = "验证码 123456，5分钟内有效。", request_id: str = "r1", phone: str = PHONE
+) -> dict[str, Any]:
+    return {
+        "phone": phone,
+        "template": "login_code",
+        "params": {"code": "123456"},
+        "text": text,
+        "request_id": request_id,
+    }
 
 
-def send(client: Client, clock: FakeClock, body: dict[str, Any], nonce: str,
-         **kw: Any) -> Any:
+def send(client: Client, clock: FakeClock, body: dict[str, Any], nonce: str, **kw: Any) -> Any:
     raw, headers = signed(body, timestamp=int(clock().timestamp()), nonce=nonce, **kw)
     return client.post("/sms/send", content=raw, headers=headers)
 
@@ -89,8 +100,9 @@ def test_missing_headers_are_refused(client: Client) -> None:
 def test_timestamp_must_be_within_300_seconds(client: Client, clock: FakeClock) -> None:
     now = int(clock().timestamp())
     for offset, ok in ((-301, False), (301, False), (-300, True), (299, True)):
-        raw, headers = signed(message(request_id=f"r{offset}"), timestamp=now + offset,
-                              nonce=f"n{offset}")
+        raw, headers = signed(
+            message(request_id=f"r{offset}"), timestamp=now + offset, nonce=f"n{offset}"
+        )
         response = client.post("/sms/send", content=raw, headers=headers)
         if ok:
             assert response.status_code == 200, offset

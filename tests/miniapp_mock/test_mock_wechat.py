@@ -85,8 +85,7 @@ def test_code_expires_after_five_minutes(client: Client, clock: FakeClock) -> No
         ({"secret": ""}, 41004),
     ],
 )
-def test_credentials_are_checked(client: Client, override: dict[str, str],
-                                 errcode: int) -> None:
+def test_credentials_are_checked(client: Client, override: dict[str, str], errcode: int) -> None:
     code = login(client, "alice")
     assert session(client, code, **override)["errcode"] == errcode
     # A refused call does not consume the code.
@@ -97,8 +96,9 @@ def test_missing_code(client: Client) -> None:
     assert session(client, None)["errcode"] == 41008
 
 
-@pytest.mark.parametrize(("user", "errcode"),
-                         [("risky", 40226), ("busy", -1), ("ratelimited", 45011)])
+@pytest.mark.parametrize(
+    ("user", "errcode"), [("risky", 40226), ("busy", -1), ("ratelimited", 45011)]
+)
 def test_special_users_force_errors(client: Client, user: str, errcode: int) -> None:
     assert session(client, login(client, user))["errcode"] == errcode
 

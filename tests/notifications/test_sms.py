@@ -23,8 +23,12 @@ T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 PHONE = "13812345678"
 SECRET = "secret-1"
 SETTINGS = MockSettings(
-    sms_access_key="ak-1", sms_secret=SECRET, wechat_appid="wx1", wechat_secret="s",
-    idcheck_key="i", face_key="f",
+    sms_access_key="ak-1",
+    sms_secret=SECRET,
+    wechat_appid="wx1",
+    wechat_secret="s",
+    idcheck_key="i",
+    face_key="f",
 )
 TEXT = "【网签】您的验证码为 246810，5分钟内有效。"
 PARAMS = {"code": "246810"}
@@ -51,10 +55,10 @@ async def http(clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def channel(http: httpx.AsyncClient, *, secret: str = SECRET,
-            skew: float = 0.0) -> HttpSmsChannel:
-    return HttpSmsChannel("http://testserver/", "ak-1", secret, http,
-                          clock=lambda: T0.timestamp() + skew)
+def channel(http: httpx.AsyncClient, *, secret: str = SECRET, skew: float = 0.0) -> HttpSmsChannel:
+    return HttpSmsChannel(
+        "http://testserver/", "ak-1", secret, http, clock=lambda: T0.timestamp() + skew
+    )
 
 
 async def inbox(http: httpx.AsyncClient) -> list[dict[str, object]]:
@@ -82,8 +86,7 @@ async def test_each_send_uses_a_fresh_nonce(http: httpx.AsyncClient) -> None:
     assert len(await inbox(http)) == 3
 
 
-async def test_retry_with_the_same_request_id_is_delivered_once(
-        http: httpx.AsyncClient) -> None:
+async def test_retry_with_the_same_request_id_is_delivered_once(http: httpx.AsyncClient) -> None:
     sms = channel(http)
     first = await sms.send(PHONE, TEXT, template="t", params={}, request_id="req-1")
     second = await sms.send(PHONE, TEXT, template="t", params={}, request_id="req-1")
@@ -120,8 +123,10 @@ async def test_gateway_outage_is_retryable(http: httpx.AsyncClient) -> None:
 
 
 async def test_ok_status_with_error_code_is_an_error(http: httpx.AsyncClient) -> None:
-    await http.post("/sms/faults", json={"next_code": "BUSINESS_LIMIT_CONTROL",
-                                         "status": 200, "message": "触发流控"})
+    await http.post(
+        "/sms/faults",
+        json={"next_code": "BUSINESS_LIMIT_CONTROL", "status": 200, "message": "触发流控"},
+    )
     with pytest.raises(SmsDeliveryError) as exc:
         await channel(http).send(PHONE, TEXT, template="t", params={})
     assert exc.value.code == "BUSINESS_LIMIT_CONTROL"
@@ -129,11 +134,13 @@ async def test_ok_status_with_error_code_is_an_error(http: httpx.AsyncClient) ->
     assert exc.value.retryable
 
 
-def mock_transport_channel(handler: httpx.MockTransport) -> tuple[HttpSmsChannel,
-                                                                  httpx.AsyncClient]:
+def mock_transport_channel(
+    handler: httpx.MockTransport,
+) -> tuple[HttpSmsChannel, httpx.AsyncClient]:
     client = httpx.AsyncClient(transport=handler)
-    return HttpSmsChannel("https://sms.example/api", "ak", "sk", client,
-                          clock=lambda: 1_700_000_000), client
+    return HttpSmsChannel(
+        "https://sms.example/api", "ak", "sk", client, clock=lambda: 1_700_000_000
+    ), client
 
 
 async def test_request_shape_and_signature() -> None:
@@ -150,8 +157,13 @@ async def test_request_shape_and_signature() -> None:
     [request] = seen
     assert str(request.url) == "https://sms.example/api/sms/send"
     body = json.loads(request.content)
-    assert body == {"phone": PHONE, "template": "login_code", "params": PARAMS,
-                    "text": TEXT, "request_id": receipt.request_id}
+    assert body == {
+        "phone": PHONE,
+        "template": "login_code",
+        "params": PARAMS,
+        "text": TEXT,
+        "request_id": receipt.request_id,
+    }
     headers = request.headers
     assert headers["x-sms-access-key"] == "ak"
     assert headers["x-sms-timestamp"] == "1700000000"
@@ -168,8 +180,11 @@ async def test_request_shape_and_signature() -> None:
         (httpx.Response(200, text="not json"), "HTTP_200", False),
         (httpx.Response(200, json={"code": "OK"}), "HTTP_200", False),
         (httpx.Response(429, json={"code": "RATE_LIMITED"}), "RATE_LIMITED", True),
-        (httpx.Response(400, json={"code": "TEMPLATE_INVALID", "message": "x"}),
-         "TEMPLATE_INVALID", False),
+        (
+            httpx.Response(400, json={"code": "TEMPLATE_INVALID", "message": "x"}),
+            "TEMPLATE_INVALID",
+            False,
+        ),
     ],
 )
 async def test_unusual_answers(response: httpx.Response, code: str, retryable: bool) -> None:

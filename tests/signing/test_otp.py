@@ -31,13 +31,15 @@ def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
-def issue(now: datetime = T0, purpose: str = "login", subject: str = PHONE,
-          inherited: int = 0) -> tuple[OtpChallenge, str]:
+def issue(
+    now: datetime = T0, purpose: str = "login", subject: str = PHONE, inherited: int = 0
+) -> tuple[OtpChallenge, str]:
     return POLICY.issue(purpose, subject, PHONE, KEY, now, inherited_failures=inherited)
 
 
-def verify(record: OtpChallenge, code: str, now: datetime, purpose: str = "login",
-           subject: str = PHONE) -> tuple[OtpChallenge, OtpVerified | OtpError]:
+def verify(
+    record: OtpChallenge, code: str, now: datetime, purpose: str = "login", subject: str = PHONE
+) -> tuple[OtpChallenge, OtpVerified | OtpError]:
     return POLICY.verify(record, code, KEY, now, purpose=purpose, subject=subject)
 
 
@@ -283,17 +285,23 @@ def test_naive_datetimes_are_refused() -> None:
 def test_custom_policy_numbers() -> None:
     policy = OtpPolicy(max_failures=2, ttl=timedelta(minutes=1))
     record, code = policy.issue("login", PHONE, PHONE, KEY, T0)
-    record, outcome = policy.verify(record, wrong(code), KEY, T0, purpose="login",
-                                    subject=PHONE)
+    record, outcome = policy.verify(record, wrong(code), KEY, T0, purpose="login", subject=PHONE)
     assert isinstance(outcome, OtpInvalidError) and outcome.remaining == 1
-    _, outcome = policy.verify(record, code, KEY, T0 + timedelta(minutes=1),
-                               purpose="login", subject=PHONE)
+    _, outcome = policy.verify(
+        record, code, KEY, T0 + timedelta(minutes=1), purpose="login", subject=PHONE
+    )
     assert isinstance(outcome, OtpExpiredError)
 
 
 def test_errors_carry_chinese_detail_and_status() -> None:
-    for error in (OtpInvalidError(3), OtpExpiredError(), OtpUsedError(),
-                  OtpLockedError(T0, 1800), OtpResendTooSoonError(30), OtpSendLimitError(600)):
+    for error in (
+        OtpInvalidError(3),
+        OtpExpiredError(),
+        OtpUsedError(),
+        OtpLockedError(T0, 1800),
+        OtpResendTooSoonError(30),
+        OtpSendLimitError(600),
+    ):
         assert error.code.startswith("otp_")
         assert any("\u4e00" <= ch <= "\u9fff" for ch in error.detail)
         assert 400 <= error.status < 500

@@ -33,8 +33,9 @@ def cipher() -> PiiCipher:
 
 
 def test_derived_keys_are_stable_and_separate_per_purpose() -> None:
-    keys = [derive_key(MASTER, p) for p in (PURPOSE_PII_ENCRYPT, PURPOSE_PII_INDEX,
-                                            PURPOSE_OTP_HASH)]
+    keys = [
+        derive_key(MASTER, p) for p in (PURPOSE_PII_ENCRYPT, PURPOSE_PII_INDEX, PURPOSE_OTP_HASH)
+    ]
     assert all(len(k) == 32 for k in keys)
     assert len(set(keys)) == 3
     assert derive_key(MASTER, PURPOSE_PII_INDEX) == keys[1]
@@ -54,8 +55,10 @@ def test_round_trip(cipher: PiiCipher) -> None:
     assert token.startswith("v1:")
     assert ID not in token
     assert cipher.decrypt(token, field=FIELD_ID_NUMBER) == ID
-    assert cipher.decrypt(cipher.encrypt("张三丰", field="citizen.name"),
-                          field="citizen.name") == "张三丰"
+    assert (
+        cipher.decrypt(cipher.encrypt("张三丰", field="citizen.name"), field="citizen.name")
+        == "张三丰"
+    )
 
 
 def test_equal_inputs_give_different_tokens(cipher: PiiCipher) -> None:
