@@ -435,16 +435,51 @@ class UnitSaleFacts:
         return kind in self.permit_kinds and not self.restricted and not self.property_management
 
 
+class SaleFactsByUnit(dict[uuid.UUID, UnitSaleFacts]):
+    """Facts per unit; a unit with no permit and no restriction gets ``NO_FACTS``."""
+
+    def __missing__(self, unit_id: uuid.UUID) -> UnitSaleFacts:
+        return NO_FACTS
+
+
+NO_FACTS = UnitSaleFacts(
+    permit_kinds=frozenset(),
+    blocking_restrictions=frozenset(),
+    property_management=False,
+    mortgaged=False,
+)
+
+
 async def unit_sale_facts(
-    session: AsyncSession, unit_ids: list[uuid.UUID], *, today: date
-) -> dict[uuid.UUID, UnitSaleFacts]:
-    """Permits in force and restrictions in effect for each unit, in two queries."""
+    session: AsyncSession,
+    *,
+    today: date,
+    unit_ids: list[uuid.UUID] | None = None,
+    building_id: uuid.UUID | None = None,
+    project_ids: list[uuid.UUID] | None = None,
+) -> SaleFactsByUnit:
+    """Permits in force and restrictions in effect for the units in scope, in two queries.
+
+    Scope by building or project when showing a table: a 300-unit ``IN (...)`` list costs
+    more than the rest of the request.
+    """
+    if unit_ids is not None:
+        scope = Unit.id.in_(unit_ids)
+    elif building_id is not None:
+        scope = Unit.building_id == building_id
+    elif project_ids is not None:
+        scope = Unit.building_id.in_(
+            select(Building.id).where(Building.project_id.in_(project_ids)).scalar_subquery()
+        )
+    else:
+        raise ValueError("unit_sale_facts needs a scope")
     permits: dict[uuid.UUID, set[PermitKind]] = defaultdict(set)
     rows = await session.execute(
         select(permit_units.c.unit_id, Permit.kind)
         .join(Permit, Permit.id == permit_units.c.permit_id)
+        .join(Unit, Unit.id == permit_units.c.unit_id)
         .where(
-            permit_units.c.unit_id.in_(unit_ids),
+            scope,
             Permit.revoked_at.is_(None),
             Permit.valid_from <= today,
             Permit.valid_until >= today,
@@ -454,8 +489,10 @@ async def unit_sale_facts(
         permits[unit_id].add(kind)
     restrictions: dict[uuid.UUID, set[RestrictionKind]] = defaultdict(set)
     rows = await session.execute(
-        select(UnitRestriction.unit_id, UnitRestriction.kind).where(
-            UnitRestriction.unit_id.in_(unit_ids),
+        select(UnitRestriction.unit_id, UnitRestriction.kind)
+        .join(Unit, Unit.id == UnitRestriction.unit_id)
+        .where(
+            scope,
             UnitRestriction.lifted_at.is_(None),
             UnitRestriction.starts_on <= today,
             (UnitRestriction.ends_on.is_(None)) | (UnitRestriction.ends_on >= today),
@@ -463,15 +500,20 @@ async def unit_sale_facts(
     )
     for unit_id, kind in rows:
         restrictions[unit_id].add(kind)
-    return {
-        unit_id: UnitSaleFacts(
-            permit_kinds=frozenset(permits[unit_id]),
-            blocking_restrictions=frozenset(restrictions[unit_id] & BLOCKING_RESTRICTIONS),
-            property_management=RestrictionKind.property_management in restrictions[unit_id],
-            mortgaged=RestrictionKind.mortgage in restrictions[unit_id],
-        )
-        for unit_id in unit_ids
-    }
+    # Most units share the same facts; build each distinct combination once.
+    shared: dict[tuple[frozenset[PermitKind], frozenset[RestrictionKind]], UnitSaleFacts] = {}
+    facts = SaleFactsByUnit()
+    for unit_id in permits.keys() | restrictions.keys():
+        key = (frozenset(permits[unit_id]), frozenset(restrictions[unit_id]))
+        if key not in shared:
+            shared[key] = UnitSaleFacts(
+                permit_kinds=key[0],
+                blocking_restrictions=key[1] & BLOCKING_RESTRICTIONS,
+                property_management=RestrictionKind.property_management in key[1],
+                mortgaged=RestrictionKind.mortgage in key[1],
+            )
+        facts[unit_id] = shared[key]
+    return facts
 
 
 # ---------------------------------------------------------------- resale titles
@@ -548,3 +590,20 @@ async def find_title(
     ):
         return None
     return title
+
+
+# ---------------------------------------------------------------- lookups for other contexts
+
+
+async def get_company(session: AsyncSession, company_id: uuid.UUID) -> Company | None:
+    return await session.get(Company, company_id)
+
+
+async def get_projects(session: AsyncSession, project_ids: list[uuid.UUID]) -> list[Project]:
+    """The projects with these ids that exist, ordered by name."""
+    if not project_ids:
+        return []
+    rows = await session.scalars(
+        select(Project).where(Project.id.in_(project_ids)).order_by(Project.name)
+    )
+    return list(rows)
