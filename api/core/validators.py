@@ -6,8 +6,9 @@
   31-letter alphabet, the last one a MOD 31 check character.
 - Mainland mobile numbers.
 
-Written here because no maintained PyPI package covers GB 32100 and these are a few
-lines of arithmetic fixed by the standards.
+Written by hand because no maintained PyPI package covers them and they are a few lines
+of arithmetic fixed by the standards; the GB 32100 arithmetic lives in ``signing.ca``
+(certificates check credit codes too, and ``signing`` may not import ``api``).
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from __future__ import annotations
 import re
 from datetime import date
 
+from signing.ca import credit_code_check_char, credit_code_is_valid
+
 _ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
 _ID_CHECK = "10X98765432"
 _ID_PATTERN = re.compile(r"^\d{17}[\dX]$")
 
-_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_USCC_WEIGHTS = [3**i % 31 for i in range(17)]
-_USCC_PATTERN = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$")
 
 _MOBILE_PATTERN = re.compile(r"^1[3-9]\d{9}$")
 
@@ -59,15 +59,11 @@ def is_valid_resident_id(value: str, *, today: date | None = None) -> bool:
 
 
 def uscc_check_char(first17: str) -> str:
-    total = sum(_USCC_ALPHABET.index(c) * w for c, w in zip(first17, _USCC_WEIGHTS, strict=True))
-    return _USCC_ALPHABET[(31 - total % 31) % 31]
+    return credit_code_check_char(first17)
 
 
 def is_valid_uscc(value: str) -> bool:
-    value = value.strip().upper()
-    if not _USCC_PATTERN.match(value):
-        return False
-    return uscc_check_char(value[:17]) == value[17]
+    return credit_code_is_valid(value.strip().upper())
 
 
 def is_valid_mobile(value: str) -> bool:

@@ -1,0 +1,114 @@
+"""Builders shared by the signing tests: a fixed clock, signers, documents, bundles."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from signing.ca import Company, PlatformCA, Signer, create_keystore, signer_id_hash
+from signing.canonical import CanonicalDocument, canonical_document
+from signing.cms import SignerRole, SigningContext
+from signing.evidence import build_bundle, chain_events
+from signing.signatures import SignatureRecord, seal_sign, sign_once
+
+# Monday 23 November 2026, 10:00 in Shanghai.
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+PASSPHRASE = "test keystore passphrase, never a deployment's"
+ID_HASH_KEY = b"test-id-hash-key-" + b"k" * 15
+ORDER_ID = "ord_7Gm2kQ9xTbP4"
+BUYER_ID_NUMBER = "11010519491231002X"
+SELLER_ID_NUMBER = "440106198001011234"
+COMPANY = Company("长沙湘江房地产开发有限公司", "914403001922038216")
+
+
+def new_ca(directory: Path, org_name: str = "Wangqian Test") -> PlatformCA:
+    ca = create_keystore(directory, PASSPHRASE, NOW - timedelta(days=30), org_name)
+    ca.issue_seal_certificate(COMPANY, NOW - timedelta(days=30))
+    return ca
+
+
+def document() -> CanonicalDocument:
+    return canonical_document(
+        "presale-hunan",
+        "2024.2",
+        {
+            "unit": {"building": "3栋", "room": "1-2-301", "area_0001m2": 1_234_567},
+            "price_fen": 189_000_000,
+            "deposit_fen": 5_000_000,
+            "buyers": ["张三"],
+            "seller": COMPANY.name,
+            "clauses": ["出卖人应当于2027年12月31日前交付房屋。", "Delivery by 2027-12-31."],
+        },
+    )
+
+
+def buyer() -> Signer:
+    return Signer("张三", signer_id_hash(BUYER_ID_NUMBER, ID_HASH_KEY), SignerRole.BUYER)
+
+
+def seller() -> Signer:
+    return Signer("李四", signer_id_hash(SELLER_ID_NUMBER, ID_HASH_KEY), SignerRole.SELLER)
+
+
+def context_for(
+    signer: Signer,
+    document_hash: str,
+    now: datetime,
+    *,
+    order_id: str = ORDER_ID,
+    challenge_id: str = "chl_1",
+) -> SigningContext:
+    return SigningContext(
+        document_hash=document_hash,
+        order_id=order_id,
+        role=signer.role,
+        signer_id_hash=signer.id_hash,
+        signing_time=now,
+        challenge_id=challenge_id,
+        client_ip="203.0.113.7",
+        user_agent="Mozilla/5.0 (iPhone) MicroMessenger/8.0.50",
+    )
+
+
+def seal_context(document_hash: str, now: datetime, order_id: str = ORDER_ID) -> SigningContext:
+    keeper = signer_id_hash("430102198505050011", ID_HASH_KEY)
+    return SigningContext(
+        document_hash, order_id, SignerRole.SEAL, keeper, now, "chl_seal", "198.51.100.2", "app"
+    )
+
+
+def sign_parties(
+    ca: PlatformCA, doc: CanonicalDocument, now: datetime = NOW
+) -> list[SignatureRecord]:
+    """Buyer, seller and company seal, one minute apart."""
+    records = []
+    for offset, person in enumerate((buyer(), seller())):
+        moment = now + timedelta(minutes=offset)
+        context = context_for(person, doc.document_hash, moment, challenge_id=f"chl_{offset}")
+        records.append(sign_once(ca, person, context, moment))
+    moment = now + timedelta(minutes=2)
+    records.append(
+        seal_sign(ca, COMPANY.credit_code, seal_context(doc.document_hash, moment), moment)
+    )
+    return records
+
+
+def event_payloads(count: int = 20) -> list[dict[str, Any]]:
+    kinds = ["created", "issued", "scanned", "otp_sent", "signed", "sealed", "filed"]
+    return [
+        {
+            "type": kinds[i % len(kinds)],
+            "at": f"2026-11-23T02:{i:02d}:00Z",
+            "actor": f"user_{i % 3}",
+            "detail": {"attempt": i, "note": "扫码" if i % 2 else "ok"},
+        }
+        for i in range(count)
+    ]
+
+
+def make_bundle(ca: PlatformCA, now: datetime = NOW, events: int = 20) -> dict[str, Any]:
+    doc = document()
+    records = sign_parties(ca, doc, now)
+    chain = chain_events(ORDER_ID, event_payloads(events))
+    return build_bundle(ca, doc, ORDER_ID, records, chain, now + timedelta(minutes=3))
