@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from datetime import timedelta
 from typing import Any
 
+import httpx
 from litestar import Litestar, MediaType, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -21,7 +23,12 @@ from api.core.idempotency import IdempotencyMiddleware
 from api.core.keys import ServiceKeys
 from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS, ProblemError
+from api.core.ratelimit import RateLimiter, create_store
 from api.db.engine import Database, create_database
+from api.identity.clients import build_clients, mock_credentials, new_http_client
+from api.identity.routes import ROUTES as IDENTITY_ROUTES
+from api.identity.routes import provide_principal
+from api.identity.service import SessionPolicy
 from api.public.routes import PublicController
 from api.settings import Settings
 
@@ -62,28 +69,57 @@ async def readyz(state: State) -> Response[dict[str, str]]:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, database: Database | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+    http_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Litestar:
+    """The application. ``http_transport`` carries the outbound calls (WeChat, SMS,
+    identity and face providers); tests pass an ``httpx.ASGITransport`` so those calls
+    reach the mock services in process, without sockets."""
     configure_logging(settings.log_level, json_lines=settings.log_json)
     clock = clock or SystemClock()
     database = database or create_database(settings)
     keys = ServiceKeys.from_master(settings.master_secret())
+    http = new_http_client(http_transport)
+    clients = build_clients(settings, http, unix_time=lambda: clock.now().timestamp())
+    limiter = RateLimiter(create_store(settings.redis_url), clock)
+    session_policy = SessionPolicy(
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_absolute_hours),
+    )
 
-    route_handlers: list[Any] = [healthz, readyz, PublicController]
+    route_handlers: list[Any] = [healthz, readyz, PublicController, *IDENTITY_ROUTES]
     if settings.mocks_enabled:
-        route_handlers.extend(_mock_handlers(settings))
+        route_handlers.extend(_mock_handlers(settings, clock))
 
-    async def dispose_database() -> None:
+    async def close_resources() -> None:
+        await http.aclose()
         await database.dispose()
+
+    def constant(value: Any) -> Provide:
+        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
     return Litestar(
         route_handlers=route_handlers,
-        state=State({"database": database, "settings": settings}),
+        state=State(
+            {
+                "database": database,
+                "settings": settings,
+                "clock": clock,
+                "session_policy": session_policy,
+            }
+        ),
         dependencies={
             "db": Provide(provide_db),
-            "clock": Provide(lambda: clock, use_cache=True, sync_to_thread=False),
-            "keys": Provide(lambda: keys, use_cache=True, sync_to_thread=False),
-            "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
+            "clock": constant(clock),
+            "keys": constant(keys),
+            "settings": constant(settings),
+            "identity_clients": constant(clients),
+            "limiter": constant(limiter),
+            "session_policy": constant(session_policy),
+            "principal": Provide(provide_principal, sync_to_thread=False),
         },
         middleware=[
             RequestLogMiddleware,
@@ -107,38 +143,34 @@ def create_app(
                 SwaggerRenderPlugin(path="/swagger"),
             ],
         ),
-        on_shutdown=[dispose_database],
+        on_shutdown=[close_resources],
         debug=False,
         request_max_body_size=4 * 1024 * 1024,
     )
 
 
-def _mock_handlers(settings: Settings) -> list[Any]:
+def _mock_handlers(settings: Settings, clock: Clock) -> list[Any]:
     """Mount the stand-ins for outside services under /mock (demo and tests only)."""
     from litestar.handlers import asgi
 
     from api.demo import PEOPLE
     from miniapp_mock.app import MockSettings, create_mock_app
-    from signing.pii import derive_key
 
-    master = settings.master_secret()
-
-    def credential(name: str) -> str:
-        # Demo credentials derive from the master secret so nothing is hard-coded.
-        return derive_key(master, f"mock-{name}").hex()
-
+    # The same credentials the clients use (api.identity.clients.outbound_config).
+    creds = mock_credentials(settings)
     mock_app = create_mock_app(
         MockSettings(
-            sms_access_key="wangqian-demo",
-            sms_secret=credential("sms"),
-            wechat_appid="wx" + credential("wechat-appid")[:16],
-            wechat_secret=credential("wechat"),
-            idcheck_key=credential("idcheck"),
-            face_key=credential("face"),
+            sms_access_key=creds.sms_access_key,
+            sms_secret=creds.sms_secret,
+            wechat_appid=creds.wechat_appid,
+            wechat_secret=creds.wechat_secret,
+            idcheck_key=creds.idcheck_key,
+            face_key=creds.face_key,
             public_base_url=settings.public_base_url.rstrip("/") + "/mock",
             api_public_base=settings.public_base_url,
             people={person.id_number: person.name for person in PEOPLE},
-        )
+        ),
+        clock=clock.now,
     )
 
     @asgi("/mock", is_mount=True, copy_scope=True, include_in_schema=False)

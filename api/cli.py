@@ -77,6 +77,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  楼盘表          {base_url}/api/v1/public/buildings/{building}/units")
     print(f"  projects        {base_url}/api/v1/public/projects")
     print(f"  SMS inbox       {base_url}/mock/sms/inbox?phone=13900000001")
+    print(f"  login           POST {base_url}/api/v1/auth/sms/send, then /api/v1/auth/sms/verify")
+    print(f'  WeChat (mock)   POST {base_url}/mock/wechat/login {{"user": "..."}} -> code')
     print(f"  demo world      {path}")
     for person in world["people"]:
         print(f"  {person['role']:<14}  {person['name']}  {person['phone']}")

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import business_date
 from api.core.keys import ServiceKeys
 from api.core.validators import resident_id_check_char, uscc_check_char
+from api.identity import service as identity
+from api.identity.models import StaffRole
 from api.register import service as register
 from api.register.models import (
     Building,
@@ -125,7 +127,31 @@ async def load_demo_world(
         await _create_world(session, keys, uscc=uscc, now=now)
         company = await session.scalar(select(Company).where(Company.uscc == uscc))
         assert company is not None
+    await _create_staff(session, company, now=now)
     return await _describe(session, company)
+
+
+async def _create_staff(session: AsyncSession, company: Company, *, now: datetime) -> None:
+    """The demo company's admin, sales agent (on the demo project) and seal keeper, and a
+    regulator; each created only if no staff member has that phone yet."""
+    project = await session.scalar(
+        select(Project).where(Project.company_id == company.id).order_by(Project.created_at)
+    )
+    assert project is not None
+    existing = await identity.existing_staff_phones(session, [p.phone for p in PEOPLE])
+    for person in PEOPLE:
+        if person.role not in StaffRole.__members__ or person.phone in existing:
+            continue
+        role = StaffRole(person.role)
+        await identity.create_staff_member(
+            session,
+            name=person.name,
+            phone=person.phone,
+            role=role,
+            company_id=None if role is StaffRole.regulator else company.id,
+            project_ids=[project.id] if role is StaffRole.sales_agent else None,
+            now=now,
+        )
 
 
 async def _create_world(

@@ -31,6 +31,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A request holding a key that has not answered after this long is presumed dead.
     idempotency_lock_seconds: int = 60
 
+    # Outside services (issue #3). An empty base means "not configured": calls answer 503,
+    # except with mocks enabled, where it means the mock under PUBLIC_BASE_URL/mock with
+    # credentials derived from the master secret (api.identity.clients.mock_credentials).
+    # WeChat server API (jscode2session), e.g. https://api.weixin.qq.com
+    wechat_api_base: str = ""
+    # The mini program's AppID and AppSecret.
+    wechat_appid: str = ""
+    wechat_secret: str = ""
+    # SMS gateway (notifications.sms.HttpSmsChannel protocol) and its account.
+    sms_gateway_base: str = ""
+    sms_access_key: str = ""
+    sms_secret: str = ""
+    # Identity provider for the real-name check (name + ID number) and its API key.
+    idcheck_base: str = ""
+    idcheck_key: str = ""
+    # Face verification provider (人脸核身) and its API key.
+    face_base: str = ""
+    face_key: str = ""
+    # Login sessions end after this long without a request ...
+    session_idle_minutes: int = 30
+    # ... and in any case this long after login.
+    session_absolute_hours: int = 12
+    # Auth endpoints (/api/v1/auth/...): requests per minute from one IP address ...
+    auth_ip_limit_per_minute: int = 30
+    # ... and per phone number per hour (on top of the SMS code send limits).
+    auth_phone_limit_per_hour: int = 30
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:

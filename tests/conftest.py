@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from sqlalchemy import text
@@ -124,4 +125,28 @@ async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     another thread's loop, which asyncpg connections cannot cross)."""
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+def mock_settings(settings: Settings) -> Settings:
+    """Settings with the mock outside services mounted under http://testserver/mock."""
+    return msgspec.structs.replace(
+        settings, mocks_enabled=True, public_base_url="http://testserver"
+    )
+
+
+@pytest.fixture
+async def mock_client(
+    mock_settings: Settings, clock: MovableClock, database: Database
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app with mocks enabled whose outbound calls (WeChat, SMS, identity,
+    face) go back into the same app in process: http://testserver/mock/... without
+    sockets. The mocks run on the test's movable clock."""
+    loopback = httpx.ASGITransport(app=None)  # type: ignore[arg-type]  # set just below
+    app = create_app(mock_settings, clock=clock, database=database, http_transport=loopback)
+    loopback.app = app
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
         yield client

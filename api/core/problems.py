@@ -81,7 +81,9 @@ def _validation_problem(exc: ValidationException) -> ProblemError:
     sources = {e.get("source") for e in errors if isinstance(e, dict)}
     if sources & {"query", "path", "header", "cookie"} and "body" not in sources:
         code, message = "invalid_parameter", "请求参数不符合要求，请检查后重试。"
-    elif "Unknown field" in detail or any("Unknown field" in str(e) for e in errors):
+    elif "unknown field" in detail.lower() or any(
+        "unknown field" in str(e).lower() for e in errors
+    ):
         code, message = "unknown_field", "请求中包含不被接受的字段。"
     elif "JSON" in detail or "malformed" in detail.lower():
         code, message = "malformed_json", "请求体不是合法的 JSON。"

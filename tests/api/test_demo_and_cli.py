@@ -19,6 +19,8 @@ from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.demo import load_demo_world
+from api.identity.models import StaffMember
+from api.identity.service import staff_project_ids
 from api.register.models import Company, Permit, Unit
 from api.register.service import find_title
 from api.settings import Settings
@@ -42,6 +44,14 @@ async def test_demo_world_loads_once_and_shows_on_the_building_table(
     assert await session.scalar(select(func.count()).select_from(Unit)) == 25
     roles = {p["role"] for p in first["people"]}
     assert {"sales_agent", "seal_keeper", "regulator", "buyer", "seller"} <= roles
+    staff = {m.role.value: m for m in await session.scalars(select(StaffMember))}
+    assert set(staff) == {"company_admin", "sales_agent", "seal_keeper", "regulator"}
+    assert staff["regulator"].company_id is None
+    assert staff["seal_keeper"].company_id == staff["company_admin"].company_id
+    assert str(staff["sales_agent"].company_id) == first["company"]["id"]
+    assert [str(p) for p in await staff_project_ids(session, staff["sales_agent"].id)] == [
+        first["project"]["id"]
+    ]
     title = first["resale_title"]
     assert await find_title(
         session, keys, certificate_no=title["certificate_no"], check_code=title["check_code"]

@@ -1,0 +1,51 @@
+"""A small fixed-window rate limiter over a Litestar store.
+
+``MemoryStore`` by default (one process); ``RedisStore`` when ``WANGQIAN_REDIS_URL`` is
+set, so several workers share the counts. Windows are numbered by the service clock (tests
+move it), and the store expires old windows on its own. The read-then-write count is not
+atomic across workers: a burst may pass a few requests over the limit, which is fine for
+slowing down guessing; the hard rules (code tries, send quotas) live in the database.
+"""
+
+from __future__ import annotations
+
+import math
+
+from litestar.stores.base import Store
+from litestar.stores.memory import MemoryStore
+
+from api.core.clock import Clock
+from api.core.problems import ProblemError
+
+
+def create_store(redis_url: str) -> Store:
+    if redis_url:
+        from litestar.stores.redis import RedisStore
+
+        return RedisStore.with_client(url=redis_url, namespace="wangqian-ratelimit")
+    return MemoryStore()
+
+
+class RateLimiter:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def hit(self, name: str, key: str, *, limit: int, window_seconds: int) -> None:
+        """Count one request for (name, key); refuse with 429 once ``limit`` is reached."""
+        now = self.clock.now().timestamp()
+        window = int(now // window_seconds)
+        store_key = f"{name}:{key}:{window}"
+        raw = await self.store.get(store_key)
+        count = int(raw) if raw else 0
+        if count >= limit:
+            retry_after = max(1, math.ceil((window + 1) * window_seconds - now))
+            raise ProblemError(
+                429,
+                "rate_limited",
+                "请求过于频繁，请稍后再试。",
+                headers={"Retry-After": str(retry_after)},
+                retry_after=retry_after,
+                limit=name,
+            )
+        await self.store.set(store_key, str(count + 1), expires_in=window_seconds + 5)

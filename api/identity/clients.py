@@ -1,0 +1,327 @@
+"""Outbound HTTP clients of the identity context: WeChat, identity provider, face check, SMS.
+
+All share one ``httpx.AsyncClient`` made by ``create_app``. In tests that client gets an
+``httpx.ASGITransport`` and reaches the mock services in process (no sockets); in the
+demo it calls ``{public_base_url}/mock`` over loopback; in production the configured bases.
+
+Provider answers become ``ProblemError``s with stable codes here, so services and routes
+never see a provider's own error vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+import msgspec
+
+from api.core.problems import ProblemError
+from api.settings import Settings
+from notifications.sms import HttpSmsChannel, SmsChannel, SmsDeliveryError, SmsReceipt
+from signing.pii import derive_key
+
+log = logging.getLogger("wangqian.identity.clients")
+
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+# ------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class ServiceCredentials:
+    """Credentials of the outside services; the mock is started with the same ones."""
+
+    sms_access_key: str
+    sms_secret: str
+    wechat_appid: str
+    wechat_secret: str
+    idcheck_key: str
+    face_key: str
+
+
+def mock_credentials(settings: Settings) -> ServiceCredentials:
+    """The demo's credentials, derived from the master secret so nothing is hard-coded.
+
+    ``api.app`` starts the mock with these and the clients use them when mocks are
+    enabled and no credential is configured: one function for both sides.
+    """
+    master = settings.master_secret()
+
+    def credential(name: str) -> str:
+        return derive_key(master, f"mock-{name}").hex()
+
+    return ServiceCredentials(
+        sms_access_key="wangqian-demo",
+        sms_secret=credential("sms"),
+        wechat_appid="wx" + credential("wechat-appid")[:16],
+        wechat_secret=credential("wechat"),
+        idcheck_key=credential("idcheck"),
+        face_key=credential("face"),
+    )
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    wechat_api_base: str
+    sms_gateway_base: str
+    idcheck_base: str
+    face_base: str
+    credentials: ServiceCredentials
+
+
+def outbound_config(settings: Settings) -> OutboundConfig:
+    """Bases and credentials from settings; with mocks enabled, empty ones mean the mock."""
+    mock_base = settings.public_base_url.rstrip("/") + "/mock"
+    mock = mock_credentials(settings) if settings.mocks_enabled else None
+
+    def base(value: str, mock_path: str = "") -> str:
+        if value:
+            return value.rstrip("/")
+        return mock_base + mock_path if mock is not None else ""
+
+    def cred(value: str, name: str) -> str:
+        if value or mock is None:
+            return value
+        return str(getattr(mock, name))
+
+    return OutboundConfig(
+        wechat_api_base=base(settings.wechat_api_base, "/wechat"),
+        sms_gateway_base=base(settings.sms_gateway_base),
+        idcheck_base=base(settings.idcheck_base),
+        face_base=base(settings.face_base),
+        credentials=ServiceCredentials(
+            sms_access_key=cred(settings.sms_access_key, "sms_access_key"),
+            sms_secret=cred(settings.sms_secret, "sms_secret"),
+            wechat_appid=cred(settings.wechat_appid, "wechat_appid"),
+            wechat_secret=cred(settings.wechat_secret, "wechat_secret"),
+            idcheck_key=cred(settings.idcheck_key, "idcheck_key"),
+            face_key=cred(settings.face_key, "face_key"),
+        ),
+    )
+
+
+def _unavailable(service: str, detail: str) -> ProblemError:
+    return ProblemError(503, f"{service}_unavailable", detail, headers={"Retry-After": "30"})
+
+
+# ------------------------------------------------------------------ WeChat
+
+
+class _Code2Session(msgspec.Struct):
+    openid: str = ""
+    unionid: str = ""
+    errcode: int = 0
+    errmsg: str = ""
+
+
+@dataclass(frozen=True)
+class WeChatIdentity:
+    openid: str
+    unionid: str
+
+
+# WeChat's errcodes that the user (not our configuration) can cause, as our problems.
+WECHAT_ERRORS: dict[int, tuple[int, str, str]] = {
+    40029: (401, "wechat_code_invalid", "微信登录凭证无效或已过期，请重新进入小程序。"),
+    40163: (401, "wechat_code_used", "微信登录凭证已使用，请重新进入小程序。"),
+    45011: (429, "wechat_rate_limited", "微信登录过于频繁，请一分钟后再试。"),
+    40226: (403, "wechat_risky_user", "微信判定该账号存在风险，暂不能登录。"),
+    -1: (503, "wechat_busy", "微信服务繁忙，请稍后再试。"),
+}
+
+
+class WeChatClient:
+    def __init__(self, base: str, appid: str, secret: str, http: httpx.AsyncClient) -> None:
+        self._base = base
+        self._appid = appid
+        self._secret = secret
+        self._http = http
+
+    async def code2session(self, code: str) -> WeChatIdentity:
+        if not (self._base and self._appid and self._secret):
+            raise _unavailable("wechat", "微信登录未配置。")
+        try:
+            response = await self._http.get(
+                f"{self._base}/sns/jscode2session",
+                params={
+                    "appid": self._appid,
+                    "secret": self._secret,
+                    "js_code": code,
+                    "grant_type": "authorization_code",
+                },
+            )
+            answer = msgspec.json.decode(response.content, type=_Code2Session)
+        except (httpx.HTTPError, msgspec.DecodeError) as exc:
+            log.warning("jscode2session failed: %s", type(exc).__name__)
+            raise _unavailable("wechat", "暂时无法连接微信，请稍后再试。") from None
+        if answer.errcode:
+            known = WECHAT_ERRORS.get(answer.errcode)
+            if known is None:
+                # Our appid/secret or an unknown failure: a configuration problem, not the user's.
+                log.error("jscode2session errcode %s: %s", answer.errcode, answer.errmsg)
+                raise _unavailable("wechat", "微信登录暂不可用，请稍后再试。")
+            status, problem, detail = known
+            headers = {"Retry-After": "60"} if status in (429, 503) else None
+            raise ProblemError(status, problem, detail, headers=headers)
+        if not answer.openid:
+            raise _unavailable("wechat", "微信返回的数据不完整，请稍后再试。")
+        return WeChatIdentity(openid=answer.openid, unionid=answer.unionid)
+
+
+# ------------------------------------------------------------------ identity provider
+
+
+class _IdCheckAnswer(msgspec.Struct):
+    result: str = ""
+
+
+IdCheckResult = Literal["match", "mismatch", "not_found"]
+
+
+class IdCheckClient:
+    """Two-element real-name check (二要素核验): does this name go with this ID number?"""
+
+    def __init__(self, base: str, key: str, http: httpx.AsyncClient) -> None:
+        self._base = base
+        self._key = key
+        self._http = http
+
+    async def verify(self, name: str, id_number: str) -> IdCheckResult:
+        if not (self._base and self._key):
+            raise _unavailable("idcheck", "实名核验服务未配置。")
+        try:
+            response = await self._http.post(
+                f"{self._base}/idcheck/verify",
+                json={"name": name, "id_number": id_number},
+                headers={"Authorization": f"Bearer {self._key}"},
+            )
+            answer = msgspec.json.decode(response.content, type=_IdCheckAnswer)
+        except (httpx.HTTPError, msgspec.DecodeError) as exc:
+            log.warning("idcheck failed: %s", type(exc).__name__)
+            raise _unavailable("idcheck", "实名核验服务暂时不可用，请稍后再试。") from None
+        if response.status_code != 200 or answer.result not in ("match", "mismatch", "not_found"):
+            log.error("idcheck answered HTTP %s", response.status_code)
+            raise _unavailable("idcheck", "实名核验服务暂时不可用，请稍后再试。")
+        return answer.result  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ face verification
+
+
+class _DetectAuth(msgspec.Struct):
+    biz_token: str = ""
+    url: str = ""
+
+
+class FaceResult(msgspec.Struct):
+    status: str = ""
+    id_number: str = ""
+    name: str = ""
+    similarity: float | None = None
+
+
+class FaceClient:
+    """Face verification by redirect: start with the identity, fetch the result by token."""
+
+    def __init__(self, base: str, key: str, http: httpx.AsyncClient) -> None:
+        self._base = base
+        self._key = key
+        self._http = http
+
+    async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
+        if not (self._base and self._key):
+            raise _unavailable("face", "人脸核身服务未配置。")
+        try:
+            return await self._http.post(
+                f"{self._base}{path}", json=body, headers={"Authorization": f"Bearer {self._key}"}
+            )
+        except httpx.HTTPError as exc:
+            log.warning("face provider call failed: %s", type(exc).__name__)
+            raise _unavailable("face", "人脸核身服务暂时不可用，请稍后再试。") from None
+
+    async def start(self, *, id_number: str, name: str, redirect_url: str) -> tuple[str, str]:
+        """(biz_token, url of the provider's page)."""
+        response = await self._post(
+            "/face/detect-auth",
+            {"id_number": id_number, "name": name, "redirect_url": redirect_url},
+        )
+        try:
+            answer = msgspec.json.decode(response.content, type=_DetectAuth)
+        except msgspec.DecodeError:
+            answer = _DetectAuth()
+        if response.status_code != 200 or not answer.biz_token or not answer.url:
+            log.error("face detect-auth answered HTTP %s", response.status_code)
+            raise _unavailable("face", "人脸核身服务暂时不可用，请稍后再试。")
+        return answer.biz_token, answer.url
+
+    async def result(self, biz_token: str) -> FaceResult:
+        response = await self._post("/face/get-detect-info", {"biz_token": biz_token})
+        try:
+            answer = msgspec.json.decode(response.content, type=FaceResult)
+        except msgspec.DecodeError:
+            answer = FaceResult()
+        if response.status_code != 200 or answer.status not in (
+            "pending",
+            "passed",
+            "failed",
+            "expired",
+        ):
+            log.error("face get-detect-info answered HTTP %s", response.status_code)
+            raise _unavailable("face", "人脸核身服务暂时不可用，请稍后再试。")
+        return answer
+
+
+# ------------------------------------------------------------------ SMS
+
+
+class _UnconfiguredSms:
+    async def send(
+        self, phone: str, text: str, *, template: str, params: dict[str, str]
+    ) -> SmsReceipt:
+        raise SmsDeliveryError("NOT_CONFIGURED", "no SMS gateway configured")
+
+
+# ------------------------------------------------------------------ the bundle
+
+
+@dataclass(frozen=True)
+class IdentityClients:
+    wechat: WeChatClient
+    idcheck: IdCheckClient
+    face: FaceClient
+    sms: SmsChannel
+
+
+def build_clients(
+    settings: Settings, http: httpx.AsyncClient, *, unix_time: Callable[[], float] | None = None
+) -> IdentityClients:
+    """The clients over one shared HTTP client. ``unix_time`` (a callable giving Unix
+    seconds) stamps SMS gateway requests; tests pass their movable clock's."""
+    config = outbound_config(settings)
+    creds = config.credentials
+    sms: SmsChannel
+    if config.sms_gateway_base and creds.sms_access_key and creds.sms_secret:
+        sms = HttpSmsChannel(
+            config.sms_gateway_base,
+            creds.sms_access_key,
+            creds.sms_secret,
+            http,
+            clock=unix_time or time.time,
+        )
+    else:
+        sms = _UnconfiguredSms()
+    return IdentityClients(
+        wechat=WeChatClient(config.wechat_api_base, creds.wechat_appid, creds.wechat_secret, http),
+        idcheck=IdCheckClient(config.idcheck_base, creds.idcheck_key, http),
+        face=FaceClient(config.face_base, creds.face_key, http),
+        sms=sms,
+    )
+
+
+def new_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False)

@@ -1,0 +1,152 @@
+"""Identity tables: citizens, staff, login sessions, SMS one-time codes, face sessions.
+
+No ID number is stored in plain text: only AES-GCM ciphertext, a keyed blind index and
+the masked form. Session tokens and SMS codes are stored as hashes only.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, String, Table
+from sqlalchemy.orm import Mapped, mapped_column
+
+from api.db.base import Base, HasId
+
+
+class IdentityLevel(enum.StrEnum):
+    none = "none"  # logged in (phone or WeChat), nothing proven
+    real_name = "real_name"  # 实名: name + ID number confirmed by the identity provider
+    face_verified = "face_verified"  # 人脸核身 passed for that identity
+
+
+class StaffRole(enum.StrEnum):
+    company_admin = "company_admin"
+    sales_agent = "sales_agent"
+    seal_keeper = "seal_keeper"
+    regulator = "regulator"
+
+
+class PrincipalKind(enum.StrEnum):
+    citizen = "citizen"
+    staff = "staff"
+
+
+class FaceStatus(enum.StrEnum):
+    pending = "pending"
+    passed = "passed"
+    failed = "failed"
+    expired = "expired"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)
+
+
+class Citizen(HasId, Base):
+    __tablename__ = "citizens"
+
+    phone: Mapped[str | None] = mapped_column(String(16), unique=True)
+    wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    wechat_unionid: Mapped[str | None] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(100))
+    id_number_encrypted: Mapped[str | None] = mapped_column(String(200))
+    # One real-name identity belongs to one account.
+    id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    id_number_masked: Mapped[str | None] = mapped_column(String(32))
+    identity_level: Mapped[IdentityLevel] = mapped_column(
+        _enum(IdentityLevel, "identity_level"), default=IdentityLevel.none
+    )
+    real_name_at: Mapped[datetime | None]
+    face_verified_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+staff_projects = Table(
+    "staff_projects",
+    Base.metadata,
+    Column("staff_id", ForeignKey("staff_members.id"), primary_key=True),
+    Column("project_id", ForeignKey("projects.id"), primary_key=True, index=True),
+)
+
+
+class StaffMember(HasId, Base):
+    """A company admin, sales agent or seal keeper of a company, or a regulator (no company)."""
+
+    __tablename__ = "staff_members"
+
+    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole, "staff_role"))
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    disabled_at: Mapped[datetime | None]
+    # TOTP: the secret is encrypted; a pending one waits for its first code.
+    totp_secret_encrypted: Mapped[str | None] = mapped_column(String(200))
+    totp_pending_encrypted: Mapped[str | None] = mapped_column(String(200))
+    totp_enabled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class AuthSession(HasId, Base):
+    """A login. The bearer token is random; only its SHA-256 is kept."""
+
+    __tablename__ = "auth_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[PrincipalKind] = mapped_column(_enum(PrincipalKind, "principal_kind"))
+    citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"), index=True)
+    staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]  # absolute expiry
+    revoked_at: Mapped[datetime | None]
+
+
+class OtpChallengeRecord(HasId, Base):
+    """One issued SMS code (signing.otp.OtpChallenge as a row): only its keyed hash."""
+
+    __tablename__ = "otp_challenges"
+    __table_args__ = (Index("ix_otp_challenges_binding", "purpose", "subject", "created_at"),)
+
+    challenge_id: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str] = mapped_column(String(16))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    used_at: Mapped[datetime | None]
+    last_failure_at: Mapped[datetime | None]
+    locked_until: Mapped[datetime | None]
+
+
+class SmsSend(HasId, Base):
+    """One code sent to a phone: the per-phone send history the quotas count."""
+
+    __tablename__ = "sms_sends"
+    __table_args__ = (Index("ix_sms_sends_phone_sent_at", "phone", "sent_at"),)
+
+    phone: Mapped[str] = mapped_column(String(16))
+    sent_at: Mapped[datetime]
+
+
+class FaceSession(HasId, Base):
+    """A face check started for a citizen; the provider's token is used to fetch the result
+    once (then the session is final and the token is never sent again)."""
+
+    __tablename__ = "face_sessions"
+
+    citizen_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("citizens.id"), index=True)
+    biz_token: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(String(500))
+    status: Mapped[FaceStatus] = mapped_column(
+        _enum(FaceStatus, "face_status"), default=FaceStatus.pending
+    )
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    completed_at: Mapped[datetime | None]

@@ -1,0 +1,139 @@
+"""Identity request and response bodies. Phones and ID numbers only ever leave masked."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+
+from api.core.schemas import RequestBody, ResponseBody
+from api.identity.models import FaceStatus, IdentityLevel, PrincipalKind, StaffRole
+
+Phone = Annotated[str, msgspec.Meta(max_length=32, description="中国大陆手机号")]
+Code = Annotated[str, msgspec.Meta(max_length=16)]
+
+
+# ------------------------------------------------------------------ requests
+
+
+class WeChatLogin(RequestBody):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class SmsSend(RequestBody):
+    phone: Phone
+
+
+class SmsVerify(RequestBody):
+    phone: Phone
+    code: Code
+    # Needed once a seal keeper or regulator has enrolled TOTP.
+    totp_code: Code | None = None
+    # Which account to log into; by default staff when the phone is a staff member's.
+    kind: PrincipalKind | None = None
+
+
+class BindPhone(RequestBody):
+    phone: Phone
+    code: Code
+
+
+class RealName(RequestBody):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class TotpConfirm(RequestBody):
+    code: Code
+
+
+class NewStaffMember(RequestBody):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    phone: Phone
+    role: StaffRole
+    project_ids: list[uuid.UUID] = msgspec.field(default_factory=list)
+
+
+class StaffProjects(RequestBody):
+    project_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=200)]
+
+
+# ------------------------------------------------------------------ answers
+
+
+class CodeSent(ResponseBody):
+    """The same answer whether or not the phone has an account."""
+
+    sent: bool
+    expires_in: int
+    resend_after: int
+
+
+class LoginAnswer(ResponseBody):
+    token: str
+    kind: PrincipalKind
+    expires_at: datetime  # absolute expiry; idle expiry comes earlier without requests
+    idle_minutes: int
+    phone_bound: bool = True
+
+
+class CompanyRef(ResponseBody):
+    id: uuid.UUID
+    name: str
+
+
+class ProjectRef(ResponseBody):
+    id: uuid.UUID
+    name: str
+
+
+class Me(ResponseBody):
+    kind: PrincipalKind
+    id: uuid.UUID
+    roles: list[str]
+    phone_masked: str | None
+    name: str | None = None
+    id_number_masked: str | None = None
+    identity_level: IdentityLevel | None = None
+    wechat_bound: bool | None = None
+    company: CompanyRef | None = None
+    projects: list[ProjectRef] = msgspec.field(default_factory=list)
+    totp_enabled: bool | None = None
+    disabled: bool | None = None
+
+
+class TotpEnrollment(ResponseBody):
+    secret: str
+    uri: str
+    qr_png_base64: str
+
+
+class TotpEnabled(ResponseBody):
+    totp_enabled: bool
+    enabled_at: datetime
+
+
+class FaceSessionAnswer(ResponseBody):
+    id: uuid.UUID
+    status: FaceStatus
+    url: str | None
+    expires_at: datetime
+    identity_level: IdentityLevel
+    reason: str = ""
+
+
+class StaffMemberAnswer(ResponseBody):
+    id: uuid.UUID
+    name: str
+    phone_masked: str
+    role: StaffRole
+    company_id: uuid.UUID | None
+    projects: list[ProjectRef]
+    disabled: bool
+    totp_enabled: bool
+
+
+class StaffList(ResponseBody):
+    members: list[StaffMemberAnswer]
