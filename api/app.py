@@ -29,8 +29,11 @@ from api.identity.clients import build_clients, mock_credentials, new_http_clien
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
 from api.identity.routes import provide_principal
 from api.identity.service import SessionPolicy
+from api.outbox.routes import NotificationController
+from api.outbox.worker import EmbeddedWorker, build_worker
 from api.public.routes import PublicController
 from api.settings import Settings
+from notifications.templates import check_templates
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -85,16 +88,31 @@ def create_app(
     http = new_http_client(http_transport)
     clients = build_clients(settings, http, unix_time=lambda: clock.now().timestamp())
     limiter = RateLimiter(create_store(settings.redis_url), clock)
+    check_templates()  # a template that cannot render stops the start, not a 3 a.m. send
+    outbox = build_worker(database, keys, clock, sms=clients.sms, wechat=clients.wechat_messages)
+    embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
+
+    async def start_worker() -> None:
+        if settings.outbox_worker == "embedded":
+            await embedded.start()
+
     session_policy = SessionPolicy(
         idle=timedelta(minutes=settings.session_idle_minutes),
         absolute=timedelta(hours=settings.session_absolute_hours),
     )
 
-    route_handlers: list[Any] = [healthz, readyz, PublicController, *IDENTITY_ROUTES]
+    route_handlers: list[Any] = [
+        healthz,
+        readyz,
+        PublicController,
+        *IDENTITY_ROUTES,
+        NotificationController,
+    ]
     if settings.mocks_enabled:
         route_handlers.extend(_mock_handlers(settings, clock))
 
     async def close_resources() -> None:
+        await embedded.stop()
         await http.aclose()
         await database.dispose()
 
@@ -109,6 +127,7 @@ def create_app(
                 "settings": settings,
                 "clock": clock,
                 "session_policy": session_policy,
+                "outbox": outbox,
             }
         ),
         dependencies={
@@ -143,6 +162,7 @@ def create_app(
                 SwaggerRenderPlugin(path="/swagger"),
             ],
         ),
+        on_startup=[start_worker],
         on_shutdown=[close_resources],
         debug=False,
         request_max_body_size=4 * 1024 * 1024,

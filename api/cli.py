@@ -1,4 +1,4 @@
-"""The ``wangqian`` command: serve, demo, migrate, import-survey, verify."""
+"""The ``wangqian`` command: serve, demo, migrate, worker, import-survey, verify."""
 
 from __future__ import annotations
 
@@ -136,6 +136,50 @@ async def _import(settings: Settings, raw: bytes) -> tuple[str, int, int]:
         await database.dispose()
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Deliver queued notifications: beside API nodes that run with
+    WANGQIAN_OUTBOX_WORKER=off, as many of these as wanted (PostgreSQL shares the queue)."""
+    return asyncio.run(_work(_settings(args), once=args.once))
+
+
+async def _work(settings: Settings, *, once: bool) -> int:
+    import signal
+
+    from api.core.clock import SystemClock
+    from api.core.keys import ServiceKeys
+    from api.db.engine import create_database
+    from api.identity.clients import build_clients, new_http_client
+    from api.outbox.worker import build_worker
+    from notifications.templates import check_templates
+
+    check_templates()
+    database = create_database(settings)
+    http = new_http_client()
+    clients = build_clients(settings, http)
+    worker = build_worker(
+        database,
+        ServiceKeys.from_master(settings.master_secret()),
+        SystemClock(),
+        sms=clients.sms,
+        wechat=clients.wechat_messages,
+    )
+    try:
+        if once:
+            sent = await worker.run_once()
+            print(f"已发送 {sent} 条消息。")
+            return 0
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print(f"outbox worker {worker.name} running; Ctrl-C to stop", flush=True)
+        await worker.run(stop, poll_seconds=settings.outbox_poll_seconds)
+        return 0
+    finally:
+        await http.aclose()
+        await database.dispose()
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from signing.verify import main as verify_main
 
@@ -177,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     survey.add_argument("file")
     data_dir(survey)
     survey.set_defaults(func=cmd_import_survey)
+
+    worker = sub.add_parser("worker", help="deliver queued notifications (SMS, WeChat)")
+    worker.add_argument("--once", action="store_true", help="deliver what is due, then exit")
+    data_dir(worker)
+    worker.set_defaults(func=cmd_worker)
 
     verify = sub.add_parser("verify", help="verify an evidence bundle offline")
     verify.add_argument("bundle")

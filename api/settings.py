@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -57,6 +58,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_ip_limit_per_minute: int = 30
     # ... and per phone number per hour (on top of the SMS code send limits).
     auth_phone_limit_per_hour: int = 30
+
+    # The notification outbox worker: "embedded" runs it inside each API process (the
+    # embedded default); "off" when `wangqian worker` processes deliver instead.
+    outbox_worker: Literal["embedded", "off"] = "embedded"
+    # How often an idle worker looks for due messages, in seconds.
+    outbox_poll_seconds: float = 1.0
 
     @property
     def effective_database_url(self) -> str:

@@ -65,8 +65,11 @@ class SmsDeliveryError(Exception):
 @runtime_checkable
 class SmsChannel(Protocol):
     async def send(self, phone: str, text: str, *, template: str,
-                   params: dict[str, str]) -> SmsReceipt:
-        """Send `text` (already rendered from `template` with `params`) to `phone`."""
+                   params: dict[str, str], request_id: str | None = None) -> SmsReceipt:
+        """Send `text` (already rendered from `template` with `params`) to `phone`.
+
+        The same `request_id` on a retry lets the gateway deliver the message only once.
+        """
         ...
 
 
@@ -173,9 +176,10 @@ class MemorySmsChannel:
     sent: list[SentSms] = field(default_factory=list)
 
     async def send(self, phone: str, text: str, *, template: str,
-                   params: dict[str, str]) -> SmsReceipt:
+                   params: dict[str, str], request_id: str | None = None) -> SmsReceipt:
         self.sent.append(SentSms(phone, text, template, dict(params)))
-        return SmsReceipt(message_id=f"mem-{len(self.sent)}", request_id=secrets.token_hex(8))
+        return SmsReceipt(message_id=f"mem-{len(self.sent)}",
+                          request_id=request_id or secrets.token_hex(8))
 
     def last_to(self, phone: str) -> SentSms | None:
         """The newest message sent to `phone`, if any."""

@@ -137,16 +137,19 @@ def mock_settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def mock_client(
-    mock_settings: Settings, clock: MovableClock, database: Database
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app with mocks enabled whose outbound calls (WeChat, SMS, identity,
-    face) go back into the same app in process: http://testserver/mock/... without
-    sockets. The mocks run on the test's movable clock."""
+def mock_app(mock_settings: Settings, clock: MovableClock, database: Database) -> Litestar:
+    """An app with mocks enabled whose outbound calls (WeChat, SMS, identity, face) go
+    back into the same app in process: http://testserver/mock/... without sockets. The
+    mocks run on the test's movable clock."""
     loopback = httpx.ASGITransport(app=None)  # type: ignore[arg-type]  # set just below
     app = create_app(mock_settings, clock=clock, database=database, http_transport=loopback)
     loopback.app = app
+    return app
+
+
+@pytest.fixture
+async def mock_client(mock_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        transport=httpx.ASGITransport(app=mock_app), base_url="http://testserver"
     ) as client:
         yield client

@@ -3,6 +3,7 @@
 from api.core import idempotency  # noqa: F401
 from api.db.base import Base
 from api.identity import models as identity_models  # noqa: F401
+from api.outbox import models as outbox_models  # noqa: F401
 from api.register import models as register_models  # noqa: F401
 
 metadata = Base.metadata

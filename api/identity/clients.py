@@ -22,6 +22,7 @@ import msgspec
 from api.core.problems import ProblemError
 from api.settings import Settings
 from notifications.sms import HttpSmsChannel, SmsChannel, SmsDeliveryError, SmsReceipt
+from notifications.wechat import WeChatSubscribeChannel
 from signing.pii import derive_key
 
 log = logging.getLogger("wangqian.identity.clients")
@@ -281,7 +282,13 @@ class FaceClient:
 
 class _UnconfiguredSms:
     async def send(
-        self, phone: str, text: str, *, template: str, params: dict[str, str]
+        self,
+        phone: str,
+        text: str,
+        *,
+        template: str,
+        params: dict[str, str],
+        request_id: str | None = None,
     ) -> SmsReceipt:
         raise SmsDeliveryError("NOT_CONFIGURED", "no SMS gateway configured")
 
@@ -295,6 +302,8 @@ class IdentityClients:
     idcheck: IdCheckClient
     face: FaceClient
     sms: SmsChannel
+    # Subscribe messages for the notification outbox; None when WeChat is not configured.
+    wechat_messages: WeChatSubscribeChannel | None
 
 
 def build_clients(
@@ -315,11 +324,17 @@ def build_clients(
         )
     else:
         sms = _UnconfiguredSms()
+    wechat_messages = None
+    if config.wechat_api_base and creds.wechat_appid and creds.wechat_secret:
+        wechat_messages = WeChatSubscribeChannel(
+            config.wechat_api_base, creds.wechat_appid, creds.wechat_secret, http
+        )
     return IdentityClients(
         wechat=WeChatClient(config.wechat_api_base, creds.wechat_appid, creds.wechat_secret, http),
         idcheck=IdCheckClient(config.idcheck_base, creds.idcheck_key, http),
         face=FaceClient(config.face_base, creds.face_key, http),
         sms=sms,
+        wechat_messages=wechat_messages,
     )
 
 

@@ -1,0 +1,94 @@
+"""The delivery log for staff: their company's messages; regulators see all. Dead
+messages can be sent again by a company admin or a regulator."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.clock import Clock
+from api.core.ids import parse_id
+from api.identity.models import StaffRole
+from api.identity.routes import staff_only, staff_roles
+from api.identity.service import Principal
+from api.outbox import service
+from api.outbox.models import MessageStatus, OutboxMessage
+from api.outbox.schemas import NotificationEntry, NotificationPage
+from notifications.templates import TEMPLATES
+from signing.pii import mask_phone
+
+
+def _entry(message: OutboxMessage) -> NotificationEntry:
+    template = TEMPLATES.get(message.template)
+    return NotificationEntry(
+        id=str(message.id),
+        template=message.template,
+        title=template.title if template else message.template,
+        recipient=mask_phone(message.recipient_phone) if message.recipient_phone else "微信用户",
+        status=message.status,
+        channel=message.channel,
+        attempts=message.attempts,
+        last_error=message.last_error,
+        note=message.note,
+        contract_id=str(message.contract_id) if message.contract_id else None,
+        created_at=message.created_at,
+        next_attempt_at=message.next_attempt_at
+        if message.status == MessageStatus.pending
+        else None,
+        sent_at=message.sent_at,
+    )
+
+
+class NotificationController(Controller):
+    path = "/api/v1/notifications"
+    tags = ("notifications",)
+
+    @get("/", guards=[staff_only], summary="消息发送记录 (delivery log)")
+    async def list_notifications(
+        self,
+        db: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        status: FromQuery[MessageStatus | None] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, Parameter(ge=0)] = 0,
+    ) -> NotificationPage:
+        company = None if principal.role is StaffRole.regulator else principal.company_id
+        total, rows = await service.list_messages(
+            db,
+            company_id=company,
+            status=status,
+            limit=limit,
+            offset=offset,
+            only_company=principal.role is not StaffRole.regulator,
+        )
+        return NotificationPage(
+            total=total, limit=limit, offset=offset, items=[_entry(m) for m in rows]
+        )
+
+    @post(
+        "/{message_id:str}/retry",
+        status_code=200,
+        guards=[staff_roles(StaffRole.company_admin, StaffRole.regulator)],
+        summary="重新发送失败的消息",
+    )
+    async def retry(
+        self,
+        message_id: FromPath[str],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+    ) -> NotificationEntry:
+        company = None if principal.role is StaffRole.regulator else principal.company_id
+        message = await service.retry_dead(
+            db,
+            parse_id(message_id, what="消息"),
+            by=f"staff:{principal.staff_id}",
+            now=clock.now(),
+            company_id=company,
+            only_company=principal.role is not StaffRole.regulator,
+        )
+        return _entry(message)

@@ -1,0 +1,329 @@
+"""Outbox rules: enqueue inside the caller's transaction, claim due messages safely across
+workers, record what each attempt did."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.keys import ServiceKeys
+from api.core.problems import ProblemError
+from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
+from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
+from notifications.templates import TEMPLATES, render
+
+PARAMS_FIELD = "outbox.params"
+# A person gets at most this many non-urgent messages per window; more wait, none are lost.
+RECIPIENT_LIMIT = 5
+RECIPIENT_WINDOW = timedelta(minutes=10)
+
+
+async def enqueue(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    *,
+    template: str,
+    params: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    phone: str | None = None,
+    openid: str | None = None,
+    company_id: uuid.UUID | None = None,
+    contract_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """Queue a message in the caller's transaction; None if this dedupe key was queued before.
+
+    The parameters are rendered once here, so a message that could never be sent is a
+    bug found at the point of the change, not at 3 a.m. in the worker.
+    """
+    render(template, params)
+    if phone is None and openid is None:
+        raise ValueError("a message needs a phone or an openid")
+    message_id = uuid.uuid4()
+    values = {
+        "id": message_id,
+        "dedupe_key": dedupe_key[:255],
+        "template": template,
+        "params_encrypted": keys.pii.encrypt(
+            msgspec.json.encode(params).decode(), field=PARAMS_FIELD
+        ),
+        "recipient_phone": phone,
+        "recipient_openid": openid,
+        "urgent": TEMPLATES[template].urgent,
+        "company_id": company_id,
+        "contract_id": contract_id,
+        "status": MessageStatus.pending,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    # ON CONFLICT DO NOTHING keeps the caller's transaction intact on a duplicate, which a
+    # caught IntegrityError would not on PostgreSQL.
+    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    return await session.scalar(statement)
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    id: uuid.UUID
+    template: str
+    params: dict[str, Any]
+    recipient: Recipient
+    attempt: int
+
+
+async def claim(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    *,
+    worker: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    only: list[uuid.UUID] | None = None,
+) -> list[ClaimedMessage]:
+    """Take up to ``limit`` due messages for ``worker`` until ``now + lease``.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets workers share the queue without waiting
+    on each other; on SQLite the writer transaction already holds the database lock. A
+    message whose worker died (lease over) is due again.
+    """
+    query = (
+        select(OutboxMessage)
+        .where(
+            or_(
+                (OutboxMessage.status == MessageStatus.pending)
+                & (OutboxMessage.next_attempt_at <= now),
+                (OutboxMessage.status == MessageStatus.sending)
+                & (OutboxMessage.locked_until <= now),
+            )
+        )
+        .order_by(OutboxMessage.urgent.desc(), OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if only is not None:
+        query = query.where(OutboxMessage.id.in_(only))
+    claimed: list[ClaimedMessage] = []
+    for message in await session.scalars(query):
+        if not message.urgent and message.recipient_phone:
+            wait_until = await _throttled_until(session, message.recipient_phone, now)
+            if wait_until is not None:
+                message.status = MessageStatus.pending
+                message.next_attempt_at = wait_until
+                message.locked_until = None
+                continue
+        message.status = MessageStatus.sending
+        message.locked_by = worker
+        message.locked_until = now + lease
+        message.attempts += 1
+        assert message.params_encrypted is not None
+        claimed.append(
+            ClaimedMessage(
+                id=message.id,
+                template=message.template,
+                params=msgspec.json.decode(
+                    keys.pii.decrypt(message.params_encrypted, field=PARAMS_FIELD)
+                ),
+                recipient=Recipient(phone=message.recipient_phone, openid=message.recipient_openid),
+                attempt=message.attempts,
+            )
+        )
+    await session.flush()
+    return claimed
+
+
+async def _throttled_until(session: AsyncSession, phone: str, now: datetime) -> datetime | None:
+    """When this phone may get its next non-urgent message, or None for "now".
+
+    Counts what was sent in the window and what is in flight, including what this claim
+    already took (autoflush makes those rows visible to the count).
+    """
+    window_start = now - RECIPIENT_WINDOW
+    sent_times = list(
+        await session.scalars(
+            select(OutboxMessage.sent_at)
+            .where(
+                OutboxMessage.recipient_phone == phone,
+                OutboxMessage.urgent.is_(False),
+                OutboxMessage.sent_at > window_start,
+            )
+            .order_by(OutboxMessage.sent_at)
+        )
+    )
+    in_flight = (
+        await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(
+                OutboxMessage.recipient_phone == phone,
+                OutboxMessage.urgent.is_(False),
+                OutboxMessage.status == MessageStatus.sending,
+                OutboxMessage.locked_until > now,
+            )
+        )
+        or 0
+    )
+    total = len(sent_times) + in_flight
+    if total < RECIPIENT_LIMIT:
+        return None
+    over = total - RECIPIENT_LIMIT
+    if over < len(sent_times):
+        # Due again when enough of the window's messages have left it.
+        moment = sent_times[over]
+        assert moment is not None
+        return moment + RECIPIENT_WINDOW
+    return now + RECIPIENT_WINDOW
+
+
+async def _owned(session: AsyncSession, message_id: uuid.UUID, worker: str) -> OutboxMessage | None:
+    """The message if ``worker`` still holds it: a worker whose lease ran out and was
+    overtaken must not overwrite the newer worker's outcome."""
+    message = await session.get(OutboxMessage, message_id, with_for_update=True)
+    if message is None or message.status != MessageStatus.sending or message.locked_by != worker:
+        return None
+    return message
+
+
+async def record_sent(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    delivered: Delivered,
+    *,
+    worker: str,
+    now: datetime,
+) -> bool:
+    message = await _owned(session, message_id, worker)
+    if message is None:
+        return False
+    message.status = MessageStatus.sent
+    message.sent_at = now
+    message.channel = delivered.channel
+    message.provider_id = delivered.provider_id
+    message.note = delivered.note or None
+    message.locked_until = None
+    message.params_encrypted = None  # nothing secret outlives its delivery
+    session.add(
+        DeliveryAttempt(
+            message_id=message_id,
+            attempt=message.attempts,
+            worker=worker,
+            channel=delivered.channel,
+            outcome="sent",
+            detail=delivered.note or None,
+            at=now,
+        )
+    )
+    await session.flush()
+    return True
+
+
+async def record_failed(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    failure: DeliveryFailedError,
+    *,
+    worker: str,
+    now: datetime,
+    policy: RetryPolicy,
+) -> MessageStatus | None:
+    message = await _owned(session, message_id, worker)
+    if message is None:
+        return None
+    give_up = not failure.retryable or message.attempts >= policy.max_attempts
+    message.status = MessageStatus.dead if give_up else MessageStatus.pending
+    message.locked_until = None
+    message.last_error = f"{failure.channel}:{failure.code} {failure.detail}"[:500]
+    if not give_up:
+        message.next_attempt_at = now + policy.delay(message.attempts)
+    session.add(
+        DeliveryAttempt(
+            message_id=message_id,
+            attempt=message.attempts,
+            worker=worker,
+            channel=failure.channel,
+            outcome="dead" if give_up else "retry",
+            error_code=failure.code[:64],
+            detail=failure.detail[:500] or None,
+            at=now,
+        )
+    )
+    await session.flush()
+    return message.status
+
+
+async def retry_dead(
+    session: AsyncSession,
+    message_id: uuid.UUID,
+    *,
+    by: str,
+    now: datetime,
+    company_id: uuid.UUID | None = None,
+    only_company: bool = False,
+) -> OutboxMessage:
+    """A person sends a dead message on its way again, with a fresh round of attempts.
+
+    With ``only_company`` the message must belong to ``company_id``: a company's staff
+    never touch another company's messages, nor platform messages without a company.
+    """
+    message = await session.get(OutboxMessage, message_id, with_for_update=True)
+    if message is None or (only_company and message.company_id != company_id):
+        raise ProblemError.not_found("消息")
+    if message.status != MessageStatus.dead:
+        raise ProblemError(409, "message_not_dead", "只有发送失败的消息可以重新发送。")
+    if message.params_encrypted is None:
+        raise ProblemError(409, "message_purged", "该消息内容已清除，无法重新发送。")
+    message.status = MessageStatus.pending
+    message.attempts = 0
+    message.next_attempt_at = now
+    session.add(
+        DeliveryAttempt(
+            message_id=message_id,
+            attempt=0,
+            worker=by[:64],
+            channel="none",
+            outcome="manual_retry",
+            at=now,
+        )
+    )
+    await session.flush()
+    return message
+
+
+async def list_messages(
+    session: AsyncSession,
+    *,
+    company_id: uuid.UUID | None = None,
+    only_company: bool = False,
+    contract_id: uuid.UUID | None = None,
+    status: MessageStatus | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[int, list[OutboxMessage]]:
+    query = select(OutboxMessage)
+    if only_company:
+        query = query.where(OutboxMessage.company_id == company_id)
+    if contract_id is not None:
+        query = query.where(OutboxMessage.contract_id == contract_id)
+    if status is not None:
+        query = query.where(OutboxMessage.status == status)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = await session.scalars(
+        query.order_by(OutboxMessage.created_at.desc(), OutboxMessage.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return total, list(rows)
