@@ -500,6 +500,7 @@ class PlatformCA:
         self._store(f"issuing-g{generation}.key.pem", issuing.private_key, issuing.certificate)
         self._store(f"platform-g{generation}.key.pem", platform.private_key, platform.certificate)
         retired = self._manifest["issuing"][-1]
+        retired_platform_key = self._manifest["platform"]["key"]
         self._manifest["issuing"].append(
             {
                 "generation": generation,
@@ -516,8 +517,11 @@ class PlatformCA:
         self._write_manifest()
         # Only after the manifest no longer points at it: a crash leaves a stray file, not
         # a keystore that names a missing key.
-        if old_key:
-            (self.directory / old_key).unlink(missing_ok=True)
+        # The retired platform key goes too: its certificate stays valid for years and a
+        # key left on disk could still sign bundles that verify.
+        for stale in (old_key, retired_platform_key):
+            if stale:
+                (self.directory / stale).unlink(missing_ok=True)
         self._issuing_certificates.append(issuing.certificate)
         self._issuing = issuing
         self._platform = platform

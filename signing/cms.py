@@ -46,6 +46,10 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 from signing.canonical import canonical_json, format_utc, parse_utc, utc_seconds
 
@@ -177,6 +181,18 @@ class SigningContext:
         return context
 
 
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def _low_s(signature: bytes) -> bytes:
+    """(r, s) and (r, n - s) both verify; we only ever write the one with s <= n/2, and
+    refuse the other, so a signature cannot be re-spelled without the key."""
+    r, s = decode_dss_signature(signature)
+    if s > _P256_ORDER // 2:
+        return encode_dss_signature(r, _P256_ORDER - s)
+    return signature
+
+
 def _ecdsa() -> ec.ECDSA:
     # RFC 6979 nonces make signatures reproducible and immune to a weak RNG at signing time.
     try:
@@ -223,7 +239,7 @@ def sign_detached(
     )
     # The signature covers the attributes encoded as a universal SET OF (RFC 5652 §5.4);
     # asn1crypto sorts SET OF members on dump, which is the DER order OpenSSL re-encodes to.
-    signature = private_key.sign(signed_attrs.dump(), _ecdsa())
+    signature = _low_s(private_key.sign(signed_attrs.dump(), _ecdsa()))
     signer_info = asn1_cms.SignerInfo(
         {
             "version": "v1",
@@ -509,7 +525,10 @@ def verify_detached(
         public_key = signer.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise TypeError("signer key is not an EC key")
-        public_key.verify(signer_info["signature"].native, attrs_der, ec.ECDSA(hashes.SHA256()))
+        raw_signature = signer_info["signature"].native
+        if _low_s(raw_signature) != raw_signature:
+            raise ValueError("high-s form: a re-spelled twin of a signature, not one we made")
+        public_key.verify(raw_signature, attrs_der, ec.ECDSA(hashes.SHA256()))
         checks.append(Check("signature", True, "ECDSA signature over the signed attributes holds"))
     except Exception as error:  # InvalidSignature, unsupported curve or key type, ...
         detail = str(error) or "does not verify with the signer certificate's key"

@@ -36,7 +36,7 @@ from typing import Any
 
 from cryptography import x509
 
-from signing.ca import PlatformCA, load_root_certificate
+from signing.ca import PlatformCA, certificate_credit_code, load_root_certificate
 from signing.canonical import (
     CanonicalDocument,
     canonical_json,
@@ -46,7 +46,7 @@ from signing.canonical import (
     sha256_hex,
     utc_seconds,
 )
-from signing.cms import Check
+from signing.cms import Check, SignerRole
 from signing.signatures import (
     PlatformSignature,
     SignatureRecord,
@@ -211,6 +211,101 @@ def _unsigned_part(bundle: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in bundle.items() if key != "platform_signature"}
 
 
+@dataclass(frozen=True)
+class Party:
+    """A party the contract names as having to sign.
+
+    Every contract's terms carry ``parties``: persons as ``{"role": "buyer"|"seller",
+    "name", "id_hash"}`` (the keyed ID hash of :func:`signing.ca.signer_id_hash`) and a
+    developer's seal as ``{"role": "seal", "name", "credit_code"}``. A bundle holds exactly
+    one signature per party, so no contract is "valid" that a named party never signed.
+    """
+
+    role: SignerRole
+    name: str
+    key: str  # id_hash for persons, credit_code for a seal
+
+
+def contract_parties(document: CanonicalDocument) -> list[Party]:
+    """The parties a document names; ``EvidenceError`` when they are missing or malformed."""
+    try:
+        listed = document.terms().get("parties")
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        raise EvidenceError(f"the document has no terms: {error}") from None
+    if not isinstance(listed, list) or not listed:
+        raise EvidenceError("the contract terms name no parties")
+    parties: list[Party] = []
+    for position, entry in enumerate(listed):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
+            raise EvidenceError(f"party #{position + 1} is malformed")
+        try:
+            role = SignerRole(entry.get("role"))
+        except ValueError:
+            raise EvidenceError(f"party #{position + 1} has an unknown role") from None
+        field = "credit_code" if role is SignerRole.SEAL else "id_hash"
+        key = entry.get(field)
+        if role is SignerRole.PLATFORM or not isinstance(key, str) or not key:
+            raise EvidenceError(f"party #{position + 1} ({role.value}) has no {field}")
+        parties.append(Party(role, entry["name"], key))
+    roles = {party.role for party in parties}
+    if SignerRole.BUYER not in roles or not roles & {SignerRole.SELLER, SignerRole.SEAL}:
+        raise EvidenceError("a contract needs a buyer and a seller or a developer's seal")
+    if len({(p.role, p.key) for p in parties}) != len(parties):
+        raise EvidenceError("the contract names the same party twice")
+    return parties
+
+
+def _signature_party_key(record: SignatureRecord) -> tuple[SignerRole, str | None]:
+    if record.role is SignerRole.SEAL:
+        return record.role, certificate_credit_code(record.signer_certificate)
+    return record.role, record.context.signer_id_hash
+
+
+def _party_checks(parties: list[Party], records: list[SignatureRecord | None]) -> list[Check]:
+    """Exactly one signature per named party, and no signature from anyone else."""
+    checks: list[Check] = []
+    wanted = {(party.role, party.key): party for party in parties}
+    seen: set[tuple[SignerRole, str | None]] = set()
+    for position, record in enumerate(records):
+        if record is None:
+            continue
+        key = _signature_party_key(record)
+        label = f"signature #{position + 1} ({record.role.value})"
+        if key not in wanted:
+            checks.append(
+                Check(
+                    f"signatures[{position}].party",
+                    False,
+                    f"{label}: made by someone the contract does not name as a party",
+                )
+            )
+        elif key in seen:
+            checks.append(
+                Check(
+                    f"signatures[{position}].party",
+                    False,
+                    f"{label}: a second signature by {wanted[key].name}",
+                )
+            )
+        else:
+            checks.append(
+                Check(
+                    f"signatures[{position}].party",
+                    True,
+                    f"{label}: by {wanted[key].name}, a party to the contract",
+                )
+            )
+        seen.add(key)
+    for (role, key), party in wanted.items():
+        if (role, key) not in seen:
+            checks.append(
+                Check("parties", False, f"{party.name} ({role.value}) never signed the contract")
+            )
+    if all(check.ok for check in checks):
+        checks.append(Check("parties", True, f"all {len(parties)} parties signed"))
+    return checks
+
+
 def build_bundle(
     ca: PlatformCA,
     document: CanonicalDocument,
@@ -234,6 +329,9 @@ def build_bundle(
             raise EvidenceError(f"signature #{position + 1} belongs to another order")
         if record.context.signing_time > moment:
             raise EvidenceError(f"signature #{position + 1} is later than the bundle")
+    failed = [c for c in _party_checks(contract_parties(document), list(signatures)) if not c.ok]
+    if failed:
+        raise EvidenceError(failed[0].reason)
     event_list = [_json_copy(dict(event)) for event in events]
     broken = [check for check in verify_event_chain(order_id, event_list) if not check.ok]
     if broken:
@@ -424,6 +522,7 @@ def _verify_bundle(
             checks.extend(
                 _signature_checks(position, entry, order_id, document_hash, created_at, root)
             )
+        checks.extend(_bundle_party_checks(bundle["document"], signatures))
 
     checks.extend(verify_event_chain(str(order_id), bundle["events"]))
     checks.extend(_platform_checks(bundle, created_at, root))
@@ -432,6 +531,52 @@ def _verify_bundle(
         order_id if isinstance(order_id, str) else None,
         document_hash,
     )
+
+
+def _bundle_party_checks(document: Any, signatures: list[Any]) -> list[Check]:
+    try:
+        parties = contract_parties(load_canonical_document(document["canonical_json"]))
+    except Exception as error:
+        return [Check("parties", False, f"the parties to the contract cannot be read: {error}")]
+    records: list[SignatureRecord | None] = []
+    for entry in signatures:
+        try:
+            records.append(SignatureRecord.from_dict(entry))
+        except Exception:  # already reported by the signature's own checks
+            records.append(None)
+    return _party_checks(parties, records)
+
+
+class BundleFormatError(ValueError):
+    """A bundle file that is not strict JSON."""
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicated = sorted({key for key in keys if keys.count(key) > 1})
+        raise BundleFormatError(f"duplicate keys {duplicated}")
+    return dict(pairs)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise BundleFormatError(f"{name} is not JSON")
+
+
+def parse_bundle(raw: bytes | str) -> Any:
+    """Read a bundle file strictly: duplicate keys, NaN or Infinity, and absurd nesting are
+    refused, because a reader that keeps another copy of a key than we do would be shown
+    a different contract than the one that verified."""
+    try:
+        return json.loads(
+            raw, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant
+        )
+    except RecursionError:
+        raise BundleFormatError("nested too deeply") from None
+    except ValueError as error:
+        if isinstance(error, BundleFormatError):
+            raise
+        raise BundleFormatError(str(error)) from None
 
 
 def bundle_signature_der(bundle: Mapping[str, Any], position: int) -> bytes:

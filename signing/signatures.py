@@ -58,7 +58,10 @@ def _pem(certificate: x509.Certificate) -> str:
 def _load_chain(pems: Any) -> tuple[x509.Certificate, ...]:
     if not isinstance(pems, list) or not pems or not all(isinstance(p, str) for p in pems):
         raise ValueError("certificate_chain must be a non-empty list of PEM strings")
-    return tuple(load_certificate_pem(p) for p in pems)
+    chain = tuple(load_certificate_pem(p) for p in pems)
+    if [_pem(c) for c in chain] != pems:
+        raise ValueError("certificate_chain is not in its canonical PEM form")
+    return chain
 
 
 def _b64decode(text: Any) -> bytes:
@@ -195,11 +198,20 @@ def platform_sign(ca: PlatformCA, content: bytes, now: datetime) -> PlatformSign
     return PlatformSignature(der, (certificate, issuing))
 
 
-def _same_chain(embedded: Sequence[x509.Certificate], chain: Sequence[x509.Certificate]) -> bool:
-    def fingerprints(certificates: Sequence[x509.Certificate]) -> list[bytes]:
+def _same_chain(result: CmsVerification, chain: Sequence[x509.Certificate]) -> bool:
+    """The listed chain holds exactly the embedded certificates, the signer's first (the
+    CMS keeps them as a DER SET, sorted): one valid spelling, so nothing can be reordered
+    without failing."""
+
+    def encoded(certificates: Sequence[x509.Certificate]) -> list[bytes]:
         return sorted(c.public_bytes(serialization.Encoding.DER) for c in certificates)
 
-    return fingerprints(embedded) == fingerprints(chain)
+    signer_first = (
+        result.signer_certificate is not None
+        and bool(chain)
+        and (chain[0] == result.signer_certificate)
+    )
+    return signer_first and encoded(result.embedded_certificates) == encoded(chain)
 
 
 def _with(result: CmsVerification, extra: list[Check]) -> CmsVerification:
@@ -215,7 +227,7 @@ def verify_signature(record: SignatureRecord, root: x509.Certificate) -> CmsVeri
         return result
     extra: list[Check] = []
 
-    same = _same_chain(result.embedded_certificates, record.certificate_chain)
+    same = _same_chain(result, record.certificate_chain)
     extra.append(
         Check(
             "certificate_chain",
@@ -288,7 +300,7 @@ def verify_platform_signature(
     if result.signer_certificate is None:
         return result
     role = certificate_role(result.signer_certificate)
-    same = _same_chain(result.embedded_certificates, signature.certificate_chain)
+    same = _same_chain(result, signature.certificate_chain)
     return _with(
         result,
         [

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from signing.evidence import verify_bundle
+from signing.evidence import BundleFormatError, parse_bundle, verify_bundle
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,8 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot read the root certificate 无法读取根证书: {error}", file=sys.stderr)
         return 1
     try:
-        bundle = json.loads(arguments.bundle.read_bytes())
-    except (OSError, ValueError) as error:
+        bundle = parse_bundle(arguments.bundle.read_bytes())
+    except (OSError, BundleFormatError) as error:
         print(f"cannot read the bundle 无法读取证据包: {error}", file=sys.stderr)
         return 1
     report = verify_bundle(bundle, root)

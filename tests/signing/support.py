@@ -38,6 +38,19 @@ def document() -> CanonicalDocument:
             "deposit_fen": 5_000_000,
             "buyers": ["张三"],
             "seller": COMPANY.name,
+            "parties": [
+                {
+                    "role": "buyer",
+                    "name": "张三",
+                    "id_hash": signer_id_hash(BUYER_ID_NUMBER, ID_HASH_KEY),
+                },
+                {
+                    "role": "seller",
+                    "name": "李四",
+                    "id_hash": signer_id_hash(SELLER_ID_NUMBER, ID_HASH_KEY),
+                },
+                {"role": "seal", "name": COMPANY.name, "credit_code": COMPANY.credit_code},
+            ],
             "clauses": ["出卖人应当于2027年12月31日前交付房屋。", "Delivery by 2027-12-31."],
         },
     )

@@ -226,12 +226,13 @@ def test_rotation_keeps_old_signatures_verifiable(tmp_path: Path) -> None:
     reloaded = load_keystore(tmp_path / "keystore", PASSPHRASE)
     assert reloaded.issuing_certificates == (old_issuing, new_issuing)
     assert reloaded.issuing_certificate == new_issuing
-    # The seal certificate from generation 1 still signs, chained to generation 1.
+    # Signatures from both generations in one bundle: generation 1's seal and seller,
+    # generation 2's buyer (the party list has each once).
     bundle = build_bundle(
         reloaded,
         doc,
         ORDER_ID,
-        [*before, after],
+        [after, *before[1:]],
         chain_events(ORDER_ID, event_payloads(3)),
         after_time + timedelta(minutes=1),
     )

@@ -208,7 +208,7 @@ def test_a_signature_over_another_document_is_named(ca: PlatformCA, bundle: dict
 
 def test_a_changed_document_names_the_document_hash(ca: PlatformCA, bundle: dict[str, Any]) -> None:
     tampered = copy.deepcopy(bundle)
-    changed = canonical_document("presale-hunan", "2024.2", {"price_fen": 1})
+    changed = canonical_document("presale-hunan", "2024.2", {**document().terms(), "price_fen": 1})
     tampered["document"]["canonical_json"] = changed.canonical_text
     report = verify_bundle(_resign(ca, tampered), ca.root_certificate)
     failures = report.failures()
@@ -261,7 +261,7 @@ def test_build_refuses_parts_that_do_not_belong_together(ca: PlatformCA) -> None
     doc = document()
     records = sign_parties(ca, doc)
     events = chain_events(ORDER_ID, event_payloads(3))
-    other = canonical_document("t", "1", {"price_fen": 2})
+    other = canonical_document("t", "1", {**doc.terms(), "price_fen": 2})
     later = NOW + timedelta(minutes=5)
     with pytest.raises(EvidenceError, match="another document"):
         build_bundle(ca, other, ORDER_ID, records, events, later)
