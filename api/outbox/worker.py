@@ -18,7 +18,7 @@ from api.core.clock import Clock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.outbox import service
-from notifications.delivery import DeliveryFailedError, Dispatcher, RetryPolicy
+from notifications.delivery import Delivered, DeliveryFailedError, Dispatcher, RetryPolicy
 from notifications.sms import SmsChannel
 from notifications.wechat import WeChatSubscribeChannel
 
@@ -35,6 +35,7 @@ class OutboxWorker:
         *,
         name: str | None = None,
         batch: int = 20,
+        concurrency: int = 8,
         lease: timedelta = timedelta(seconds=60),
         policy: RetryPolicy | None = None,
     ) -> None:
@@ -44,6 +45,7 @@ class OutboxWorker:
         self.clock = clock
         self.name = name or f"worker-{secrets.token_hex(4)}"
         self.batch = batch
+        self.concurrency = concurrency
         self.lease = lease
         self.policy = policy or RetryPolicy()
         self._wakeup = asyncio.Event()
@@ -53,7 +55,13 @@ class OutboxWorker:
         self._wakeup.set()
 
     async def run_once(self, only: list[uuid.UUID] | None = None) -> int:
-        """Deliver what is due; returns how many messages were sent."""
+        """Deliver what is due; returns how many messages were sent.
+
+        One transaction claims a batch, the sends run concurrently (a slow gateway call
+        does not hold up the others), and one transaction records every outcome. If that
+        last one is lost, the lease runs out and the batch goes again; the gateway knows
+        each message id and does not deliver it twice.
+        """
         async with self.database.writer() as session, session.begin():
             claimed = await service.claim(
                 session,
@@ -64,37 +72,46 @@ class OutboxWorker:
                 lease=self.lease,
                 only=only,
             )
+        if not claimed:
+            return 0
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def attempt(message: service.ClaimedMessage) -> Delivered | DeliveryFailedError:
+            async with gate:
+                try:
+                    return await self.dispatcher.deliver(
+                        str(message.id), message.template, message.params, message.recipient
+                    )
+                except DeliveryFailedError as failure:
+                    return failure
+
+        outcomes = await asyncio.gather(*(attempt(message) for message in claimed))
         sent = 0
-        for message in claimed:
-            try:
-                delivered = await self.dispatcher.deliver(
-                    str(message.id), message.template, message.params, message.recipient
-                )
-            except DeliveryFailedError as failure:
-                async with self.database.writer() as session, session.begin():
+        async with self.database.writer() as session, session.begin():
+            now = self.clock.now()
+            for message, outcome in zip(claimed, outcomes, strict=True):
+                if isinstance(outcome, DeliveryFailedError):
                     status = await service.record_failed(
                         session,
                         message.id,
-                        failure,
+                        outcome,
                         worker=self.name,
-                        now=self.clock.now(),
+                        now=now,
                         policy=self.policy,
                     )
-                log.warning(
-                    "delivery failed",
-                    extra={
-                        "fields": {
-                            "message_id": str(message.id),
-                            "code": failure.code,
-                            "attempt": message.attempt,
-                            "status": str(status),
-                        }
-                    },
-                )
-                continue
-            async with self.database.writer() as session, session.begin():
-                if await service.record_sent(
-                    session, message.id, delivered, worker=self.name, now=self.clock.now()
+                    log.warning(
+                        "delivery failed",
+                        extra={
+                            "fields": {
+                                "message_id": str(message.id),
+                                "code": outcome.code,
+                                "attempt": message.attempt,
+                                "status": str(status),
+                            }
+                        },
+                    )
+                elif await service.record_sent(
+                    session, message.id, outcome, worker=self.name, now=now
                 ):
                     sent += 1
         return sent
