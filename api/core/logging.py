@@ -40,6 +40,8 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
+    # One line per outbound call at INFO, in another format, would drown our own log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class RequestLogMiddleware:
@@ -68,19 +70,21 @@ class RequestLogMiddleware:
                 ]
             await send(message)
 
+        # raw_path: mounted apps (the mocks under /mock) see their path with the prefix cut.
+        path = scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0] or scope["path"]
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             access_log.info(
                 "%s %s %s",
                 scope["method"],
-                scope["path"],
+                path,
                 status,
                 extra={
                     "fields": {
                         "request_id": request_id,
                         "method": scope["method"],
-                        "path": scope["path"],
+                        "path": path,
                         "status": status,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                         "client": (scope.get("client") or ("", 0))[0],
