@@ -1,0 +1,41 @@
+"""The auth rate limiter over Litestar's stores: memory, and Redis (as deployed with
+several workers). Redis runs on 127.0.0.1:6379 on this project's machines (.ci/run starts it)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from litestar.stores.base import Store
+
+from api.core.clock import MovableClock
+from api.core.problems import ProblemError
+from api.core.ratelimit import RateLimiter, create_store
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    store = create_store(REDIS_URL if request.param == "redis" else "")
+    async with store:  # RedisStore closes its client on exit
+        yield store
+        await store.delete_all()
+
+
+async def test_limit_per_window_then_a_new_window(store: Store, clock: MovableClock) -> None:
+    limiter = RateLimiter(store, clock)
+    key = secrets.token_hex(4)
+    for _ in range(3):
+        await limiter.hit("login", key, limit=3, window_seconds=60)
+    with pytest.raises(ProblemError) as refused:
+        await limiter.hit("login", key, limit=3, window_seconds=60)
+    assert refused.value.status == 429 and refused.value.code == "rate_limited"
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    # Another key is not affected; peeking does not count.
+    await limiter.peek("login", key + "x", limit=1, window_seconds=60)
+    await limiter.peek("login", key + "x", limit=1, window_seconds=60)
+    clock.advance(timedelta(seconds=61))
+    await limiter.hit("login", key, limit=3, window_seconds=60)
