@@ -17,6 +17,10 @@ from litestar.response import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.keystore import Keystore
+from api.contracts.routes import ROUTES as CONTRACT_ROUTES
+from api.contracts.service import expiry_sweep
+from api.contracts.service import is_party as is_contract_party
 from api.core.clock import Clock, SystemClock
 from api.core.docs import ServerRenderedDocs
 from api.core.idempotency import IdempotencyMiddleware
@@ -25,6 +29,8 @@ from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS, ProblemError
 from api.core.ratelimit import RateLimiter, create_store
 from api.db.engine import Database, create_database
+from api.escrow.routes import PARTY_CHECK_STATE, webhook_secrets
+from api.escrow.routes import ROUTES as ESCROW_ROUTES
 from api.identity.clients import build_clients, mock_credentials, new_http_client
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
 from api.identity.routes import provide_principal
@@ -89,7 +95,15 @@ def create_app(
     clients = build_clients(settings, http, unix_time=lambda: clock.now().timestamp())
     limiter = RateLimiter(create_store(settings.redis_url), clock)
     check_templates()  # a template that cannot render stops the start, not a 3 a.m. send
-    outbox = build_worker(database, keys, clock, sms=clients.sms, wechat=clients.wechat_messages)
+    outbox = build_worker(
+        database,
+        keys,
+        clock,
+        sms=clients.sms,
+        wechat=clients.wechat_messages,
+        periodic=[expiry_sweep(database, clock)],
+    )
+    keystore = Keystore.from_settings(settings)  # opened (or created) on first use
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
 
     async def start_worker() -> None:
@@ -107,9 +121,11 @@ def create_app(
         PublicController,
         *IDENTITY_ROUTES,
         NotificationController,
+        *CONTRACT_ROUTES,
+        *ESCROW_ROUTES,
     ]
     if settings.mocks_enabled:
-        route_handlers.extend(_mock_handlers(settings, clock))
+        route_handlers.extend(_mock_handlers(settings, clock, http))
 
     async def close_resources() -> None:
         await embedded.stop()
@@ -128,6 +144,10 @@ def create_app(
                 "clock": clock,
                 "session_policy": session_policy,
                 "outbox": outbox,
+                "keystore": keystore,
+                # Escrow shows payment notices to a contract's parties without importing
+                # contracts (which calls escrow on completion): the check is handed over here.
+                PARTY_CHECK_STATE: is_contract_party,
             }
         ),
         dependencies={
@@ -137,6 +157,7 @@ def create_app(
             "settings": constant(settings),
             "identity_clients": constant(clients),
             "limiter": constant(limiter),
+            "keystore": constant(keystore),
             "session_policy": constant(session_policy),
             "principal": Provide(provide_principal, sync_to_thread=False),
         },
@@ -169,7 +190,7 @@ def create_app(
     )
 
 
-def _mock_handlers(settings: Settings, clock: Clock) -> list[Any]:
+def _mock_handlers(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> list[Any]:
     """Mount the stand-ins for outside services under /mock (demo and tests only)."""
     from litestar.handlers import asgi
 
@@ -189,9 +210,11 @@ def _mock_handlers(settings: Settings, clock: Clock) -> list[Any]:
             public_base_url=settings.public_base_url.rstrip("/") + "/mock",
             api_public_base=settings.public_base_url,
             people={person.id_number: person.name for person in PEOPLE},
+            bank_webhook_secret=(webhook_secrets(settings) or [""])[0],
         ),
         clock=clock.now,
     )
+    mock_app.state.mock_bank.http = http  # bank webhooks go out like our own calls
 
     @asgi("/mock", is_mount=True, copy_scope=True, include_in_schema=False)
     async def mock_mount(scope: Any, receive: Any, send: Any) -> None:

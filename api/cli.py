@@ -1,4 +1,4 @@
-"""The ``wangqian`` command: serve, demo, migrate, worker, import-survey, verify."""
+"""The ``wangqian`` command: serve, demo, migrate, worker, import-survey, verify, reconcile."""
 
 from __future__ import annotations
 
@@ -145,6 +145,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
+    from api.contracts.service import expiry_sweep
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
@@ -156,16 +157,19 @@ async def _work(settings: Settings, *, once: bool) -> int:
     database = create_database(settings)
     http = new_http_client()
     clients = build_clients(settings, http)
+    clock = SystemClock()
     worker = build_worker(
         database,
         ServiceKeys.from_master(settings.master_secret()),
-        SystemClock(),
+        clock,
         sms=clients.sms,
         wechat=clients.wechat_messages,
+        periodic=[expiry_sweep(database, clock)],
     )
     try:
         if once:
             sent = await worker.run_once()
+            await worker.run_periodic()
             print(f"已发送 {sent} 条消息。")
             return 0
         stop = asyncio.Event()
@@ -177,6 +181,28 @@ async def _work(settings: Settings, *, once: bool) -> int:
         return 0
     finally:
         await http.aclose()
+        await database.dispose()
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Check the escrow ledger against the recorded bank events and its invariants."""
+    problems, summary = asyncio.run(_reconcile(_settings(args)))
+    print(summary)
+    for problem in problems:
+        print(f"  不一致: {problem}", file=sys.stderr)
+    print("对账通过。" if not problems else f"对账失败: {len(problems)} 处不一致。")
+    return 0 if not problems else 1
+
+
+async def _reconcile(settings: Settings) -> tuple[list[str], str]:
+    from api.db.engine import create_database
+    from api.escrow.service import reconcile, reconcile_summary
+
+    database = create_database(settings)
+    try:
+        async with database.reader() as session:
+            return await reconcile(session), await reconcile_summary(session)
+    finally:
         await database.dispose()
 
 
@@ -226,6 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--once", action="store_true", help="deliver what is due, then exit")
     data_dir(worker)
     worker.set_defaults(func=cmd_worker)
+
+    reconcile = sub.add_parser(
+        "reconcile", help="check the escrow ledger against bank events and its invariants"
+    )
+    data_dir(reconcile)
+    reconcile.set_defaults(func=cmd_reconcile)
 
     verify = sub.add_parser("verify", help="verify an evidence bundle offline")
     verify.add_argument("bundle")

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import business_date
 from api.core.keys import ServiceKeys
 from api.core.validators import resident_id_check_char, uscc_check_char
+from api.escrow import service as escrow
 from api.identity import service as identity
 from api.identity.models import StaffRole
 from api.register import service as register
@@ -118,15 +119,28 @@ def bank_webhook_secret(master: bytes) -> str:
 
 
 async def load_demo_world(
-    session: AsyncSession, keys: ServiceKeys, *, now: datetime
+    session: AsyncSession, keys: ServiceKeys, *, now: datetime, supervised_account: bool = True
 ) -> dict[str, Any]:
-    """Create the demo world if missing; return its description (ids as strings)."""
+    """Create the demo world if missing; return its description (ids as strings).
+
+    ``supervised_account=False`` leaves the demo project without its approved supervised
+    account, for tests that open one through the API themselves.
+    """
     uscc = DEVELOPER_USCC_BODY + uscc_check_char(DEVELOPER_USCC_BODY)
     company = await session.scalar(select(Company).where(Company.uscc == uscc))
     if company is None:
         await _create_world(session, keys, uscc=uscc, now=now)
         company = await session.scalar(select(Company).where(Company.uscc == uscc))
         assert company is not None
+    project = await session.scalar(
+        select(Project).where(Project.company_id == company.id).order_by(Project.created_at)
+    )
+    assert project is not None
+    # Outside the creation branch so a data directory from before escrow gets one too.
+    if supervised_account:
+        await escrow.ensure_demo_account(
+            session, project_id=project.id, company_id=company.id, now=now
+        )
     await _create_staff(session, company, now=now)
     return await _describe(session, company)
 

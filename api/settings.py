@@ -59,11 +59,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # ... and per phone number per hour (on top of the SMS code send limits).
     auth_phone_limit_per_hour: int = 30
 
+    # Passphrase of the platform CA keystore (DATA_DIR/keystore, created on first use).
+    # Empty means "derived from the master secret": fine for the demo and one machine,
+    # but then whoever has the master secret and the files has the CA keys; set it
+    # explicitly in production (and keep it apart from the master secret).
+    keystore_passphrase: str = ""
+
     # The notification outbox worker: "embedded" runs it inside each API process (the
     # embedded default); "off" when `wangqian worker` processes deliver instead.
     outbox_worker: Literal["embedded", "off"] = "embedded"
     # How often an idle worker looks for due messages, in seconds.
     outbox_poll_seconds: float = 1.0
+
+    # Supervised funds (issue #6). Secrets the bank signs its webhooks with, comma-separated;
+    # two at once while rotating. Empty with mocks enabled = the demo secret derived from the
+    # master secret (api.demo.bank_webhook_secret); empty otherwise = webhooks answer 503.
+    bank_webhook_secrets: str = ""
+    # How far a webhook's signed timestamp may be from our clock, in seconds.
+    bank_webhook_tolerance_seconds: int = 300
+    # The bank's payment page a payment notice's QR code opens (?reference=&amount_fen=&account=).
+    # Empty with mocks enabled = the mock bank under PUBLIC_BASE_URL/mock/bank/pay.
+    bank_pay_url: str = ""
 
     @property
     def effective_database_url(self) -> str:

@@ -14,7 +14,7 @@ import msgspec
 from litestar import Litestar
 from litestar.di import Provide
 
-from miniapp_mock import face, idcheck, sms_gateway, wechat
+from miniapp_mock import bank, face, idcheck, sms_gateway, wechat
 from miniapp_mock._common import Clock, utc_now
 
 __all__ = ["MockServices", "MockSettings", "create_mock_app"]
@@ -35,6 +35,8 @@ class MockSettings(msgspec.Struct, kw_only=True, frozen=True):
     api_public_base: str = "http://127.0.0.1:8000"
     # The mock national ID database: ID number -> name.
     people: dict[str, str] = msgspec.field(default_factory=dict)
+    # The secret the mock bank signs its webhooks with (miniapp_mock.bank).
+    bank_webhook_secret: str = ""
 
 
 @dataclass
@@ -75,4 +77,5 @@ def create_mock_app(settings: MockSettings, *, clock: Clock | None = None) -> Li
         openapi_config=None,
     )
     app.state.mock_services = services
+    bank.install(app, settings, now)  # the supervising bank: app.state.mock_bank
     return app

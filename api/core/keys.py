@@ -22,6 +22,9 @@ class ServiceKeys:
     pii_index: bytes
     otp: bytes
     credential: bytes
+    # Key of the signer ID hash printed in signing certificates and contexts
+    # (signing.ca.signer_id_hash); its own purpose, unlinkable to the PII index.
+    signer_id: bytes
 
     @classmethod
     def from_master(cls, master: bytes) -> ServiceKeys:
@@ -30,6 +33,7 @@ class ServiceKeys:
             pii_index=derive_key(master, PURPOSE_PII_INDEX),
             otp=derive_key(master, PURPOSE_OTP_HASH),
             credential=derive_key(master, "credential-hash"),
+            signer_id=derive_key(master, "signer-id"),
         )
 
     def protect_id_number(self, id_number: str, *, field: str) -> ProtectedIdNumber:

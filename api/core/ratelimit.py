@@ -31,14 +31,23 @@ class RateLimiter:
         self.store = store
         self.clock = clock
 
+    async def peek(self, name: str, key: str, *, limit: int, window_seconds: int) -> None:
+        """Refuse with 429 if (name, key) has reached ``limit``, without counting."""
+        await self._check(name, key, limit=limit, window_seconds=window_seconds, count=False)
+
     async def hit(self, name: str, key: str, *, limit: int, window_seconds: int) -> None:
         """Count one request for (name, key); refuse with 429 once ``limit`` is reached."""
+        await self._check(name, key, limit=limit, window_seconds=window_seconds, count=True)
+
+    async def _check(
+        self, name: str, key: str, *, limit: int, window_seconds: int, count: bool
+    ) -> None:
         now = self.clock.now().timestamp()
         window = int(now // window_seconds)
         store_key = f"{name}:{key}:{window}"
         raw = await self.store.get(store_key)
-        count = int(raw) if raw else 0
-        if count >= limit:
+        used = int(raw) if raw else 0
+        if used >= limit:
             retry_after = max(1, math.ceil((window + 1) * window_seconds - now))
             raise ProblemError(
                 429,
@@ -48,4 +57,5 @@ class RateLimiter:
                 retry_after=retry_after,
                 limit=name,
             )
-        await self.store.set(store_key, str(count + 1), expires_in=window_seconds + 5)
+        if count:
+            await self.store.set(store_key, str(used + 1), expires_in=window_seconds + 5)

@@ -1,7 +1,9 @@
 """Every table the migrations know about: importing this module registers them all."""
 
+from api.contracts import models as contract_models  # noqa: F401
 from api.core import idempotency  # noqa: F401
 from api.db.base import Base
+from api.escrow import models as escrow_models  # noqa: F401
 from api.identity import models as identity_models  # noqa: F401
 from api.outbox import models as outbox_models  # noqa: F401
 from api.register import models as register_models  # noqa: F401

@@ -51,7 +51,7 @@ log = logging.getLogger("wangqian.identity")
 OTP_POLICY = OtpPolicy()
 LOGIN_PURPOSE = "login"
 # How a code's purpose reads in its SMS ("您的登录验证码为…").
-PURPOSE_LABELS = {LOGIN_PURPOSE: "登录"}
+PURPOSE_LABELS = {LOGIN_PURPOSE: "登录", "sign": "签署合同", "seal": "合同盖章"}
 ID_NUMBER_FIELD = "citizen.id_number"
 TOTP_FIELD = "staff.totp_secret"
 # Roles a company admin may create; regulators and admins are made by the platform.
@@ -150,10 +150,30 @@ async def send_code(
     phone: str,
     now: datetime,
     purpose: str = LOGIN_PURPOSE,
+    subject: str | None = None,
 ) -> schemas.CodeSent:
     """Issue and send a code for (purpose, phone). Never looks at whether an account exists."""
+    _, sent = await issue_code(
+        session, keys, sms, phone=phone, now=now, purpose=purpose, subject=subject
+    )
+    return sent
+
+
+async def issue_code(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    sms: SmsChannel,
+    *,
+    phone: str,
+    now: datetime,
+    purpose: str = LOGIN_PURPOSE,
+    subject: str | None = None,
+) -> tuple[str, schemas.CodeSent]:
+    """Issue and send a code bound to (purpose, subject), sent to ``phone``; the subject
+    defaults to the phone (logins). Returns the challenge id and the public answer."""
+    subject = subject or phone
     await _lock_phone(session, phone)
-    last_row = await _latest_challenge(session, purpose, phone)
+    last_row = await _latest_challenge(session, purpose, subject)
     last = _challenge(last_row) if last_row is not None else None
     since = now - OTP_POLICY.long_window
     history = list(
@@ -167,7 +187,7 @@ async def send_code(
         raise otp_problem(refused) from None
     challenge, code = OTP_POLICY.issue(
         purpose,
-        phone,
+        subject,
         phone,
         keys.otp,
         now,
@@ -177,7 +197,7 @@ async def send_code(
         OtpChallengeRecord(
             challenge_id=challenge.id,
             purpose=purpose,
-            subject=phone,
+            subject=subject,
             phone=phone,
             code_hash=challenge.code_hash,
             created_at=now,
@@ -206,7 +226,7 @@ async def send_code(
         raise ProblemError(
             503, "sms_unavailable", "短信发送失败，请稍后再试。", headers={"Retry-After": "30"}
         ) from None
-    return schemas.CodeSent(
+    return challenge.id, schemas.CodeSent(
         sent=True,
         expires_in=int(OTP_POLICY.ttl.total_seconds()),
         resend_after=int(OTP_POLICY.resend_interval.total_seconds()),
@@ -221,14 +241,17 @@ async def verify_code(
     code: str,
     now: datetime,
     purpose: str = LOGIN_PURPOSE,
+    subject: str | None = None,
 ) -> OtpVerified:
-    """Check the latest code for (purpose, phone); a wrong try is committed, then raised."""
+    """Check the latest code for (purpose, subject) (the subject defaults to the phone);
+    a wrong try is committed, then raised."""
+    subject = subject or phone
     await _lock_phone(session, phone)
-    row = await _latest_challenge(session, purpose, phone)
+    row = await _latest_challenge(session, purpose, subject)
     if row is None:
         raise ProblemError(400, "otp_not_requested", "请先获取验证码。")
     updated, outcome = OTP_POLICY.verify(
-        _challenge(row), code, keys.otp, now, purpose=purpose, subject=phone
+        _challenge(row), code, keys.otp, now, purpose=purpose, subject=subject
     )
     # Conditional on what we read (besides the lock), so no concurrent verifier's count
     # or use can be overwritten: two guesses are never both the 5th, a code is used once.
@@ -843,3 +866,68 @@ async def profile(session: AsyncSession, principal: Principal) -> schemas.Me:
         totp_enabled=staff.totp_secret_encrypted is not None,
         disabled=staff.disabled_at is not None,
     )
+
+
+# ------------------------------------------------------------------ for other contexts
+
+
+@dataclass(frozen=True)
+class CitizenIdentity:
+    """What the contracts context may know of a citizen."""
+
+    id: uuid.UUID
+    phone: str | None
+    name: str | None
+    id_number_index: str | None
+    identity_level: IdentityLevel
+
+
+async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> CitizenIdentity | None:
+    citizen = await session.get(Citizen, citizen_id)
+    if citizen is None:
+        return None
+    return CitizenIdentity(
+        id=citizen.id,
+        phone=citizen.phone,
+        name=citizen.name,
+        id_number_index=citizen.id_number_index,
+        identity_level=citizen.identity_level,
+    )
+
+
+@dataclass(frozen=True)
+class StaffIdentity:
+    id: uuid.UUID
+    name: str
+    phone: str
+    role: StaffRole
+    company_id: uuid.UUID | None
+    totp_enabled: bool
+
+
+async def staff_identity(session: AsyncSession, staff_id: uuid.UUID) -> StaffIdentity | None:
+    staff = await session.get(StaffMember, staff_id)
+    if staff is None:
+        return None
+    return StaffIdentity(
+        id=staff.id,
+        name=staff.name,
+        phone=staff.phone,
+        role=staff.role,
+        company_id=staff.company_id,
+        totp_enabled=staff.totp_secret_encrypted is not None,
+    )
+
+
+async def check_staff_totp(
+    session: AsyncSession, keys: ServiceKeys, staff_id: uuid.UUID, code: str | None, now: datetime
+) -> None:
+    """A staff member enrolled in TOTP proves it again (sealing); a no-op when not enrolled."""
+    staff = await _staff(
+        session, Principal(kind=PrincipalKind.staff, session_id=staff_id, staff_id=staff_id)
+    )
+    if not staff.totp_secret_encrypted:
+        return
+    if not code:
+        raise ProblemError(401, "totp_required", "请输入身份验证器中的动态口令。")
+    await _check_totp(session, keys, staff, code, now)

@@ -16,31 +16,8 @@ from api.identity.models import StaffRole
 from api.identity.routes import staff_only, staff_roles
 from api.identity.service import Principal
 from api.outbox import service
-from api.outbox.models import MessageStatus, OutboxMessage
+from api.outbox.models import MessageStatus
 from api.outbox.schemas import NotificationEntry, NotificationPage
-from notifications.templates import TEMPLATES
-from signing.pii import mask_phone
-
-
-def _entry(message: OutboxMessage) -> NotificationEntry:
-    template = TEMPLATES.get(message.template)
-    return NotificationEntry(
-        id=str(message.id),
-        template=message.template,
-        title=template.title if template else message.template,
-        recipient=mask_phone(message.recipient_phone) if message.recipient_phone else "微信用户",
-        status=message.status,
-        channel=message.channel,
-        attempts=message.attempts,
-        last_error=message.last_error,
-        note=message.note,
-        contract_id=str(message.contract_id) if message.contract_id else None,
-        created_at=message.created_at,
-        next_attempt_at=message.next_attempt_at
-        if message.status == MessageStatus.pending
-        else None,
-        sent_at=message.sent_at,
-    )
 
 
 class NotificationController(Controller):
@@ -66,7 +43,7 @@ class NotificationController(Controller):
             only_company=principal.role is not StaffRole.regulator,
         )
         return NotificationPage(
-            total=total, limit=limit, offset=offset, items=[_entry(m) for m in rows]
+            total=total, limit=limit, offset=offset, items=[NotificationEntry.of(m) for m in rows]
         )
 
     @post(
@@ -91,4 +68,4 @@ class NotificationController(Controller):
             company_id=company,
             only_company=principal.role is not StaffRole.regulator,
         )
-        return _entry(message)
+        return NotificationEntry.of(message)

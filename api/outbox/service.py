@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.keys import ServiceKeys
 from api.core.problems import ProblemError
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
+from api.outbox.schemas import NotificationEntry
 from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
 from notifications.templates import TEMPLATES, render
 
@@ -327,3 +328,13 @@ async def list_messages(
         .offset(offset)
     )
     return total, list(rows)
+
+
+async def contract_log(session: AsyncSession, contract_id: uuid.UUID) -> list[NotificationEntry]:
+    """What was sent about one contract, oldest first, for its timeline."""
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.contract_id == contract_id)
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+    )
+    return [NotificationEntry.of(message) for message in rows]

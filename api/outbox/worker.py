@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from api.core.clock import Clock
@@ -38,8 +39,11 @@ class OutboxWorker:
         concurrency: int = 8,
         lease: timedelta = timedelta(seconds=60),
         policy: RetryPolicy | None = None,
+        periodic: Sequence[Callable[[], Awaitable[object]]] = (),
     ) -> None:
         self.database = database
+        # Small housekeeping jobs run once per loop (e.g. expiring overdue contract orders).
+        self.periodic = list(periodic)
         self.dispatcher = dispatcher
         self.keys = keys
         self.clock = clock
@@ -116,6 +120,13 @@ class OutboxWorker:
                     sent += 1
         return sent
 
+    async def run_periodic(self) -> None:
+        for job in self.periodic:
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic job %s failed", getattr(job, "__name__", job))
+
     async def deliver_now(self, message_id: uuid.UUID) -> int:
         """Send one message at once, ahead of the queue (one-time codes)."""
         return await self.run_once(only=[message_id])
@@ -128,6 +139,7 @@ class OutboxWorker:
                     pass
             except Exception:
                 log.exception("outbox worker iteration failed")
+            await self.run_periodic()
             self._wakeup.clear()
             waiters = [
                 asyncio.ensure_future(stop.wait()),
@@ -168,5 +180,8 @@ def build_worker(
     sms: SmsChannel,
     wechat: WeChatSubscribeChannel | None,
     name: str | None = None,
+    periodic: Sequence[Callable[[], Awaitable[object]]] = (),
 ) -> OutboxWorker:
-    return OutboxWorker(database, Dispatcher(sms, wechat), keys, clock, name=name)
+    return OutboxWorker(
+        database, Dispatcher(sms, wechat), keys, clock, name=name, periodic=periodic
+    )

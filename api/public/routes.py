@@ -32,6 +32,7 @@ class PublicController(Controller):
         return await service.list_projects(
             db,
             today=business_date(clock.now()),
+            now=clock.now(),
             limit=limit,
             offset=offset,
             name_contains=q,
@@ -49,5 +50,8 @@ class PublicController(Controller):
         building_id: FromPath[str],
     ) -> BuildingTable:
         return await service.building_table(
-            db, parse_id(building_id, what="楼栋"), today=business_date(clock.now())
+            db,
+            parse_id(building_id, what="楼栋"),
+            today=business_date(clock.now()),
+            now=clock.now(),
         )

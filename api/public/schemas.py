@@ -10,6 +10,7 @@ from api.core.schemas import Page, ResponseBody
 
 class UnitPublicStatus(enum.StrEnum):
     available = "available"  # 可售
+    signing = "signing"  # 签约中 (a live order, not yet signed)
     signed = "signed"  # 已签约
     filed = "filed"  # 已备案
     restricted = "restricted"  # 查封限制
@@ -18,6 +19,7 @@ class UnitPublicStatus(enum.StrEnum):
 
 STATUS_LABELS = {
     UnitPublicStatus.available: "可售",
+    UnitPublicStatus.signing: "签约中",
     UnitPublicStatus.signed: "已签约",
     UnitPublicStatus.filed: "已备案",
     UnitPublicStatus.restricted: "查封限制",
@@ -26,6 +28,7 @@ STATUS_LABELS = {
 # Colours as city building tables conventionally show them (green = on sale, red = seized).
 STATUS_COLORS = {
     UnitPublicStatus.available: "#2e7d32",
+    UnitPublicStatus.signing: "#ef6c00",
     UnitPublicStatus.signed: "#f9a825",
     UnitPublicStatus.filed: "#1565c0",
     UnitPublicStatus.restricted: "#c62828",
@@ -35,6 +38,7 @@ STATUS_COLORS = {
 
 class StatusCounts(ResponseBody):
     available: int = 0
+    signing: int = 0
     signed: int = 0
     filed: int = 0
     restricted: int = 0

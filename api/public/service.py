@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts import service as contracts
 from api.core.problems import ProblemError
 from api.public.schemas import (
     STATUS_COLORS,
@@ -34,10 +35,16 @@ LEGEND = [
 ]
 
 
-def public_status(facts: UnitSaleFacts) -> UnitPublicStatus:
-    """A seizure or restriction shows first: the public must see it even on a sold unit."""
+def public_status(facts: UnitSaleFacts, contract: str | None = None) -> UnitPublicStatus:
+    """A seizure or restriction shows first: the public must see it even on a sold unit.
+    Then a signed contract, then a live order being signed (``contract`` from
+    ``api.contracts.service.unit_contract_statuses``)."""
     if facts.restricted:
         return UnitPublicStatus.restricted
+    if contract == "signed":
+        return UnitPublicStatus.signed
+    if contract == "signing":
+        return UnitPublicStatus.signing
     if facts.property_management or not facts.permit_kinds:
         return UnitPublicStatus.not_for_sale
     return UnitPublicStatus.available
@@ -51,7 +58,7 @@ def _count(statuses: list[UnitPublicStatus]) -> StatusCounts:
 
 
 async def building_table(
-    session: AsyncSession, building_id: uuid.UUID, *, today: date
+    session: AsyncSession, building_id: uuid.UUID, *, today: date, now: datetime
 ) -> BuildingTable:
     row = (
         await session.execute(
@@ -86,9 +93,10 @@ async def building_table(
         )
     ).all()
     facts = await unit_sale_facts(session, building_id=building_id, today=today)
+    signing = await contracts.unit_contract_statuses(session, now=now, building_id=building_id)
     public_units = []
     for unit in units:
-        status = public_status(facts[unit.id])
+        status = public_status(facts[unit.id], signing.get(unit.id))
         public_units.append(
             PublicUnit(
                 id=str(unit.id),
@@ -129,6 +137,7 @@ async def list_projects(
     session: AsyncSession,
     *,
     today: date,
+    now: datetime,
     limit: int,
     offset: int,
     name_contains: str | None = None,
@@ -185,9 +194,10 @@ async def list_projects(
         ).all()
     )
     facts = await unit_sale_facts(session, project_ids=project_ids, today=today)
+    signing = await contracts.unit_contract_statuses(session, now=now, project_ids=project_ids)
     statuses: dict[uuid.UUID, list[UnitPublicStatus]] = defaultdict(list)
     for unit_id, project_id in unit_projects.items():
-        statuses[project_id].append(public_status(facts[unit_id]))
+        statuses[project_id].append(public_status(facts[unit_id], signing.get(unit_id)))
 
     items = [
         PublicProject(

@@ -607,3 +607,54 @@ async def get_projects(session: AsyncSession, project_ids: list[uuid.UUID]) -> l
         select(Project).where(Project.id.in_(project_ids)).order_by(Project.name)
     )
     return list(rows)
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """A unit with what a contract names of it: building, project, developer."""
+
+    unit_id: uuid.UUID
+    room_no: str
+    unit_label: str
+    use: str
+    building_area: int
+    inner_area: int
+    building_id: uuid.UUID
+    building_name: str
+    building_address: str
+    project_id: uuid.UUID
+    project_name: str
+    company_id: uuid.UUID
+    company_name: str
+    company_uscc: str
+
+
+async def unit_context(session: AsyncSession, unit_id: uuid.UUID) -> UnitContext | None:
+    row = (
+        await session.execute(
+            select(Unit, Building, Project, Company)
+            .join(Building, Unit.building_id == Building.id)
+            .join(Project, Building.project_id == Project.id)
+            .join(Company, Project.company_id == Company.id)
+            .where(Unit.id == unit_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    unit, building, project, company = row
+    return UnitContext(
+        unit_id=unit.id,
+        room_no=unit.room_no,
+        unit_label=unit.unit_label,
+        use=unit.use,
+        building_area=unit.building_area,
+        inner_area=unit.inner_area,
+        building_id=building.id,
+        building_name=building.name,
+        building_address=building.address,
+        project_id=project.id,
+        project_name=project.name,
+        company_id=company.id,
+        company_name=company.name,
+        company_uscc=company.uscc,
+    )

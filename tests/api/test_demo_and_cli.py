@@ -70,6 +70,7 @@ async def test_demo_world_loads_once_and_shows_on_the_building_table(
     assert len(table["units"]) == 24
     assert table["counts"] == {
         "available": 19,
+        "signing": 0,
         "signed": 0,
         "filed": 0,
         "restricted": 1,

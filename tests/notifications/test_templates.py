@@ -48,9 +48,10 @@ def test_a_full_id_number_is_never_sent() -> None:
     with pytest.raises(TemplateError, match="ID number"):
         render("contract_signed", {**sample, "buyer_name": "张三 11010519491231002X"})
     # A masked one is fine.
-    assert "1101**********002X" in render(
-        "contract_signed", {**sample, "buyer_name": "张三 1101**********002X"}
-    ).text
+    assert (
+        "1101**********002X"
+        in render("contract_signed", {**sample, "buyer_name": "张三 1101**********002X"}).text
+    )
 
 
 def test_seed_wording_of_the_signed_contract_message() -> None:
@@ -70,5 +71,7 @@ def test_retry_delays_grow_with_jitter_and_are_capped() -> None:
     rng = random.Random(7)
     for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (10, 300)]:
         delays = [policy.delay(attempt, rng) for _ in range(50)]
-        assert all(timedelta(seconds=ceiling / 2) <= d <= timedelta(seconds=ceiling) for d in delays)
+        assert all(
+            timedelta(seconds=ceiling / 2) <= d <= timedelta(seconds=ceiling) for d in delays
+        )
         assert len(set(delays)) > 1  # jittered, so workers do not retry in lockstep

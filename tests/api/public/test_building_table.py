@@ -36,6 +36,7 @@ async def test_units_without_a_permit_are_not_for_sale(
     assert set(_statuses(table).values()) == {"not_for_sale"}
     assert table["counts"] == {
         "available": 0,
+        "signing": 0,
         "signed": 0,
         "filed": 0,
         "restricted": 0,
@@ -45,6 +46,7 @@ async def test_units_without_a_permit_are_not_for_sale(
     assert table["units"][0]["building_area"] == "89.12"
     assert {e["label"] for e in table["legend"]} == {
         "可售",
+        "签约中",
         "已签约",
         "已备案",
         "查封限制",

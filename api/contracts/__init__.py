@@ -1,0 +1,1 @@
+"""Contract orders: create, issue, scan, sign, seal, complete, void, expire."""

@@ -1,0 +1,174 @@
+"""Contract order bodies in and out. ID numbers and phones only ever go out masked."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from api.contracts.models import ContractKind, OrderStatus, PaymentMethod
+from api.core.schemas import RequestBody, ResponseBody
+from api.outbox.schemas import NotificationEntry
+
+Fen = Annotated[int, msgspec.Meta(ge=0, le=10**13)]
+
+
+class BuyerIn(RequestBody):
+    name: Annotated[str, msgspec.Meta(min_length=2, max_length=30)]
+    id_number: Annotated[str, msgspec.Meta(min_length=15, max_length=20)]
+    phone: Annotated[str, msgspec.Meta(min_length=11, max_length=16)]
+    share: Annotated[str, msgspec.Meta(max_length=16)] = ""  # co-ownership share, e.g. "1/2"
+
+
+class NewOrder(RequestBody):
+    unit_id: uuid.UUID
+    kind: ContractKind
+    buyers: Annotated[list[BuyerIn], msgspec.Meta(min_length=1, max_length=6)]
+    price_fen: Annotated[int, msgspec.Meta(gt=0, le=10**13)]
+    payment_method: PaymentMethod
+    delivery_date: date
+    deposit_fen: Fen = 0
+    down_payment_fen: Fen = 0
+    template: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "gf-2014-0171"
+
+
+class Reason(RequestBody):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class Scan(RequestBody):
+    scene: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class SignIn(RequestBody):
+    challenge_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+
+
+class SealIn(RequestBody):
+    challenge_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    totp_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
+
+
+class PartyOut(ResponseBody):
+    id: uuid.UUID
+    role: str
+    name: str
+    id_number_masked: str
+    phone_masked: str
+    share: str
+    bound: bool
+    signed_at: datetime | None
+    declined_at: datetime | None
+
+
+class UnitOut(ResponseBody):
+    id: uuid.UUID
+    project: str
+    building: str
+    room_no: str
+
+
+class OrderOut(ResponseBody):
+    id: uuid.UUID
+    status: OrderStatus
+    kind: ContractKind
+    unit: UnitOut
+    company: str
+    price_fen: int
+    payment_method: PaymentMethod
+    deposit_fen: int
+    down_payment_fen: int
+    delivery_date: date
+    template: str
+    document_hash: str | None
+    scene: str | None
+    expires_at: datetime | None
+    contract_number: str | None
+    created_at: datetime
+    issued_at: datetime | None
+    completed_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str
+    parties: list[PartyOut]
+    my_party_id: uuid.UUID | None = None
+
+
+class OrderList(ResponseBody):
+    items: list[OrderOut]
+    total: int
+
+
+class Issued(ResponseBody):
+    order: OrderOut
+    scene: str
+    scan_url: str
+    qr_png_url: str
+    qr_svg_url: str
+    expires_at: datetime
+
+
+class ScanAnswer(ResponseBody):
+    order: OrderOut
+    party_id: uuid.UUID
+    role: str
+    document: dict[str, Any]
+    document_hash: str
+
+
+class ChallengeOut(ResponseBody):
+    challenge_id: str
+    sent: bool
+    expires_in: int
+    resend_after: int
+    phone_masked: str
+    document_hash: str
+
+
+class Signed(ResponseBody):
+    order: OrderOut
+    party_id: uuid.UUID
+    signed_at: datetime
+
+
+class Sealed(ResponseBody):
+    order: OrderOut
+    contract_number: str
+    # Shown once: stored only as a keyed hash; sent to every buyer by SMS.
+    password: str
+
+
+class EventOut(ResponseBody):
+    index: int
+    type: str
+    actor: str
+    at: datetime
+    detail: dict[str, Any]
+    hash: str
+
+
+class EventList(ResponseBody):
+    events: list[EventOut]
+    # Messages sent about this contract (SMS, WeChat), with their delivery state.
+    notifications: list[NotificationEntry]
+
+
+class DocumentOut(ResponseBody):
+    document_hash: str
+    canonical_json: str
+    document: dict[str, Any]
+
+
+class VerifyAnswer(ResponseBody, omit_defaults=True):
+    genuine: bool
+    contract_number: str
+    status: OrderStatus | None = None
+    unit: UnitOut | None = None
+    company: str | None = None
+    parties: list[dict[str, str]] | None = None
+    document_hash: str | None = None
+    signatures: list[dict[str, Any]] | None = None
+    completed_at: datetime | None = None

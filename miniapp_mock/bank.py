@@ -1,0 +1,281 @@
+"""Mock supervising bank (监管银行): a payment page and the bank's signed webhooks.
+
+Protocol (what a real bank integration must speak; configuration swaps this mock out):
+
+- Every event is ``POST {api}/api/v1/webhooks/bank`` with a JSON body
+  ``{"id", "type", "created", "data": {"transaction_id", "account_number", "amount_fen",
+  "reference", "instruction_id", "payer_name"}}`` and the header
+  ``X-Bank-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
+- ``type`` is ``payment.received`` (a buyer paid into a supervised account, ``reference``
+  is the payment notice's reference), ``refund.completed`` or ``release.completed`` (the
+  bank executed our instruction ``instruction_id``).
+- A retry resends the same body (same ``transaction_id``) with a fresh signature.
+
+Pages and endpoints (no ``/mock`` prefix; the API mounts this app there):
+
+- ``GET /bank/pay?reference=&amount_fen=&account=``: the mobile page a notice's QR opens;
+  the amount can be changed (to try partial and over-payments); paying posts ``/bank/pay``.
+- ``POST /bank/payments`` (JSON): the same payment without a browser.
+- ``POST /bank/instructions/{id}/execute`` ``{kind, account_number, amount_fen}``: the bank
+  clerk executes a refund or release and the confirmation webhook goes out.
+- ``POST /bank/events/{transaction_id}/redeliver``: send an event again (a retry).
+- ``GET /bank/events``: what was sent and what the API answered.
+
+Shares no code with the API on purpose: the signature is computed here independently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+import msgspec
+from litestar import Litestar, MediaType, Response, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, JSONBody, URLEncodedBody
+
+from miniapp_mock._common import Clock
+
+
+class PaymentRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reference: str
+    amount_fen: int
+    account: str
+    payer_name: str = ""
+    transaction_id: str = ""  # the bank's own id; generated when empty
+
+
+class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Literal["refund", "release"]
+    account_number: str
+    amount_fen: int
+
+
+@dataclass
+class PayForm:
+    reference: str
+    amount_fen: str
+    account: str
+    payer_name: str = ""
+
+
+@dataclass
+class BankState:
+    secret: str
+    webhook_url: str
+    clock: Clock
+    # Set by whoever mounts the mock (the API passes its own client, so tests stay in
+    # process); None = a fresh client per delivery.
+    http: httpx.AsyncClient | None = None
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> str:
+        t = int(self.clock().timestamp()) if timestamp is None else timestamp
+        mac = hmac.new(self.secret.encode(), f"{t}.".encode() + body, hashlib.sha256)
+        return f"t={t},v1={mac.hexdigest()}"
+
+    def new_event(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        txn = data.get("transaction_id") or "BK" + secrets.token_hex(10).upper()
+        event = {
+            "id": "evt_" + secrets.token_hex(8),
+            "type": kind,
+            "created": int(self.clock().timestamp()),
+            "data": {**data, "transaction_id": txn},
+        }
+        self.events[txn] = event
+        return event
+
+    async def deliver(self, event: dict[str, Any]) -> dict[str, Any]:
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"content-type": "application/json", "X-Bank-Signature": self.sign(body)}
+        try:
+            if self.http is not None:
+                response = await self.http.post(self.webhook_url, content=body, headers=headers)
+            else:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    response = await client.post(self.webhook_url, content=body, headers=headers)
+            status, answer = response.status_code, _json(response)
+        except httpx.HTTPError as error:
+            status, answer = 0, {"error": str(error)}
+        record = {
+            "transaction_id": event["data"]["transaction_id"],
+            "type": event["type"],
+            "status": status,
+            "answer": answer,
+        }
+        self.deliveries.append(record)
+        return record
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"text": response.text[:500]}
+
+
+def _bank(state: State) -> BankState:
+    return state.mock_bank
+
+
+def _mask(account: str) -> str:
+    return account[:4] + " **** **** " + account[-4:] if len(account) > 8 else "****"
+
+
+_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>监管银行 · 缴款</title>
+<style>
+body {{ font-family: -apple-system, "PingFang SC", sans-serif; margin: 0; background: #f4f6f8; }}
+main {{ padding: 20px; max-width: 420px; margin: auto; }}
+.card {{ background: #fff; border-radius: 12px; padding: 16px; margin-bottom: 16px; }}
+label {{ display: block; margin: 12px 0 4px; color: #555; }}
+input {{ width: 100%; font-size: 18px; padding: 8px; box-sizing: border-box; }}
+button {{ width: 100%; font-size: 18px; padding: 12px; background: #c8102e; color: #fff;
+  border: 0; border-radius: 8px; margin-top: 16px; }}
+</style></head>
+<body><main>
+<h2>预售资金监管账户缴款</h2>
+{body}
+<p style="color:#888;font-size:12px">模拟银行页面，仅用于演示与测试。</p>
+</main></body></html>
+"""
+
+_FORM = """<div class="card">
+<p>缴款编号：<b>{reference}</b></p>
+<p>收款账户：{account_masked}</p>
+</div>
+<form class="card" method="post" action="pay">
+<input type="hidden" name="reference" value="{reference}">
+<input type="hidden" name="account" value="{account}">
+<label for="amount">缴款金额（分）</label>
+<input id="amount" name="amount_fen" inputmode="numeric" value="{amount}">
+<label for="payer">付款人</label>
+<input id="payer" name="payer_name" value="">
+<button type="submit">确认支付</button>
+</form>
+"""
+
+
+@get("/bank/pay", media_type=MediaType.HTML)
+async def bank_pay_page(
+    reference: FromQuery[str], account: FromQuery[str], amount_fen: FromQuery[int] = 0
+) -> str:
+    body = _FORM.format(
+        reference=html.escape(reference),
+        account=html.escape(account),
+        account_masked=html.escape(_mask(account)),
+        amount=amount_fen,
+    )
+    return _PAGE.format(body=body)
+
+
+async def _pay(bank: BankState, data: PaymentRequest) -> dict[str, Any]:
+    event = bank.new_event(
+        "payment.received",
+        {
+            "transaction_id": data.transaction_id,
+            "account_number": data.account,
+            "amount_fen": data.amount_fen,
+            "reference": data.reference,
+            "payer_name": data.payer_name,
+        },
+    )
+    return await bank.deliver(event)
+
+
+@post("/bank/pay", media_type=MediaType.HTML, status_code=200)
+async def bank_pay_submit(data: URLEncodedBody[PayForm], state: State) -> Response[str]:
+    try:
+        amount = int(data.amount_fen)
+    except ValueError:
+        amount = 0
+    if amount <= 0:
+        body = '<div class="card"><p>金额不正确。</p></div>'
+        return Response(_PAGE.format(body=body), media_type=MediaType.HTML, status_code=422)
+    record = await _pay(
+        _bank(state),
+        PaymentRequest(
+            reference=data.reference,
+            amount_fen=amount,
+            account=data.account,
+            payer_name=data.payer_name,
+        ),
+    )
+    ok = 200 <= record["status"] < 300
+    message = (
+        "支付成功，款项已进入预售资金监管账户。" if ok else "银行已扣款，通知网签系统失败，将重试。"
+    )
+    body = (
+        f'<div class="card"><p>{message}</p>'
+        f"<p>银行流水号：{html.escape(record['transaction_id'])}</p>"
+        f"<p>金额：{amount / 100:.2f} 元</p></div>"
+    )
+    return Response(_PAGE.format(body=body), media_type=MediaType.HTML)
+
+
+@post("/bank/payments", status_code=200)
+async def bank_payments(data: JSONBody[PaymentRequest], state: State) -> dict[str, Any]:
+    return await _pay(_bank(state), data)
+
+
+@post("/bank/instructions/{instruction_id:str}/execute", status_code=200)
+async def bank_execute(
+    instruction_id: FromPath[str], data: JSONBody[ExecuteRequest], state: State
+) -> dict[str, Any]:
+    bank = _bank(state)
+    event = bank.new_event(
+        f"{data.kind}.completed",
+        {
+            "transaction_id": "",
+            "account_number": data.account_number,
+            "amount_fen": data.amount_fen,
+            "instruction_id": instruction_id,
+        },
+    )
+    return await bank.deliver(event)
+
+
+@post("/bank/events/{transaction_id:str}/redeliver", status_code=200)
+async def bank_redeliver(transaction_id: FromPath[str], state: State) -> Response[Any]:
+    bank = _bank(state)
+    event = bank.events.get(transaction_id)
+    if event is None:
+        return Response({"error": "unknown transaction"}, status_code=404)
+    return Response(await bank.deliver(event))
+
+
+@get("/bank/events")
+async def bank_events(state: State) -> list[dict[str, Any]]:
+    return list(_bank(state).deliveries)
+
+
+ROUTES = [
+    bank_pay_page,
+    bank_pay_submit,
+    bank_payments,
+    bank_execute,
+    bank_redeliver,
+    bank_events,
+]
+
+
+def install(app: Litestar, settings: Any, clock: Clock) -> BankState:
+    """Add the bank to a mock app (state ``app.state.mock_bank``)."""
+    bank = BankState(
+        secret=getattr(settings, "bank_webhook_secret", ""),
+        webhook_url=settings.api_public_base.rstrip("/") + "/api/v1/webhooks/bank",
+        clock=clock,
+    )
+    for handler in ROUTES:
+        app.register(handler)
+    app.state.mock_bank = bank
+    return bank

@@ -1,0 +1,149 @@
+"""Steps shared by the contract tests, over HTTP against the app with mocks enabled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.clock import MovableClock
+from api.core.keys import ServiceKeys
+from api.demo import PEOPLE, DemoPerson, load_demo_world
+from tests.api.identity.identity_helpers import bearer, inbox, login_phone
+
+AGENT = next(p for p in PEOPLE if p.role == "sales_agent")
+SEAL_KEEPER = next(p for p in PEOPLE if p.role == "seal_keeper")
+ZHANG = next(p for p in PEOPLE if p.name == "张三")
+LI = next(p for p in PEOPLE if p.name == "李四")
+WANG = next(p for p in PEOPLE if p.name == "王五")  # the demo seller: a stranger to these orders
+
+
+@dataclass
+class Demo:
+    world: dict[str, Any]
+    units: dict[str, str]  # room_no -> unit id
+    agent: str  # bearer tokens
+    seal_keeper: str
+
+
+async def demo(
+    client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
+) -> Demo:
+    world = await load_demo_world(session, keys, now=clock.now())
+    await session.commit()
+    agent = await login_phone(client, AGENT.phone)
+    seal_keeper = await login_phone(client, SEAL_KEEPER.phone)
+    units = {u["room_no"]: u["id"] for u in world["units"]}
+    return Demo(world, units, agent, seal_keeper)
+
+
+async def finish_face_page(client: httpx.AsyncClient, url: str) -> None:
+    parts = urlsplit(url)
+    token = parse_qs(parts.query)["biz_token"][0]
+    done = await client.post(
+        "/mock/face/page/complete", data={"biz_token": token, "result": "pass"}
+    )
+    assert done.status_code == 303
+
+
+async def face_verified(client: httpx.AsyncClient, person: DemoPerson) -> str:
+    """Log in by phone, pass real-name and face verification through the mocks."""
+    token = await login_phone(client, person.phone)
+    named = await client.post(
+        "/api/v1/me/real-name",
+        json={"name": person.name, "id_number": person.id_number},
+        headers=bearer(token),
+    )
+    assert named.status_code == 200, named.text
+    face = (await client.post("/api/v1/me/face-sessions", headers=bearer(token))).json()
+    await finish_face_page(client, face["url"])
+    result = await client.get(f"/api/v1/me/face-sessions/{face['id']}", headers=bearer(token))
+    assert result.json()["identity_level"] == "face_verified", result.text
+    return token
+
+
+def order_body(unit_id: str, *buyers: DemoPerson, **overrides: Any) -> dict[str, Any]:
+    shares = {1: [""], 2: ["1/2", "1/2"], 3: ["1/3", "1/3", "1/3"]}[len(buyers)]
+    body: dict[str, Any] = {
+        "unit_id": unit_id,
+        "kind": "presale",
+        "buyers": [
+            {"name": b.name, "id_number": b.id_number, "phone": b.phone, "share": share}
+            for b, share in zip(buyers, shares, strict=True)
+        ],
+        "price_fen": 2_000_000_00,
+        "payment_method": "commercial_loan",
+        "deposit_fen": 50_000_00,
+        "down_payment_fen": 600_000_00,
+        "delivery_date": "2028-06-30",
+    }
+    body.update(overrides)
+    return body
+
+
+async def create(client: httpx.AsyncClient, token: str, body: dict[str, Any]) -> httpx.Response:
+    return await client.post("/api/v1/contracts", json=body, headers=bearer(token))
+
+
+async def create_issued(
+    client: httpx.AsyncClient, d: Demo, room: str, *buyers: DemoPerson
+) -> dict[str, Any]:
+    created = await create(client, d.agent, order_body(d.units[room], *buyers))
+    assert created.status_code == 201, created.text
+    issued = await client.post(
+        f"/api/v1/contracts/{created.json()['id']}/issue", headers=bearer(d.agent)
+    )
+    assert issued.status_code == 200, issued.text
+    return issued.json()
+
+
+async def scan(client: httpx.AsyncClient, token: str, scene: str) -> httpx.Response:
+    return await client.post("/api/v1/scan", json={"scene": scene}, headers=bearer(token))
+
+
+async def latest_code(client: httpx.AsyncClient, phone: str) -> str:
+    return (await inbox(client, phone))[0]["params"]["code"]
+
+
+async def sign(
+    client: httpx.AsyncClient, token: str, order_id: str, phone: str
+) -> tuple[httpx.Response, dict[str, Any]]:
+    """Ask for a signing code, read it from the mock inbox, sign."""
+    challenge = await client.post(
+        f"/api/v1/contracts/{order_id}/signatures/challenge", headers=bearer(token)
+    )
+    assert challenge.status_code == 200, challenge.text
+    body = {
+        "challenge_id": challenge.json()["challenge_id"],
+        "code": await latest_code(client, phone),
+    }
+    signed = await client.post(
+        f"/api/v1/contracts/{order_id}/signatures", json=body, headers=bearer(token)
+    )
+    return signed, body
+
+
+async def seal(
+    client: httpx.AsyncClient, d: Demo, order_id: str, clock: MovableClock | None = None
+) -> httpx.Response:
+    challenge = await client.post(
+        f"/api/v1/contracts/{order_id}/seal/challenge", headers=bearer(d.seal_keeper)
+    )
+    assert challenge.status_code == 200, challenge.text
+    body = {
+        "challenge_id": challenge.json()["challenge_id"],
+        "code": await latest_code(client, SEAL_KEEPER.phone),
+    }
+    if clock is not None:
+        clock.advance(timedelta(seconds=1))
+    return await client.post(
+        f"/api/v1/contracts/{order_id}/seal", json=body, headers=bearer(d.seal_keeper)
+    )
+
+
+def problem(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json().get("code", "")

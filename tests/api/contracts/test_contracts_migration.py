@@ -1,0 +1,28 @@
+"""Migration 0004 creates exactly what the contract models describe (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from api.db.engine import Database
+from api.db.models import metadata
+from tests.api.identity.test_identity_migration import _tables
+
+CONTRACT_TABLES = {
+    "contract_orders",
+    "contract_parties",
+    "contract_signatures",
+    "contract_events",
+    "contract_counters",
+}
+
+
+async def test_contract_tables_match_the_models(database: Database) -> None:
+    async with database.engine.connect() as connection:
+        diffs = await connection.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+            )
+        )
+    assert [d for d in diffs if _tables(d) & CONTRACT_TABLES] == []
