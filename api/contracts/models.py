@@ -6,7 +6,17 @@ import enum
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db.base import Base, HasId
@@ -70,10 +80,10 @@ class ContractOrder(HasId, Base):
     agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_members.id"))
     kind: Mapped[ContractKind] = mapped_column(_enum(ContractKind, "contract_kind"))
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "order_status"))
-    price_fen: Mapped[int] = mapped_column(Integer)
+    price_fen: Mapped[int] = mapped_column(BigInteger)
     payment_method: Mapped[PaymentMethod] = mapped_column(_enum(PaymentMethod, "payment_method"))
-    deposit_fen: Mapped[int] = mapped_column(Integer)
-    down_payment_fen: Mapped[int] = mapped_column(Integer)
+    deposit_fen: Mapped[int] = mapped_column(BigInteger)
+    down_payment_fen: Mapped[int] = mapped_column(BigInteger)
     delivery_date: Mapped[date]
     template_id: Mapped[str] = mapped_column(String(64))
     template_version: Mapped[str] = mapped_column(String(32))

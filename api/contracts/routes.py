@@ -65,7 +65,7 @@ class ContractController(Controller):
         project_id: Annotated[str | None, Parameter(max_length=64)] = None,
         unit_id: Annotated[str | None, Parameter(max_length=64)] = None,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> schemas.OrderList:
         return await service.list_orders(
             db,

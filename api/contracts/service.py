@@ -14,7 +14,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Any, NoReturn
 
@@ -284,16 +284,32 @@ def _format_expiry(expires_at: datetime) -> str:
 def _share(raw: str) -> Fraction:
     text = raw.strip()
     try:
-        if text.endswith("%"):
-            return Fraction(text[:-1]) / 100
-        return Fraction(text)
+        share = Fraction(text[:-1]) / 100 if text.endswith("%") else Fraction(text)
     except (ValueError, ZeroDivisionError):
         raise ProblemError(
             422, "share_invalid", f"共有份额 {raw} 格式不正确，例如 1/2 或 50%。"
         ) from None
+    if not 0 < share <= 1:
+        raise ProblemError(422, "share_invalid", f"共有份额 {raw} 须大于 0 且不超过 1。")
+    return share
 
 
 # ------------------------------------------------------------------ create
+
+
+async def _check_unit_saleable(
+    session: AsyncSession, unit_id: uuid.UUID, kind: ContractKind, *, today: date
+) -> None:
+    """The register's word on selling the unit today. Asked at creation, and again when
+    the order is issued and sealed: a court may seize a unit, or a permit lapse, meanwhile."""
+    facts = (await register.unit_sale_facts(session, today=today, unit_ids=[unit_id]))[unit_id]
+    if facts.restricted:
+        raise ProblemError(409, "unit_restricted", "该户室已司法查封或行政限制。")
+    if facts.property_management:
+        raise ProblemError(409, "unit_not_for_sale", "该户室为物业管理用房，不能销售。")
+    permit_kind = PermitKind.presale if kind is ContractKind.presale else PermitKind.spot
+    if permit_kind not in facts.permit_kinds:
+        raise ProblemError(409, "permit_not_found", "没有找到有效许可证户室信息。")
 
 
 async def create_order(
@@ -342,16 +358,7 @@ async def create_order(
         if sum(_share(b.share) for b, _, _ in buyers) != 1:
             raise ProblemError(422, "shares_invalid", "各买受人的共有份额之和须为 1（100%）。")
 
-    facts = (await register.unit_sale_facts(session, today=today, unit_ids=[unit.unit_id]))[
-        unit.unit_id
-    ]
-    if facts.restricted:
-        raise ProblemError(409, "unit_restricted", "该户室已司法查封或行政限制。")
-    if facts.property_management:
-        raise ProblemError(409, "unit_not_for_sale", "该户室为物业管理用房，不能销售。")
-    permit_kind = PermitKind.presale if data.kind is ContractKind.presale else PermitKind.spot
-    if permit_kind not in facts.permit_kinds:
-        raise ProblemError(409, "permit_not_found", "没有找到有效许可证户室信息。")
+    await _check_unit_saleable(session, unit.unit_id, data.kind, today=today)
     # Presale money must go into a supervised account; checked now, not at the seal, so a
     # contract never completes with nowhere to pay.
     if data.kind is ContractKind.presale and (
@@ -473,6 +480,7 @@ async def issue_order(
 ) -> schemas.Issued:
     order = await _order(session, order_id, lock=True)
     await _agent_may_act(session, principal, order)
+    await _check_unit_saleable(session, order.unit_id, order.kind, today=business_date(now))
     if order.status is not OrderStatus.draft:
         raise ProblemError(
             409,
@@ -977,6 +985,7 @@ async def _sealable(
             "买受人尚未全部签署，不能盖章。",
             order_status=order.status.value,
         )
+    await _check_unit_saleable(session, order.unit_id, order.kind, today=business_date(now))
     return order
 
 

@@ -4,7 +4,8 @@ The same key with the same body (for the same caller, method and path) replays t
 first answer byte for byte; the same key with another body is refused (422
 ``idempotency_key_reused``); a second request while the first is still running gets 409
 ``idempotency_in_progress``. Only answers a handler gave (2xx and 4xx) are stored: a 5xx
-releases the key so the client can retry.
+releases the key so the client can retry, and an answer marked ``Cache-Control: no-store``
+(it carries a secret) is never stored.
 
 A row is inserted *before* the handler runs so that two racing requests cannot both
 execute; the unique primary key is the lock, on SQLite and PostgreSQL alike. If the
@@ -32,6 +33,7 @@ from api.db.base import Base
 from api.db.engine import Database
 
 HEADER = b"idempotency-key"
+EXEMPT = ("/api/v1/webhooks/",)
 MAX_KEY_LENGTH = 200
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
@@ -73,7 +75,9 @@ class IdempotencyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         key = _header(scope, HEADER) if scope["type"] == "http" else None
-        if key is None or scope.get("method") != "POST":
+        # Webhooks are idempotent by their sender's own event ids, and their callers are
+        # anonymous: a key stored by anyone could otherwise block the real sender's event.
+        if key is None or scope.get("method") != "POST" or scope["path"].startswith(EXEMPT):
             await self.app(scope, receive, send)
             return
         try:
@@ -165,8 +169,13 @@ class IdempotencyMiddleware:
 
     async def _finish(self, scope_hash: str, captured: dict[str, Any]) -> None:
         status = captured.get("status")
+        headers = dict(captured.get("headers", []))
+        # An answer marked no-store carries a secret (a contract password, a bearer token):
+        # it must not sit in this table in clear. A retry with the key runs again instead
+        # (and meets "already sealed" or "code used").
+        secret = b"no-store" in headers.get(b"cache-control", b"").lower()
         async with self.database.writer() as session, session.begin():
-            if status is None or status >= 500:
+            if status is None or status >= 500 or secret:
                 await session.execute(
                     delete(IdempotencyRecord).where(IdempotencyRecord.scope_hash == scope_hash)
                 )
@@ -176,7 +185,7 @@ class IdempotencyMiddleware:
             )
             if record is None:
                 return
-            content_type = dict(captured["headers"]).get(b"content-type", b"application/json")
+            content_type = headers.get(b"content-type", b"application/json")
             record.status_code = status
             record.content_type = content_type.decode()
             record.response_body = bytes(captured["body"])

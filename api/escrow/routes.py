@@ -294,10 +294,12 @@ class PaymentNoticeController(Controller):
         if not base:
             raise ProblemError(503, "bank_not_configured", "未配置银行缴款页面。")
         paid = (await service.paid_by_notice(db, [notice.id]))[notice.id]
+        if paid >= notice.due_fen:
+            raise ProblemError(409, "notice_closed", "该缴款通知已缴清，无需再次缴款。")
         query = urlencode(
             {
                 "reference": notice.reference,
-                "amount_fen": max(notice.due_fen - paid, 0) or notice.due_fen,
+                "amount_fen": notice.due_fen - paid,
                 "account": account.account_number,
             }
         )

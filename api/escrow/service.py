@@ -1100,6 +1100,21 @@ async def assign_suspense(
 # ------------------------------------------------------------------ reconciliation
 
 
+# Every kind of transfer the rules make, with the (debit, credit) account kinds it may
+# touch; anything else in the ledger was not made by these rules and is reported.
+FLOWS: dict[str, set[tuple[LedgerKind | None, LedgerKind | None]]] = {
+    "payment": {(LedgerKind.supervised, LedgerKind.contract)},
+    "suspense": {
+        (LedgerKind.supervised, LedgerKind.suspense),
+        (LedgerKind.bank_clearing, LedgerKind.suspense),
+    },
+    "suspense_assigned": {(LedgerKind.suspense, LedgerKind.contract)},
+    "refund_reserved": {(LedgerKind.contract, LedgerKind.buyer_refunds)},
+    "refund_paid": {(LedgerKind.buyer_refunds, LedgerKind.supervised)},
+    "release_paid": {(LedgerKind.developer_payouts, LedgerKind.supervised)},
+}
+
+
 async def reconcile(session: AsyncSession) -> list[str]:
     """Check the ledger against the recorded bank events and its invariants; return the
     problems found (empty when all is well)."""
@@ -1114,6 +1129,15 @@ async def reconcile(session: AsyncSession) -> list[str]:
             problems.append(f"guarded account {a.code} is negative: {own}")
     banked = {"payment", "suspense", "refund_paid", "release_paid"}
     transfers = list(await session.scalars(select(Transfer)))
+    kinds = {a.id: a.kind for a in accounts}
+    for t in transfers:
+        allowed = FLOWS.get(t.kind)
+        pair = (kinds.get(t.debit_account_id), kinds.get(t.credit_account_id))
+        if allowed is None or pair not in allowed:
+            problems.append(
+                f"transfer {t.id} ({t.kind}) moves money {pair[1]} -> {pair[0]}, "
+                "which no flow of the supervised-funds rules does"
+            )
     by_event: dict[uuid.UUID, list[Transfer]] = {}
     for t in transfers:
         if t.kind in banked and t.bank_event_id is None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post, put
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
@@ -119,6 +119,8 @@ async def _limit_auth(
         )
 
 
+NO_STORE = CacheControlHeader(no_store=True)
+
 FACE_RETURN_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -136,7 +138,13 @@ class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ("identity",)
 
-    @post("/wechat", status_code=200, summary="微信登录 (WeChat mini program login by code)")
+    # Answers carrying a bearer token are never cached, nor kept by the idempotency store.
+    @post(
+        "/wechat",
+        status_code=200,
+        cache_control=NO_STORE,
+        summary="微信登录 (WeChat mini program login by code)",
+    )
     async def wechat(
         self,
         request: Request[Any, Any, Any],
@@ -169,7 +177,12 @@ class AuthController(Controller):
         await _limit_auth(request, limiter, settings, phone)
         return await service.send_code(db, keys, identity_clients.sms, phone=phone, now=clock.now())
 
-    @post("/sms/verify", status_code=200, summary="短信验证码登录 (citizen or staff)")
+    @post(
+        "/sms/verify",
+        status_code=200,
+        cache_control=NO_STORE,
+        summary="短信验证码登录 (citizen or staff)",
+    )
     async def sms_verify(
         self,
         request: Request[Any, Any, Any],

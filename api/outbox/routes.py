@@ -31,7 +31,7 @@ class NotificationController(Controller):
         principal: NamedDependency[Principal],
         status: FromQuery[MessageStatus | None] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> NotificationPage:
         company = None if principal.role is StaffRole.regulator else principal.company_id
         total, rows = await service.list_messages(

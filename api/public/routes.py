@@ -25,7 +25,7 @@ class PublicController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
-        offset: Annotated[int, Parameter(ge=0)] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
         q: Annotated[str | None, Parameter(max_length=100)] = None,
         district: Annotated[str | None, Parameter(max_length=100)] = None,
     ) -> PublicProjectPage:

@@ -164,12 +164,15 @@ async def post_event(
     *,
     timestamp: int | None = None,
     header: str | None = None,
+    idempotency_key: str | None = None,
 ) -> httpx.Response:
     t = int(clock.now().timestamp()) if timestamp is None else timestamp
     sig = header if header is not None else signature.sign_header(secret, t, body)
     headers = {"content-type": "application/json"}
     if sig:
         headers[signature.HEADER] = sig
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     return await client.post("/api/v1/webhooks/bank", content=body, headers=headers)
 
 
@@ -181,9 +184,10 @@ async def pay(
     amount_fen: int,
     *,
     txn: str | None = None,
+    idempotency_key: str | None = None,
 ) -> httpx.Response:
     body = event(amount_fen=amount_fen, reference=escrow.notices[kind]["reference"], txn=txn)
-    return await post_event(client, body, escrow.secret, clock)
+    return await post_event(client, body, escrow.secret, clock, idempotency_key=idempotency_key)
 
 
 async def notices(client: httpx.AsyncClient, escrow: Escrow) -> dict[str, dict[str, Any]]:

@@ -286,3 +286,23 @@ async def test_concurrent_deliveries_count_once(
     first_six = [a.json()["duplicate"] for a in answers[:6]]
     assert sorted(first_six) == [False] + [True] * 5
     assert (await notices(mock_client, escrow))["down_payment"]["paid_fen"] == 1000 + 800
+
+
+async def test_an_idempotency_key_cannot_block_a_bank_event(
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    mock_settings: Settings,
+) -> None:
+    """Webhooks are idempotent by the bank's transaction id; an anonymous caller who sends
+    a forged event with the bank's next Idempotency-Key must not block the real one."""
+    escrow = await setup(mock_client, session, keys, clock, mock_settings)
+    forged = await mock_client.post(
+        "/api/v1/webhooks/bank",
+        content=b"{}",
+        headers={"Idempotency-Key": "bank-42", "X-Bank-Signature": "t=1,v1=00"},
+    )
+    assert forged.status_code == 401
+    real = await pay(mock_client, escrow, clock, "deposit", 1000, idempotency_key="bank-42")
+    assert real.status_code == 200, real.text

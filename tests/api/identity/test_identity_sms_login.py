@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
+from api.core.idempotency import IdempotencyRecord
 from api.core.ratelimit import create_store
+from api.db.engine import Database
 from api.identity.models import AuthSession, Citizen, OtpChallengeRecord, SmsSend
 from tests.api.identity.identity_helpers import (
     bearer,
@@ -292,3 +294,26 @@ async def test_a_failed_sms_delivery_spends_no_quota(mock_client: httpx.AsyncCli
 def test_rate_limit_store_is_memory_by_default_and_redis_when_configured() -> None:
     assert isinstance(create_store(""), MemoryStore)
     assert isinstance(create_store("redis://127.0.0.1:6379/0"), RedisStore)  # lazy: no connection
+
+
+async def test_a_login_answer_is_never_stored_by_the_idempotency_key(
+    mock_client: httpx.AsyncClient, database: Database
+) -> None:
+    """The bearer token must not sit in clear in the idempotency table."""
+    code = await send_code(mock_client, "13900000001")
+    answer = await mock_client.post(
+        "/api/v1/auth/sms/verify",
+        json={"phone": "13900000001", "code": code},
+        headers={"Idempotency-Key": "login-1"},
+    )
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "no-store"
+    token = answer.json()["token"]
+    async with database.reader() as session:
+        stored = list(await session.scalars(select(IdempotencyRecord.response_body)))
+    assert all(token.encode() not in (body or b"") for body in stored)
+    again = await mock_client.post(
+        "/api/v1/auth/sms/verify",
+        json={"phone": "13900000001", "code": code},
+        headers={"Idempotency-Key": "login-1"},
+    )
+    assert again.status_code == 409 and again.json()["code"] == "otp_used"

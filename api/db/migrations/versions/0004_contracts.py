@@ -51,7 +51,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("price_fen", sa.Integer(), nullable=False),
+        sa.Column("price_fen", sa.BigInteger(), nullable=False),
         sa.Column(
             "payment_method",
             sa.Enum(
@@ -66,8 +66,8 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("deposit_fen", sa.Integer(), nullable=False),
-        sa.Column("down_payment_fen", sa.Integer(), nullable=False),
+        sa.Column("deposit_fen", sa.BigInteger(), nullable=False),
+        sa.Column("down_payment_fen", sa.BigInteger(), nullable=False),
         sa.Column("delivery_date", sa.Date(), nullable=False),
         sa.Column("template_id", sa.String(length=64), nullable=False),
         sa.Column("template_version", sa.String(length=32), nullable=False),
