@@ -62,7 +62,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from api.db.migrate import upgrade
 
-    base_url = f"http://{args.host}:{args.port}"
+    # Phones on the LAN need an address they can open: WANGQIAN_PUBLIC_BASE_URL wins, and
+    # a wildcard host is no address at all.
+    host = "127.0.0.1" if args.host in {"0.0.0.0", "::"} else args.host  # noqa: S104
+    base_url = os.environ.get("WANGQIAN_PUBLIC_BASE_URL") or f"http://{host}:{args.port}"
     settings = _settings(args, mocks_enabled=True, public_base_url=base_url)
     upgrade(settings)
     world = asyncio.run(_load_demo(settings))
@@ -73,6 +76,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     path = write_demo_file(settings.data_dir, world)
     building = world["building"]["id"]
     print("Wangqian 网签 demo")
+    print(f"  mini program    {base_url}/miniapp/")
     print(f"  API docs        {base_url}/api/docs")
     print(f"  楼盘表          {base_url}/api/v1/public/buildings/{building}/units")
     print(f"  projects        {base_url}/api/v1/public/projects")

@@ -121,6 +121,8 @@ class ContractParty(HasId, Base):
     citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"), index=True)
     signed_at: Mapped[datetime | None]
     declined_at: Mapped[datetime | None]
+    # The contract password, encrypted, until this buyer has been shown it once.
+    password_encrypted: Mapped[str | None] = mapped_column(String(200))
 
 
 class ContractSignature(HasId, Base):

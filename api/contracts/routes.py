@@ -225,6 +225,25 @@ class ContractController(Controller):
         )
 
     @post(
+        "/{order_id:str}/password",
+        status_code=200,
+        guards=[citizens_only],
+        summary="查看合同密码 (each buyer, once)",
+    )
+    async def password(
+        self,
+        order_id: FromPath[str],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        keys: NamedDependency[ServiceKeys],
+        principal: NamedDependency[Principal],
+    ) -> Response[schemas.PasswordOnce]:
+        shown = await service.reveal_password(
+            db, keys, principal, parse_id(order_id, what=ORDER), now=clock.now()
+        )
+        return Response(shown, headers={"Cache-Control": "no-store"})
+
+    @post(
         "/{order_id:str}/seal/challenge",
         status_code=200,
         guards=[seal_keepers_only],

@@ -134,6 +134,11 @@ class Signed(ResponseBody):
     signed_at: datetime
 
 
+class PasswordOnce(ResponseBody):
+    contract_number: str
+    password: str  # this buyer sees it once; then only the SMS has it
+
+
 class Sealed(ResponseBody):
     order: OrderOut
     contract_number: str

@@ -60,6 +60,7 @@ TEMPLATES = {
 }
 TEMPLATE_VERSION = "2014.1"
 PARTY_ID_FIELD = "contract_party.id_number"
+PASSWORD_FIELD = "contract_party.password"  # noqa: S105  (an encryption field label)
 PASSWORD_PURPOSE = "contract-password"  # noqa: S105  (a hash domain label)
 SIGN_PURPOSE = "sign"
 SEAL_PURPOSE = "seal"
@@ -1130,6 +1131,7 @@ async def seal(
     )
     parties = await _parties(session, order.id)
     for party in parties:
+        party.password_encrypted = keys.pii.encrypt(password, field=PASSWORD_FIELD)
         await outbox.enqueue(
             session,
             keys,
@@ -1258,6 +1260,34 @@ def expiry_sweep(database: Any, clock: Any) -> Any:
             return await expire_due_orders(session, clock.now())
 
     return expire_overdue_orders
+
+
+async def reveal_password(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> schemas.PasswordOnce:
+    """The contract password for the calling buyer, once: then it is wiped (the SMS has it
+    too). Kept encrypted until then, never in clear."""
+    order = await _order(session, order_id, lock=True)
+    party = await _my_party(session, principal, order)
+    if order.status is not OrderStatus.signed or order.contract_number is None:
+        raise ProblemError(409, "contract_not_signed", "合同尚未签订完成，还没有合同密码。")
+    if party.password_encrypted is None:
+        raise ProblemError(
+            410,
+            "password_already_shown",
+            "合同密码仅显示一次，您已查看过；请查阅短信或联系售楼处。",
+        )
+    password = keys.pii.decrypt(party.password_encrypted, field=PASSWORD_FIELD)
+    party.password_encrypted = None
+    await _add_event(
+        session, order, "password_shown", actor=mask_name(party.name), now=now, detail={}
+    )
+    return schemas.PasswordOnce(contract_number=order.contract_number, password=password)
 
 
 async def is_party(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
@@ -225,6 +224,7 @@ class EscrowController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
+        settings: NamedDependency[Settings],
     ) -> schemas.NoticeList:
         contract = await service.assign_suspense(
             db,
@@ -234,7 +234,8 @@ class EscrowController(Controller):
             now=clock.now(),
         )
         return schemas.NoticeList(
-            contract_id=contract.contract_id, items=await service.notice_answers(db, contract)
+            contract_id=contract.contract_id,
+            items=await service.notice_answers(db, contract, pay_base=pay_page_base(settings)),
         )
 
 
@@ -267,10 +268,14 @@ class PaymentNoticeController(Controller):
         state: State,
         db: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
     ) -> schemas.NoticeList:
         cid = _id(contract_id, "合同")
         contract = await _readable_contract(db, state, principal, cid)
-        return schemas.NoticeList(contract_id=cid, items=await service.notice_answers(db, contract))
+        return schemas.NoticeList(
+            contract_id=cid,
+            items=await service.notice_answers(db, contract, pay_base=pay_page_base(settings)),
+        )
 
     @get(
         "/payment-notices/{notice_id:str}/qr.png",
@@ -294,17 +299,11 @@ class PaymentNoticeController(Controller):
         if not base:
             raise ProblemError(503, "bank_not_configured", "未配置银行缴款页面。")
         paid = (await service.paid_by_notice(db, [notice.id]))[notice.id]
-        if paid >= notice.due_fen:
+        url = service.pay_url(base, notice.reference, notice.due_fen - paid, account.account_number)
+        if url is None:
             raise ProblemError(409, "notice_closed", "该缴款通知已缴清，无需再次缴款。")
-        query = urlencode(
-            {
-                "reference": notice.reference,
-                "amount_fen": notice.due_fen - paid,
-                "account": account.account_number,
-            }
-        )
         return Response(
-            qr_png(f"{base}?{query}"),
+            qr_png(url),
             media_type="image/png",
             headers={"Cache-Control": "private, no-store"},
         )

@@ -101,6 +101,9 @@ class NoticeAnswer(ResponseBody):
     account_name: str
     account_number_masked: str
     qr_png: str  # path of the QR image that opens the bank's payment page
+    # The bank's payment page for what is still due (what the QR encodes); None when
+    # nothing is due or no bank page is configured.
+    pay_url: str | None
     created_at: datetime
 
 

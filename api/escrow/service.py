@@ -24,6 +24,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from urllib.parse import urlencode
 
 import msgspec
 from sqlalchemy import func, or_, select
@@ -385,8 +386,18 @@ async def escrow_contract(session: AsyncSession, contract_id: uuid.UUID) -> Escr
     return await session.get(EscrowContract, contract_id)
 
 
+def pay_url(pay_base: str, reference: str, outstanding_fen: int, account_number: str) -> str | None:
+    """The bank's payment page for a notice: the one address the QR and the button open."""
+    if not pay_base or outstanding_fen <= 0:
+        return None
+    query = urlencode(
+        {"reference": reference, "amount_fen": outstanding_fen, "account": account_number}
+    )
+    return f"{pay_base}?{query}"
+
+
 async def notice_answers(
-    session: AsyncSession, contract: EscrowContract
+    session: AsyncSession, contract: EscrowContract, *, pay_base: str = ""
 ) -> list[schemas.NoticeAnswer]:
     account = await session.get(SupervisedAccount, contract.supervised_account_id)
     assert account is not None
@@ -414,6 +425,9 @@ async def notice_answers(
                 account_name=account.account_name,
                 account_number_masked=mask_account(account.account_number),
                 qr_png=f"/api/v1/payment-notices/{n.id}/qr.png",
+                pay_url=pay_url(
+                    pay_base, n.reference, max(n.due_fen - p, 0), account.account_number
+                ),
                 created_at=n.created_at,
             )
         )

@@ -131,6 +131,17 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert done["order"]["status"] == "signed"
     assert await _unit_status(client, building, "201") == "signed"
 
+    # Each buyer may see the password once in the app; then only the SMS has it.
+    once = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(zhang))
+    assert once.status_code == 200 and once.headers["cache-control"] == "no-store"
+    assert once.json() == {"contract_number": number, "password": password}
+    twice = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(zhang))
+    assert problem(twice) == (410, "password_already_shown")
+    other = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(li))
+    assert other.json()["password"] == password
+    stranger = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(wang))
+    assert problem(stranger) == (403, "not_a_party")
+
     # Completion opens the payment notices into the supervised account; buyers see them.
     notices = await client.get(f"/api/v1/contracts/{order_id}/payment-notices", headers=bearer(li))
     assert notices.status_code == 200, notices.text
@@ -158,7 +169,11 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert password not in str(progress)  # the log shows what was sent, never the secret
     types = [e["type"] for e in timeline]
     assert types[:3] == ["created", "issued", "scan_refused"]
-    assert types.count("signed") == 2 and types[-2:] == ["sealed", "completed"]
+    assert types.count("signed") == 2 and types[-4:] == [
+        "sealed",
+        "completed",
+        *["password_shown"] * 2,
+    ]
     assert "awaiting_seal" in types and "scanned" in types
     assert all(ZHANG.name not in e["actor"] for e in timeline)
 

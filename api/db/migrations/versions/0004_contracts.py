@@ -161,6 +161,7 @@ def upgrade() -> None:
         sa.Column("citizen_id", sa.Uuid(), nullable=True),
         sa.Column("signed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("declined_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("password_encrypted", sa.String(length=200), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["citizen_id"], ["citizens.id"], name=op.f("fk_contract_parties_citizen_id_citizens")
