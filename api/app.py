@@ -220,7 +220,10 @@ def _mock_handlers(settings: Settings, clock: Clock, http: httpx.AsyncClient) ->
     async def mock_mount(scope: Any, receive: Any, send: Any) -> None:
         await mock_app(scope, receive, send)
 
-    return [mock_mount]
+    from miniapp_mock.h5 import pages_router
+
+    # The mini program's H5 pages, under /miniapp/ (demo and tests only).
+    return [mock_mount, pages_router()]
 
 
 def create_app_from_env() -> Litestar:

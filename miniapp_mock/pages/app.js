@@ -1,0 +1,610 @@
+/* 网签小程序 H5（演示）: hash routing, fetch with a bearer token kept in sessionStorage.
+ * Talks to /api/v1/... like the mini program, and to /mock/... for wx.login and the demo
+ * SMS inbox. No libraries, no network beyond this server. */
+"use strict";
+
+(function () {
+  var TOKEN = "wq.token";
+  var PENDING = "wq.pendingScene";
+  var FACE = "wq.faceSession";
+  var view = document.getElementById("view");
+  var titleEl = document.getElementById("title");
+  var whoEl = document.getElementById("who");
+
+  var STATUS = {
+    draft: "草稿",
+    awaiting_signatures: "待签署",
+    awaiting_seal: "待开发企业盖章",
+    signed: "已签约",
+    expired: "已过期",
+    voided: "已作废",
+  };
+  var LEVEL = { none: "未实名", real_name: "已实名，待人脸核身", face_verified: "已实名并通过人脸核身" };
+  var FACE_REASON = {
+    face_mismatch: "人脸比对不一致",
+    identity_mismatch: "核身身份与实名信息不一致",
+    expired: "核身已超时",
+  };
+  var NOTICE_KIND = { deposit: "定金", down_payment: "首付款" };
+  var NOTICE_STATUS = { unpaid: "未缴", partial: "部分缴纳", paid: "已缴清", overpaid: "多缴" };
+  var EVENT = {
+    created: "创建合同订单",
+    issued: "生成签约二维码",
+    scanned: "扫码查看合同",
+    scan_refused: "扫码被拒绝",
+    challenge_sent: "发送签署验证码",
+    signed: "买受人签署",
+    declined: "买受人拒签",
+    sealed: "开发企业盖章",
+    completed: "签约完成",
+    voided: "合同订单作废",
+    expired: "合同订单过期",
+  };
+
+  function esc(value) {
+    return String(value === null || value === undefined ? "" : value).replace(/[&<>"']/g,
+      function (c) { return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]; });
+  }
+  function yuan(fen) {
+    var n = Number(fen || 0);
+    var whole = Math.floor(n / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return whole + "." + String(n % 100).padStart(2, "0") + " 元";
+  }
+  function area(units) {
+    if (units === null || units === undefined || units === "") { return "-"; }
+    if (typeof units === "string") { return units + " ㎡"; }
+    return Math.floor(units / 10000) + "." + String(units % 10000).padStart(4, "0") + " ㎡";
+  }
+  function when(iso) {
+    if (!iso) { return "-"; }
+    var d = new Date(iso);
+    return d.toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+  }
+  function token() { return sessionStorage.getItem(TOKEN); }
+  function go(hash) {
+    if (location.hash === hash) { route(); } else { location.hash = hash; }
+  }
+
+  function ApiError(status, problem) {
+    this.status = status;
+    this.code = (problem && problem.code) || "";
+    this.message = (problem && (problem.detail || problem.errmsg || problem.title)) ||
+      ("请求失败（" + status + "）");
+  }
+
+  function api(method, path, body) {
+    var headers = { Accept: "application/json" };
+    if (token()) { headers.Authorization = "Bearer " + token(); }
+    var init = { method: method, headers: headers };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    return fetch(path, init).then(function (response) {
+      return response.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        if (!response.ok) {
+          if (response.status === 401 && path.indexOf("/api/v1/auth/") !== 0) {
+            sessionStorage.removeItem(TOKEN);
+          }
+          throw new ApiError(response.status, data);
+        }
+        return data;
+      });
+    }, function () { throw new ApiError(0, { detail: "网络连接失败，请稍后重试。" }); });
+  }
+
+  function render(title, html) {
+    titleEl.textContent = title;
+    document.title = title + " · 网签";
+    view.innerHTML = html;
+  }
+  function showError(where, error) {
+    var box = typeof where === "string" ? document.getElementById(where) : where;
+    if (!box) { box = view; }
+    box.innerHTML = '<p class="error" role="alert">' + esc(error.message || error) + "</p>";
+  }
+  function on(id, event, handler) {
+    var el = document.getElementById(id);
+    if (el) { el.addEventListener(event, handler); }
+  }
+  function busy(button, promise) {
+    button.disabled = true;
+    return promise.then(function (v) { button.disabled = false; return v; },
+      function (e) { button.disabled = false; throw e; });
+  }
+
+  function refreshWho() {
+    if (!token()) { whoEl.textContent = "未登录"; return Promise.resolve(null); }
+    return api("GET", "/api/v1/me").then(function (me) {
+      whoEl.textContent = me.name ? me.name.charAt(0) + "*" : (me.phone_masked || "已登录");
+      return me;
+    });
+  }
+
+  /* The demo's mock services (face provider, bank) live on this same server: open them on
+   * the address this page was loaded from (a phone on the LAN cannot reach 127.0.0.1). */
+  function sameOriginMock(url) {
+    try {
+      var parsed = new URL(url, location.href);
+      if (parsed.pathname.indexOf("/mock/") === 0) { return parsed.pathname + parsed.search; }
+    } catch (e) { return url; }
+    return url;
+  }
+
+  /* After each step: where the journey continues. */
+  function next() {
+    return api("GET", "/api/v1/me").then(function (me) {
+      if (!me.phone_masked) { go("#/phone"); return; }
+      var pending = sessionStorage.getItem(PENDING);
+      if (pending && me.identity_level === "none") { go("#/real-name"); return; }
+      if (pending && me.identity_level === "real_name") { go("#/face"); return; }
+      if (pending) { go("#/scan/" + pending); return; }
+      go("#/home");
+    }, function (e) { showError(view, e); });
+  }
+
+  function smsHelper(phoneInputId, boxId) {
+    /* Demo only: the mock SMS inbox stands in for the phone's messages. */
+    var phone = document.getElementById(phoneInputId).value.trim();
+    var box = document.getElementById(boxId);
+    if (!phone) { box.innerHTML = '<p class="hint">请先填写手机号。</p>'; return; }
+    fetch("/mock/sms/inbox?phone=" + encodeURIComponent(phone)).then(function (r) { return r.json(); })
+      .then(function (messages) {
+        box.innerHTML = messages.length
+          ? '<p class="ok">最新短信：' + esc(messages[0].text) + "</p>"
+          : '<p class="hint">暂无短信。</p>';
+      }, function () { box.innerHTML = '<p class="hint">模拟短信收件箱不可用。</p>'; });
+  }
+
+  /* ---------------------------------------------------------------- pages */
+
+  var pages = {};
+
+  pages.login = function () {
+    render("登录", [
+      '<div class="card"><h2>微信授权登录</h2>',
+      '<p class="hint">演示环境：填写任意标识作为模拟微信用户（同一标识即同一微信账号）。</p>',
+      '<label for="wx-user">模拟微信用户</label>',
+      '<input id="wx-user" autocomplete="off" placeholder="例如 13900000001">',
+      '<button id="wx-login">微信一键登录</button><div id="login-msg"></div></div>',
+      '<div class="card"><h2>其他</h2>',
+      '<a class="button secondary" href="#/phone-login">手机号验证码登录</a>',
+      '<a class="button secondary" href="#/verify">合同查询（无需登录）</a></div>',
+    ].join(""));
+    on("wx-login", "click", function (ev) {
+      var user = document.getElementById("wx-user").value.trim() || "demo-" + Date.now();
+      busy(ev.target, api("POST", "/mock/wechat/login", { user: user }).then(function (wx) {
+        return api("POST", "/api/v1/auth/wechat", { code: wx.code });
+      })).then(function (session) {
+        sessionStorage.setItem(TOKEN, session.token);
+        refreshWho();
+        if (!session.phone_bound) { go("#/phone"); } else { next(); }
+      }, function (e) { showError("login-msg", e); });
+    });
+  };
+
+  function phoneForm(mode) {
+    var bind = mode === "bind";
+    render(bind ? "绑定手机号" : "手机号登录", [
+      '<div class="card"><h2>', bind ? "绑定手机号" : "手机号验证码登录", "</h2>",
+      bind ? '<p class="hint">签约验证码将发送到此手机号。</p>' : "",
+      '<label for="phone">手机号</label>',
+      '<input id="phone" type="tel" inputmode="numeric" maxlength="11" placeholder="请输入手机号">',
+      '<button id="send" class="secondary">获取验证码</button>',
+      '<label for="code">短信验证码</label>',
+      '<input id="code" inputmode="numeric" maxlength="6" autocomplete="one-time-code" placeholder="6 位验证码">',
+      '<button id="submit">', bind ? "绑定" : "登录", "</button>",
+      '<div id="phone-msg"></div></div>',
+      '<div class="card"><p class="hint">演示环境没有真实短信，可在此查看模拟短信。</p>',
+      '<button id="inbox" class="secondary">查看模拟短信</button><div id="inbox-box"></div></div>',
+    ].join(""));
+    on("inbox", "click", function () { smsHelper("phone", "inbox-box"); });
+    on("send", "click", function (ev) {
+      var phone = document.getElementById("phone").value.trim();
+      busy(ev.target, api("POST", "/api/v1/auth/sms/send", { phone: phone })).then(function () {
+        document.getElementById("phone-msg").innerHTML = '<p class="ok">验证码已发送。</p>';
+      }, function (e) { showError("phone-msg", e); });
+    });
+    on("submit", "click", function (ev) {
+      var phone = document.getElementById("phone").value.trim();
+      var code = document.getElementById("code").value.trim();
+      var call = bind
+        ? api("POST", "/api/v1/me/phone", { phone: phone, code: code })
+        : api("POST", "/api/v1/auth/sms/verify", { phone: phone, code: code, kind: "citizen" })
+          .then(function (s) { sessionStorage.setItem(TOKEN, s.token); });
+      busy(ev.target, call).then(function () { refreshWho(); next(); },
+        function (e) { showError("phone-msg", e); });
+    });
+  }
+  pages.phone = function () { phoneForm("bind"); };
+  pages["phone-login"] = function () { phoneForm("login"); };
+
+  pages.home = function () {
+    render("网上签约", '<div class="card"><p class="hint">加载中…</p></div>');
+    refreshWho().then(function (me) {
+      var level = me.identity_level || "none";
+      var pending = sessionStorage.getItem(PENDING);
+      function step(href, label, done) {
+        return '<a href="' + href + '"><b>' + label + "</b>" +
+          (done ? '<span class="done">已完成</span>' : '<span class="todo">去完成 ›</span>') + "</a>";
+      }
+      render("网上签约", [
+        '<div class="card"><h2>我的身份</h2><dl>',
+        "<dt>姓名</dt><dd>", esc(me.name || "未实名"), "</dd>",
+        "<dt>身份证号</dt><dd>", esc(me.id_number_masked || "-"), "</dd>",
+        "<dt>手机号</dt><dd>", esc(me.phone_masked || "未绑定"), "</dd>",
+        "<dt>认证状态</dt><dd>", esc(LEVEL[level] || level), "</dd></dl></div>",
+        '<div class="card steps"><h2>签约步骤</h2><ul class="list">',
+        "<li>", step("#/phone", "1. 绑定手机号", !!me.phone_masked), "</li>",
+        "<li>", step("#/real-name", "2. 实名认证", level !== "none"), "</li>",
+        "<li>", step("#/face", "3. 人脸核身", level === "face_verified"), "</li>",
+        "<li>", step("#/scan", "4. 扫码签约", false), "</li></ul>",
+        pending ? '<a class="button" href="#/scan/' + esc(pending) + '">继续签约</a>' : "",
+        "</div>",
+        '<div class="card"><a class="button secondary" href="#/contracts">我的合同</a>',
+        '<a class="button secondary" href="#/verify">合同查询</a>',
+        '<button id="logout" class="danger">退出登录</button></div>',
+      ].join(""));
+      on("logout", "click", function () {
+        api("POST", "/api/v1/auth/logout").then(null, function () { return null; }).then(function () {
+          sessionStorage.clear();
+          refreshWho();
+          go("#/login");
+        });
+      });
+    }, function (e) { showError(view, e); });
+  };
+
+  pages["real-name"] = function () {
+    render("实名认证", [
+      '<div class="card"><h2>实名认证</h2>',
+      '<p class="hint">请填写与合同一致的姓名和居民身份证号码。</p>',
+      '<label for="name">姓名</label><input id="name" autocomplete="name" placeholder="请输入姓名">',
+      '<label for="id-number">身份证号</label>',
+      '<input id="id-number" maxlength="18" autocomplete="off" placeholder="18 位居民身份证号码">',
+      '<button id="submit">提交认证</button><div id="rn-msg"></div></div>',
+    ].join(""));
+    on("submit", "click", function (ev) {
+      var body = {
+        name: document.getElementById("name").value.trim(),
+        id_number: document.getElementById("id-number").value.trim().toUpperCase(),
+      };
+      busy(ev.target, api("POST", "/api/v1/me/real-name", body)).then(function () {
+        refreshWho();
+        go("#/face");
+      }, function (e) { showError("rn-msg", e); });
+    });
+  };
+
+  pages.face = function () {
+    render("人脸核身", [
+      '<div class="card"><h2>人脸核身</h2>',
+      "<p>签署合同前需要确认是本人操作。点击下方按钮将打开核身页面，完成后回到本页查看结果。</p>",
+      '<button id="start">开始人脸核身</button>',
+      '<button id="check" class="secondary">我已完成，查看结果</button>',
+      '<div id="face-msg"></div></div>',
+    ].join(""));
+    on("start", "click", function (ev) {
+      var popup = window.open("", "_blank");
+      busy(ev.target, api("POST", "/api/v1/me/face-sessions")).then(function (face) {
+        sessionStorage.setItem(FACE, face.id);
+        var url = sameOriginMock(face.url);
+        if (popup) { popup.location.href = url; } else { location.href = url; }
+        document.getElementById("face-msg").innerHTML =
+          '<p class="hint">已打开核身页面，完成后请点击「我已完成，查看结果」。</p>';
+      }, function (e) { if (popup) { popup.close(); } showError("face-msg", e); });
+    });
+    on("check", "click", function (ev) {
+      var id = sessionStorage.getItem(FACE);
+      if (!id) { showError("face-msg", "请先点击「开始人脸核身」。"); return; }
+      busy(ev.target, api("GET", "/api/v1/me/face-sessions/" + encodeURIComponent(id)))
+        .then(function (face) {
+          var box = document.getElementById("face-msg");
+          if (face.status === "passed" || face.identity_level === "face_verified") {
+            box.innerHTML = '<p class="ok">人脸核身通过。</p>';
+            refreshWho();
+            setTimeout(next, 600);
+          } else if (face.status === "pending") {
+            box.innerHTML = '<p class="hint">尚未完成核身，请在核身页面完成后再查看。</p>';
+          } else {
+            showError(box, "人脸核身未通过（" + (FACE_REASON[face.reason] || face.reason || face.status) +
+              "），请点击「开始人脸核身」重新核验。");
+          }
+        }, function (e) { showError("face-msg", e); });
+    });
+  };
+
+  function sceneFrom(text) {
+    var value = (text || "").trim();
+    var m = value.match(/#\/scan\/([0-9A-Za-z]{1,32})/) || value.match(/[?&]scene=([0-9A-Za-z]{1,32})/);
+    if (m) { return m[1]; }
+    return /^[0-9A-Za-z]{1,32}$/.test(value) ? value : "";
+  }
+
+  pages.scan = function (scene) {
+    if (!scene) {
+      render("扫码签约", [
+        '<div class="card"><h2>扫码签约</h2>',
+        "<p>请用手机相机或微信扫描售楼处出示的签约二维码，二维码会直接打开本页面。</p>",
+        '<label for="scan-link">也可粘贴扫码得到的链接或签约码</label>',
+        '<input id="scan-link" autocomplete="off" placeholder="http://…/miniapp/#/scan/…">',
+        '<button id="open">打开合同</button><div id="scan-msg"></div></div>',
+      ].join(""));
+      on("open", "click", function () {
+        var s = sceneFrom(document.getElementById("scan-link").value);
+        if (!s) { showError("scan-msg", "无法识别的链接或签约码，请重新扫描。"); return; }
+        go("#/scan/" + s);
+      });
+      return;
+    }
+    if (!token()) { sessionStorage.setItem(PENDING, scene); go("#/login"); return; }
+    render("扫码签约", '<div class="card"><p class="hint">正在打开合同…</p><div id="scan-msg"></div></div>');
+    api("POST", "/api/v1/scan", { scene: scene }).then(function (answer) {
+      sessionStorage.removeItem(PENDING);
+      go("#/contract/" + answer.order.id);
+    }, function (e) {
+      var extra = "";
+      if (e.code === "face_verification_required") {
+        sessionStorage.setItem(PENDING, scene);
+        extra = '<a class="button" href="#/real-name">去实名认证</a>';
+        return api("GET", "/api/v1/me").then(function (me) {
+          if (me.identity_level === "real_name") { extra = '<a class="button" href="#/face">去人脸核身</a>'; }
+          show();
+        }, show);
+      }
+      if (e.code === "qr_expired" || e.code === "order_expired" || e.code === "order_voided" ||
+          e.code === "scene_unknown") {
+        sessionStorage.removeItem(PENDING);
+      }
+      show();
+      function show() {
+        render("扫码签约", '<div class="card"><h2>无法打开合同</h2><p class="error" role="alert">' +
+          esc(e.message) + "</p>" + extra + '<a class="button secondary" href="#/home">返回首页</a></div>');
+      }
+    });
+  };
+
+  function loadOrder(id) {
+    return api("GET", "/api/v1/contracts/" + encodeURIComponent(id));
+  }
+  function myParty(order) {
+    return (order.parties || []).filter(function (p) { return p.id === order.my_party_id; })[0];
+  }
+  function statusTag(status) {
+    return '<span class="status ' + esc(status) + '" data-status="' + esc(status) + '">' +
+      esc(STATUS[status] || status) + "</span>";
+  }
+  function partiesHtml(order) {
+    return (order.parties || []).map(function (p) {
+      return "<li><b>" + esc(p.role === "buyer" ? "买受人" : p.role === "seller" ? "出卖人" : p.role) +
+        "：" + esc(p.name) + "</b>" + (p.share ? "（份额 " + esc(p.share) + "）" : "") +
+        '<br><span class="hint">身份证 ' + esc(p.id_number_masked) + " · 手机 " + esc(p.phone_masked) +
+        "</span><br>" + (p.signed_at ? '<span class="status signed">已签署 ' + esc(when(p.signed_at)) + "</span>"
+          : p.declined_at ? '<span class="status voided">已拒签</span>' : '<span class="status">未签署</span>') +
+        "</li>";
+    }).join("");
+  }
+
+  pages.contract = function (id) {
+    render("合同详情", '<div class="card"><p class="hint">加载中…</p></div>');
+    Promise.all([loadOrder(id), api("GET", "/api/v1/contracts/" + encodeURIComponent(id) + "/document")])
+      .then(function (both) {
+        var order = both[0];
+        var doc = both[1].document || {};
+        var terms = doc.terms || doc;
+        var unit = terms.unit || {};
+        var me = myParty(order);
+        var canSign = order.status === "awaiting_signatures" && me && !me.signed_at && !me.declined_at;
+        render("合同详情", [
+          '<div class="card"><h2>', esc(terms.title || "商品房买卖合同"), "</h2>",
+          "<p>", statusTag(order.status), "</p>",
+          order.contract_number ? '<p>合同编号：<b id="contract-number">' + esc(order.contract_number) + "</b></p>" : "",
+          "<dl>",
+          "<dt>项目</dt><dd>", esc(unit.project || order.unit.project), "</dd>",
+          "<dt>房屋</dt><dd>", esc(unit.building || order.unit.building), " ", esc(unit.unit || ""), " ",
+          esc(unit.room_no || order.unit.room_no), "</dd>",
+          unit.address ? "<dt>坐落</dt><dd>" + esc(unit.address) + "</dd>" : "",
+          unit.use ? "<dt>用途</dt><dd>" + esc(unit.use) + "</dd>" : "",
+          "<dt>建筑面积</dt><dd>", esc(area(unit.building_area_units)), "</dd>",
+          "<dt>套内面积</dt><dd>", esc(area(unit.inner_area_units)), "</dd>",
+          "<dt>总价款</dt><dd><b>", esc(yuan(order.price_fen)), "</b></dd>",
+          "<dt>付款方式</dt><dd>", esc(terms.payment_method_label || order.payment_method), "</dd>",
+          "<dt>定金</dt><dd>", esc(yuan(order.deposit_fen)), "</dd>",
+          "<dt>首付款</dt><dd>", esc(yuan(order.down_payment_fen)), "</dd>",
+          "<dt>交付日期</dt><dd>", esc(order.delivery_date), "</dd>",
+          "<dt>出卖人</dt><dd>", esc(order.company), "</dd>",
+          "</dl></div>",
+          '<div class="card"><h2>签约各方</h2><ul class="list">', partiesHtml(order), "</ul></div>",
+          canSign ? '<a class="button" id="to-sign" href="#/sign/' + esc(order.id) + '">我已阅读，去签署</a>' : "",
+          order.status === "signed" ? '<div class="card" id="notices"><h2>缴款通知</h2><p class="hint">加载中…</p></div>' : "",
+          '<div class="card"><h2>业务进度</h2><div id="timeline"><p class="hint">加载中…</p></div></div>',
+          '<p class="hash">文件摘要（SHA-256）：', esc(order.document_hash || "-"), "</p>",
+        ].join(""));
+        loadTimeline(order.id);
+        if (order.status === "signed") { loadNotices(order.id); }
+      }, function (e) { showError(view, e); });
+  };
+
+  function loadTimeline(id) {
+    api("GET", "/api/v1/contracts/" + encodeURIComponent(id) + "/events").then(function (answer) {
+      var box = document.getElementById("timeline");
+      if (!box) { return; }
+      box.innerHTML = '<ol class="timeline">' + (answer.events || []).map(function (ev) {
+        return "<li>" + esc(when(ev.at)) + " · " + esc(EVENT[ev.type] || ev.type) +
+          (ev.actor ? "（" + esc(ev.actor) + "）" : "") + "</li>";
+      }).join("") + "</ol>";
+    }, function (e) { showError("timeline", e); });
+  }
+
+  function loadNotices(id) {
+    api("GET", "/api/v1/contracts/" + encodeURIComponent(id) + "/payment-notices").then(function (answer) {
+      var box = document.getElementById("notices");
+      if (!box) { return; }
+      var items = answer.items || [];
+      box.innerHTML = "<h2>缴款通知</h2>" + (items.length ? '<ul class="list">' + items.map(function (n) {
+        return "<li><b>" + esc(NOTICE_KIND[n.kind] || n.kind) + "</b> " +
+          '<span class="status ' + (n.closed ? "signed" : "awaiting_seal") + '">' +
+          esc(NOTICE_STATUS[n.status] || n.status) + "</span>" +
+          "<dl><dt>应缴</dt><dd>" + esc(yuan(n.due_fen)) + "</dd><dt>已缴</dt><dd>" + esc(yuan(n.paid_fen)) +
+          "</dd><dt>缴款编号</dt><dd>" + esc(n.reference) + "</dd><dt>收款账户</dt><dd>" +
+          esc(n.account_name) + " " + esc(n.account_number_masked) + "（" + esc(n.bank_name) + "）</dd></dl>" +
+          (n.closed ? "" : n.pay_url
+            ? '<a class="button" target="_blank" rel="noopener" href="' + esc(sameOriginMock(n.pay_url)) +
+              '">去缴款（监管银行）</a>'
+            : '<button class="pay secondary" data-notice="' + esc(n.id) + '">去缴款</button>' +
+              '<div class="pay-box" id="pay-' + esc(n.id) + '"></div>') + "</li>";
+      }).join("") + "</ul>" : '<p class="hint">暂无缴款通知。</p>');
+      Array.prototype.forEach.call(box.querySelectorAll("button.pay"), function (button) {
+        button.addEventListener("click", function () {
+          var notice = button.getAttribute("data-notice");
+          var target = document.getElementById("pay-" + notice);
+          fetch("/api/v1/payment-notices/" + encodeURIComponent(notice) + "/qr.png",
+            { headers: { Authorization: "Bearer " + token() } })
+            .then(function (r) { if (!r.ok) { throw new Error("缴款二维码暂不可用。"); } return r.blob(); })
+            .then(function (blob) {
+              target.innerHTML = '<img class="qr" alt="缴款二维码" src="' + URL.createObjectURL(blob) + '">' +
+                '<p class="hint">请用手机银行扫描二维码，在监管银行页面完成缴款；款项只进入预售资金监管账户。</p>';
+            }, function (e) { showError(target, e); });
+        });
+      });
+    }, function (e) { showError("notices", e); });
+  }
+
+  pages.sign = function (id) {
+    var key = "wq.challenge." + id;
+    render("签署合同", '<div class="card"><p class="hint">加载中…</p></div>');
+    loadOrder(id).then(function (order) {
+      render("签署合同", [
+        '<div class="card"><h2>短信验证签署</h2><dl>',
+        "<dt>房屋</dt><dd>", esc(order.unit.project), " ", esc(order.unit.building), " ", esc(order.unit.room_no), "</dd>",
+        "<dt>总价款</dt><dd>", esc(yuan(order.price_fen)), "</dd>",
+        "<dt>状态</dt><dd>", statusTag(order.status), "</dd></dl>",
+        "<p>签署即表示您已阅读并同意合同全部条款。签署后将以您本人的数字证书生成电子签名。</p>",
+        '<button id="challenge" class="secondary">获取短信验证码</button>',
+        '<div id="challenge-msg"></div>',
+        '<label for="sign-code">短信验证码</label>',
+        '<input id="sign-code" inputmode="numeric" maxlength="6" autocomplete="one-time-code" placeholder="6 位验证码">',
+        '<button id="sign">确认签署</button><div id="sign-msg"></div></div>',
+        '<a class="button secondary" href="#/contract/', esc(order.id), '">返回合同</a>',
+      ].join(""));
+      on("challenge", "click", function (ev) {
+        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(id) + "/signatures/challenge"))
+          .then(function (c) {
+            sessionStorage.setItem(key, c.challenge_id);
+            document.getElementById("challenge-msg").innerHTML = '<p class="ok">验证码已发送至 ' +
+              esc(c.phone_masked) + "，" + Math.round(c.expires_in / 60) + " 分钟内有效。</p>";
+          }, function (e) { showError("challenge-msg", e); });
+      });
+      on("sign", "click", function (ev) {
+        var challenge = sessionStorage.getItem(key);
+        if (!challenge) { showError("sign-msg", "请先获取短信验证码。"); return; }
+        var code = document.getElementById("sign-code").value.trim();
+        if (!/^\d{4,8}$/.test(code)) { showError("sign-msg", "请输入短信中的验证码。"); return; }
+        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(id) + "/signatures",
+          { challenge_id: challenge, code: code })).then(function () {
+          sessionStorage.removeItem(key);
+          go("#/done/" + id);
+        }, function (e) { showError("sign-msg", e); });
+      });
+    }, function (e) { showError(view, e); });
+  };
+
+  pages.done = function (id) {
+    render("签署结果", '<div class="card"><p class="hint">加载中…</p></div>');
+    loadOrder(id).then(function (order) {
+      var body;
+      if (order.status === "signed") {
+        body = '<h2>签约完成</h2><p>' + statusTag("signed") + "</p>" +
+          '<p>合同编号</p><p class="big" id="contract-number">' + esc(order.contract_number) + "</p>" +
+          '<div id="password-box"><button id="show-password">查看合同密码（仅显示一次）</button></div>' +
+          '<p class="hint">合同密码也已通过短信发送给各买受人，请妥善保存。凭合同编号和密码可在「合同查询」中核验合同真伪。</p>';
+      } else if (order.status === "awaiting_seal") {
+        body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
+          "<p>所有买受人已签署，等待开发企业盖章。盖章后您将收到合同编号和查询密码短信。</p>";
+      } else if (order.status === "awaiting_signatures" && myParty(order) && myParty(order).signed_at) {
+        body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
+          "<p>等待其他买受人签署，全部签署后由开发企业盖章。</p>";
+      } else {
+        body = "<h2>签署状态</h2><p>" + statusTag(order.status) + "</p>";
+      }
+      render("签署结果", '<div class="card">' + body +
+        '<button id="refresh" class="secondary">刷新状态</button>' +
+        '<a class="button secondary" href="#/contract/' + esc(order.id) + '">查看合同与进度</a>' +
+        '<a class="button secondary" href="#/contracts">我的合同</a></div>');
+      on("refresh", "click", function () { route(); });
+      on("show-password", "click", function (ev) {
+        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/password"))
+          .then(function (shown) {
+            document.getElementById("password-box").innerHTML =
+              '<p>合同密码</p><p class="big" id="contract-password">' + esc(shown.password) + "</p>" +
+              '<p class="hint">此密码只显示这一次，请立即记下。</p>';
+          }, function (e) {
+            document.getElementById("password-box").innerHTML =
+              '<p class="hint" id="password-gone">' + esc(e.message || "无法显示合同密码。") + "</p>";
+          });
+      });
+    }, function (e) { showError(view, e); });
+  };
+
+  pages.contracts = function () {
+    render("我的合同", '<div class="card"><p class="hint">加载中…</p></div>');
+    api("GET", "/api/v1/contracts").then(function (answer) {
+      var items = answer.items || [];
+      render("我的合同", '<div class="card"><ul class="list" id="contract-list">' + (items.length ? items.map(function (o) {
+        return '<li><a href="#/contract/' + esc(o.id) + '"><b>' + esc(o.unit.project) + " " + esc(o.unit.building) +
+          " " + esc(o.unit.room_no) + "</b><br>" + statusTag(o.status) +
+          (o.contract_number ? ' <span class="hint">合同编号 ' + esc(o.contract_number) + "</span>" : "") +
+          '<br><span class="hint">总价 ' + esc(yuan(o.price_fen)) + "</span></a></li>";
+      }).join("") : '<li class="hint">暂无合同。扫描售楼处的签约二维码开始签约。</li>') + "</ul></div>");
+    }, function (e) { showError(view, e); });
+  };
+
+  pages.verify = function () {
+    render("合同查询", [
+      '<div class="card"><h2>合同真伪查询</h2>',
+      '<label for="number">合同编号</label><input id="number" autocomplete="off" placeholder="合同编号">',
+      '<label for="password">查询密码</label>',
+      '<input id="password" inputmode="numeric" maxlength="8" autocomplete="off" placeholder="8 位查询密码">',
+      '<button id="query">查询</button><div id="verify-msg"></div></div>',
+    ].join(""));
+    on("query", "click", function (ev) {
+      var q = "number=" + encodeURIComponent(document.getElementById("number").value.trim()) +
+        "&password=" + encodeURIComponent(document.getElementById("password").value.trim());
+      busy(ev.target, api("GET", "/api/v1/public/verify?" + q)).then(function (r) {
+        var box = document.getElementById("verify-msg");
+        if (!r.genuine) { showError(box, "未查询到该合同，请核对合同编号和密码。"); return; }
+        box.innerHTML = '<p class="ok" id="genuine">合同真实有效</p><dl>' +
+          "<dt>合同编号</dt><dd>" + esc(r.contract_number) + "</dd>" +
+          "<dt>状态</dt><dd>" + statusTag(r.status) + "</dd>" +
+          (r.unit ? "<dt>房屋</dt><dd>" + esc(r.unit.project) + " " + esc(r.unit.building) + " " + esc(r.unit.room_no) + "</dd>" : "") +
+          (r.company ? "<dt>出卖人</dt><dd>" + esc(r.company) + "</dd>" : "") +
+          (r.parties || []).map(function (p) {
+            return "<dt>" + esc(p.role === "buyer" ? "买受人" : p.role || "签约方") + "</dt><dd>" +
+              esc(p.name || "") + " " + esc(p.id_number_masked || "") + "</dd>";
+          }).join("") +
+          "<dt>签约完成</dt><dd>" + esc(when(r.completed_at)) + "</dd></dl>";
+      }, function (e) { showError("verify-msg", e); });
+    });
+  };
+
+  /* ---------------------------------------------------------------- router */
+
+  var PUBLIC = { login: true, "phone-login": true, verify: true, scan: true };
+
+  function route() {
+    var parts = (location.hash.replace(/^#\/?/, "") || "home").split("/");
+    var name = parts[0];
+    var arg = parts.slice(1).join("/");
+    var page = pages[name];
+    if (!page) { name = "home"; page = pages.home; }
+    if (!PUBLIC[name] && !token()) { page = pages.login; name = "login"; }
+    window.scrollTo(0, 0);
+    page(arg ? decodeURIComponent(arg) : "");
+  }
+
+  window.addEventListener("hashchange", route);
+  refreshWho().then(null, function () { whoEl.textContent = "未登录"; });
+  route();
+})();

@@ -1,0 +1,252 @@
+"""The mini program H5 pages in a phone-sized Chromium: the new-home journey with two
+buyers, a withdrawn QR code, and public verification."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from tests.browser.conftest import ROOT, Server
+
+DOCS_SCREENSHOT = ROOT / "docs" / "signing-page.png"
+
+
+def _expect(page: Any) -> Any:
+    from playwright.sync_api import expect
+
+    return expect(page)
+
+
+def _order(server: Server, agent: dict[str, str], room: str, *buyers: dict[str, Any]) -> Any:
+    unit = next(u["id"] for u in server.world["units"] if u["room_no"] == room)
+    shares = ["1/2", "1/2"] if len(buyers) == 2 else [""]
+    body = {
+        "unit_id": unit,
+        "kind": "presale",
+        "buyers": [
+            {"name": b["name"], "id_number": b["id_number"], "phone": b["phone"], "share": s}
+            for b, s in zip(buyers, shares, strict=True)
+        ],
+        "price_fen": 2_000_000_00,
+        "payment_method": "commercial_loan",
+        "deposit_fen": 50_000_00,
+        "down_payment_fen": 600_000_00,
+        "delivery_date": "2028-06-30",
+    }
+    created = server.http.post("/api/v1/contracts", json=body, headers=agent)
+    assert created.status_code == 201, created.text
+    order_id = created.json()["id"]
+    issued = server.http.post(f"/api/v1/contracts/{order_id}/issue", headers=agent)
+    assert issued.status_code == 200, issued.text
+    return issued.json()
+
+
+def _verify_identity(page: Any, server: Server, person: dict[str, Any], scan_url: str) -> None:
+    """Open the scanned link; log in with WeChat, bind the phone, real-name, face check."""
+    expect = _expect
+    page.goto(scan_url)
+    expect(page.locator("main").get_by_role("heading", name="微信授权登录")).to_be_visible()
+    page.fill("#wx-user", person["phone"])  # the mock WeChat user key
+    page.get_by_role("button", name="微信一键登录").click()
+
+    expect(page.locator("main").get_by_role("heading", name="绑定手机号")).to_be_visible()
+    page.fill("#phone", person["phone"])
+    before = server.seen(person["phone"])
+    page.get_by_role("button", name="获取验证码").click()
+    expect(page.get_by_text("验证码已发送")).to_be_visible()
+    page.fill("#code", server.next_code(person["phone"], before))
+    page.get_by_role("button", name="绑定").click()
+
+    expect(page.locator("main").get_by_role("heading", name="实名认证")).to_be_visible()
+    page.fill("#name", person["name"])
+    page.fill("#id-number", person["id_number"])
+    page.get_by_role("button", name="提交认证").click()
+
+    expect(page.locator("main").get_by_role("heading", name="人脸核身")).to_be_visible()
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="开始人脸核身").click()
+    provider = popup_info.value
+    provider.get_by_role("button", name="开始人脸核身").click()
+    provider.wait_for_url(re.compile(r"/api/v1/auth/face-return"))
+    provider.close()
+    page.get_by_role("button", name="我已完成，查看结果").click()
+    expect(page.get_by_text("人脸核身通过")).to_be_visible()
+
+
+def _sign(page: Any, server: Server, person: dict[str, Any], *, wrong_first: bool) -> None:
+    expect = _expect
+    page.get_by_role("link", name="我已阅读，去签署").click()
+    expect(page.locator("main").get_by_role("heading", name="短信验证签署")).to_be_visible()
+    before = server.seen(person["phone"])
+    page.get_by_role("button", name="获取短信验证码").click()
+    expect(page.get_by_text("验证码已发送至")).to_be_visible()
+    code = server.next_code(person["phone"], before)
+    if os.environ.get("WANGQIAN_DOCS_SCREENSHOT") and wrong_first:
+        DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS_SCREENSHOT))
+    if wrong_first:
+        page.fill("#sign-code", f"{(int(code) + 1) % 1_000_000:06d}")
+        page.get_by_role("button", name="确认签署").click()
+        expect(page.locator("#sign-msg")).to_contain_text("验证码错误，还可尝试 4 次")
+    page.fill("#sign-code", code)
+    page.get_by_role("button", name="确认签署").click()
+    expect(page.locator("main").get_by_role("heading", name="您已完成签署")).to_be_visible()
+
+
+def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> None:
+    expect = _expect
+    zhang, li = server.person("张三"), server.person("李四")
+    agent = server.staff_login(server.role("sales_agent")["phone"])
+    issued = _order(server, agent, "201", zhang, li)
+    scene = issued["scene"]
+    assert issued["scan_url"] == f"{server.base}/miniapp/#/scan/{scene}"
+
+    pages = {}
+    for person in (zhang, li):
+        page = phone_page()
+        pages[person["name"]] = page
+        _verify_identity(page, server, person, issued["scan_url"])
+        # Back to the scanned order by itself: the contract to read.
+        expect(page.locator("main").get_by_role("heading", name="签约各方")).to_be_visible()
+        expect(page.locator("main")).to_contain_text("2,000,000.00 元")
+        expect(page.locator("main")).to_contain_text("商业贷款")
+        expect(page.locator("main")).to_contain_text("201")
+        expect(page.locator("main")).to_contain_text("㎡")
+        expect(page.locator("main")).not_to_contain_text(person["id_number"])  # masked
+        _sign(page, server, person, wrong_first=person is zhang)
+
+    # Both buyers signed: the developer's seal keeper seals through the API.
+    keeper_phone = server.role("seal_keeper")["phone"]
+    keeper = server.staff_login(keeper_phone)
+    order_id = issued["order"]["id"]
+    before = server.seen(keeper_phone)
+    challenge = server.http.post(f"/api/v1/contracts/{order_id}/seal/challenge", headers=keeper)
+    assert challenge.status_code == 200, challenge.text
+    sealed = server.http.post(
+        f"/api/v1/contracts/{order_id}/seal",
+        json={
+            "challenge_id": challenge.json()["challenge_id"],
+            "code": server.next_code(keeper_phone, before),
+        },
+        headers=keeper,
+    )
+    assert sealed.status_code == 200, sealed.text
+    number, password = sealed.json()["contract_number"], sealed.json()["password"]
+
+    for page in pages.values():
+        page.get_by_role("button", name="刷新状态").click()
+        expect(page.locator("main").get_by_role("heading", name="签约完成")).to_be_visible()
+        expect(page.locator("[data-status=signed]").first).to_have_text("已签约")
+        expect(page.locator("#contract-number")).to_have_text(number)
+        # The password, shown once to each buyer; a second look says so.
+        page.get_by_role("button", name="查看合同密码（仅显示一次）").click()
+        expect(page.locator("#contract-password")).to_have_text(password)
+        page.get_by_role("button", name="刷新状态").click()
+        page.get_by_role("button", name="查看合同密码（仅显示一次）").click()
+        expect(page.locator("#password-gone")).to_contain_text("仅显示一次")
+
+    # My contracts, the timeline and the payment notices.
+    page = pages["李四"]
+    page.get_by_role("link", name="我的合同").click()
+    expect(page.locator("#contract-list")).to_contain_text("已签约")
+    expect(page.locator("#contract-list")).to_contain_text(number)
+    page.locator("#contract-list a").first.click()
+    expect(page.locator("#timeline")).to_contain_text("开发企业盖章")
+    expect(page.locator("#notices")).to_contain_text("定金")
+    expect(page.locator("#notices")).to_contain_text("50,000.00 元")
+    pay_link = page.locator("#notices a", has_text="去缴款")
+    expect(pay_link.first).to_have_attribute("href", re.compile(r"/mock/bank/pay\?"))
+    # Pay the deposit on the bank's page; the bank's signed webhook closes the notice.
+    with page.expect_popup() as bank_popup:
+        pay_link.first.click()
+    bank = bank_popup.value
+    bank.get_by_role("button", name="确认支付").click()
+    expect(bank.locator("body")).to_contain_text("支付成功")
+    bank.close()
+    page.reload()
+    expect(page.locator("#notices li").first).to_contain_text("已缴清")
+
+    # Anyone can check the contract with its number and password, without logging in.
+    public = phone_page()
+    public.goto(f"{server.base}/miniapp/#/verify")
+    public.fill("#number", number)
+    public.fill("#password", password)
+    public.get_by_role("button", name="查询").click()
+    expect(public.locator("#genuine")).to_have_text("合同真实有效")
+    expect(public.locator("#verify-msg")).to_contain_text(number)
+    expect(public.locator("#verify-msg")).to_contain_text("已签约")
+
+
+def test_a_withdrawn_qr_code_says_so(server: Server, phone_page: Any) -> None:
+    """A real server's clock cannot be moved, so the QR is made unusable by voiding the
+    order; the page shows the API's clear message instead of a contract."""
+    expect = _expect
+    agent = server.staff_login(server.role("sales_agent")["phone"])
+    issued = _order(server, agent, "202", server.person("王五"))
+    voided = server.http.post(
+        f"/api/v1/contracts/{issued['order']['id']}/void",
+        json={"reason": "客户改选其他房源"},
+        headers=agent,
+    )
+    assert voided.status_code == 200, voided.text
+
+    page = phone_page()
+    page.goto(issued["scan_url"])
+    page.fill("#wx-user", "walk-in-visitor")
+    page.get_by_role("button", name="微信一键登录").click()
+    expect(page.locator("main").get_by_role("heading", name="绑定手机号")).to_be_visible()
+    page.goto(issued["scan_url"])  # the scanned link again, now logged in
+    expect(page.locator("main").get_by_role("heading", name="无法打开合同")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text("该合同订单已作废。")
+
+    page.goto(f"{server.base}/miniapp/#/scan/NoSuchScene123")
+    expect(page.get_by_role("alert")).to_have_text("二维码无效或已失效。")
+
+
+def test_pages_are_served_from_the_package(server: Server) -> None:
+    index = server.http.get("/miniapp/")
+    assert index.status_code == 200
+    assert "网签" in index.text and "app.js" in index.text
+    assert "https://" not in index.text  # nothing from the internet
+    for name in ("app.js", "app.css"):
+        assert server.http.get(f"/miniapp/{name}").status_code == 200
+
+
+def test_a_failed_face_check_can_be_retried(server: Server, phone_page: Any) -> None:
+    expect = _expect
+    wang = server.person("王五")
+    page = phone_page()
+    page.goto(f"{server.base}/miniapp/")
+    page.fill("#wx-user", wang["phone"])
+    page.get_by_role("button", name="微信一键登录").click()
+    page.fill("#phone", wang["phone"])
+    before = server.seen(wang["phone"])
+    page.get_by_role("button", name="获取验证码").click()
+    page.fill("#code", server.next_code(wang["phone"], before))
+    page.get_by_role("button", name="绑定").click()
+    expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
+    page.get_by_role("link", name="2. 实名认证").click()
+    page.fill("#name", wang["name"])
+    page.fill("#id-number", wang["id_number"])
+    page.get_by_role("button", name="提交认证").click()
+
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="开始人脸核身").click()
+    provider = popup_info.value
+    provider.get_by_role("button", name="模拟核身失败").click()
+    provider.wait_for_url(re.compile(r"/api/v1/auth/face-return"))
+    provider.close()
+    page.get_by_role("button", name="我已完成，查看结果").click()
+    expect(page.locator("#face-msg")).to_contain_text("人脸核身未通过（人脸比对不一致）")
+
+    with page.expect_popup() as popup_info:
+        page.get_by_role("button", name="开始人脸核身").click()
+    provider = popup_info.value
+    provider.get_by_role("button", name="开始人脸核身").click()
+    provider.wait_for_url(re.compile(r"/api/v1/auth/face-return"))
+    provider.close()
+    page.get_by_role("button", name="我已完成，查看结果").click()
+    expect(page.get_by_text("人脸核身通过")).to_be_visible()
+    expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("已实名并通过人脸核身")
