@@ -68,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     base_url = os.environ.get("WANGQIAN_PUBLIC_BASE_URL") or f"http://{host}:{args.port}"
     settings = _settings(args, mocks_enabled=True, public_base_url=base_url)
     upgrade(settings)
-    world = asyncio.run(_load_demo(settings))
+    world = asyncio.run(_load_demo(settings, base_url))
     world["base_url"] = base_url
     from api.demo import bank_webhook_secret, write_demo_file
 
@@ -77,6 +77,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     building = world["building"]["id"]
     print("Wangqian 网签 demo")
     print(f"  mini program    {base_url}/miniapp/")
+    order = world.get("demo_order")
+    if isinstance(order, dict):
+        print(f"  order to sign   {order['scan_url']}  (buyer 张三 {order['buyer_phone']})")
     print(f"  API docs        {base_url}/api/docs")
     print(f"  楼盘表          {base_url}/api/v1/public/buildings/{building}/units")
     print(f"  projects        {base_url}/api/v1/public/projects")
@@ -93,18 +96,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _load_demo(settings: Settings) -> dict[str, object]:
+async def _load_demo(settings: Settings, base_url: str) -> dict[str, object]:
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
-    from api.demo import load_demo_world
+    from api.demo import ensure_demo_order, load_demo_world
 
     database = create_database(settings)
+    keys = ServiceKeys.from_master(settings.master_secret())
+    now = SystemClock().now()
     try:
         async with database.writer() as session, session.begin():
-            return await load_demo_world(
-                session, ServiceKeys.from_master(settings.master_secret()), now=SystemClock().now()
+            world = await load_demo_world(session, keys, now=now)
+        async with database.writer() as session, session.begin():
+            world["demo_order"] = await ensure_demo_order(
+                session, keys, now=now, public_base_url=base_url
             )
+        return world
     finally:
         await database.dispose()
 

@@ -7,6 +7,7 @@ by its credit code and only re-describes what is there.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -315,3 +316,79 @@ def write_demo_file(data_dir: Path, world: dict[str, Any]) -> Path:
     path = data_dir / "demo.json"
     path.write_text(json.dumps(world, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+# Rooms the demo may put its ready-to-sign order on, in turn (never those the tests use).
+DEMO_ORDER_ROOMS = ("603", "604", "503", "504", "403", "404")
+
+
+async def ensure_demo_order(
+    session: AsyncSession, keys: ServiceKeys, *, now: datetime, public_base_url: str
+) -> dict[str, Any] | None:
+    """An issued order for the demo buyer 张三, so a person can go from login to a signed
+    contract on a phone without touching the API. An order still waiting for signatures
+    is reused; otherwise a new one is issued on the next free room. None when every
+    candidate room is taken."""
+    from api.contracts import schemas as contract_schemas
+    from api.contracts import service as contracts
+    from api.contracts.models import ContractKind, OrderStatus, PaymentMethod
+    from api.identity import service as identity
+    from api.identity.models import PrincipalKind
+
+    agent_person = next(p for p in PEOPLE if p.role == "sales_agent")
+    buyer = next(p for p in PEOPLE if p.role == "buyer")
+    agent = await identity.staff_by_phone(session, agent_person.phone)
+    building = await session.scalar(select(Building).where(Building.survey_no == SURVEY_NO))
+    assert agent is not None and building is not None
+    principal = identity.Principal(
+        kind=PrincipalKind.staff,
+        session_id=uuid.uuid4(),
+        staff_id=agent.id,
+        role=agent.role,
+        company_id=agent.company_id,
+    )
+    units = {
+        u.room_no: u
+        for u in await session.scalars(
+            select(Unit).where(Unit.building_id == building.id, Unit.room_no.in_(DEMO_ORDER_ROOMS))
+        )
+    }
+    for room in DEMO_ORDER_ROOMS:
+        unit = units[room]
+        await contracts.expire_due_orders(session, now, unit_id=unit.id)
+        live = await contracts.live_order_on(session, unit.id)
+        if live is not None and live[0] is OrderStatus.awaiting_signatures and live[1]:
+            scene = live[1]
+        elif live is None:
+            order = await contracts.create_order(
+                session,
+                keys,
+                principal,
+                contract_schemas.NewOrder(
+                    unit_id=unit.id,
+                    kind=ContractKind.presale,
+                    buyers=[
+                        contract_schemas.BuyerIn(
+                            name=buyer.name, id_number=buyer.id_number, phone=buyer.phone
+                        )
+                    ],
+                    price_fen=236_720_000,
+                    payment_method=PaymentMethod.commercial_loan,
+                    delivery_date=date(2028, 6, 30),
+                    deposit_fen=5_000_000,
+                    down_payment_fen=71_016_000,
+                ),
+                now=now,
+            )
+            issued = await contracts.issue_order(
+                session, keys, principal, order.id, now=now, public_base_url=public_base_url
+            )
+            scene = issued.scene
+        else:
+            continue
+        return {
+            "room_no": room,
+            "buyer_phone": buyer.phone,
+            "scan_url": f"{public_base_url.rstrip('/')}/miniapp/#/scan/{scene}",
+        }
+    return None

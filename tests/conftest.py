@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import msgspec
 import pytest
 from litestar import Litestar
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.app import create_app
@@ -35,59 +37,63 @@ def pytest_report_header() -> str:
 
 
 @pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+def pg_run_url() -> Iterator[str]:
+    """PostgreSQL: a database of this run's own, made next to the one named by
+    ``WANGQIAN_TEST_DATABASE_URL`` and dropped at the end, so two runs on one server
+    (two engineers, or CI beside a developer) never truncate each other's tables."""
+    if not PG_URL:
+        yield ""
+        return
+    base = make_url(PG_URL)
+    name = f"{base.database}_run_{os.getpid()}_{secrets.token_hex(3)}"
+    _admin(PG_URL, f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(url: str, statement: str) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def run() -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory, pg_run_url: str) -> Path | None:
     """SQLite: a migrated database file copied per test. PostgreSQL: migrate once."""
-    if PG_URL:
-        _reset_postgres(PG_URL)
-        upgrade(Settings(database_url=PG_URL))
+    if pg_run_url:
+        upgrade(Settings(database_url=pg_run_url))
         return None
     template_dir = tmp_path_factory.mktemp("template")
     upgrade(Settings(data_dir=template_dir))
     return template_dir / "wangqian.db"
 
 
-def _reset_postgres(url: str) -> None:
-    import asyncio
-
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    async def reset() -> None:
-        engine = create_async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-        await engine.dispose()
-
-    asyncio.run(reset())
-
-
 @pytest.fixture
-def settings(tmp_path: Path, migrated_template: Path | None) -> Iterator[Settings]:
-    if PG_URL:
+def settings(tmp_path: Path, migrated_template: Path | None, pg_run_url: str) -> Iterator[Settings]:
+    if pg_run_url:
         yield Settings(
-            data_dir=tmp_path, database_url=PG_URL, secret_key=TEST_SECRET, log_json=False
+            data_dir=tmp_path, database_url=pg_run_url, secret_key=TEST_SECRET, log_json=False
         )
-        _truncate_postgres()
+        _truncate_postgres(pg_run_url)
         return
     assert migrated_template is not None
     shutil.copy(migrated_template, tmp_path / "wangqian.db")
     yield Settings(data_dir=tmp_path, secret_key=TEST_SECRET, log_json=False)
 
 
-def _truncate_postgres() -> None:
-    import asyncio
-
-    from sqlalchemy.ext.asyncio import create_async_engine
-
+def _truncate_postgres(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
-
-    async def truncate() -> None:
-        engine = create_async_engine(PG_URL)
-        async with engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
-        await engine.dispose()
-
-    asyncio.run(truncate())
+    _admin(url, f"TRUNCATE {tables} CASCADE")
 
 
 @pytest.fixture

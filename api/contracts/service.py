@@ -1303,3 +1303,17 @@ async def is_party(session: AsyncSession, principal: Principal, order_id: uuid.U
             )
         )
     ) is not None
+
+
+async def live_order_on(
+    session: AsyncSession, unit_id: uuid.UUID
+) -> tuple[OrderStatus, str | None] | None:
+    """The status and scene of the order holding a unit, or None when the unit is free."""
+    row = (
+        await session.execute(
+            select(ContractOrder.status, ContractOrder.scene).where(
+                ContractOrder.unit_id == unit_id, ContractOrder.status.in_(LIVE_STATUSES)
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None

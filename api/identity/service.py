@@ -931,3 +931,9 @@ async def check_staff_totp(
     if not code:
         raise ProblemError(401, "totp_required", "请输入身份验证器中的动态口令。")
     await _check_totp(session, keys, staff, code, now)
+
+
+async def staff_by_phone(session: AsyncSession, phone: str) -> StaffIdentity | None:
+    """A staff member by login phone (the demo acts as its sales agent)."""
+    staff_id = await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone))
+    return await staff_identity(session, staff_id) if staff_id is not None else None

@@ -99,7 +99,10 @@ def test_demo_command_twice_writes_the_same_world(tmp_path: Path) -> None:
     second = _run(["demo", "--no-serve"], tmp_path)
     assert second.returncode == 0, second.stderr
     again = json.loads((tmp_path / "demo.json").read_text(encoding="utf-8"))
-    assert world == again
+    assert world == again  # the same world, and the same order waiting to be signed
+    order = world["demo_order"]
+    assert order["room_no"] == "603" and "/miniapp/#/scan/" in order["scan_url"]
+    assert order["scan_url"] in first.stdout
     assert len(world["bank_webhook_secret"]) == 64
     assert world["building"]["id"] in first.stdout
     assert {p["phone"] for p in world["people"]} >= {"13800000001", "13900000001"}
