@@ -13,10 +13,12 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +89,19 @@ class Server:
     base: str
     world: dict[str, Any]
     http: httpx.Client
+    data_dir: Path
     tokens: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def let_expire(self, order_id: str) -> None:
+        """Time passes for one order: a real server's clock cannot be moved, so its expiry
+        is set into the past in the server's database (the server expires it on access)."""
+        with sqlite3.connect(self.data_dir / "wangqian.db") as db:
+            db.execute("PRAGMA busy_timeout=10000")
+            changed = db.execute(
+                "UPDATE contract_orders SET expires_at = '2000-01-01 00:00:00.000000' WHERE id = ?",
+                (uuid.UUID(order_id).hex,),
+            ).rowcount
+        assert changed == 1
 
     def person(self, name: str) -> dict[str, Any]:
         return next(p for p in self.world["people"] if p["name"] == name)
@@ -166,7 +180,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: Any) -> Iterator[
             time.sleep(0.2)
         world = json.loads((data_dir / "demo.json").read_text())
         with httpx.Client(base_url=base, timeout=20) as http:
-            yield Server(base, world, http)
+            yield Server(base, world, http, data_dir)
     finally:
         process.terminate()
         try:

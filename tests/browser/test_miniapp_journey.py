@@ -204,6 +204,25 @@ def test_a_withdrawn_qr_code_says_so(server: Server, phone_page: Any) -> None:
     expect(page.get_by_role("alert")).to_have_text("二维码无效或已失效。")
 
 
+def test_an_expired_qr_code_says_so(server: Server, phone_page: Any) -> None:
+    expect = _expect
+    agent = server.staff_login(server.role("sales_agent")["phone"])
+    issued = _order(server, agent, "302", server.person("王五"))
+    server.let_expire(issued["order"]["id"])
+
+    page = phone_page()
+    page.goto(issued["scan_url"])
+    page.fill("#wx-user", "late-visitor")
+    page.get_by_role("button", name="微信一键登录").click()
+    expect(page.locator("main").get_by_role("heading", name="绑定手机号")).to_be_visible()
+    page.goto(issued["scan_url"])
+    expect(page.locator("main").get_by_role("heading", name="无法打开合同")).to_be_visible()
+    expect(page.get_by_role("alert")).to_contain_text("过期")
+    # The building table released the unit.
+    table = server.http.get(f"/api/v1/public/buildings/{server.world['building']['id']}/units")
+    assert {u["room_no"]: u["status"] for u in table.json()["units"]}["302"] == "available"
+
+
 def test_pages_are_served_from_the_package(server: Server) -> None:
     index = server.http.get("/miniapp/")
     assert index.status_code == 200
