@@ -907,19 +907,14 @@ async def sign(
     )
     ca = await keystore.ca(now)
     record = sign_once(ca, Signer(party.name, id_hash, SignerRole.BUYER), context, now)
-    session.add(
-        ContractSignature(
-            order_id=order.id,
-            signer_key=str(party.id),
-            role=SignerRole.BUYER.value,
-            record_json=json.dumps(record.to_dict()),
-            signed_at=now,
-        )
+    await _store_signature(
+        session,
+        order,
+        str(party.id),
+        record,
+        now=now,
+        twice=ProblemError(409, "already_signed", "您已签署该合同。"),
     )
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise ProblemError(409, "already_signed", "您已签署该合同。") from None
     party.signed_at = now
     order.updated_at = now
     await _add_event(
@@ -968,6 +963,31 @@ async def decline(
 
 
 # ------------------------------------------------------------------ seal and completion
+
+
+async def _store_signature(
+    session: AsyncSession,
+    order: ContractOrder,
+    signer_key: str,
+    record: SignatureRecord,
+    *,
+    now: datetime,
+    twice: ProblemError,
+) -> None:
+    """Keep a signing act; the unique (order, signer) key refuses a second one."""
+    session.add(
+        ContractSignature(
+            order_id=order.id,
+            signer_key=signer_key,
+            role=record.role.value,
+            record_json=json.dumps(record.to_dict()),
+            signed_at=now,
+        )
+    )
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise twice from None
 
 
 async def _sealable(
@@ -1097,19 +1117,14 @@ async def seal(
         user_agent=client.user_agent[:300],
     )
     record = seal_sign(ca, developer["credit_code"], context, now)
-    session.add(
-        ContractSignature(
-            order_id=order.id,
-            signer_key="seal",
-            role=SignerRole.SEAL.value,
-            record_json=json.dumps(record.to_dict()),
-            signed_at=now,
-        )
+    await _store_signature(
+        session,
+        order,
+        "seal",
+        record,
+        now=now,
+        twice=ProblemError(409, "already_sealed", "该合同已盖章。"),
     )
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise ProblemError(409, "already_sealed", "该合同已盖章。") from None
     await _add_event(
         session,
         order,
