@@ -16,7 +16,8 @@ PAGES_DIR = Path(__file__).parent / "pages"
 
 
 def pages_router(path: str = "/miniapp") -> Any:
-    """A router serving ``index.html``, ``app.js`` and ``app.css`` under ``path``."""
+    """A router serving ``index.html``, ``app.js``, ``app.css`` and ``qr-decode.js`` (the
+    in-page QR reader for photos) under ``path``."""
     return create_static_files_router(
         path=path,
         directories=[PAGES_DIR],

@@ -316,11 +316,53 @@
     });
   };
 
-  function sceneFrom(text) {
+  // A scan link gives its scene; a bare scene is accepted only when typed (`typed`), so a
+  // photo of some other QR code that happens to hold a short word is not taken for one.
+  function sceneFrom(text, typed) {
     var value = (text || "").trim();
-    var m = value.match(/#\/scan\/([0-9A-Za-z]{1,32})/) || value.match(/[?&]scene=([0-9A-Za-z]{1,32})/);
+    var m = value.match(/#\/scan\/([0-9A-Za-z]{1,32})$/) || value.match(/[?&]scene=([0-9A-Za-z]{1,32})(?:&|$)/);
     if (m) { return m[1]; }
-    return /^[0-9A-Za-z]{1,32}$/.test(value) ? value : "";
+    return typed && /^[0-9A-Za-z]{1,32}$/.test(value) ? value : "";
+  }
+
+  // Photos are read at a few sizes: a small copy is fast and smooths out noise and blur,
+  // a larger one keeps a code that fills little of the frame readable.
+  var PHOTO_SIDES = [1024, 640, 1600];
+
+  function loadPhoto(file) {
+    if (window.createImageBitmap) {
+      return createImageBitmap(file, { imageOrientation: "from-image" });
+    }
+    return new Promise(function (resolve, reject) {
+      var url = URL.createObjectURL(file);
+      var img = new Image();
+      img.onload = function () { URL.revokeObjectURL(url); resolve(img); };
+      img.onerror = function () { URL.revokeObjectURL(url); reject(new Error("unreadable")); };
+      img.src = url;
+    });
+  }
+
+  function readQrPhoto(file) {
+    return loadPhoto(file).then(function (picture) {
+      var width = picture.naturalWidth || picture.width;
+      var height = picture.naturalHeight || picture.height;
+      var canvas = document.createElement("canvas");
+      var context = canvas.getContext("2d", { willReadFrequently: true });
+      var tried = {};
+      for (var i = 0; i < PHOTO_SIDES.length; i++) {
+        var scale = Math.min(1, PHOTO_SIDES[i] / Math.max(width, height));
+        var w = Math.max(1, Math.round(width * scale));
+        var h = Math.max(1, Math.round(height * scale));
+        if (tried[w]) { continue; }
+        tried[w] = true;
+        canvas.width = w;
+        canvas.height = h;
+        context.drawImage(picture, 0, 0, w, h);
+        var found = window.QrDecoder.decode(context.getImageData(0, 0, w, h).data, w, h);
+        if (found) { return found.text; }
+      }
+      return null;
+    });
   }
 
   pages.scan = function (scene) {
@@ -328,14 +370,37 @@
       render("扫码签约", [
         '<div class="card"><h2>扫码签约</h2>',
         "<p>请用手机相机或微信扫描售楼处出示的签约二维码，二维码会直接打开本页面。</p>",
+        '<label class="button" for="scan-photo">拍照或选择二维码图片</label>',
+        '<input id="scan-photo" class="hidden-file" type="file" accept="image/*">',
+        '<p class="hint">照片中二维码要完整、清晰；识别在手机上完成，照片不会上传。</p>',
         '<label for="scan-link">也可粘贴扫码得到的链接或签约码</label>',
         '<input id="scan-link" autocomplete="off" placeholder="http://…/miniapp/#/scan/…">',
         '<button id="open">打开合同</button><div id="scan-msg"></div></div>',
       ].join(""));
       on("open", "click", function () {
-        var s = sceneFrom(document.getElementById("scan-link").value);
+        var s = sceneFrom(document.getElementById("scan-link").value, true);
         if (!s) { showError("scan-msg", "无法识别的链接或签约码，请重新扫描。"); return; }
         go("#/scan/" + s);
+      });
+      on("scan-photo", "change", function (ev) {
+        var file = ev.target.files && ev.target.files[0];
+        ev.target.value = "";
+        if (!file) { return; }
+        document.getElementById("scan-msg").innerHTML = '<p class="hint">正在识别二维码…</p>';
+        // Give the message a frame to appear before the decoder holds the thread.
+        setTimeout(function () {
+          readQrPhoto(file).then(function (text) {
+            if (text === null) {
+              showError("scan-msg", "未能识别照片中的二维码。请让二维码完整、清晰地位于画面中央后重拍，或粘贴链接。");
+              return;
+            }
+            var s = sceneFrom(text, false);
+            if (!s) { showError("scan-msg", "这不是网签合同的签约二维码，请扫描售楼处出示的二维码。"); return; }
+            go("#/scan/" + s);
+          }, function () {
+            showError("scan-msg", "无法打开这张图片，请换一张照片。");
+          });
+        }, 30);
       });
       return;
     }

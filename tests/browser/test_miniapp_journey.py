@@ -7,7 +7,9 @@ import os
 import re
 from typing import Any
 
+from signing.qr import qr_png
 from tests.browser.conftest import ROOT, Server
+from tests.browser.qr_photos import Shot, photograph
 
 DOCS_SCREENSHOT = ROOT / "docs" / "signing-page.png"
 
@@ -43,7 +45,8 @@ def _order(server: Server, agent: dict[str, str], room: str, *buyers: dict[str, 
 
 
 def _verify_identity(page: Any, server: Server, person: dict[str, Any], scan_url: str) -> None:
-    """Open the scanned link; log in with WeChat, bind the phone, real-name, face check."""
+    """Open the scanned link (or the mini program's home); log in with WeChat, bind the
+    phone, real-name, face check."""
     expect = _expect
     page.goto(scan_url)
     expect(page.locator("main").get_by_role("heading", name="微信授权登录")).to_be_visible()
@@ -58,6 +61,9 @@ def _verify_identity(page: Any, server: Server, person: dict[str, Any], scan_url
     page.fill("#code", server.next_code(person["phone"], before))
     page.get_by_role("button", name="绑定").click()
 
+    if "#/scan/" not in scan_url:  # no order waiting: the steps page leads on
+        expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
+        page.get_by_role("link", name="2. 实名认证").click()
     expect(page.locator("main").get_by_role("heading", name="实名认证")).to_be_visible()
     page.fill("#name", person["name"])
     page.fill("#id-number", person["id_number"])
@@ -94,6 +100,29 @@ def _sign(page: Any, server: Server, person: dict[str, Any], *, wrong_first: boo
     expect(page.locator("main").get_by_role("heading", name="您已完成签署")).to_be_visible()
 
 
+def _scan_photo(page: Any, server: Server, order_id: str, agent: dict[str, str]) -> None:
+    """From the home page, open the scan page and upload photos: one with no code, one of
+    somebody else's QR code, then a tilted, rotated JPEG of the order's code."""
+    expect = _expect
+    page.get_by_role("link", name="4. 扫码签约").click()
+    expect(page.locator("main").get_by_role("heading", name="扫码签约")).to_be_visible()
+    photo = page.locator("#scan-photo")
+
+    desk = photograph(None, Shot(size=1000, seed=5))
+    photo.set_input_files(files=[{"name": "desk.jpg", "mimeType": "image/jpeg", "buffer": desk.data}])
+    expect(page.get_by_role("alert")).to_contain_text("未能识别照片中的二维码")
+
+    other = photograph(qr_png("https://shop.example/coupon?id=12345"), Shot(seed=6, rotation=10))
+    photo.set_input_files(files=[{"name": "other.jpg", "mimeType": "image/jpeg", "buffer": other.data}])
+    expect(page.get_by_role("alert")).to_contain_text("这不是网签合同的签约二维码")
+
+    code = server.http.get(f"/api/v1/contracts/{order_id}/qr.png", headers=agent)
+    assert code.status_code == 200, code.text
+    shot = Shot(size=1600, coverage=0.3, rotation=160, tilt=20, tilt_axis=30, light=0.7, seed=7)
+    taken = photograph(code.content, shot)
+    photo.set_input_files(files=[{"name": "qr.jpg", "mimeType": "image/jpeg", "buffer": taken.data}])
+
+
 def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> None:
     expect = _expect
     zhang, li = server.person("张三"), server.person("李四")
@@ -106,8 +135,13 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
     for person in (zhang, li):
         page = phone_page()
         pages[person["name"]] = page
-        _verify_identity(page, server, person, issued["scan_url"])
-        # Back to the scanned order by itself: the contract to read.
+        if person is zhang:  # the phone's camera opened the scanned link
+            _verify_identity(page, server, person, issued["scan_url"])
+        else:  # the mini program opened first; the QR code is read from a photo in the page
+            _verify_identity(page, server, person, f"{server.base}/miniapp/")
+            expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
+            _scan_photo(page, server, issued["order"]["id"], agent)
+        # The contract to read.
         expect(page.locator("main").get_by_role("heading", name="签约各方")).to_be_visible()
         expect(page.locator("main")).to_contain_text("2,000,000.00 元")
         expect(page.locator("main")).to_contain_text("商业贷款")
@@ -228,7 +262,8 @@ def test_pages_are_served_from_the_package(server: Server) -> None:
     assert index.status_code == 200
     assert "网签" in index.text and "app.js" in index.text
     assert "https://" not in index.text  # nothing from the internet
-    for name in ("app.js", "app.css"):
+    assert index.text.index("qr-decode.js") < index.text.index("app.js")
+    for name in ("app.js", "app.css", "qr-decode.js"):
         assert server.http.get(f"/miniapp/{name}").status_code == 200
 
 
