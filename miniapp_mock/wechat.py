@@ -10,10 +10,14 @@ or ``POST /wechat/faults {"next_errcode": -1}`` to fail the next jscode2session 
 
 Subscribe messages (订阅消息) follow the server API too: ``GET /wechat/cgi-bin/token``
 gives an access token (2 h), ``POST /wechat/cgi-bin/message/subscribe/send?access_token=``
-takes ``{touser, template_id, page, data}``. A user refuses a template with
-``POST /wechat/subscriptions {"openid", "template_id", "accept": false}`` (then 43101);
-unknown openids get 40003; empty data values 47003; ``POST /wechat/subscribe/faults
-{"next_errcode": -1, "count": 2}`` fails the next sends. Delivered messages are listed at
+takes ``{touser, template_id, page, data}``. They are one-time subscriptions, as in WeChat:
+each "accept" of a template lets one message through, a send without one gets 43101.
+``POST /wechat/subscribe/request {"user", "results": {template_id: "accept" | "reject"}}``
+plays the mini program's ``wx.requestSubscribeMessage()`` (the user's taps) and answers in
+its shape; ``POST /wechat/subscriptions {"openid", "template_id", "accept"}`` does the same
+for one openid (test helper; ``accept: false`` turns the template off). Unknown openids get
+40003; empty data values 47003; ``POST /wechat/subscribe/faults {"next_errcode": -1,
+"count": 2}`` fails the next sends. Delivered messages are listed at
 ``GET /wechat/subscribe/messages?openid=``.
 """
 
@@ -82,6 +86,13 @@ class SubscriptionChoice(msgspec.Struct, forbid_unknown_fields=True):
     accept: bool
 
 
+class SubscribeMessageRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """What the user tapped in wx.requestSubscribeMessage, per template id."""
+
+    user: str
+    results: dict[str, str]
+
+
 TOKEN_TTL = timedelta(hours=2)
 
 
@@ -107,7 +118,8 @@ class WeChatState:
     faults: deque[int] = field(default_factory=deque)
     known_openids: set[str] = field(default_factory=set)
     tokens: dict[str, datetime] = field(default_factory=dict)
-    refused: set[tuple[str, str]] = field(default_factory=set)
+    # One-time subscriptions: (openid, template id) -> messages the user has allowed.
+    grants: dict[tuple[str, str], int] = field(default_factory=dict)
     subscribe_faults: deque[int] = field(default_factory=deque)
     subscribe_messages: list[dict[str, Any]] = field(default_factory=list)
 
@@ -128,10 +140,12 @@ class WeChatState:
             return _error(self.subscribe_faults.popleft())
         if message.touser not in self.known_openids:
             return _error(40003)
-        if (message.touser, message.template_id) in self.refused:
+        key = (message.touser, message.template_id)
+        if self.grants.get(key, 0) <= 0:
             return _error(43101)
         if not message.data or any(not v.get("value") for v in message.data.values()):
             return _error(47003)
+        self.grants[key] -= 1
         msgid = secrets.randbelow(10**12)
         self.subscribe_messages.append(
             {"msgid": msgid, **msgspec.to_builtins(message), "sent_at": self.clock().isoformat()}
@@ -244,13 +258,28 @@ async def wechat_subscribe_send(
 async def wechat_subscriptions(
     data: JSONBody[SubscriptionChoice], wechat: NamedDependency[WeChatState]
 ) -> dict[str, bool]:
-    """The user's choice in wx.requestSubscribeMessage (test helper)."""
+    """The user's choice for one openid (test helper): accept allows one more message,
+    refuse turns the template off."""
     key = (data.openid, data.template_id)
-    if data.accept:
-        wechat.refused.discard(key)
-    else:
-        wechat.refused.add(key)
+    wechat.grants[key] = wechat.grants.get(key, 0) + 1 if data.accept else 0
     return {"accept": data.accept}
+
+
+@post("/wechat/subscribe/request", status_code=200)
+async def wechat_subscribe_request(
+    data: JSONBody[SubscribeMessageRequest], wechat: NamedDependency[WeChatState]
+) -> dict[str, str]:
+    """Plays wx.requestSubscribeMessage: the user's taps, recorded by "WeChat", answered in
+    the client API's shape ({errMsg, template id: "accept" | "reject"})."""
+    openid = wechat.openid(data.user)
+    wechat.known_openids.add(openid)
+    answer = {"errMsg": "requestSubscribeMessage:ok"}
+    for template_id, choice in list(data.results.items())[:20]:
+        if choice == "accept":
+            key = (openid, template_id)
+            wechat.grants[key] = wechat.grants.get(key, 0) + 1
+        answer[template_id] = "accept" if choice == "accept" else "reject"
+    return answer
 
 
 @post("/wechat/subscribe/faults", status_code=200)
@@ -276,6 +305,7 @@ ROUTES = [
     wechat_token,
     wechat_subscribe_send,
     wechat_subscriptions,
+    wechat_subscribe_request,
     wechat_subscribe_faults,
     wechat_subscribe_messages,
 ]

@@ -513,7 +513,7 @@ async def issue_order(
     link = f"{base}/miniapp/#/scan/{order.scene}"
     terms = _terms(order)
     for party in await _parties(session, order.id):
-        await outbox.enqueue(
+        await outbox.enqueue_to_person(
             session,
             keys,
             template="sign_invitation",
@@ -1147,7 +1147,7 @@ async def seal(
     parties = await _parties(session, order.id)
     for party in parties:
         party.password_encrypted = keys.pii.encrypt(password, field=PASSWORD_FIELD)
-        await outbox.enqueue(
+        await outbox.enqueue_to_person(
             session,
             keys,
             template="contract_signed",

@@ -861,7 +861,7 @@ async def _arrived_sms(
 ) -> None:
     """The seed's SMS to every buyer: 首付款已到预售资金监管账户 (once per bank transaction)."""
     for buyer in _buyers(keys, contract):
-        await outbox.enqueue(
+        await outbox.enqueue_to_person(
             session,
             keys,
             template="down_payment_arrived",
@@ -931,7 +931,7 @@ async def _apply_instruction(
         contract = await session.get(EscrowContract, instruction.contract_id)
         assert contract is not None
         for buyer in _buyers(keys, contract):
-            await outbox.enqueue(
+            await outbox.enqueue_to_person(
                 session,
                 keys,
                 template="refund_completed",

@@ -10,7 +10,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.db.base import Base, HasId
@@ -150,3 +150,21 @@ class FaceSession(HasId, Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]
+
+
+class WeChatSubscription(HasId, Base):
+    """A WeChat user's consent to subscribe messages (订阅消息) of one template.
+
+    WeChat's one-time subscriptions let one message through per "accept" the user taps in
+    the mini program, so consents are counted and each message sent uses one. Kept by
+    openid, not by account: the consent is WeChat's, and it follows the WeChat login when
+    two accounts become one.
+    """
+
+    __tablename__ = "wechat_subscriptions"
+    __table_args__ = (UniqueConstraint("openid", "template_id"),)
+
+    openid: Mapped[str] = mapped_column(String(64))
+    template_id: Mapped[str] = mapped_column(String(64))
+    remaining: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]

@@ -274,6 +274,31 @@ class MeController(Controller):
             now=clock.now(),
         )
 
+    @get("/wechat-subscriptions", guards=[citizens_only], summary="微信订阅消息 (what is allowed)")
+    async def wechat_subscriptions(
+        self, db: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
+    ) -> schemas.Subscriptions:
+        return await service.wechat_subscriptions(db, principal)
+
+    @post(
+        "/wechat-subscriptions",
+        status_code=200,
+        guards=[citizens_only],
+        summary="记录订阅消息授权 (what wx.requestSubscribeMessage answered)",
+    )
+    async def record_wechat_subscriptions(
+        self,
+        data: JSONBody[schemas.SubscriptionResults],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+        limiter: NamedDependency[RateLimiter],
+    ) -> schemas.Subscriptions:
+        await limiter.hit("subscriptions", str(principal.citizen_id), limit=30, window_seconds=3600)
+        return await service.record_wechat_subscriptions(
+            db, principal, results=data.results, now=clock.now()
+        )
+
     @post("/face-sessions", guards=[citizens_only], summary="发起人脸核身")
     async def start_face(
         self,

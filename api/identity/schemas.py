@@ -137,3 +137,20 @@ class StaffMemberAnswer(ResponseBody):
 
 class StaffList(ResponseBody):
     members: list[StaffMemberAnswer]
+
+
+class SubscriptionResults(RequestBody):
+    """What wx.requestSubscribeMessage answered in the mini program: template id ->
+    "accept", "reject", "ban" (the user turned the template off) or "filter"."""
+
+    results: dict[str, str]
+
+
+class Subscription(ResponseBody):
+    template_id: str
+    title: str
+    remaining: int  # messages the citizen has allowed and not yet received
+
+
+class Subscriptions(ResponseBody):
+    subscriptions: list[Subscription]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.keys import ServiceKeys
 from api.core.problems import ProblemError
+from api.identity import service as identity
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.schemas import NotificationEntry
 from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
@@ -75,6 +76,40 @@ async def enqueue(
         .returning(OutboxMessage.id)
     )
     return await session.scalar(statement)
+
+
+async def enqueue_to_person(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    *,
+    template: str,
+    params: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    phone: str,
+    company_id: uuid.UUID | None = None,
+    contract_id: uuid.UUID | None = None,
+) -> uuid.UUID | None:
+    """A message to a buyer or seller: the SMS the city's rules prescribe (it is the record,
+    and may carry what WeChat must not, like a contract password) and, when the citizen who
+    holds that phone allowed this message in the mini program, the same news as a WeChat
+    subscribe message too. Returns the SMS's id (None if queued before)."""
+    queued = await enqueue(
+        session, keys, template=template, params=params, dedupe_key=dedupe_key, now=now,
+        phone=phone, company_id=company_id, contract_id=contract_id,
+    )
+    wechat = TEMPLATES[template].wechat
+    if queued is None or wechat is None:
+        return queued
+    openid = await identity.take_wechat_subscription(
+        session, phone=phone, template_id=wechat.template_id, now=now
+    )
+    if openid is not None:
+        await enqueue(
+            session, keys, template=template, params=params, dedupe_key=f"{dedupe_key}:wechat",
+            now=now, openid=openid, company_id=company_id, contract_id=contract_id,
+        )
+    return queued
 
 
 @dataclass(frozen=True)

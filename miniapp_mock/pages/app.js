@@ -7,6 +7,9 @@
   var TOKEN = "wq.token";
   var PENDING = "wq.pendingScene";
   var FACE = "wq.faceSession";
+  var WX_USER = "wq.wechatUser";  // the mock WeChat user, for the mock wx APIs
+  // The news a buyer can ask for after signing (a mini program's configured tmplIds).
+  var AFTER_SIGNING = ["tmpl_contract_signed", "tmpl_payment_arrived"];
   var view = document.getElementById("view");
   var titleEl = document.getElementById("title");
   var whoEl = document.getElementById("who");
@@ -179,6 +182,7 @@
         return api("POST", "/api/v1/auth/wechat", { code: wx.code });
       })).then(function (session) {
         sessionStorage.setItem(TOKEN, session.token);
+        sessionStorage.setItem(WX_USER, user);
         refreshWho();
         if (!session.phone_bound) { go("#/phone"); } else { next(); }
       }, function (e) { showError("login-msg", e); });
@@ -213,7 +217,7 @@
       var call = bind
         ? api("POST", "/api/v1/me/phone", { phone: phone, code: code })
         : api("POST", "/api/v1/auth/sms/verify", { phone: phone, code: code, kind: "citizen" })
-          .then(function (s) { sessionStorage.setItem(TOKEN, s.token); });
+          .then(function (s) { sessionStorage.setItem(TOKEN, s.token); sessionStorage.removeItem(WX_USER); });
       busy(ev.target, call).then(function () { refreshWho(); next(); },
         function (e) { showError("phone-msg", e); });
     });
@@ -594,11 +598,16 @@
       } else {
         body = "<h2>签署状态</h2><p>" + statusTag(order.status) + "</p>";
       }
-      render("签署结果", '<div class="card">' + body +
+      var waiting = order.status === "awaiting_seal" || order.status === "awaiting_signatures";
+      var subscribe = waiting && sessionStorage.getItem(WX_USER) ?
+        '<div class="card"><h2>消息提醒</h2><p class="hint">盖章完成、首付款到账时，通过微信通知您（短信照常发送）。</p>' +
+        '<button id="subscribe" class="secondary">订阅微信消息提醒</button><div id="subscribe-msg"></div></div>' : "";
+      render("签署结果", subscribe + '<div class="card">' + body +
         '<button id="refresh" class="secondary">刷新状态</button>' +
         '<a class="button secondary" href="#/contract/' + esc(order.id) + '">查看合同与进度</a>' +
         '<a class="button secondary" href="#/contracts">我的合同</a></div>');
       on("refresh", "click", function () { route(); });
+      on("subscribe", "click", function () { askSubscription(AFTER_SIGNING); });
       on("show-password", "click", function (ev) {
         busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/password"))
           .then(function (shown) {
@@ -612,6 +621,46 @@
       });
     }, function (e) { showError(view, e); });
   };
+
+  /* wx.requestSubscribeMessage, played by the page: WeChat's own sheet lists the messages
+   * and the user allows or cancels; WeChat records the choice (the mock here), and the
+   * mini program tells our server, which then may send one message per "allow". */
+  function askSubscription(templateIds) {
+    api("GET", "/api/v1/me/wechat-subscriptions").then(function (offered) {
+      var titles = (offered.subscriptions || []).filter(function (t) {
+        return templateIds.indexOf(t.template_id) >= 0;
+      });
+      var sheet = document.createElement("div");
+      sheet.className = "sheet";
+      sheet.setAttribute("role", "dialog");
+      sheet.setAttribute("aria-label", "订阅消息");
+      sheet.innerHTML = '<div class="card"><h2>「网签」申请向你发送以下消息</h2><ul class="list">' +
+        titles.map(function (t) { return "<li>" + esc(t.title) + "</li>"; }).join("") +
+        '</ul><div class="row"><button id="sheet-cancel" class="secondary">取消</button>' +
+        '<button id="sheet-allow">允许</button></div></div>';
+      document.body.appendChild(sheet);
+      function answer(choice) {
+        sheet.remove();
+        var results = {};
+        titles.forEach(function (t) { results[t.template_id] = choice; });
+        api("POST", "/mock/wechat/subscribe/request", {
+          user: sessionStorage.getItem(WX_USER), results: results,
+        }).then(function (wx) {
+          delete wx.errMsg;
+          return api("POST", "/api/v1/me/wechat-subscriptions", { results: wx });
+        }).then(function (now) {
+          var on = (now.subscriptions || []).filter(function (t) {
+            return templateIds.indexOf(t.template_id) >= 0 && t.remaining > 0;
+          });
+          document.getElementById("subscribe-msg").innerHTML = on.length ?
+            '<p class="ok" id="subscribed">已订阅：' + on.map(function (t) { return esc(t.title); }).join("、") + "</p>" :
+            '<p class="hint">未订阅微信消息，将仅通过短信通知您。</p>';
+        }, function (e) { showError("subscribe-msg", e); });
+      }
+      document.getElementById("sheet-allow").addEventListener("click", function () { answer("accept"); });
+      document.getElementById("sheet-cancel").addEventListener("click", function () { answer("reject"); });
+    }, function (e) { showError("subscribe-msg", e); });
+  }
 
   pages.contracts = function () {
     render("我的合同", '<div class="card"><p class="hint">加载中…</p></div>');

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any
 
 from signing.qr import qr_png
@@ -149,6 +150,12 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
         expect(page.locator("main")).to_contain_text("㎡")
         expect(page.locator("main")).not_to_contain_text(person["id_number"])  # masked
         _sign(page, server, person, wrong_first=person is zhang)
+        if person is zhang:  # WeChat's sheet: 张三 allows the news of the seal on WeChat
+            page.get_by_role("button", name="订阅微信消息提醒").click()
+            sheet = page.get_by_role("dialog", name="订阅消息")
+            expect(sheet).to_contain_text("买卖合同签订")
+            sheet.get_by_role("button", name="允许").click()
+            expect(page.locator("#subscribed")).to_contain_text("买卖合同签订")
 
     # Both buyers signed: the developer's seal keeper seals through the API.
     keeper_phone = server.role("seal_keeper")["phone"]
@@ -167,6 +174,16 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
     )
     assert sealed.status_code == 200, sealed.text
     number, password = sealed.json()["contract_number"], sealed.json()["password"]
+    # The news reaches 张三 on WeChat too (he allowed it), 李四 by SMS only.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        sent = server.http.get("/mock/wechat/subscribe/messages").json()
+        if sent:
+            break
+        time.sleep(0.2)
+    assert [(m["template_id"], m["data"]["character_string2"]["value"]) for m in sent] == [
+        ("tmpl_contract_signed", number)
+    ]
 
     for page in pages.values():
         page.get_by_role("button", name="刷新状态").click()

@@ -115,3 +115,49 @@ def test_fault_fails_only_the_next_call(client: Client) -> None:
 def test_login_needs_a_user(client: Client) -> None:
     assert client.post("/wechat/login", json={"user": " "}).status_code == 400
     assert client.post("/wechat/login", json={"user": "a", "x": 1}).status_code == 400
+
+
+def _send(client: Client, openid: str, template_id: str = "tmpl_contract_signed") -> int:
+    token = client.get(
+        "/wechat/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": APPID, "secret": "wechat-secret"},
+    ).json()["access_token"]
+    answer = client.post(
+        "/wechat/cgi-bin/message/subscribe/send",
+        params={"access_token": token},
+        json={"touser": openid, "template_id": template_id, "data": {"thing1": {"value": "x"}}},
+    )
+    assert answer.status_code == 200
+    return answer.json()["errcode"]
+
+
+def test_subscriptions_are_one_time(client: Client) -> None:
+    openid = session(client, login(client, "carol"))["openid"]
+    assert _send(client, openid) == 43101  # never asked: WeChat refuses
+    tapped = client.post(
+        "/wechat/subscribe/request",
+        json={
+            "user": "carol",
+            "results": {"tmpl_contract_signed": "accept", "tmpl_payment_arrived": "reject"},
+        },
+    )
+    assert tapped.json() == {
+        "errMsg": "requestSubscribeMessage:ok",
+        "tmpl_contract_signed": "accept",
+        "tmpl_payment_arrived": "reject",
+    }
+    assert _send(client, openid, "tmpl_payment_arrived") == 43101
+    assert _send(client, openid) == 0  # one "accept", one message
+    assert _send(client, openid) == 43101
+    delivered = client.get("/wechat/subscribe/messages", params={"openid": openid}).json()
+    assert [m["template_id"] for m in delivered] == ["tmpl_contract_signed"]
+
+    client.post(
+        "/wechat/subscriptions",
+        json={"openid": openid, "template_id": "tmpl_contract_signed", "accept": True},
+    )
+    client.post(
+        "/wechat/subscriptions",
+        json={"openid": openid, "template_id": "tmpl_contract_signed", "accept": False},
+    )
+    assert _send(client, openid) == 43101  # turned off: what was allowed is gone

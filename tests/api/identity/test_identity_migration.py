@@ -1,4 +1,5 @@
-"""Migration 0002 creates exactly what the identity models describe (SQLite and PostgreSQL)."""
+"""Migrations 0002 and 0006 create exactly what the identity models describe (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ IDENTITY_TABLES = {
     "otp_challenges",
     "sms_sends",
     "face_sessions",
+    "wechat_subscriptions",
 }
 
 

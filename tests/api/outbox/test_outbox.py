@@ -331,10 +331,11 @@ async def test_wechat_first_and_sms_when_the_user_refused(
 ) -> None:
     wechat = rig.mock.state.mock_services.wechat
     wechat.known_openids.update({"o-accepts", "o-refuses"})
-    await rig.http.post(
-        "http://mock/wechat/subscriptions",
-        json={"openid": "o-refuses", "template_id": "tmpl_contract_signed", "accept": False},
-    )
+    for openid, accept in (("o-accepts", True), ("o-refuses", False)):
+        await rig.http.post(
+            "http://mock/wechat/subscriptions",
+            json={"openid": openid, "template_id": "tmpl_contract_signed", "accept": accept},
+        )
     accepted = await _enqueue(database, keys, clock, dedupe_key="a", openid="o-accepts")
     refused = await _enqueue(
         database, keys, clock, dedupe_key="b", openid="o-refuses", phone="13900000002"
@@ -355,6 +356,10 @@ async def test_wechat_busy_without_a_phone_is_retried(
     rig: Rig, database: Database, keys: ServiceKeys, clock: MovableClock
 ) -> None:
     rig.mock.state.mock_services.wechat.known_openids.add("o-only")
+    await rig.http.post(
+        "http://mock/wechat/subscriptions",
+        json={"openid": "o-only", "template_id": "tmpl_contract_signed", "accept": True},
+    )
     await rig.http.post("http://mock/wechat/subscribe/faults", json={"next_errcode": -1})
     message_id = await _enqueue(database, keys, clock, dedupe_key="w", openid="o-only", phone=None)
     assert message_id is not None
