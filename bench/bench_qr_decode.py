@@ -6,7 +6,8 @@ Measured in the page, on ``ImageData`` already taken from a canvas:
 - (b) the same kind of photo at 1600x1200;
 - (c) a clean code of about 400 px (no photo: ``qr_png`` with 10 px modules, 410x410);
 - (d) a 1000x750 photo of the desk with no code: the time to give up and return null;
-- (e) the read rate over ``--sample`` photos drawn by ``qr_photos.everyday_shot`` (any
+- (e) the worst case found: a 1600x1600 sheet tiled with finder patterns and nothing else;
+- (f) the read rate over ``--sample`` photos drawn by ``qr_photos.everyday_shot`` (any
   rotation and coverage, tilt to 30°, blur to 0.4 module, dim light, shadow, noise, JPEG),
   each decoded once at full size as the page's first attempt does, with the median time;
   a wrong text would fail the run.
@@ -36,7 +37,7 @@ from playwright.sync_api import sync_playwright
 
 from signing.qr import qr_png
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-from tests.browser.qr_photos import Shot, everyday_shot, photograph
+from tests.browser.qr_photos import Shot, everyday_shot, finder_sheet, photograph
 
 DECODER = ROOT / "miniapp_mock" / "pages" / "qr-decode.js"
 URL = "http://192.168.1.20:8000/miniapp/#/scan/Qb7Kx2mNp4Rt8Vw1Yz3Ac5"
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per figure")
     parser.add_argument("--repeat", type=int, default=3, help="decodes per round")
-    parser.add_argument("--sample", type=int, default=200, help="everyday photos for (e)")
+    parser.add_argument("--sample", type=int, default=200, help="everyday photos for (f)")
     arguments = parser.parse_args(argv)
     rounds, repeat = max(1, arguments.rounds), max(1, arguments.repeat)
     if not DECODER.exists():
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("(c) clean code ~400 px", qr_png(URL, box_size=10), URL),
         ("(d) photo 1000x750, no code", photograph(None, Shot(noise=4, seed=8)).data, None),
+        ("(e) 1600x1600 sheet of 31,329 finder look-alikes", finder_sheet(1600, 1), None),
     ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 failed = True
                 print(f"  WRONG TEXT on everyday_shot({10_000 + seed}): {outcome['text']!r}")
         print()
-        print(f"  (e) everyday photos, {len(times)} drawn, each decoded once")
+        print(f"  (f) everyday photos, {len(times)} drawn, each decoded once")
         print(f"    read                                   {read:10d} ({read / len(times):.1%})")
         print(f"    median decode                          {statistics.median(times):10.2f} ms")
         browser.close()

@@ -320,13 +320,14 @@
     });
   };
 
-  // A scan link gives its scene; a bare scene is accepted only when typed (`typed`), so a
-  // photo of some other QR code that happens to hold a short word is not taken for one.
+  // Our QR codes hold exactly `<this server>/miniapp/#/scan/<scene>` (the API's scan_url):
+  // anything else, another site's code even with a scene in it, is not ours. A bare scene
+  // is accepted only when typed (`typed`), never from a photo.
   function sceneFrom(text, typed) {
     var value = (text || "").trim();
-    var m = value.match(/#\/scan\/([0-9A-Za-z]{1,32})$/) || value.match(/[?&]scene=([0-9A-Za-z]{1,32})(?:&|$)/);
-    if (m) { return m[1]; }
-    return typed && /^[0-9A-Za-z]{1,32}$/.test(value) ? value : "";
+    var prefix = location.origin + "/miniapp/#/scan/";
+    var scene = value.indexOf(prefix) === 0 ? value.slice(prefix.length) : typed ? value : "";
+    return /^[0-9A-Za-z]{1,32}$/.test(scene) ? scene : "";
   }
 
   // Photos are read at a few sizes: a small copy is fast and smooths out noise and blur,

@@ -526,6 +526,8 @@
     };
   }
 
+  var MAX_FINDERS = 300;
+
   function findFinders(image) {
     var bits = image.bits;
     var width = image.width;
@@ -550,11 +552,15 @@
         if (colour === 1 && filled === 5 && ratioFits(runs, 0.6)) {
           var centreX = x - runs[4] - runs[3] - runs[2] / 2;
           var finder = confirmFinder(image, centreX, y, runs.slice());
-          if (finder) merge(found, finder);
+          if (finder) {
+            merge(found, finder);
+            // A sheet of look-alikes (or of many codes) is not one code to read, and
+            // merging is linear in what was found: stop rather than freeze the page.
+            if (found.length >= MAX_FINDERS) return found;
+          }
         }
         colour = here;
         length = 1;
-        // A run that starts light cannot begin a pattern: keep counting from dark.
       }
     }
     return found;
@@ -586,7 +592,8 @@
   function cornerTriples(finders) {
     // A finder's centre is three modules tall, so a real one is confirmed on many rows;
     // print and clutter that happen to match 1:1:3:1:1 are confirmed on a few.
-    var most = Math.max.apply(null, finders.map(function (f) { return f.count; }));
+    var most = 0;
+    for (var f = 0; f < finders.length; f++) most = Math.max(most, finders[f].count);
     var floor = Math.max(2, most / 12);
     var pool = finders.filter(function (f) { return f.count >= floor; });
     if (pool.length < 3) pool = finders.filter(function (f) { return f.count >= 2; });
@@ -929,16 +936,25 @@
   var ECI_CHARSETS = { 1: "iso-8859-1", 3: "iso-8859-1", 4: "iso-8859-2", 20: "shift_jis",
     26: "utf-8", 29: "gb18030", 30: "euc-kr" };
 
+  // Byte for code point. Not TextDecoder("iso-8859-1"): the Encoding standard maps that
+  // label to windows-1252, which turns 0x80-0x9F into other characters.
+  function latin1(array) {
+    var text = "";
+    for (var i = 0; i < array.length; i++) text += String.fromCharCode(array[i]);
+    return text;
+  }
+
   function decodeBytes(bytes, charset) {
     if (bytes.length === 0) return "";
     var array = new Uint8Array(bytes);
+    if (charset === "iso-8859-1") return latin1(array);
     if (charset) return new TextDecoder(charset, { fatal: true }).decode(array);
     // Without an ECI the standard says ISO-8859-1, but phones and generators write UTF-8;
     // valid UTF-8 is taken as UTF-8.
     try {
       return new TextDecoder("utf-8", { fatal: true }).decode(array);
     } catch (notUtf8) {
-      return new TextDecoder("iso-8859-1").decode(array);
+      return latin1(array);
     }
   }
 
@@ -957,6 +973,7 @@
     var text = "";
     var bytes = [];
     var charset = null;
+    var gs1 = false;
     function flush() {
       text += decodeBytes(bytes, charset);
       bytes = [];
@@ -986,17 +1003,19 @@
       } else if (mode === 2) {
         flush();
         count = read([9, 11, 13][group]);
+        var chars = "";
         while (count >= 2) {
           value = read(11);
           if (value >= 45 * 45) return null;
-          text += ALPHANUMERIC[Math.floor(value / 45)] + ALPHANUMERIC[value % 45];
+          chars += ALPHANUMERIC[Math.floor(value / 45)] + ALPHANUMERIC[value % 45];
           count -= 2;
         }
         if (count === 1) {
           value = read(6);
           if (value >= 45) return null;
-          text += ALPHANUMERIC[value];
+          chars += ALPHANUMERIC[value];
         }
+        text += gs1 ? chars.replace(/%%|%/g, function (m) { return m === "%%" ? "%" : "\u001d"; }) : chars;
       } else if (mode === 4) {
         count = read([8, 16, 16][group]);
         for (var i = 0; i < count; i++) bytes.push(read(8));
@@ -1010,11 +1029,16 @@
         charset = ECI_CHARSETS[value];
         if (!charset) return null;
       } else if (mode === 3) {
-        read(16); // structured append header: this symbol is read on its own
-      } else if (mode === 5) {
-        // FNC1 in first position: a GS1 marker, no data of its own
-      } else if (mode === 9) {
-        read(8);
+        read(4); // this symbol's position in the sequence
+        var symbols = read(4) + 1;
+        read(8); // parity of the whole message
+        // One symbol of several holds part of a message, which read alone would be wrong.
+        if (symbols > 1) return null;
+      } else if (mode === 5 || mode === 9) {
+        // FNC1: GS1 (first position) or an industry's format (second, with its indicator).
+        // Their alphanumeric "%" stands for the GS separator and "%%" for "%".
+        if (mode === 9) read(8);
+        gs1 = true;
       } else {
         return null; // kanji and hanzi modes are not written by any code we print
       }

@@ -263,3 +263,20 @@ def everyday_shot(seed: int) -> Shot:
         jpeg=rng.randint(50, 85),
         seed=seed,
     )
+
+
+def finder_sheet(side: int, module: int) -> bytes:
+    """PNG of a square sheet tiled with finder patterns (7x7 modules, 2-module gaps) and
+    nothing else: tens of thousands of look-alikes, a decoder's worst case."""
+    finder = Image.new("L", (9, 9), 255)
+    finder.paste(0, (0, 0, 7, 7))
+    finder.paste(255, (1, 1, 6, 6))
+    finder.paste(0, (2, 2, 5, 5))
+    tile = finder.resize((9 * module, 9 * module), Image.NEAREST)
+    sheet = Image.new("L", (side, side), 255)
+    for y in range(0, side, tile.height):
+        for x in range(0, side, tile.width):
+            sheet.paste(tile, (x, y))
+    out = io.BytesIO()
+    sheet.save(out, "PNG")
+    return out.getvalue()

@@ -113,9 +113,21 @@ def _scan_photo(page: Any, server: Server, order_id: str, agent: dict[str, str])
     photo.set_input_files(files=[{"name": "desk.jpg", "mimeType": "image/jpeg", "buffer": desk.data}])
     expect(page.get_by_role("alert")).to_contain_text("未能识别照片中的二维码")
 
-    other = photograph(qr_png("https://shop.example/coupon?id=12345"), Shot(seed=6, rotation=10))
-    photo.set_input_files(files=[{"name": "other.jpg", "mimeType": "image/jpeg", "buffer": other.data}])
-    expect(page.get_by_role("alert")).to_contain_text("这不是网签合同的签约二维码")
+    scene = server.http.get(f"/api/v1/contracts/{order_id}", headers=agent).json()["scene"]
+    for n, text in enumerate(
+        (
+            "https://shop.example/coupon?id=12345",
+            f"https://shop.example/pay?scene={scene}",  # a scene, but not our link
+            f"https://elsewhere.example/miniapp/#/scan/{scene}",  # our path on another host
+        )
+    ):
+        other = photograph(qr_png(text), Shot(seed=6 + n, rotation=10 + 40 * n))
+        page.locator("#scan-msg").evaluate("box => { box.textContent = ''; }")
+        photo.set_input_files(
+            files=[{"name": "other.jpg", "mimeType": "image/jpeg", "buffer": other.data}]
+        )
+        expect(page.get_by_role("alert")).to_contain_text("这不是网签合同的签约二维码")
+        assert "#/scan/" not in page.url
 
     code = server.http.get(f"/api/v1/contracts/{order_id}/qr.png", headers=agent)
     assert code.status_code == 200, code.text

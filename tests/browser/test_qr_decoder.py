@@ -20,6 +20,8 @@ Groups of cases, each case named in its test id:
   copy of the format or version information destroyed (must decode).
 - ``refuse``: images without a readable code: null, never an exception.
 - ``inverted``: light modules on a dark ground, which the decoder is to read too.
+- ``segments``: bit streams written by hand (ECI, structured append, FNC1, Latin-1 bytes,
+  invalid modes and counts).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from qrcode.base import rs_blocks
 
 from signing.qr import SCENE_ALPHABET, qr_png
 
-from .qr_photos import Shot, _perspective, everyday_shot, photograph
+from .qr_photos import Shot, _perspective, everyday_shot, finder_sheet, photograph
 
 ROOT = Path(__file__).resolve().parents[2]
 DECODER = ROOT / "miniapp_mock" / "pages" / "qr-decode.js"
@@ -728,6 +730,10 @@ def _refuse_cases() -> list[Case]:
         cases.append(Case(f"garbage-inside-finders-v{version}-{label}", make))
     garbage_photo = null(lambda: photograph(_garbage(4, 9, True), Shot(rotation=20, seed=9)).data)
     cases.append(Case("photo-of-garbage-inside-finders-v4", garbage_photo))
+    # tens of thousands of finder look-alikes (once a stack overflow past ~125k of them)
+    for side, module in ((1600, 1), (3400, 1), (1024, 2)):
+        make = null(lambda side=side, module=module: finder_sheet(side, module))
+        cases.append(Case(f"sheet-of-finder-patterns-{side}px-module{module}", make))
     return cases
 
 
@@ -749,6 +755,79 @@ def _inverted_cases() -> list[Case]:
     ]
 
 
+def _raw_code(fields: list[tuple[int, int]], version: int = 3, mask: int = 2) -> bytes:
+    """A level-M code whose bit stream is written field by field ((value, bits) pairs), for
+    segments the ``qrcode`` package does not write: ECI, structured append, FNC1. Placement,
+    padding and Reed-Solomon are the package's."""
+    stream = qrcode.util.BitBuffer()
+    for value, width in fields:
+        stream.put(value, width)
+    blocks = rs_blocks(version, qrcode.constants.ERROR_CORRECT_M)
+    capacity = sum(block.data_count for block in blocks) * 8
+    for _ in range(min(4, capacity - len(stream))):  # terminator
+        stream.put_bit(False)
+    while len(stream) % 8:
+        stream.put_bit(False)
+    pad = 0
+    while len(stream) < capacity:
+        stream.put((0xEC, 0x11)[pad % 2], 8)
+        pad += 1
+    code = qrcode.QRCode(
+        version=version, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=mask
+    )
+    code.data_cache = qrcode.util.create_bytes(stream, blocks)
+    code.makeImpl(False, mask)
+    return _render(_matrix(code), 4)
+
+
+def _bytes(data: bytes) -> list[tuple[int, int]]:
+    return [(0b0100, 4), (len(data), 8), *((byte, 8) for byte in data)]
+
+
+def _alphanumeric(text: str) -> list[tuple[int, int]]:
+    values = [ALPHANUMERIC.index(c) for c in text]
+    fields = [(0b0010, 4), (len(values), 9)]
+    fields += [(values[i] * 45 + values[i + 1], 11) for i in range(0, len(values) - 1, 2)]
+    return fields + ([(values[-1], 6)] if len(values) % 2 else [])
+
+
+ALPHANUMERIC = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
+ECI = 0b0111
+
+
+def _segment_cases() -> list[Case]:
+    """Bit streams written by hand: what each segment kind must read as (None: null)."""
+    scan = b"http://h/miniapp/#/scan/ABC"
+    streams: dict[str, tuple[list[tuple[int, int]], str | None]] = {
+        # ISO-8859-1 byte for byte, not windows-1252 (which TextDecoder gives for the label)
+        "bytes-0x80-0x9f-without-eci": (_bytes(b"A\x80\x93\x9fB"), "A\x80\x93\x9fB"),
+        "eci3-latin1": ([(ECI, 4), (3, 8), *_bytes(b"x\x80y\xe9")], "x\x80y\xe9"),
+        "eci26-utf8": ([(ECI, 4), (26, 8), *_bytes("网签".encode())], "网签"),
+        "eci26-invalid-utf8": ([(ECI, 4), (26, 8), *_bytes(b"\xff\xfe")], None),
+        "eci29-gb18030": ([(ECI, 4), (29, 8), *_bytes("签约".encode("gb18030"))], "签约"),
+        "utf8-split-across-byte-segments": (
+            [*_bytes("网".encode()[:2]), *_bytes("网".encode()[2:])],
+            "网",
+        ),
+        # one symbol of a two-symbol message holds part of it: never the whole text
+        "structured-append-1-of-2": ([(0b0011, 4), (0, 4), (1, 4), (0x55, 8), *_bytes(scan)], None),
+        "structured-append-1-of-1": (
+            [(0b0011, 4), (0, 4), (0, 4), (0x55, 8), *_bytes(scan)],
+            scan.decode(),
+        ),
+        "gs1-percent-is-the-separator": ([(0b0101, 4), *_alphanumeric("01%A%%B")], "01\x1dA%B"),
+        "alphanumeric-without-fnc1-keeps-percent": (_alphanumeric("01%A%%B"), "01%A%%B"),
+        "kanji-unsupported": ([(0b1000, 4), (1, 8), (0x0AA, 13)], None),
+        "mode-6-invalid": ([(0b0110, 4), (0, 20)], None),
+        "byte-count-past-the-end": ([(0b0100, 4), (200, 8), (0x41, 8)], None),
+        "numeric-1000-invalid": ([(0b0001, 4), (3, 10), (1000, 10)], None),
+    }
+    return [
+        Case(name, lambda fields=fields, text=text: (_raw_code(fields), Expect(text)))
+        for name, (fields, text) in streams.items()
+    ]
+
+
 GROUPS: dict[str, list[Case]] = {
     "clean": _clean_cases(),
     "server": _server_cases(),
@@ -758,6 +837,7 @@ GROUPS: dict[str, list[Case]] = {
     "damage": _damage_cases(),
     "refuse": _refuse_cases(),
     "inverted": _inverted_cases(),
+    "segments": _segment_cases(),
 }
 
 
@@ -892,6 +972,11 @@ def test_refusals(decoder: Decoder, case: Case) -> None:
 @pytest.mark.parametrize("case", GROUPS["inverted"], ids=_ids("inverted"))
 def test_inverted(decoder: Decoder, case: Case) -> None:
     _check(case.name, *decoder.outcome("inverted", case))
+
+
+@pytest.mark.parametrize("case", GROUPS["segments"], ids=_ids("segments"))
+def test_segments(decoder: Decoder, case: Case) -> None:
+    _check(case.name, *decoder.outcome("segments", case))
 
 
 @pytest.mark.parametrize(
