@@ -53,6 +53,12 @@ async def finish_face_page(client: httpx.AsyncClient, url: str) -> None:
 async def face_verified(client: httpx.AsyncClient, person: DemoPerson) -> str:
     """Log in by phone, pass real-name and face verification through the mocks."""
     token = await login_phone(client, person.phone)
+    await prove_identity(client, token, person)
+    return token
+
+
+async def prove_identity(client: httpx.AsyncClient, token: str, person: DemoPerson) -> None:
+    """Real-name and face verification through the mocks, for a logged-in citizen."""
     named = await client.post(
         "/api/v1/me/real-name",
         json={"name": person.name, "id_number": person.id_number},
@@ -63,7 +69,6 @@ async def face_verified(client: httpx.AsyncClient, person: DemoPerson) -> str:
     await finish_face_page(client, face["url"])
     result = await client.get(f"/api/v1/me/face-sessions/{face['id']}", headers=bearer(token))
     assert result.json()["identity_level"] == "face_verified", result.text
-    return token
 
 
 def order_body(unit_id: str, *buyers: DemoPerson, **overrides: Any) -> dict[str, Any]:

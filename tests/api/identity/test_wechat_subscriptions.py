@@ -21,7 +21,7 @@ from tests.api.contracts.contract_helpers import (
     ZHANG,
     Demo,
     demo,
-    finish_face_page,
+    prove_identity,
     scan,
     seal,
     sign,
@@ -47,16 +47,7 @@ async def _wechat_buyer(client: httpx.AsyncClient, person: DemoPerson) -> str:
         "/api/v1/me/phone", json={"phone": person.phone, "code": code}, headers=bearer(token)
     )
     assert bound.status_code == 200, bound.text
-    named = await client.post(
-        "/api/v1/me/real-name",
-        json={"name": person.name, "id_number": person.id_number},
-        headers=bearer(token),
-    )
-    assert named.status_code == 200, named.text
-    face = (await client.post("/api/v1/me/face-sessions", headers=bearer(token))).json()
-    await finish_face_page(client, face["url"])
-    result = await client.get(f"/api/v1/me/face-sessions/{face['id']}", headers=bearer(token))
-    assert result.json()["identity_level"] == "face_verified", result.text
+    await prove_identity(client, token, person)
     return token
 
 
