@@ -261,22 +261,21 @@
   // A 3x3 box average: sensor noise and JPEG ringing shrink threefold, modules of three
   // pixels or more survive.
   function smoothed(lum, width, height) {
-    var out = new Uint8Array(lum.length);
+    // Separable: sums of three across, then of three of those down (edges repeat).
+    var across = new Uint16Array(lum.length);
     for (var y = 0; y < height; y++) {
+      var row = y * width;
       for (var x = 0; x < width; x++) {
-        var sum = 0;
-        var count = 0;
-        for (var dy = -1; dy <= 1; dy++) {
-          var yy = y + dy;
-          if (yy < 0 || yy >= height) continue;
-          for (var dx = -1; dx <= 1; dx++) {
-            var xx = x + dx;
-            if (xx < 0 || xx >= width) continue;
-            sum += lum[yy * width + xx];
-            count++;
-          }
-        }
-        out[y * width + x] = sum / count;
+        var i = row + x;
+        across[i] = lum[x > 0 ? i - 1 : i] + lum[i] + lum[x < width - 1 ? i + 1 : i];
+      }
+    }
+    var out = new Uint8Array(lum.length);
+    for (y = 0; y < height; y++) {
+      var up = y > 0 ? -width : 0;
+      var down = y < height - 1 ? width : 0;
+      for (x = 0, i = y * width; x < width; x++, i++) {
+        out[i] = (across[i + up] + across[i] + across[i + down]) / 9;
       }
     }
     return out;
@@ -333,7 +332,7 @@
    * with contrast takes the midpoint of its (lightly smoothed) darkest and lightest values;
    * a flat block (inside a finder's centre, or plain paper) borrows from its neighbours, so
    * flat areas keep the colour of what surrounds them instead of turning into noise. */
-  function blockThreshold(lum, width, height, hist, blocksAcross, level) {
+  function blockThreshold(lum, soft, width, height, hist, blocksAcross, level) {
     var size = Math.max(4, Math.round(Math.min(width, height) / blocksAcross));
     var bw = Math.ceil(width / size);
     var bh = Math.ceil(height / size);
@@ -341,14 +340,13 @@
     var minContrast = Math.max(20, spread * 0.2);
     var lo = new Uint8Array(bw * bh).fill(255);
     var hi = new Uint8Array(bw * bh);
-    // Min and max of a 3x3 box average, so single noisy pixels do not count as contrast.
-    for (var y = 1; y < height - 1; y++) {
+    // Contrast is measured on the smoothed picture (`soft`), so single noisy pixels do not
+    // count as contrast; `lum` is what gets classified.
+    for (var y = 0; y < height; y++) {
       var row = y * width;
       var by = Math.floor(y / size) * bw;
-      for (var x = 1; x < width - 1; x++) {
-        var i = row + x;
-        var s = (lum[i - width - 1] + lum[i - width] + lum[i - width + 1] + lum[i - 1] + lum[i] +
-          lum[i + 1] + lum[i + width - 1] + lum[i + width] + lum[i + width + 1]) / 9;
+      for (var x = 0; x < width; x++) {
+        var s = soft[row + x];
         var b = by + Math.floor(x / size);
         if (s < lo[b]) lo[b] = s;
         if (s > hi[b]) hi[b] = s;
@@ -1227,7 +1225,7 @@
     }
     var midpoint = null;
     function balanced() {
-      if (midpoint === null) midpoint = blockThreshold(denoised(), width, height, hist, 40, 0.5);
+      if (midpoint === null) midpoint = blockThreshold(denoised(), denoised(), width, height, hist, 40, 0.5);
       return midpoint;
     }
     // Each strategy gives the picture the patterns are looked for in, and the one modules are
@@ -1235,12 +1233,12 @@
     // ring of a finder pattern (worst across a tilt): a threshold nearer the dark opens it
     // again, but thins the dark modules, so those are still read at the midpoint.
     var strategies = [
-      function () { return blockThreshold(lum, width, height, hist, 40, 0.5); },
+      function () { return blockThreshold(lum, denoised(), width, height, hist, 40, 0.5); },
       balanced,
       function () { return globalThreshold(denoised(), hist); },
-      function () { return blockThreshold(denoised(), width, height, hist, 16, 0.5); },
+      function () { return blockThreshold(denoised(), denoised(), width, height, hist, 16, 0.5); },
       function () {
-        var opened = blockThreshold(denoised(), width, height, hist, 40, 0.35);
+        var opened = blockThreshold(denoised(), denoised(), width, height, hist, 40, 0.35);
         return opened && { patterns: opened, modules: balanced() };
       }
     ];
