@@ -23,10 +23,11 @@ from api.contracts.service import expiry_sweep
 from api.contracts.service import is_party as is_contract_party
 from api.core.clock import Clock, SystemClock
 from api.core.docs import ServerRenderedDocs
+from api.core.errors import DomainError
 from api.core.idempotency import IdempotencyMiddleware
 from api.core.keys import ServiceKeys
 from api.core.logging import RequestLogMiddleware, configure_logging
-from api.core.problems import EXCEPTION_HANDLERS, ProblemError
+from api.core.problems import EXCEPTION_HANDLERS
 from api.core.ratelimit import RateLimiter, create_store
 from api.db.engine import Database, create_database
 from api.escrow.routes import PARTY_CHECK_STATE, webhook_secrets
@@ -73,7 +74,7 @@ async def readyz(state: State) -> Response[dict[str, str]]:
         async with database.reader() as session:
             await session.execute(text("SELECT 1"))
     except Exception:  # any failure means "not ready"; the detail goes to the log
-        raise ProblemError(503, "database_unavailable", "数据库暂时不可用。") from None
+        raise DomainError("database_unavailable", "数据库暂时不可用。") from None
     return Response({"status": "ready", "database": database.engine.dialect.name})
 
 

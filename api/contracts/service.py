@@ -35,8 +35,8 @@ from api.contracts.models import (
     OrderStatus,
 )
 from api.core.clock import SHANGHAI, business_date, end_of_next_natural_day
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.core.validators import normalize_id_number, resident_id_problem
 from api.escrow import service as escrow
 from api.identity import service as identity
@@ -78,7 +78,7 @@ SYSTEM_ACTOR = "系统"
 # ------------------------------------------------------------------ helpers
 
 
-async def _commit_and_raise(session: AsyncSession, problem: ProblemError) -> NoReturn:
+async def _commit_and_raise(session: AsyncSession, problem: DomainError) -> NoReturn:
     await session.commit()
     raise problem
 
@@ -207,7 +207,7 @@ async def _order(
         query = query.with_for_update()
     order = await session.scalar(query)
     if order is None:
-        raise ProblemError.not_found("合同订单")
+        raise DomainError.not_found("合同订单")
     return order
 
 
@@ -233,20 +233,20 @@ async def _expire_if_due(
     if order.status in OPEN_STATUSES and effective_status(order, now) is OrderStatus.expired:
         await _expire(session, order, now)
         await _commit_and_raise(
-            session, ProblemError(410, code, "该合同订单已过期，请联系销售人员重新生成。")
+            session, DomainError(code, "该合同订单已过期，请联系销售人员重新生成。")
         )
 
 
 def _refuse_ended(order: ContractOrder) -> None:
     if order.status is OrderStatus.expired:
-        raise ProblemError(410, "order_expired", "该合同订单已过期，请联系销售人员重新生成。")
+        raise DomainError("order_expired", "该合同订单已过期，请联系销售人员重新生成。")
     if order.status is OrderStatus.voided:
-        raise ProblemError(410, "order_voided", "该合同订单已作废。")
+        raise DomainError("order_voided", "该合同订单已作废。")
 
 
 def _staff_may_touch(principal: Principal, order: ContractOrder) -> None:
     if principal.company_id != order.company_id:
-        raise ProblemError(403, "order_other_company", "该合同订单不属于本公司。")
+        raise DomainError("order_other_company", "该合同订单不属于本公司。")
 
 
 async def _agent_may_act(session: AsyncSession, principal: Principal, order: ContractOrder) -> None:
@@ -254,7 +254,7 @@ async def _agent_may_act(session: AsyncSession, principal: Principal, order: Con
     _staff_may_touch(principal, order)
     assert principal.staff_id is not None
     if order.project_id not in set(await identity.staff_project_ids(session, principal.staff_id)):
-        raise ProblemError(403, "project_not_assigned", "您未被分配该项目，不能操作其合同订单。")
+        raise DomainError("project_not_assigned", "您未被分配该项目，不能操作其合同订单。")
 
 
 async def _my_party(
@@ -266,7 +266,7 @@ async def _my_party(
         )
     )
     if party is None:
-        raise ProblemError(403, "not_a_party", "您不是该合同的签约方。")
+        raise DomainError("not_a_party", "您不是该合同的签约方。")
     return party
 
 
@@ -287,11 +287,11 @@ def _share(raw: str) -> Fraction:
     try:
         share = Fraction(text[:-1]) / 100 if text.endswith("%") else Fraction(text)
     except (ValueError, ZeroDivisionError):
-        raise ProblemError(
-            422, "share_invalid", f"共有份额 {raw} 格式不正确，例如 1/2 或 50%。"
+        raise DomainError(
+            "share_invalid", f"共有份额 {raw} 格式不正确，例如 1/2 或 50%。"
         ) from None
     if not 0 < share <= 1:
-        raise ProblemError(422, "share_invalid", f"共有份额 {raw} 须大于 0 且不超过 1。")
+        raise DomainError("share_invalid", f"共有份额 {raw} 须大于 0 且不超过 1。")
     return share
 
 
@@ -305,12 +305,12 @@ async def _check_unit_saleable(
     the order is issued and sealed: a court may seize a unit, or a permit lapse, meanwhile."""
     facts = (await register.unit_sale_facts(session, today=today, unit_ids=[unit_id]))[unit_id]
     if facts.restricted:
-        raise ProblemError(409, "unit_restricted", "该户室已司法查封或行政限制。")
+        raise DomainError("unit_restricted", "该户室已司法查封或行政限制。")
     if facts.property_management:
-        raise ProblemError(409, "unit_not_for_sale", "该户室为物业管理用房，不能销售。")
+        raise DomainError("unit_not_for_sale", "该户室为物业管理用房，不能销售。")
     permit_kind = PermitKind.presale if kind is ContractKind.presale else PermitKind.spot
     if permit_kind not in facts.permit_kinds:
-        raise ProblemError(409, "permit_not_found", "没有找到有效许可证户室信息。")
+        raise DomainError("permit_not_found", "没有找到有效许可证户室信息。")
 
 
 async def create_order(
@@ -323,19 +323,19 @@ async def create_order(
 ) -> schemas.OrderOut:
     assert principal.staff_id is not None
     if data.template not in TEMPLATES:
-        raise ProblemError(422, "template_unknown", "合同模板不存在。", templates=sorted(TEMPLATES))
+        raise DomainError("template_unknown", "合同模板不存在。", templates=sorted(TEMPLATES))
     unit = await register.unit_context(session, data.unit_id)
     if unit is None:
-        raise ProblemError(404, "unit_not_found", "未找到该户室。")
+        raise DomainError("unit_not_found", "未找到该户室。")
     if unit.company_id != principal.company_id or unit.project_id not in set(
         await identity.staff_project_ids(session, principal.staff_id)
     ):
-        raise ProblemError(403, "project_not_assigned", "您未被分配该项目，不能为其户室签约。")
+        raise DomainError("project_not_assigned", "您未被分配该项目，不能为其户室签约。")
     if data.deposit_fen + data.down_payment_fen > data.price_fen:
-        raise ProblemError(422, "amounts_invalid", "定金与首付款之和不能超过合同总价。")
+        raise DomainError("amounts_invalid", "定金与首付款之和不能超过合同总价。")
     today = business_date(now)
     if data.delivery_date < today:
-        raise ProblemError(422, "delivery_date_invalid", "交付日期不能早于今天。")
+        raise DomainError("delivery_date_invalid", "交付日期不能早于今天。")
 
     buyers = []
     seen: set[str] = set()
@@ -343,21 +343,20 @@ async def create_order(
         id_number = normalize_id_number(buyer.id_number)
         problem = resident_id_problem(id_number, today=today)
         if problem is not None:
-            raise ProblemError(
-                422,
+            raise DomainError(
                 f"id_number_{problem}",
                 f"买受人 {buyer.name} 的身份证号码不正确。",
                 buyer=position,
             )
         if id_number in seen:
-            raise ProblemError(422, "buyers_duplicate", "同一买受人不能重复填写。", buyer=position)
+            raise DomainError("buyers_duplicate", "同一买受人不能重复填写。", buyer=position)
         seen.add(id_number)
         buyers.append((buyer, id_number, identity.normalize_phone(buyer.phone)))
     if len(buyers) > 1:
         if any(not b.share.strip() for b, _, _ in buyers):
-            raise ProblemError(422, "share_required", "多位买受人共有时须填写各自的共有份额。")
+            raise DomainError("share_required", "多位买受人共有时须填写各自的共有份额。")
         if sum(_share(b.share) for b, _, _ in buyers) != 1:
-            raise ProblemError(422, "shares_invalid", "各买受人的共有份额之和须为 1（100%）。")
+            raise DomainError("shares_invalid", "各买受人的共有份额之和须为 1（100%）。")
 
     await _check_unit_saleable(session, unit.unit_id, data.kind, today=today)
     # Presale money must go into a supervised account; checked now, not at the seal, so a
@@ -365,8 +364,8 @@ async def create_order(
     if data.kind is ContractKind.presale and (
         await escrow.approved_account_for_project(session, unit.project_id) is None
     ):
-        raise ProblemError(
-            409, "supervised_account_missing", "该项目尚无经审核的预售资金监管账户，不能预售签约。"
+        raise DomainError(
+            "supervised_account_missing", "该项目尚无经审核的预售资金监管账户，不能预售签约。"
         )
     await expire_due_orders(session, now, unit_id=unit.unit_id)
     if await session.scalar(
@@ -374,7 +373,7 @@ async def create_order(
             ContractOrder.unit_id == unit.unit_id, ContractOrder.status.in_(LIVE_STATUSES)
         )
     ):
-        raise ProblemError(409, "unit_unavailable", "该户室已有未完成的合同订单或已签约。")
+        raise DomainError("unit_unavailable", "该户室已有未完成的合同订单或已签约。")
 
     terms = {
         "contract_kind": data.kind.value,
@@ -436,9 +435,7 @@ async def create_order(
     try:
         await session.flush()
     except IntegrityError:
-        raise ProblemError(
-            409, "unit_unavailable", "该户室已有未完成的合同订单或已签约。"
-        ) from None
+        raise DomainError("unit_unavailable", "该户室已有未完成的合同订单或已签约。") from None
     parties = []
     for position, (buyer, id_number, phone) in enumerate(buyers):
         protected = keys.protect_id_number(id_number, field=PARTY_ID_FIELD)
@@ -483,8 +480,7 @@ async def issue_order(
     await _agent_may_act(session, principal, order)
     await _check_unit_saleable(session, order.unit_id, order.kind, today=business_date(now))
     if order.status is not OrderStatus.draft:
-        raise ProblemError(
-            409,
+        raise DomainError(
             "order_not_draft",
             "只有草稿状态的合同订单可以生成签约二维码。",
             order_status=order.status.value,
@@ -549,7 +545,7 @@ async def void_order(
     await _expire_if_due(session, order, now)
     _refuse_ended(order)
     if order.status is OrderStatus.signed:
-        raise ProblemError(409, "order_completed", "合同已签订，不能作废；请办理退房。")
+        raise DomainError("order_completed", "合同已签订，不能作废；请办理退房。")
     order.status = OrderStatus.voided
     order.ended_at = now
     order.end_reason = reason.strip()
@@ -679,7 +675,7 @@ async def document(
 ) -> schemas.DocumentOut:
     order, _ = await order_for(session, principal, order_id, now=now)
     if order.document_json is None or order.document_hash is None:
-        raise ProblemError(409, "document_not_issued", "合同文本尚未生成。")
+        raise DomainError("document_not_issued", "合同文本尚未生成。")
     return schemas.DocumentOut(
         document_hash=order.document_hash,
         canonical_json=order.document_json,
@@ -694,13 +690,13 @@ async def scene_of(
     _staff_may_touch(principal, order)
     status = effective_status(order, now)
     if order.scene is None or status is OrderStatus.draft:
-        raise ProblemError(409, "order_not_issued", "合同订单尚未生成签约二维码。")
+        raise DomainError("order_not_issued", "合同订单尚未生成签约二维码。")
     if status is OrderStatus.expired:
-        raise ProblemError(410, "order_expired", "该合同订单已过期，请联系销售人员重新生成。")
+        raise DomainError("order_expired", "该合同订单已过期，请联系销售人员重新生成。")
     if status is OrderStatus.voided:
-        raise ProblemError(410, "order_voided", "该合同订单已作废。")
+        raise DomainError("order_voided", "该合同订单已作废。")
     if status is not OrderStatus.awaiting_signatures:
-        raise ProblemError(409, "order_not_signable", "该合同订单已不在签约阶段。")
+        raise DomainError("order_not_signable", "该合同订单已不在签约阶段。")
     return order.scene
 
 
@@ -714,7 +710,7 @@ async def evidence(
 ) -> dict[str, Any]:
     order, _ = await order_for(session, principal, order_id, now=now)
     if order.status is not OrderStatus.signed or order.document_json is None:
-        raise ProblemError(409, "evidence_not_ready", "合同尚未签订完成，暂无证据包。")
+        raise DomainError("evidence_not_ready", "合同尚未签订完成，暂无证据包。")
     records = [
         SignatureRecord.from_dict(json.loads(raw))
         for raw in await session.scalars(
@@ -744,18 +740,18 @@ async def scan(
     session: AsyncSession, principal: Principal, *, scene: str, now: datetime
 ) -> schemas.ScanAnswer:
     if not is_valid_scene(scene):
-        raise ProblemError(404, "scene_unknown", "二维码无效或已失效。")
+        raise DomainError("scene_unknown", "二维码无效或已失效。")
     order = await session.scalar(
         select(ContractOrder).where(ContractOrder.scene == scene).with_for_update()
     )
     if order is None:
-        raise ProblemError(404, "scene_unknown", "二维码无效或已失效。")
+        raise DomainError("scene_unknown", "二维码无效或已失效。")
     assert principal.citizen_id is not None
     citizen = await identity.citizen_identity(session, principal.citizen_id)
     assert citizen is not None
     actor = mask_name(citizen.name) if citizen.name else "未实名用户"
 
-    async def refuse(problem: ProblemError) -> NoReturn:
+    async def refuse(problem: DomainError) -> NoReturn:
         """Every scan is in the timeline, the refused ones too (committed, then raised)."""
         await _add_event(
             session, order, "scan_refused", actor=actor, now=now, detail={"reason": problem.code}
@@ -765,18 +761,16 @@ async def scan(
     if order.status in OPEN_STATUSES and effective_status(order, now) is OrderStatus.expired:
         await _expire(session, order, now)
     if order.status is OrderStatus.expired:
-        await refuse(ProblemError(410, "qr_expired", "二维码已过期，请联系销售人员重新生成。"))
+        await refuse(DomainError("qr_expired", "二维码已过期，请联系销售人员重新生成。"))
     if order.status is OrderStatus.voided:
-        await refuse(ProblemError(410, "order_voided", "该合同订单已作废。"))
+        await refuse(DomainError("order_voided", "该合同订单已作废。"))
 
     if citizen.identity_level is not IdentityLevel.face_verified:
-        await refuse(
-            ProblemError(403, "face_verification_required", "请先完成实名认证和人脸核身。")
-        )
+        await refuse(DomainError("face_verification_required", "请先完成实名认证和人脸核身。"))
     parties = await _parties(session, order.id)
     party = next((p for p in parties if p.id_number_index == citizen.id_number_index), None)
     if party is None:
-        await refuse(ProblemError(403, "not_a_party", "您不是该合同的签约方。"))
+        await refuse(DomainError("not_a_party", "您不是该合同的签约方。"))
     assert party is not None
     if party.citizen_id is None:
         party.citizen_id = citizen.id
@@ -810,11 +804,11 @@ async def _signable(
     await _expire_if_due(session, order, now)
     _refuse_ended(order)
     if order.status is not OrderStatus.awaiting_signatures:
-        raise ProblemError(
-            409, "order_not_signable", "该合同订单不在待签署状态。", order_status=order.status.value
+        raise DomainError(
+            "order_not_signable", "该合同订单不在待签署状态。", order_status=order.status.value
         )
     if party.signed_at is not None:
-        raise ProblemError(409, "already_signed", "您已签署该合同。")
+        raise DomainError("already_signed", "您已签署该合同。")
     return order, party
 
 
@@ -835,7 +829,7 @@ async def signature_challenge(
     assert principal.citizen_id is not None
     citizen = await identity.citizen_identity(session, principal.citizen_id)
     if citizen is None or not citizen.phone:
-        raise ProblemError(409, "phone_required", "请先绑定手机号。")
+        raise DomainError("phone_required", "请先绑定手机号。")
     challenge_id, sent = await identity.issue_code(
         session,
         keys,
@@ -879,7 +873,7 @@ async def sign(
     assert principal.citizen_id is not None and order.document_hash is not None
     citizen = await identity.citizen_identity(session, principal.citizen_id)
     if citizen is None or not citizen.phone:
-        raise ProblemError(409, "phone_required", "请先绑定手机号。")
+        raise DomainError("phone_required", "请先绑定手机号。")
     verified = await identity.verify_code(
         session,
         keys,
@@ -891,7 +885,7 @@ async def sign(
     )
     if verified.challenge_id != data.challenge_id:
         await _commit_and_raise(
-            session, ProblemError(409, "challenge_mismatch", "验证码与签署请求不匹配，请重新获取。")
+            session, DomainError("challenge_mismatch", "验证码与签署请求不匹配，请重新获取。")
         )
     id_number = keys.pii.decrypt(party.id_number_encrypted, field=PARTY_ID_FIELD)
     id_hash = signer_id_hash(id_number, keys.signer_id)
@@ -913,7 +907,7 @@ async def sign(
         str(party.id),
         record,
         now=now,
-        twice=ProblemError(409, "already_signed", "您已签署该合同。"),
+        twice=DomainError("already_signed", "您已签署该合同。"),
     )
     party.signed_at = now
     order.updated_at = now
@@ -972,7 +966,7 @@ async def _store_signature(
     record: SignatureRecord,
     *,
     now: datetime,
-    twice: ProblemError,
+    twice: DomainError,
 ) -> None:
     """Keep a signing act; the unique (order, signer) key refuses a second one."""
     session.add(
@@ -998,10 +992,9 @@ async def _sealable(
     await _expire_if_due(session, order, now)
     _refuse_ended(order)
     if order.status is OrderStatus.signed:
-        raise ProblemError(409, "already_sealed", "该合同已盖章。")
+        raise DomainError("already_sealed", "该合同已盖章。")
     if order.status is not OrderStatus.awaiting_seal:
-        raise ProblemError(
-            409,
+        raise DomainError(
             "not_ready_for_seal",
             "买受人尚未全部签署，不能盖章。",
             order_status=order.status.value,
@@ -1095,15 +1088,15 @@ async def seal(
     )
     if verified.challenge_id != data.challenge_id:
         await _commit_and_raise(
-            session, ProblemError(409, "challenge_mismatch", "验证码与盖章请求不匹配，请重新获取。")
+            session, DomainError("challenge_mismatch", "验证码与盖章请求不匹配，请重新获取。")
         )
     terms = _terms(order)
     developer = terms["developer"]
     try:
         company = Company(developer["name"], developer["credit_code"])
     except CertificateIssueError:
-        raise ProblemError(
-            409, "seal_unavailable", "企业名称或统一社会信用代码无法用于印章证书，请联系平台。"
+        raise DomainError(
+            "seal_unavailable", "企业名称或统一社会信用代码无法用于印章证书，请联系平台。"
         ) from None
     ca = await keystore.ca_with_seal(company, now)
     context = SigningContext(
@@ -1123,7 +1116,7 @@ async def seal(
         "seal",
         record,
         now=now,
-        twice=ProblemError(409, "already_sealed", "该合同已盖章。"),
+        twice=DomainError("already_sealed", "该合同已盖章。"),
     )
     await _add_event(
         session,
@@ -1290,10 +1283,9 @@ async def reveal_password(
     order = await _order(session, order_id, lock=True)
     party = await _my_party(session, principal, order)
     if order.status is not OrderStatus.signed or order.contract_number is None:
-        raise ProblemError(409, "contract_not_signed", "合同尚未签订完成，还没有合同密码。")
+        raise DomainError("contract_not_signed", "合同尚未签订完成，还没有合同密码。")
     if party.password_encrypted is None:
-        raise ProblemError(
-            410,
+        raise DomainError(
             "password_already_shown",
             "合同密码仅显示一次，您已查看过；请查阅短信或联系售楼处。",
         )

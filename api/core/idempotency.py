@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.core.clock import Clock
+from api.core.errors import DomainError
 from api.core.problems import PROBLEM_MEDIA_TYPE, ProblemError
 from api.db.base import Base
 from api.db.engine import Database
@@ -82,14 +83,12 @@ class IdempotencyMiddleware:
             return
         try:
             await self._idempotent(scope, receive, send, key)
-        except ProblemError as problem:
-            await _send_problem(send, problem, scope)
+        except DomainError as refused:
+            await _send_problem(send, ProblemError.of(refused), scope)
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, key: bytes) -> None:
         if not key.strip() or len(key) > MAX_KEY_LENGTH:
-            raise ProblemError(
-                422, "idempotency_key_invalid", "Idempotency-Key 须为 1 到 200 个字符。"
-            )
+            raise DomainError("idempotency_key_invalid", "Idempotency-Key 须为 1 到 200 个字符。")
         body = await _read_body(receive)
         caller = _header(scope, b"authorization") or b"anonymous"
         scope_hash = _sha256(caller, scope["method"].encode(), scope["path"].encode(), key)
@@ -151,8 +150,7 @@ class IdempotencyMiddleware:
         self, record: IdempotencyRecord, request_hash: str, now: datetime, send: Send
     ) -> None:
         if record.request_hash != request_hash:
-            raise ProblemError(
-                422,
+            raise DomainError(
                 "idempotency_key_reused",
                 "该 Idempotency-Key 已用于另一个不同的请求，请为新请求使用新的键。",
             )
@@ -191,12 +189,11 @@ class IdempotencyMiddleware:
             record.response_body = bytes(captured["body"])
 
 
-def _in_progress() -> ProblemError:
-    return ProblemError(
-        409,
+def _in_progress() -> DomainError:
+    return DomainError(
         "idempotency_in_progress",
         "使用相同 Idempotency-Key 的请求正在处理中，请稍后重试。",
-        headers={"retry-after": "1"},
+        retry_after=1,
     )
 
 
@@ -218,7 +215,7 @@ async def _read_body(receive: Receive) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ProblemError(413, "payload_too_large", "请求内容过大。")
+            raise DomainError("payload_too_large", "请求内容过大。")
         chunks.append(chunk)
         if not message.get("more_body", False):
             break

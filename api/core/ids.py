@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from api.core.problems import ProblemError
+from api.core.errors import DomainError
 
 
 def new_id() -> uuid.UUID:
@@ -16,4 +16,4 @@ def parse_id(raw: str, *, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise ProblemError.not_found(what) from None
+        raise DomainError.not_found(what) from None

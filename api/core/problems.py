@@ -1,7 +1,9 @@
-"""RFC 9457 problem+json errors with a stable machine ``code`` and a Chinese ``detail``.
+"""RFC 9457 problem+json answers with a stable machine ``code`` and a Chinese ``detail``.
 
-Services raise ``ProblemError``; the handlers here turn it, Litestar's own HTTP errors
-and anything unexpected into one shape. A 500 is always a bug and is logged as one.
+Rules raise ``api.core.errors.DomainError``, which knows no HTTP; ``STATUS_BY_CODE``
+below is the one place that decides which status each code answers with. Litestar's own
+HTTP errors and anything unexpected become the same shape. A 500 is always a bug and is
+logged as one (so is a code missing from the table).
 """
 
 from __future__ import annotations
@@ -19,14 +21,171 @@ from litestar.exceptions import (
     ValidationException,
 )
 
+from api.core.errors import DomainError
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://wangqian.example/problems/"
 
 log = logging.getLogger("wangqian.errors")
 
+# Every code a rule may answer with, by HTTP status. A code stands in one row only
+# (tests/api/core/test_problems.py reads every raise in api/ and checks it is here).
+_CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
+    400: (
+        "bad_request",
+        "otp_expired",
+        "otp_invalid",
+        "otp_not_requested",
+        "totp_confirm_invalid",
+    ),
+    401: (
+        "bank_signature_invalid",
+        "bank_signature_missing",
+        "bank_signature_stale",
+        "not_authenticated",
+        "session_expired",
+        "session_invalid",
+        "totp_invalid",
+        "totp_replayed",
+        "totp_required",
+        "wechat_code_invalid",
+        "wechat_code_used",
+    ),
+    403: (
+        "citizen_only",
+        "face_verification_required",
+        "forbidden",
+        "not_a_party",
+        "not_staff",
+        "order_other_company",
+        "project_not_assigned",
+        "role_forbidden",
+        "staff_disabled",
+        "staff_only",
+        "wechat_risky_user",
+    ),
+    404: ("not_found", "scene_unknown", "unit_not_found"),
+    405: ("method_not_allowed",),
+    409: (
+        "account_already_reviewed",
+        "account_not_approved",
+        "account_number_taken",
+        "already_sealed",
+        "already_signed",
+        "bank_instruction_mismatch",
+        "bank_instruction_not_open",
+        "bank_txn_conflict",
+        "building_exists",
+        "cannot_disable_self",
+        "challenge_mismatch",
+        "company_exists",
+        "contract_not_signed",
+        "document_not_issued",
+        "evidence_not_ready",
+        "id_number_taken",
+        "idempotency_in_progress",
+        "ledger_guard",
+        "message_not_dead",
+        "message_purged",
+        "not_ready_for_seal",
+        "notice_closed",
+        "order_completed",
+        "order_not_draft",
+        "order_not_issued",
+        "order_not_signable",
+        "otp_conflict",
+        "otp_used",
+        "permit_exists",
+        "permit_not_found",
+        "phone_already_bound",
+        "phone_required",
+        "phone_taken",
+        "project_has_account",
+        "real_name_already_set",
+        "real_name_required",
+        "release_already_reviewed",
+        "release_exceeds_limit",
+        "release_in_progress",
+        "seal_unavailable",
+        "staff_phone_taken",
+        "supervised_account_missing",
+        "suspense_account_mismatch",
+        "suspense_already_assigned",
+        "title_exists",
+        "totp_already_enabled",
+        "totp_not_started",
+        "unit_not_for_sale",
+        "unit_restricted",
+        "unit_unavailable",
+        "wechat_not_bound",
+    ),
+    410: ("order_expired", "order_voided", "password_already_shown", "qr_expired"),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    422: (
+        "amounts_invalid",
+        "bank_event_invalid",
+        "bank_instruction_unknown",
+        "buyers_duplicate",
+        "delivery_date_invalid",
+        "id_number_birth_date",
+        "id_number_check_char",
+        "id_number_format",
+        "idempotency_key_invalid",
+        "idempotency_key_reused",
+        "invalid_body",
+        "invalid_parameter",
+        "malformed_json",
+        "milestone_duplicate",
+        "milestone_unknown",
+        "name_invalid",
+        "permit_dates_invalid",
+        "permit_units_invalid",
+        "permit_without_units",
+        "phone_invalid",
+        "project_not_in_company",
+        "projects_for_agents_only",
+        "real_name_mismatch",
+        "reason_required",
+        "restriction_dates_invalid",
+        "role_not_allowed",
+        "share_invalid",
+        "share_required",
+        "shares_invalid",
+        "staff_company_invalid",
+        "subscription_result_invalid",
+        "subscription_template_unknown",
+        "survey_invalid",
+        "template_unknown",
+        "title_without_owner",
+        "unknown_field",
+        "uscc_invalid",
+    ),
+    429: (
+        "otp_locked",
+        "otp_resend_too_soon",
+        "otp_send_limit",
+        "rate_limited",
+        "wechat_rate_limited",
+    ),
+    500: ("internal_error",),
+    503: (
+        "bank_not_configured",
+        "database_unavailable",
+        "face_unavailable",
+        "idcheck_unavailable",
+        "sms_unavailable",
+        "wechat_busy",
+        "wechat_unavailable",
+    ),
+}
+STATUS_BY_CODE: dict[str, int] = {
+    code: status for status, codes in _CODES_BY_STATUS.items() for code in codes
+}
+
 
 class ProblemError(Exception):
-    """A refusal the client can act on. ``code`` is stable; ``detail`` is for people."""
+    """A problem+json answer: a ``DomainError`` with its HTTP status decided."""
 
     def __init__(
         self,
@@ -34,7 +193,6 @@ class ProblemError(Exception):
         code: str,
         detail: str,
         *,
-        title: str | None = None,
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> None:
@@ -42,13 +200,19 @@ class ProblemError(Exception):
         self.status = status
         self.code = code
         self.detail = detail
-        self.title = title or code.replace("_", " ")
+        self.title = code.replace("_", " ")
         self.headers = headers or {}
         self.extra = extra
 
     @classmethod
-    def not_found(cls, what: str) -> ProblemError:
-        return cls(404, "not_found", f"未找到该{what}。", resource=what)
+    def of(cls, error: DomainError) -> ProblemError:
+        status = STATUS_BY_CODE.get(error.code)
+        if status is None:
+            log.error("refusal code %r has no HTTP status in STATUS_BY_CODE", error.code)
+            return _internal_error()
+        retry_after = error.extra.get("retry_after")
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return cls(status, error.code, error.detail, headers=headers, **error.extra)
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -62,6 +226,10 @@ class ProblemError(Exception):
             body["instance"] = instance
         body.update(self.extra)
         return body
+
+
+def _internal_error() -> ProblemError:
+    return ProblemError(500, "internal_error", "服务器内部错误，我们已记录此问题，请稍后重试。")
 
 
 def problem_response(problem: ProblemError, request: Request[Any, Any, Any]) -> Response[Any]:
@@ -108,8 +276,8 @@ _HTTP_CODES: dict[int, tuple[str, str]] = {
 }
 
 
-def handle_problem(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
-    return problem_response(exc, request)
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    return problem_response(ProblemError.of(exc), request)
 
 
 def handle_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -126,12 +294,11 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    problem = ProblemError(500, "internal_error", "服务器内部错误，我们已记录此问题，请稍后重试。")
-    return problem_response(problem, request)
+    return problem_response(_internal_error(), request)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    ProblemError: handle_problem,
+    DomainError: handle_domain_error,
     ValidationException: handle_validation,
     NotFoundException: handle_http,
     MethodNotAllowedException: handle_http,
@@ -141,4 +308,10 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     Exception: handle_unexpected,
 }
 
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_MEDIA_TYPE", "MediaType", "ProblemError"]
+__all__ = [
+    "EXCEPTION_HANDLERS",
+    "PROBLEM_MEDIA_TYPE",
+    "STATUS_BY_CODE",
+    "MediaType",
+    "ProblemError",
+]

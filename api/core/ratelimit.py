@@ -15,7 +15,7 @@ from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 from api.core.clock import Clock
-from api.core.problems import ProblemError
+from api.core.errors import DomainError
 
 
 def create_store(redis_url: str) -> Store:
@@ -49,11 +49,9 @@ class RateLimiter:
         used = int(raw) if raw else 0
         if used >= limit:
             retry_after = max(1, math.ceil((window + 1) * window_seconds - now))
-            raise ProblemError(
-                429,
+            raise DomainError(
                 "rate_limited",
                 "请求过于频繁，请稍后再试。",
-                headers={"Retry-After": str(retry_after)},
                 retry_after=retry_after,
                 limit=name,
             )

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.core.problems import ProblemError
+from api.core.errors import DomainError
 from api.escrow.models import LedgerAccount, LedgerKind, Side, Transfer
 
 CLEARING = "bank_clearing"
@@ -153,8 +153,7 @@ async def post(session: AsyncSession, postings: list[Posting], *, now: datetime)
         account = accounts[account_id]
         own = net if account.side is Side.debit else -net
         if account.guarded and own < 0:
-            raise ProblemError(
-                409,
+            raise DomainError(
                 "ledger_guard",
                 "该资金账户余额不足，操作被拒绝。",
                 account=account.code,

@@ -14,9 +14,9 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import Clock
+from api.core.errors import DomainError
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.escrow import schemas, service, signature
 from api.identity.models import StaffRole
 from api.identity.routes import logged_in, staff_only, staff_roles
@@ -244,13 +244,13 @@ async def _readable_contract(
 ) -> Any:
     contract = await service.escrow_contract(db, contract_id)
     if contract is None:
-        raise ProblemError.not_found("缴款通知")
+        raise DomainError.not_found("缴款通知")
     if service.can_read_company(principal, contract.company_id):
         return contract
     party_check: PartyCheck | None = state.get(PARTY_CHECK_STATE)
     if party_check is not None and await party_check(db, principal, contract_id):
         return contract
-    raise ProblemError.not_found("缴款通知")
+    raise DomainError.not_found("缴款通知")
 
 
 class PaymentNoticeController(Controller):
@@ -292,16 +292,16 @@ class PaymentNoticeController(Controller):
     ) -> Response[bytes]:
         found = await service.notice_pay_target(db, _id(notice_id, "缴款通知"))
         if found is None:
-            raise ProblemError.not_found("缴款通知")
+            raise DomainError.not_found("缴款通知")
         notice, contract, account = found
         await _readable_contract(db, state, principal, contract.contract_id)
         base = pay_page_base(settings)
         if not base:
-            raise ProblemError(503, "bank_not_configured", "未配置银行缴款页面。")
+            raise DomainError("bank_not_configured", "未配置银行缴款页面。")
         paid = (await service.paid_by_notice(db, [notice.id]))[notice.id]
         url = service.pay_url(base, notice.reference, notice.due_fen - paid, account.account_number)
         if url is None:
-            raise ProblemError(409, "notice_closed", "该缴款通知已缴清，无需再次缴款。")
+            raise DomainError("notice_closed", "该缴款通知已缴清，无需再次缴款。")
         return Response(
             qr_png(url),
             media_type="image/png",

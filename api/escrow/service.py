@@ -31,8 +31,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.escrow import ledger, schemas
 from api.escrow.ledger import Posting
 from api.escrow.models import (
@@ -84,8 +84,8 @@ def can_read_company(principal: Principal, company_id: uuid.UUID) -> bool:
     )
 
 
-def _not_found(what: str) -> ProblemError:
-    return ProblemError.not_found(what)
+def _not_found(what: str) -> DomainError:
+    return DomainError.not_found(what)
 
 
 # ------------------------------------------------------------------ supervised accounts
@@ -104,12 +104,12 @@ async def create_supervised_account(
         raise _not_found("项目")
     codes = [m.code for m in data.milestones]
     if len(set(codes)) != len(codes):
-        raise ProblemError(422, "milestone_duplicate", "工程进度节点编码不能重复。")
+        raise DomainError("milestone_duplicate", "工程进度节点编码不能重复。")
     taken = await session.scalar(
         select(SupervisedAccount.id).where(SupervisedAccount.account_number == data.account_number)
     )
     if taken is not None:
-        raise ProblemError(409, "account_number_taken", "该监管账号已登记。")
+        raise DomainError("account_number_taken", "该监管账号已登记。")
     account = SupervisedAccount(
         id=uuid.uuid4(),
         company_id=project_company_id,
@@ -143,13 +143,13 @@ async def review_account(
     if account is None:
         raise _not_found("监管账户")
     if account.status is not AccountStatus.pending:
-        raise ProblemError(409, "account_already_reviewed", "该监管账户已审核。")
+        raise DomainError("account_already_reviewed", "该监管账户已审核。")
     if not approve and not reason.strip():
-        raise ProblemError(422, "reason_required", "驳回时须填写理由。")
+        raise DomainError("reason_required", "驳回时须填写理由。")
     if approve:
         other = await approved_account_for_project(session, account.project_id)
         if other is not None:
-            raise ProblemError(409, "project_has_account", "该项目已有生效的监管账户。")
+            raise DomainError("project_has_account", "该项目已有生效的监管账户。")
     account.status = AccountStatus.approved if approve else AccountStatus.rejected
     account.reviewed_by = principal.staff_id
     account.reviewed_at = now
@@ -300,9 +300,7 @@ async def create_payment_notices(
         raise ValueError("amounts due cannot be negative")
     account = await approved_account_for_project(session, project_id)
     if account is None:
-        raise ProblemError(
-            409, "supervised_account_missing", "该项目尚无经审核的预售资金监管账户。"
-        )
+        raise DomainError("supervised_account_missing", "该项目尚无经审核的预售资金监管账户。")
     ledger_id = await ledger.ensure_account(
         session,
         LedgerKind.contract,
@@ -574,8 +572,7 @@ def _key_amount(account: SupervisedAccount, milestone: str) -> int:
     for m in account.milestones:
         if m["code"] == milestone:
             return int(m["key_amount_fen"])
-    raise ProblemError(
-        422,
+    raise DomainError(
         "milestone_unknown",
         "该监管账户没有这个工程进度节点。",
         milestones=[m["code"] for m in account.milestones],
@@ -588,8 +585,7 @@ async def _check_release_limit(
     key_amount = _key_amount(account, milestone)
     available = (await figures(session, account.id, now=now)).available_for_release_fen
     if available - amount < key_amount:
-        raise ProblemError(
-            409,
+        raise DomainError(
             "release_exceeds_limit",
             "支取后账户余额将低于该工程节点的重点监管资金，不予支取。",
             available_fen=available,
@@ -620,7 +616,7 @@ async def request_release(
     if account is None or account.company_id != principal.company_id:
         raise _not_found("监管账户")
     if account.status is not AccountStatus.approved:
-        raise ProblemError(409, "account_not_approved", "监管账户尚未审核通过。")
+        raise DomainError("account_not_approved", "监管账户尚未审核通过。")
     open_release = await session.scalar(
         select(Instruction.id).where(
             Instruction.supervised_account_id == account_id,
@@ -629,9 +625,7 @@ async def request_release(
         )
     )
     if open_release is not None:
-        raise ProblemError(
-            409, "release_in_progress", "该监管账户有正在办理的支取业务，不能同时再发起。"
-        )
+        raise DomainError("release_in_progress", "该监管账户有正在办理的支取业务，不能同时再发起。")
     await _check_release_limit(session, account, amount_fen, milestone, now)
     instruction = Instruction(
         id=uuid.uuid4(),
@@ -672,9 +666,9 @@ async def review_release(
     assert account is not None
     await session.refresh(instruction)
     if instruction.status is not InstructionStatus.requested:
-        raise ProblemError(409, "release_already_reviewed", "该支取申请已审核。")
+        raise DomainError("release_already_reviewed", "该支取申请已审核。")
     if not approve and not reason.strip():
-        raise ProblemError(422, "reason_required", "驳回时须填写理由。")
+        raise DomainError("reason_required", "驳回时须填写理由。")
     if approve:
         await _check_release_limit(
             session, account, instruction.amount_fen, instruction.milestone, now
@@ -716,8 +710,8 @@ def decode_event(body: bytes) -> schemas.BankWebhook:
     try:
         return msgspec.json.decode(body, type=schemas.BankWebhook)
     except msgspec.DecodeError as error:
-        raise ProblemError(
-            422, "bank_event_invalid", "银行回调内容不符合协议。", error=str(error)
+        raise DomainError(
+            "bank_event_invalid", "银行回调内容不符合协议。", error=str(error)
         ) from None
 
 
@@ -758,8 +752,7 @@ async def ingest_bank_event(
                 data.amount_fen,
                 seen.amount_fen,
             )
-            raise ProblemError(
-                409,
+            raise DomainError(
                 "bank_txn_conflict",
                 "该银行流水号已以不同内容入账，拒绝处理。",
                 transaction_id=data.transaction_id,
@@ -897,15 +890,15 @@ async def _apply_instruction(
         instruction_id = None
     instruction = await session.get(Instruction, instruction_id) if instruction_id else None
     if instruction is None or instruction.kind is not kind:
-        raise ProblemError(422, "bank_instruction_unknown", "银行回调所指的支付指令不存在。")
+        raise DomainError("bank_instruction_unknown", "银行回调所指的支付指令不存在。")
     account = await _lock_account(session, instruction.supervised_account_id)
     assert account is not None
     await session.refresh(instruction)
     if account.account_number != data.account_number or instruction.amount_fen != data.amount_fen:
         log.warning("bank %s for instruction %s does not match it", event_type, instruction.id)
-        raise ProblemError(409, "bank_instruction_mismatch", "银行回调的账号或金额与支付指令不符。")
+        raise DomainError("bank_instruction_mismatch", "银行回调的账号或金额与支付指令不符。")
     if instruction.status is not InstructionStatus.approved:
-        raise ProblemError(409, "bank_instruction_not_open", "该支付指令不在待执行状态。")
+        raise DomainError("bank_instruction_not_open", "该支付指令不在待执行状态。")
     ids = await ensure_account_ledgers(session, account.id, now=now)
     source = (
         LedgerKind.buyer_refunds if kind is InstructionKind.refund else LedgerKind.developer_payouts
@@ -1083,14 +1076,12 @@ async def assign_suspense(
     contract = await session.get(EscrowContract, notice.contract_id)
     assert contract is not None
     if suspense.supervised_account_id != contract.supervised_account_id:
-        raise ProblemError(
-            409, "suspense_account_mismatch", "该挂账款项不在此缴款通知的监管账户中。"
-        )
+        raise DomainError("suspense_account_mismatch", "该挂账款项不在此缴款通知的监管账户中。")
     done = await session.scalar(
         select(Transfer.id).where(Transfer.corrects_transfer_id == original.id)
     )
     if done is not None:
-        raise ProblemError(409, "suspense_already_assigned", "该挂账款项已匹配过。")
+        raise DomainError("suspense_already_assigned", "该挂账款项已匹配过。")
     await ledger.post(
         session,
         [

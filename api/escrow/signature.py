@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from api.core.problems import ProblemError
+from api.core.errors import DomainError
 
 HEADER = "X-Bank-Signature"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -35,7 +35,7 @@ def verify(
 ) -> int:
     """Return the signed timestamp or raise the matching problem."""
     if not header:
-        raise ProblemError(401, "bank_signature_missing", "缺少银行签名 (X-Bank-Signature)。")
+        raise DomainError("bank_signature_missing", "缺少银行签名 (X-Bank-Signature)。")
     timestamp: int | None = None
     given: list[str] = []
     for part in header.split(","):
@@ -45,9 +45,9 @@ def verify(
         elif name == "v1" and value:
             given.append(value.strip().lower())
     if timestamp is None or not given:
-        raise ProblemError(401, "bank_signature_invalid", "银行签名格式不正确。")
+        raise DomainError("bank_signature_invalid", "银行签名格式不正确。")
     if not secrets:
-        raise ProblemError(503, "bank_not_configured", "未配置银行回调密钥。")
+        raise DomainError("bank_not_configured", "未配置银行回调密钥。")
     valid = False
     for secret in secrets:
         expected = compute(secret, timestamp, body).encode()
@@ -55,9 +55,9 @@ def verify(
             # Check every pair so timing does not tell which secret or position matched.
             valid |= hmac.compare_digest(expected, candidate.encode())
     if not valid:
-        raise ProblemError(401, "bank_signature_invalid", "银行签名校验失败。")
+        raise DomainError("bank_signature_invalid", "银行签名校验失败。")
     if abs(now_unix - timestamp) > tolerance:
-        raise ProblemError(
-            401, "bank_signature_stale", "银行签名已过期，请重新签名后发送。", tolerance=tolerance
+        raise DomainError(
+            "bank_signature_stale", "银行签名已过期，请重新签名后发送。", tolerance=tolerance
         )
     return timestamp

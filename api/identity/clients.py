@@ -4,7 +4,7 @@ All share one ``httpx.AsyncClient`` made by ``create_app``. In tests that client
 ``httpx.ASGITransport`` and reaches the mock services in process (no sockets); in the
 demo it calls ``{public_base_url}/mock`` over loopback; in production the configured bases.
 
-Provider answers become ``ProblemError``s with stable codes here, so services and routes
+Provider answers become ``DomainError``s with stable codes here, so services and routes
 never see a provider's own error vocabulary.
 """
 
@@ -19,7 +19,7 @@ from typing import Literal
 import httpx
 import msgspec
 
-from api.core.problems import ProblemError
+from api.core.errors import DomainError
 from api.settings import Settings
 from notifications.sms import HttpSmsChannel, SmsChannel, SmsDeliveryError, SmsReceipt
 from notifications.wechat import WeChatSubscribeChannel
@@ -106,8 +106,8 @@ def outbound_config(settings: Settings) -> OutboundConfig:
     )
 
 
-def _unavailable(service: str, detail: str) -> ProblemError:
-    return ProblemError(503, f"{service}_unavailable", detail, headers={"Retry-After": "30"})
+def _unavailable(service: str, detail: str) -> DomainError:
+    return DomainError(f"{service}_unavailable", detail, retry_after=30)
 
 
 # ------------------------------------------------------------------ WeChat
@@ -126,13 +126,14 @@ class WeChatIdentity:
     unionid: str
 
 
-# WeChat's errcodes that the user (not our configuration) can cause, as our problems.
-WECHAT_ERRORS: dict[int, tuple[int, str, str]] = {
-    40029: (401, "wechat_code_invalid", "微信登录凭证无效或已过期，请重新进入小程序。"),
-    40163: (401, "wechat_code_used", "微信登录凭证已使用，请重新进入小程序。"),
-    45011: (429, "wechat_rate_limited", "微信登录过于频繁，请一分钟后再试。"),
-    40226: (403, "wechat_risky_user", "微信判定该账号存在风险，暂不能登录。"),
-    -1: (503, "wechat_busy", "微信服务繁忙，请稍后再试。"),
+# WeChat's errcodes that the user (not our configuration) can cause, as our refusals
+# (code, detail, seconds to wait before trying again).
+WECHAT_ERRORS: dict[int, tuple[str, str, int | None]] = {
+    40029: ("wechat_code_invalid", "微信登录凭证无效或已过期，请重新进入小程序。", None),
+    40163: ("wechat_code_used", "微信登录凭证已使用，请重新进入小程序。", None),
+    45011: ("wechat_rate_limited", "微信登录过于频繁，请一分钟后再试。", 60),
+    40226: ("wechat_risky_user", "微信判定该账号存在风险，暂不能登录。", None),
+    -1: ("wechat_busy", "微信服务繁忙，请稍后再试。", 60),
 }
 
 
@@ -166,9 +167,10 @@ class WeChatClient:
                 # Our appid/secret or an unknown failure: a configuration problem, not the user's.
                 log.error("jscode2session errcode %s: %s", answer.errcode, answer.errmsg)
                 raise _unavailable("wechat", "微信登录暂不可用，请稍后再试。")
-            status, problem, detail = known
-            headers = {"Retry-After": "60"} if status in (429, 503) else None
-            raise ProblemError(status, problem, detail, headers=headers)
+            code, detail, retry_after = known
+            if retry_after is None:
+                raise DomainError(code, detail)
+            raise DomainError(code, detail, retry_after=retry_after)
         if not answer.openid:
             raise _unavailable("wechat", "微信返回的数据不完整，请稍后再试。")
         return WeChatIdentity(openid=answer.openid, unionid=answer.unionid)

@@ -18,9 +18,9 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import Clock
+from api.core.errors import DomainError
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.core.ratelimit import RateLimiter
 from api.db.engine import Database
 from api.identity import schemas, service
@@ -44,7 +44,7 @@ async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> P
         return cached
     token = _bearer(connection)
     if token is None:
-        raise ProblemError(401, "not_authenticated", "请先登录。")
+        raise DomainError("not_authenticated", "请先登录。")
     state = connection.app.state
     database: Database = state.database
     clock: Clock = state.clock
@@ -66,12 +66,12 @@ async def citizens_only(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     if (await resolve_principal(connection)).kind is not PrincipalKind.citizen:
-        raise ProblemError(403, "citizen_only", "仅限个人用户使用。")
+        raise DomainError("citizen_only", "仅限个人用户使用。")
 
 
 async def staff_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     if (await resolve_principal(connection)).kind is not PrincipalKind.staff:
-        raise ProblemError(403, "staff_only", "仅限工作人员使用。")
+        raise DomainError("staff_only", "仅限工作人员使用。")
 
 
 def staff_roles(*roles: StaffRole) -> Any:
@@ -81,10 +81,9 @@ def staff_roles(*roles: StaffRole) -> Any:
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = await resolve_principal(connection)
         if principal.kind is not PrincipalKind.staff:
-            raise ProblemError(403, "staff_only", "仅限工作人员使用。")
+            raise DomainError("staff_only", "仅限工作人员使用。")
         if principal.role not in allowed:
-            raise ProblemError(
-                403,
+            raise DomainError(
                 "role_forbidden",
                 "当前角色无权进行此操作。",
                 required_roles=sorted(r.value for r in allowed),
@@ -96,7 +95,7 @@ def staff_roles(*roles: StaffRole) -> Any:
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     principal = request.scope.get("state", {}).get("principal")
     if not isinstance(principal, Principal):  # a handler without a login guard asked for it
-        raise ProblemError(401, "not_authenticated", "请先登录。")
+        raise DomainError("not_authenticated", "请先登录。")
     return principal
 
 

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import as_utc, business_date
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.core.validators import is_valid_mobile, normalize_id_number, resident_id_problem
 from api.identity import schemas
 from api.identity.clients import FaceClient, IdCheckClient, WeChatClient
@@ -89,17 +89,15 @@ def normalize_phone(raw: str) -> str:
     if phone.startswith("+86"):
         phone = phone[3:]
     if not is_valid_mobile(phone):
-        raise ProblemError(422, "phone_invalid", "手机号码格式不正确。")
+        raise DomainError("phone_invalid", "手机号码格式不正确。")
     return phone
 
 
-def otp_problem(error: OtpError) -> ProblemError:
-    extra = error.extensions()
-    headers = {"Retry-After": str(extra["retry_after"])} if "retry_after" in extra else None
-    return ProblemError(error.status, error.code, error.detail, headers=headers, **extra)
+def otp_problem(error: OtpError) -> DomainError:
+    return DomainError(error.code, error.detail, **error.extensions())
 
 
-async def _commit_and_raise(session: AsyncSession, problem: ProblemError) -> NoReturn:
+async def _commit_and_raise(session: AsyncSession, problem: DomainError) -> NoReturn:
     await session.commit()
     raise problem
 
@@ -225,9 +223,7 @@ async def issue_code(
     except SmsDeliveryError as failed:
         # Nothing is recorded (the transaction rolls back): the quota is not spent.
         log.warning("SMS to %s failed: %s", mask_phone(phone), failed.code)
-        raise ProblemError(
-            503, "sms_unavailable", "短信发送失败，请稍后再试。", headers={"Retry-After": "30"}
-        ) from None
+        raise DomainError("sms_unavailable", "短信发送失败，请稍后再试。", retry_after=30) from None
     return challenge.id, schemas.CodeSent(
         sent=True,
         expires_in=int(OTP_POLICY.ttl.total_seconds()),
@@ -251,7 +247,7 @@ async def verify_code(
     await _lock_phone(session, phone)
     row = await _latest_challenge(session, purpose, subject)
     if row is None:
-        raise ProblemError(400, "otp_not_requested", "请先获取验证码。")
+        raise DomainError("otp_not_requested", "请先获取验证码。")
     updated, outcome = OTP_POLICY.verify(
         _challenge(row), code, keys.otp, now, purpose=purpose, subject=subject
     )
@@ -272,7 +268,7 @@ async def verify_code(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise ProblemError(409, "otp_conflict", "验证码正在被使用，请重试。")
+        raise DomainError("otp_conflict", "验证码正在被使用，请重试。")
     await session.refresh(row)
     if isinstance(outcome, OtpError):
         await _commit_and_raise(session, otp_problem(outcome))
@@ -326,14 +322,14 @@ async def authenticate(
         select(AuthSession).where(AuthSession.token_hash == token_hash(token))
     )
     if row is None or row.revoked_at is not None:
-        raise ProblemError(401, "session_invalid", "登录已失效，请重新登录。")
+        raise DomainError("session_invalid", "登录已失效，请重新登录。")
     if now >= row.expires_at or now >= row.last_seen_at + policy.idle:
-        raise ProblemError(401, "session_expired", "登录已过期，请重新登录。")
+        raise DomainError("session_expired", "登录已过期，请重新登录。")
     principal = Principal(kind=row.kind, session_id=row.id, citizen_id=row.citizen_id)
     if row.kind is PrincipalKind.staff:
         staff = await session.get(StaffMember, row.staff_id)
         if staff is None or staff.disabled_at is not None:
-            raise ProblemError(401, "session_invalid", "登录已失效，请重新登录。")
+            raise DomainError("session_invalid", "登录已失效，请重新登录。")
         principal = replace(
             principal, staff_id=staff.id, role=staff.role, company_id=staff.company_id
         )
@@ -377,20 +373,18 @@ async def login_with_phone(
     if kind is not PrincipalKind.citizen:
         staff = await session.scalar(select(StaffMember).where(StaffMember.phone == phone))
         if kind is PrincipalKind.staff and staff is None:
-            await _commit_and_raise(
-                session, ProblemError(403, "not_staff", "该手机号不是工作人员账号。")
-            )
+            await _commit_and_raise(session, DomainError("not_staff", "该手机号不是工作人员账号。"))
     if staff is not None:
         if staff.disabled_at is not None:
             await _commit_and_raise(
-                session, ProblemError(403, "staff_disabled", "该工作人员账号已停用。")
+                session, DomainError("staff_disabled", "该工作人员账号已停用。")
             )
         # Seal keepers and regulators enroll TOTP; once anyone has, every login needs it.
         if staff.totp_secret_encrypted:
             if not totp_code:
                 await _commit_and_raise(
                     session,
-                    ProblemError(401, "totp_required", "请输入身份验证器中的动态口令。"),
+                    DomainError("totp_required", "请输入身份验证器中的动态口令。"),
                 )
             await _check_totp(session, keys, staff, totp_code, now)
         return await create_session(
@@ -444,7 +438,7 @@ async def bind_phone(
     """
     citizen = await _citizen(session, principal)
     if citizen.phone is not None and citizen.phone != phone:
-        raise ProblemError(409, "phone_already_bound", "该账号已绑定手机号。")
+        raise DomainError("phone_already_bound", "该账号已绑定手机号。")
     await verify_code(session, keys, phone=phone, code=code, now=now)
     if citizen.phone == phone:
         return await profile(session, principal)
@@ -455,7 +449,7 @@ async def bind_phone(
         return await profile(session, principal)
     if other.wechat_openid is not None or citizen.id_number_index is not None:
         await _commit_and_raise(
-            session, ProblemError(409, "phone_taken", "该手机号已绑定其他账号，请用手机号登录。")
+            session, DomainError("phone_taken", "该手机号已绑定其他账号，请用手机号登录。")
         )
     openid, unionid = citizen.wechat_openid, citizen.wechat_unionid
     await session.execute(
@@ -479,7 +473,7 @@ async def _check_totp(
     try:
         step = totp.verify(secret, code, now, last_step=staff.totp_last_step)
     except totp.TotpError as refused:
-        await _commit_and_raise(session, ProblemError(401, refused.code, refused.detail))
+        await _commit_and_raise(session, DomainError(refused.code, refused.detail))
     # Conditional: two requests with the same code cannot both move past the last step.
     result = await session.execute(
         update(StaffMember)
@@ -492,7 +486,7 @@ async def _check_totp(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         replayed = totp.TotpReplayedError()
-        await _commit_and_raise(session, ProblemError(401, replayed.code, replayed.detail))
+        await _commit_and_raise(session, DomainError(replayed.code, replayed.detail))
     await session.refresh(staff)
 
 
@@ -501,7 +495,7 @@ async def start_totp(
 ) -> schemas.TotpEnrollment:
     staff = await _staff(session, principal)
     if staff.totp_secret_encrypted:
-        raise ProblemError(409, "totp_already_enabled", "已绑定身份验证器。")
+        raise DomainError("totp_already_enabled", "已绑定身份验证器。")
     enrollment = totp.enroll(mask_phone(staff.phone))
     staff.totp_pending_encrypted = keys.pii.encrypt(enrollment.secret, field=TOTP_FIELD)
     await session.flush()
@@ -517,14 +511,16 @@ async def confirm_totp(
 ) -> schemas.TotpEnabled:
     staff = await _staff(session, principal)
     if staff.totp_secret_encrypted:
-        raise ProblemError(409, "totp_already_enabled", "已绑定身份验证器。")
+        raise DomainError("totp_already_enabled", "已绑定身份验证器。")
     if not staff.totp_pending_encrypted:
-        raise ProblemError(409, "totp_not_started", "请先获取身份验证器的绑定二维码。")
+        raise DomainError("totp_not_started", "请先获取身份验证器的绑定二维码。")
     secret = keys.pii.decrypt(staff.totp_pending_encrypted, field=TOTP_FIELD)
     try:
         step = totp.verify(secret, code, now, last_step=None)
     except totp.TotpError as refused:
-        raise ProblemError(400, refused.code, refused.detail) from None
+        # Its own code: a wrong code while enrolling is a bad request (400), not a failed
+        # login (401, which tells clients to log in again).
+        raise DomainError("totp_confirm_invalid", refused.detail) from None
     staff.totp_secret_encrypted = staff.totp_pending_encrypted
     staff.totp_pending_encrypted = None
     staff.totp_last_step = step
@@ -539,14 +535,14 @@ async def confirm_totp(
 async def _citizen(session: AsyncSession, principal: Principal) -> Citizen:
     citizen = await session.get(Citizen, principal.citizen_id) if principal.citizen_id else None
     if citizen is None:
-        raise ProblemError(403, "citizen_only", "仅限个人用户使用。")
+        raise DomainError("citizen_only", "仅限个人用户使用。")
     return citizen
 
 
 async def _staff(session: AsyncSession, principal: Principal) -> StaffMember:
     staff = await session.get(StaffMember, principal.staff_id) if principal.staff_id else None
     if staff is None:
-        raise ProblemError(403, "staff_only", "仅限工作人员使用。")
+        raise DomainError("staff_only", "仅限工作人员使用。")
     return staff
 
 
@@ -563,7 +559,7 @@ async def submit_real_name(
     citizen = await _citizen(session, principal)
     name = name.strip()
     if not 2 <= len(name) <= 30 or any(c.isdigit() for c in name):
-        raise ProblemError(422, "name_invalid", "请填写身份证上的姓名。")
+        raise DomainError("name_invalid", "请填写身份证上的姓名。")
     id_number = normalize_id_number(id_number)
     problem = resident_id_problem(id_number, today=business_date(now))
     if problem is not None:
@@ -572,18 +568,18 @@ async def submit_real_name(
             "birth_date": "身份证号码中的出生日期不存在。",
             "check_char": "身份证号码校验位不正确，请核对。",
         }[problem]
-        raise ProblemError(422, f"id_number_{problem}", detail)
+        raise DomainError(f"id_number_{problem}", detail)
     index = keys.id_index(id_number)
     if citizen.id_number_index is not None:
         if citizen.id_number_index == index and citizen.name == name:
             return await profile(session, principal)
-        raise ProblemError(409, "real_name_already_set", "该账号已完成实名认证，不能更换身份。")
+        raise DomainError("real_name_already_set", "该账号已完成实名认证，不能更换身份。")
     if await session.scalar(select(Citizen.id).where(Citizen.id_number_index == index)):
-        raise ProblemError(409, "id_number_taken", "该身份证号码已在其他账号完成实名认证。")
+        raise DomainError("id_number_taken", "该身份证号码已在其他账号完成实名认证。")
     result = await idcheck.verify(name, id_number)
     if result != "match":
         # "mismatch" and "not_found" look the same: we are no oracle for the ID database.
-        raise ProblemError(422, "real_name_mismatch", "姓名与身份证号码不一致，请核对后重试。")
+        raise DomainError("real_name_mismatch", "姓名与身份证号码不一致，请核对后重试。")
     protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD)
     citizen.name = name
     citizen.id_number_encrypted = protected.encrypted
@@ -594,9 +590,7 @@ async def submit_real_name(
     try:
         await session.flush()
     except IntegrityError:
-        raise ProblemError(
-            409, "id_number_taken", "该身份证号码已在其他账号完成实名认证。"
-        ) from None
+        raise DomainError("id_number_taken", "该身份证号码已在其他账号完成实名认证。") from None
     return await profile(session, principal)
 
 
@@ -622,7 +616,7 @@ async def start_face_session(
 ) -> schemas.FaceSessionAnswer:
     citizen = await _citizen(session, principal)
     if citizen.id_number_encrypted is None or citizen.name is None:
-        raise ProblemError(409, "real_name_required", "请先完成实名认证。")
+        raise DomainError("real_name_required", "请先完成实名认证。")
     id_number = keys.pii.decrypt(citizen.id_number_encrypted, field=ID_NUMBER_FIELD)
     biz_token, url = await face.start(
         id_number=id_number, name=citizen.name, redirect_url=redirect_url
@@ -657,7 +651,7 @@ async def face_session_result(
         .with_for_update()
     )
     if row is None:
-        raise ProblemError.not_found("人脸核身记录")
+        raise DomainError.not_found("人脸核身记录")
     if row.status is not FaceStatus.pending:
         return _face_answer(row, citizen)
     if now >= row.expires_at:
@@ -721,10 +715,10 @@ async def _set_projects(
 ) -> None:
     wanted = list(dict.fromkeys(project_ids))
     if wanted and staff.role is not StaffRole.sales_agent:
-        raise ProblemError(422, "projects_for_agents_only", "只有销售人员可以分配项目。")
+        raise DomainError("projects_for_agents_only", "只有销售人员可以分配项目。")
     projects = await register.get_projects(session, wanted)
     if len(projects) != len(wanted) or any(p.company_id != staff.company_id for p in projects):
-        raise ProblemError(422, "project_not_in_company", "只能分配本公司的项目。")
+        raise DomainError("project_not_in_company", "只能分配本公司的项目。")
     await session.execute(delete(staff_projects).where(staff_projects.c.staff_id == staff.id))
     if wanted:
         await session.execute(
@@ -745,11 +739,9 @@ async def create_staff_member(
     """Any staff member (the demo and the platform use this; admins go through add_member)."""
     phone = normalize_phone(phone)
     if (role is StaffRole.regulator) != (company_id is None):
-        raise ProblemError(
-            422, "staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。"
-        )
+        raise DomainError("staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。")
     if await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone)):
-        raise ProblemError(409, "staff_phone_taken", "该手机号已是工作人员账号。")
+        raise DomainError("staff_phone_taken", "该手机号已是工作人员账号。")
     staff = StaffMember(
         name=name.strip(), phone=phone, role=role, company_id=company_id, created_at=now
     )
@@ -757,7 +749,7 @@ async def create_staff_member(
     try:
         await session.flush()
     except IntegrityError:
-        raise ProblemError(409, "staff_phone_taken", "该手机号已是工作人员账号。") from None
+        raise DomainError("staff_phone_taken", "该手机号已是工作人员账号。") from None
     if project_ids:
         await _set_projects(session, staff, project_ids)
     return staff
@@ -767,7 +759,7 @@ async def add_member(
     session: AsyncSession, principal: Principal, data: schemas.NewStaffMember, *, now: datetime
 ) -> schemas.StaffMemberAnswer:
     if data.role not in ADMIN_CREATES:
-        raise ProblemError(422, "role_not_allowed", "企业管理员只能添加销售人员和印章授权人。")
+        raise DomainError("role_not_allowed", "企业管理员只能添加销售人员和印章授权人。")
     staff = await create_staff_member(
         session,
         name=data.name,
@@ -785,7 +777,7 @@ async def _company_member(
 ) -> StaffMember:
     staff = await session.get(StaffMember, staff_id)
     if staff is None or staff.company_id != principal.company_id:
-        raise ProblemError.not_found("工作人员")
+        raise DomainError.not_found("工作人员")
     return staff
 
 
@@ -803,7 +795,7 @@ async def disable_member(
 ) -> schemas.StaffMemberAnswer:
     staff = await _company_member(session, principal, staff_id)
     if staff.id == principal.staff_id:
-        raise ProblemError(409, "cannot_disable_self", "不能停用自己的账号。")
+        raise DomainError("cannot_disable_self", "不能停用自己的账号。")
     if staff.disabled_at is None:
         staff.disabled_at = now
         await session.execute(
@@ -931,7 +923,7 @@ async def check_staff_totp(
     if not staff.totp_secret_encrypted:
         return
     if not code:
-        raise ProblemError(401, "totp_required", "请输入身份验证器中的动态口令。")
+        raise DomainError("totp_required", "请输入身份验证器中的动态口令。")
     await _check_totp(session, keys, staff, code, now)
 
 
@@ -983,14 +975,14 @@ async def record_wechat_subscriptions(
     was allowed before."""
     citizen = await _citizen(session, principal)
     if citizen.wechat_openid is None:
-        raise ProblemError(409, "wechat_not_bound", "请先用微信登录小程序，再订阅消息提醒。")
+        raise DomainError("wechat_not_bound", "请先用微信登录小程序，再订阅消息提醒。")
     known = subscribable_templates()
     unknown = sorted(set(results) - set(known))
     if unknown:
-        raise ProblemError(422, "subscription_template_unknown", f"未知的消息模板：{unknown[0]}。")
+        raise DomainError("subscription_template_unknown", f"未知的消息模板：{unknown[0]}。")
     if any(answer not in _SUBSCRIPTION_ANSWERS for answer in results.values()):
-        raise ProblemError(
-            422, "subscription_result_invalid", "订阅结果只能是 accept、reject、ban 或 filter。"
+        raise DomainError(
+            "subscription_result_invalid", "订阅结果只能是 accept、reject、ban 或 filter。"
         )
     dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     for template_id, answer in sorted(results.items()):

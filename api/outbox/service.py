@@ -13,8 +13,8 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.identity import service as identity
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.schemas import NotificationEntry
@@ -317,11 +317,11 @@ async def retry_dead(
     """
     message = await session.get(OutboxMessage, message_id, with_for_update=True)
     if message is None or (only_company and message.company_id != company_id):
-        raise ProblemError.not_found("消息")
+        raise DomainError.not_found("消息")
     if message.status != MessageStatus.dead:
-        raise ProblemError(409, "message_not_dead", "只有发送失败的消息可以重新发送。")
+        raise DomainError("message_not_dead", "只有发送失败的消息可以重新发送。")
     if message.params_encrypted is None:
-        raise ProblemError(409, "message_purged", "该消息内容已清除，无法重新发送。")
+        raise DomainError("message_purged", "该消息内容已清除，无法重新发送。")
     message.status = MessageStatus.pending
     message.attempts = 0
     message.next_attempt_at = now

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import service as contracts
-from api.core.problems import ProblemError
+from api.core.errors import DomainError
 from api.public.schemas import (
     STATUS_COLORS,
     STATUS_LABELS,
@@ -69,7 +69,7 @@ async def building_table(
         )
     ).first()
     if row is None:
-        raise ProblemError.not_found("楼栋")
+        raise DomainError.not_found("楼栋")
     building, project, company = row
     # Plain rows, not ORM objects: a read-only table of hundreds of units needs no
     # identity map, and skipping it halves the time of this request.

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.core.validators import is_valid_uscc, normalize_id_number, resident_id_problem
 from api.register.models import (
     Building,
@@ -56,10 +56,10 @@ async def create_company(
 ) -> Company:
     uscc = uscc.strip().upper()
     if not is_valid_uscc(uscc):
-        raise ProblemError(422, "uscc_invalid", "统一社会信用代码格式或校验位不正确。")
+        raise DomainError("uscc_invalid", "统一社会信用代码格式或校验位不正确。")
     existing = await session.scalar(select(Company).where(Company.uscc == uscc))
     if existing is not None:
-        raise ProblemError(409, "company_exists", "该统一社会信用代码的企业已登记。")
+        raise DomainError("company_exists", "该统一社会信用代码的企业已登记。")
     company = Company(
         name=name,
         uscc=uscc,
@@ -83,7 +83,7 @@ async def create_project(
     address: str = "",
 ) -> Project:
     if await session.get(Company, company_id) is None:
-        raise ProblemError.not_found("企业")
+        raise DomainError.not_found("企业")
     project = Project(
         company_id=company_id, name=name, district=district, address=address, created_at=now
     )
@@ -105,9 +105,9 @@ async def create_building(
     floors_below: int = 0,
 ) -> Building:
     if await session.get(Project, project_id) is None:
-        raise ProblemError.not_found("项目")
+        raise DomainError.not_found("项目")
     if await session.scalar(select(Building.id).where(Building.survey_no == survey_no)):
-        raise ProblemError(409, "building_exists", f"测量号 {survey_no} 的楼栋已登记。")
+        raise DomainError("building_exists", f"测量号 {survey_no} 的楼栋已登记。")
     building = Building(
         project_id=project_id,
         name=name,
@@ -126,10 +126,9 @@ async def create_building(
 # ---------------------------------------------------------------- survey import
 
 
-class SurveyInvalidError(ProblemError):
+class SurveyInvalidError(DomainError):
     def __init__(self, errors: list[SurveyRowError]) -> None:
         super().__init__(
-            422,
             "survey_invalid",
             f"测绘成果文件有 {len(errors)} 处错误，未导入任何数据。",
             errors=[msgspec.to_builtins(e) for e in errors],
@@ -329,9 +328,9 @@ async def grant_permit(
     issuer: str = "",
 ) -> Permit:
     if valid_until < valid_from:
-        raise ProblemError(422, "permit_dates_invalid", "许可证有效期结束日期早于开始日期。")
+        raise DomainError("permit_dates_invalid", "许可证有效期结束日期早于开始日期。")
     if not unit_ids:
-        raise ProblemError(422, "permit_without_units", "许可证须至少包含一个户室。")
+        raise DomainError("permit_without_units", "许可证须至少包含一个户室。")
     unit_projects = dict(
         (
             await session.execute(
@@ -343,8 +342,8 @@ async def grant_permit(
     )
     foreign = [str(u) for u in unit_ids if unit_projects.get(u) != project_id]
     if foreign:
-        raise ProblemError(
-            422, "permit_units_invalid", "许可证包含不属于该项目的户室。", unit_ids=foreign
+        raise DomainError(
+            "permit_units_invalid", "许可证包含不属于该项目的户室。", unit_ids=foreign
         )
     permit = Permit(
         project_id=project_id,
@@ -359,7 +358,7 @@ async def grant_permit(
     try:
         await session.flush()
     except IntegrityError:
-        raise ProblemError(409, "permit_exists", f"许可证号 {number} 已存在。") from None
+        raise DomainError("permit_exists", f"许可证号 {number} 已存在。") from None
     await session.execute(
         permit_units.insert(), [{"permit_id": permit.id, "unit_id": u} for u in set(unit_ids)]
     )
@@ -369,7 +368,7 @@ async def grant_permit(
 async def revoke_permit(session: AsyncSession, permit_id: uuid.UUID, *, now: datetime) -> Permit:
     permit = await session.get(Permit, permit_id)
     if permit is None:
-        raise ProblemError.not_found("许可证")
+        raise DomainError.not_found("许可证")
     permit.revoked_at = permit.revoked_at or now
     await session.flush()
     return permit
@@ -387,9 +386,9 @@ async def add_restriction(
     document_no: str = "",
 ) -> UnitRestriction:
     if await session.get(Unit, unit_id) is None:
-        raise ProblemError.not_found("户室")
+        raise DomainError.not_found("户室")
     if ends_on is not None and ends_on < starts_on:
-        raise ProblemError(422, "restriction_dates_invalid", "限制结束日期早于开始日期。")
+        raise DomainError("restriction_dates_invalid", "限制结束日期早于开始日期。")
     restriction = UnitRestriction(
         unit_id=unit_id,
         kind=kind,
@@ -409,7 +408,7 @@ async def lift_restriction(
 ) -> UnitRestriction:
     restriction = await session.get(UnitRestriction, restriction_id)
     if restriction is None:
-        raise ProblemError.not_found("限制记录")
+        raise DomainError.not_found("限制记录")
     restriction.lifted_at = restriction.lifted_at or now
     await session.flush()
     return restriction
@@ -538,15 +537,13 @@ async def register_title(
     now: datetime,
 ) -> ResaleTitle:
     if await session.get(Unit, unit_id) is None:
-        raise ProblemError.not_found("户室")
+        raise DomainError.not_found("户室")
     if not owners:
-        raise ProblemError(422, "title_without_owner", "不动产权证须至少有一名权利人。")
+        raise DomainError("title_without_owner", "不动产权证须至少有一名权利人。")
     for owner in owners:
         problem = resident_id_problem(owner.id_number, today=now.date())
         if problem is not None:
-            raise ProblemError(
-                422, f"id_number_{problem}", f"权利人 {owner.name} 的身份证号码不正确。"
-            )
+            raise DomainError(f"id_number_{problem}", f"权利人 {owner.name} 的身份证号码不正确。")
     title = ResaleTitle(
         unit_id=unit_id,
         certificate_no=certificate_no.strip(),
@@ -558,7 +555,7 @@ async def register_title(
     try:
         await session.flush()
     except IntegrityError:
-        raise ProblemError(409, "title_exists", "该不动产权证号已登记。") from None
+        raise DomainError("title_exists", "该不动产权证号已登记。") from None
     for position, owner in enumerate(owners):
         protected = keys.protect_id_number(
             normalize_id_number(owner.id_number), field="title_owner.id_number"

@@ -11,6 +11,7 @@ import pytest
 from litestar.stores.base import Store
 
 from api.core.clock import MovableClock
+from api.core.errors import DomainError
 from api.core.problems import ProblemError
 from api.core.ratelimit import RateLimiter, create_store
 
@@ -30,10 +31,11 @@ async def test_limit_per_window_then_a_new_window(store: Store, clock: MovableCl
     key = secrets.token_hex(4)
     for _ in range(3):
         await limiter.hit("login", key, limit=3, window_seconds=60)
-    with pytest.raises(ProblemError) as refused:
+    with pytest.raises(DomainError) as refused:
         await limiter.hit("login", key, limit=3, window_seconds=60)
-    assert refused.value.status == 429 and refused.value.code == "rate_limited"
-    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    problem = ProblemError.of(refused.value)
+    assert problem.status == 429 and problem.code == "rate_limited"
+    assert 1 <= int(problem.headers["Retry-After"]) <= 60
     # Another key is not affected; peeking does not count.
     await limiter.peek("login", key + "x", limit=1, window_seconds=60)
     await limiter.peek("login", key + "x", limit=1, window_seconds=60)

@@ -148,7 +148,7 @@ async def test_no_notices_without_an_approved_account(
             room="r",
             now=clock.now(),
         )
-    except service.ProblemError as problem:
+    except service.DomainError as problem:
         assert problem.code == "supervised_account_missing"
     else:
         raise AssertionError("notices without an account")

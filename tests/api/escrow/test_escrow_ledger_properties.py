@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.problems import ProblemError
 from api.core.validators import uscc_check_char
 from api.db.engine import Database, create_database
 from api.escrow import ledger, schemas, service
@@ -158,7 +158,7 @@ async def _run(
             try:
                 async with database.writer() as s, s.begin():
                     return await service.ingest_bank_event(s, keys, body=body, now=now)
-            except ProblemError:
+            except DomainError:
                 return None
 
         for op in ops:
@@ -206,7 +206,7 @@ async def _run(
                         await service.request_release(
                             s, admin, account_id, amount_fen=op[1], milestone=op[2], now=now
                         )
-                except ProblemError as problem:
+                except DomainError as problem:
                     assert problem.code in {"release_exceeds_limit", "release_in_progress"}
             elif kind == "review":
                 async with database.reader() as s:
@@ -225,7 +225,7 @@ async def _run(
                             await service.review_release(
                                 s, regulator, i.id, approve=op[1], reason="否", now=now
                             )
-                    except ProblemError as problem:
+                    except DomainError as problem:
                         assert problem.code == "release_exceeds_limit"
                         continue
                     if op[1]:
@@ -248,7 +248,7 @@ async def _run(
                             await service.assign_suspense(
                                 s, keys, transfer_id=transfer_id, notice_id=notice_id, now=now
                             )
-                    except ProblemError as problem:
+                    except DomainError as problem:
                         assert problem.code == "suspense_already_assigned"
                         assert txn in model.assigned
                     else:

@@ -67,7 +67,7 @@ async def test_guard_refuses_overdraft(
             s, LedgerKind.suspense, code=ledger.GLOBAL_SUSPENSE, now=clock.now()
         )
         await ledger.post(s, [ledger.Posting(clearing, suspense, 10, "suspense")], now=clock.now())
-    with pytest.raises(service.ProblemError) as refused:
+    with pytest.raises(service.DomainError) as refused:
         async with database.writer() as s, s.begin():
             await ledger.post(
                 s, [ledger.Posting(suspense, clearing, 11, "correction")], now=clock.now()

@@ -206,7 +206,7 @@ async def test_seal_keepers_enroll_totp_and_then_need_it_to_log_in(
     bad = await mock_client.post(
         "/api/v1/me/totp/confirm", json={"code": not_(at())}, headers=headers
     )
-    assert bad.status_code == 400 and bad.json()["code"] == "totp_invalid"
+    assert bad.status_code == 400 and bad.json()["code"] == "totp_confirm_invalid"
     confirmed = await mock_client.post(
         "/api/v1/me/totp/confirm", json={"code": at()}, headers=headers
     )

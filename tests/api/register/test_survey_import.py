@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
+from api.core.problems import STATUS_BY_CODE
 from api.register import service as register
 from api.register.models import Unit
 from api.register.service import SurveyInvalidError
@@ -128,7 +129,7 @@ async def test_bad_file_names_every_offending_row_and_writes_nothing(
     }
     duplicate = next(e for e in caught.value.errors if e.code == "duplicate_room_no")
     assert duplicate.room_no == "201" and "第 1 行" in duplicate.message
-    assert caught.value.status == 422 and caught.value.code == "survey_invalid"
+    assert STATUS_BY_CODE[caught.value.code] == 422 and caught.value.code == "survey_invalid"
     assert await _unit_count(session) == before
 
 
