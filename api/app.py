@@ -18,9 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
+from api.contracts.orders import expiry_sweep
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
-from api.contracts.service import expiry_sweep
-from api.contracts.service import is_party as is_contract_party
 from api.core.clock import Clock, SystemClock
 from api.core.docs import ServerRenderedDocs
 from api.core.errors import DomainError
@@ -30,15 +29,14 @@ from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS
 from api.core.ratelimit import RateLimiter, create_store
 from api.db.engine import Database, create_database
-from api.escrow.routes import PARTY_CHECK_STATE, webhook_secrets
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
-from api.identity.clients import build_clients, mock_credentials, new_http_client
+from api.identity.authentication import BearerAuthentication, provide_principal
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
-from api.identity.routes import provide_principal
-from api.identity.service import SessionPolicy
+from api.identity.sessions import SessionPolicy
 from api.outbox.routes import NotificationController
 from api.outbox.worker import EmbeddedWorker, build_worker
-from api.public.routes import PublicController
+from api.outside import OutsideServices, build_outside, mock_routes, new_http_client
+from api.public.routes import ROUTES as PUBLIC_ROUTES
 from api.settings import Settings
 from notifications.templates import check_templates
 
@@ -93,75 +91,50 @@ def create_app(
     database = database or create_database(settings)
     keys = ServiceKeys.from_master(settings.master_secret())
     http = new_http_client(http_transport)
-    clients = build_clients(settings, http, unix_time=lambda: clock.now().timestamp())
-    limiter = RateLimiter(create_store(settings.redis_url), clock)
+    outside = build_outside(settings, http, unix_time=lambda: clock.now().timestamp())
     check_templates()  # a template that cannot render stops the start, not a 3 a.m. send
     outbox = build_worker(
         database,
         keys,
         clock,
-        sms=clients.sms,
-        wechat=clients.wechat_messages,
+        sms=outside.sms,
+        wechat=outside.wechat_messages,
         periodic=[expiry_sweep(database, clock)],
     )
-    keystore = Keystore.from_settings(settings)  # opened (or created) on first use
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
-
-    async def start_worker() -> None:
-        if settings.outbox_worker == "embedded":
-            await embedded.start()
-
     session_policy = SessionPolicy(
         idle=timedelta(minutes=settings.session_idle_minutes),
         absolute=timedelta(hours=settings.session_absolute_hours),
     )
 
-    route_handlers: list[Any] = [
-        healthz,
-        readyz,
-        PublicController,
-        *IDENTITY_ROUTES,
-        NotificationController,
-        *CONTRACT_ROUTES,
-        *ESCROW_ROUTES,
-    ]
-    if settings.mocks_enabled:
-        route_handlers.extend(_mock_handlers(settings, clock, http))
+    async def start_worker() -> None:
+        if settings.outbox_worker == "embedded":
+            await embedded.start()
 
     async def close_resources() -> None:
         await embedded.stop()
         await http.aclose()
         await database.dispose()
 
-    def constant(value: Any) -> Provide:
-        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
+    route_handlers: list[Any] = [
+        healthz,
+        readyz,
+        *PUBLIC_ROUTES,
+        *IDENTITY_ROUTES,
+        NotificationController,
+        *CONTRACT_ROUTES,
+        *ESCROW_ROUTES,
+    ]
+    if settings.mocks_enabled:
+        from api.demo import PEOPLE  # the people the mock identity provider knows
+
+        people = {person.id_number: person.name for person in PEOPLE}
+        route_handlers.extend(mock_routes(settings, clock, http, people=people))
 
     return Litestar(
         route_handlers=route_handlers,
-        state=State(
-            {
-                "database": database,
-                "settings": settings,
-                "clock": clock,
-                "session_policy": session_policy,
-                "outbox": outbox,
-                "keystore": keystore,
-                # Escrow shows payment notices to a contract's parties without importing
-                # contracts (which calls escrow on completion): the check is handed over here.
-                PARTY_CHECK_STATE: is_contract_party,
-            }
-        ),
-        dependencies={
-            "db": Provide(provide_db),
-            "clock": constant(clock),
-            "keys": constant(keys),
-            "settings": constant(settings),
-            "identity_clients": constant(clients),
-            "limiter": constant(limiter),
-            "keystore": constant(keystore),
-            "session_policy": constant(session_policy),
-            "principal": Provide(provide_principal, sync_to_thread=False),
-        },
+        state=State({"database": database, "settings": settings, "clock": clock, "outbox": outbox}),
+        dependencies=_dependencies(settings, clock, keys, outside, session_policy),
         middleware=[
             RequestLogMiddleware,
             DefineMiddleware(
@@ -171,19 +144,12 @@ def create_app(
                 ttl=settings.idempotency_ttl_seconds,
                 lock_seconds=settings.idempotency_lock_seconds,
             ),
+            DefineMiddleware(
+                BearerAuthentication, database=database, clock=clock, policy=session_policy
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
-        openapi_config=OpenAPIConfig(
-            title="Wangqian 网签 API",
-            version="1",
-            description="商品房及存量房网上签约：合同订单、扫码签名、盖章、资金监管、公开查询。",
-            path="/api/docs",
-            render_plugins=[
-                ServerRenderedDocs(path="/"),
-                JsonRenderPlugin(path="/openapi.json"),
-                SwaggerRenderPlugin(path="/swagger"),
-            ],
-        ),
+        openapi_config=_openapi_config(),
         on_startup=[start_worker],
         on_shutdown=[close_resources],
         debug=False,
@@ -191,40 +157,47 @@ def create_app(
     )
 
 
-def _mock_handlers(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> list[Any]:
-    """Mount the stand-ins for outside services under /mock (demo and tests only)."""
-    from litestar.handlers import asgi
+def _dependencies(
+    settings: Settings,
+    clock: Clock,
+    keys: ServiceKeys,
+    outside: OutsideServices,
+    session_policy: SessionPolicy,
+) -> dict[str, Provide]:
+    """What handlers may ask for by name; each outside service is a dependency of its own."""
 
-    from api.demo import PEOPLE
-    from miniapp_mock.app import MockSettings, create_mock_app
+    def constant(value: Any) -> Provide:
+        return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
-    # The same credentials the clients use (api.identity.clients.outbound_config).
-    creds = mock_credentials(settings)
-    mock_app = create_mock_app(
-        MockSettings(
-            sms_access_key=creds.sms_access_key,
-            sms_secret=creds.sms_secret,
-            wechat_appid=creds.wechat_appid,
-            wechat_secret=creds.wechat_secret,
-            idcheck_key=creds.idcheck_key,
-            face_key=creds.face_key,
-            public_base_url=settings.public_base_url.rstrip("/") + "/mock",
-            api_public_base=settings.public_base_url,
-            people={person.id_number: person.name for person in PEOPLE},
-            bank_webhook_secret=(webhook_secrets(settings) or [""])[0],
-        ),
-        clock=clock.now,
+    return {
+        "db": Provide(provide_db),
+        "principal": Provide(provide_principal, sync_to_thread=False),
+        "clock": constant(clock),
+        "keys": constant(keys),
+        "settings": constant(settings),
+        "limiter": constant(RateLimiter(create_store(settings.redis_url), clock)),
+        "keystore": constant(Keystore.from_settings(settings)),  # opened on first use
+        "session_policy": constant(session_policy),
+        "sms": constant(outside.sms),
+        "wechat": constant(outside.wechat),
+        "idcheck": constant(outside.idcheck),
+        "face": constant(outside.face),
+        "bank": constant(outside.bank),
+    }
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Wangqian 网签 API",
+        version="1",
+        description="商品房及存量房网上签约：合同订单、扫码签名、盖章、资金监管、公开查询。",
+        path="/api/docs",
+        render_plugins=[
+            ServerRenderedDocs(path="/"),
+            JsonRenderPlugin(path="/openapi.json"),
+            SwaggerRenderPlugin(path="/swagger"),
+        ],
     )
-    mock_app.state.mock_bank.http = http  # bank webhooks go out like our own calls
-
-    @asgi("/mock", is_mount=True, copy_scope=True, include_in_schema=False)
-    async def mock_mount(scope: Any, receive: Any, send: Any) -> None:
-        await mock_app(scope, receive, send)
-
-    from miniapp_mock.h5 import pages_router
-
-    # The mini program's H5 pages, under /miniapp/ (demo and tests only).
-    return [mock_mount, pages_router()]
 
 
 def create_app_from_env() -> Litestar:

@@ -70,9 +70,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     upgrade(settings)
     world = asyncio.run(_load_demo(settings, base_url))
     world["base_url"] = base_url
-    from api.demo import bank_webhook_secret, write_demo_file
+    from api.demo import write_demo_file
+    from api.outside import bank_link
 
-    world["bank_webhook_secret"] = bank_webhook_secret(settings.master_secret())
+    # What signs a webhook the demo accepts (the mock bank's own secret, unless configured).
+    world["bank_webhook_secret"] = bank_link(settings).webhook_secrets[0]
     path = write_demo_file(settings.data_dir, world)
     building = world["building"]["id"]
     print("Wangqian 网签 demo")
@@ -118,7 +120,7 @@ async def _load_demo(settings: Settings, base_url: str) -> dict[str, object]:
 
 
 def cmd_import_survey(args: argparse.Namespace) -> int:
-    from api.register.service import SurveyInvalidError
+    from api.register.survey import SurveyInvalidError
 
     settings = _settings(args)
     raw = Path(args.file).read_bytes()
@@ -137,7 +139,7 @@ def cmd_import_survey(args: argparse.Namespace) -> int:
 async def _import(settings: Settings, raw: bytes) -> tuple[str, int, int]:
     from api.core.clock import SystemClock
     from api.db.engine import create_database
-    from api.register.service import import_survey
+    from api.register.survey import import_survey
 
     database = create_database(settings)
     try:
@@ -157,25 +159,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
-    from api.contracts.service import expiry_sweep
+    from api.contracts.orders import expiry_sweep
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
-    from api.identity.clients import build_clients, new_http_client
     from api.outbox.worker import build_worker
+    from api.outside import build_outside, new_http_client
     from notifications.templates import check_templates
 
     check_templates()
     database = create_database(settings)
     http = new_http_client()
-    clients = build_clients(settings, http)
+    outside = build_outside(settings, http)
     clock = SystemClock()
     worker = build_worker(
         database,
         ServiceKeys.from_master(settings.master_secret()),
         clock,
-        sms=clients.sms,
-        wechat=clients.wechat_messages,
+        sms=outside.sms,
+        wechat=outside.wechat_messages,
         periodic=[expiry_sweep(database, clock)],
     )
     try:
@@ -208,7 +210,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 async def _reconcile(settings: Settings) -> tuple[list[str], str]:
     from api.db.engine import create_database
-    from api.escrow.service import reconcile, reconcile_summary
+    from api.escrow.reconcile import reconcile, reconcile_summary
 
     database = create_database(settings)
     try:

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import business_date
 from api.core.keys import ServiceKeys
-from api.core.validators import resident_id_check_char, uscc_check_char
-from api.escrow import service as escrow
-from api.identity import service as identity
+from api.escrow.accounts import approved_account_for_project, register_approved_account
 from api.identity.models import StaffRole
+from api.identity.principal import Principal
+from api.identity.staff import create_staff_member, existing_staff_phones, staff_by_phone
 from api.register import service as register
 from api.register.models import (
     Building,
@@ -34,7 +34,8 @@ from api.register.models import (
     RestrictionKind,
     Unit,
 )
-from signing.pii import derive_key
+from api.register.survey import import_survey
+from signing.gb_codes import credit_code_check_char, resident_id_check_char
 
 DEVELOPER_USCC_BODY = "91440000MA5DEMW01"  # fictional; the check character is computed
 OLD_DEVELOPER_USCC_BODY = "91440000MA5DEMW02"
@@ -115,8 +116,31 @@ def demo_survey(survey_no: str = SURVEY_NO) -> dict[str, Any]:
     }
 
 
-def bank_webhook_secret(master: bytes) -> str:
-    return derive_key(master, "bank-webhook-demo").hex()
+DEMO_ACCOUNT_NUMBER = "6222020200112233445"
+DEMO_MILESTONES = [
+    {"code": "foundation", "name": "基础完成", "key_amount_fen": 50_000_000},
+    {"code": "topped_out", "name": "主体封顶", "key_amount_fen": 20_000_000},
+    {"code": "completed", "name": "竣工验收", "key_amount_fen": 0},
+]
+
+
+async def _ensure_supervised_account(
+    session: AsyncSession, *, project_id: uuid.UUID, company_id: uuid.UUID, now: datetime
+) -> None:
+    """The demo project's approved supervised account; reused if present."""
+    if await approved_account_for_project(session, project_id) is not None:
+        return
+    await register_approved_account(
+        session,
+        project_id=project_id,
+        company_id=company_id,
+        bank_name="示范银行明湖支行",
+        account_name="示范市明湖置业有限公司预售资金监管专户",
+        account_number=DEMO_ACCOUNT_NUMBER,
+        milestones=DEMO_MILESTONES,
+        note="演示数据",
+        now=now,
+    )
 
 
 async def load_demo_world(
@@ -127,7 +151,7 @@ async def load_demo_world(
     ``supervised_account=False`` leaves the demo project without its approved supervised
     account, for tests that open one through the API themselves.
     """
-    uscc = DEVELOPER_USCC_BODY + uscc_check_char(DEVELOPER_USCC_BODY)
+    uscc = DEVELOPER_USCC_BODY + credit_code_check_char(DEVELOPER_USCC_BODY)
     company = await session.scalar(select(Company).where(Company.uscc == uscc))
     if company is None:
         await _create_world(session, keys, uscc=uscc, now=now)
@@ -139,7 +163,7 @@ async def load_demo_world(
     assert project is not None
     # Outside the creation branch so a data directory from before escrow gets one too.
     if supervised_account:
-        await escrow.ensure_demo_account(
+        await _ensure_supervised_account(
             session, project_id=project.id, company_id=company.id, now=now
         )
     await _create_staff(session, company, now=now)
@@ -153,12 +177,12 @@ async def _create_staff(session: AsyncSession, company: Company, *, now: datetim
         select(Project).where(Project.company_id == company.id).order_by(Project.created_at)
     )
     assert project is not None
-    existing = await identity.existing_staff_phones(session, [p.phone for p in PEOPLE])
+    existing = await existing_staff_phones(session, [p.phone for p in PEOPLE])
     for person in PEOPLE:
         if person.role not in StaffRole.__members__ or person.phone in existing:
             continue
         role = StaffRole(person.role)
-        await identity.create_staff_member(
+        await create_staff_member(
             session,
             name=person.name,
             phone=person.phone,
@@ -201,7 +225,7 @@ async def _create_world(
         floors_below=0,
         now=now,
     )
-    await register.import_survey(session, json.dumps(demo_survey()).encode(), now=now)
+    await import_survey(session, json.dumps(demo_survey()).encode(), now=now)
     units = {
         u.room_no: u
         for u in await session.scalars(select(Unit).where(Unit.building_id == building.id))
@@ -239,7 +263,7 @@ async def _create_world(
     )
 
     # A resale flat in an older estate, owned by the demo seller.
-    old_uscc = OLD_DEVELOPER_USCC_BODY + uscc_check_char(OLD_DEVELOPER_USCC_BODY)
+    old_uscc = OLD_DEVELOPER_USCC_BODY + credit_code_check_char(OLD_DEVELOPER_USCC_BODY)
     old_company = await register.create_company(
         session, name="示范市旧城房地产开发有限公司", uscc=old_uscc, now=now
     )
@@ -260,7 +284,7 @@ async def _create_world(
         "stage": "measured",
         "rooms": [r for r in demo_survey()["rooms"] if r["room_no"] == "501"],
     }
-    await register.import_survey(session, json.dumps(resale_survey).encode(), now=now)
+    await import_survey(session, json.dumps(resale_survey).encode(), now=now)
     resale_unit = await session.scalar(
         select(Unit).join(Building).where(Building.survey_no == RESALE_SURVEY_NO)
     )
@@ -329,18 +353,17 @@ async def ensure_demo_order(
     contract on a phone without touching the API. An order still waiting for signatures
     is reused; otherwise a new one is issued on the next free room. None when every
     candidate room is taken."""
+    from api.contracts import orders, reads
     from api.contracts import schemas as contract_schemas
-    from api.contracts import service as contracts
     from api.contracts.models import ContractKind, OrderStatus, PaymentMethod
-    from api.identity import service as identity
     from api.identity.models import PrincipalKind
 
     agent_person = next(p for p in PEOPLE if p.role == "sales_agent")
     buyer = next(p for p in PEOPLE if p.role == "buyer")
-    agent = await identity.staff_by_phone(session, agent_person.phone)
+    agent = await staff_by_phone(session, agent_person.phone)
     building = await session.scalar(select(Building).where(Building.survey_no == SURVEY_NO))
     assert agent is not None and building is not None
-    principal = identity.Principal(
+    principal = Principal(
         kind=PrincipalKind.staff,
         session_id=uuid.uuid4(),
         staff_id=agent.id,
@@ -355,12 +378,12 @@ async def ensure_demo_order(
     }
     for room in DEMO_ORDER_ROOMS:
         unit = units[room]
-        await contracts.expire_due_orders(session, now, unit_id=unit.id)
-        live = await contracts.live_order_on(session, unit.id)
+        await orders.expire_due_orders(session, now, unit_id=unit.id)
+        live = await reads.live_order_on(session, unit.id)
         if live is not None and live[0] is OrderStatus.awaiting_signatures and live[1]:
             scene = live[1]
         elif live is None:
-            order = await contracts.create_order(
+            order = await orders.create_order(
                 session,
                 keys,
                 principal,
@@ -380,7 +403,7 @@ async def ensure_demo_order(
                 ),
                 now=now,
             )
-            issued = await contracts.issue_order(
+            issued = await orders.issue_order(
                 session, keys, principal, order.id, now=now, public_base_url=public_base_url
             )
             scene = issued.scene
@@ -389,6 +412,6 @@ async def ensure_demo_order(
         return {
             "room_no": room,
             "buyer_phone": buyer.phone,
-            "scan_url": f"{public_base_url.rstrip('/')}/miniapp/#/scan/{scene}",
+            "scan_url": orders.scan_link(public_base_url, scene),
         }
     return None

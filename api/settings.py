@@ -34,7 +34,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Outside services (issue #3). An empty base means "not configured": calls answer 503,
     # except with mocks enabled, where it means the mock under PUBLIC_BASE_URL/mock with
-    # credentials derived from the master secret (api.identity.clients.mock_credentials).
+    # credentials derived from the master secret (api.outside.mock_credentials).
     # WeChat server API (jscode2session), e.g. https://api.weixin.qq.com
     wechat_api_base: str = ""
     # The mini program's AppID and AppSecret.
@@ -73,7 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Supervised funds (issue #6). Secrets the bank signs its webhooks with, comma-separated;
     # two at once while rotating. Empty with mocks enabled = the demo secret derived from the
-    # master secret (api.demo.bank_webhook_secret); empty otherwise = webhooks answer 503.
+    # master secret (api.outside.mock_bank_webhook_secret); empty otherwise = webhooks answer 503.
     bank_webhook_secrets: str = ""
     # How far a webhook's signed timestamp may be from our clock, in seconds.
     bank_webhook_tolerance_seconds: int = 300

@@ -44,23 +44,25 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
     """Buyers (face verified) and seal keepers with sessions; the agent's session."""
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
-    from api.core.validators import resident_id_check_char
     from api.db.engine import create_database
-    from api.identity import service as identity
     from api.identity.models import Citizen, IdentityLevel, PrincipalKind, StaffMember, StaffRole
+    from api.identity.sessions import SessionPolicy, create_session
+    from api.identity.staff import create_staff_member
+    from api.identity.verification import ID_NUMBER_FIELD
     from api.register.models import Building, Unit
     from api.settings import Settings
+    from signing.gb_codes import resident_id_check_char
 
     settings = Settings(data_dir=data_dir)
     keys = ServiceKeys.from_master(settings.master_secret())
     database = create_database(settings)
     now = SystemClock().now()
-    policy = identity.SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
+    policy = SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
     out: dict[str, Any] = {"buyers": [], "keepers": []}
     async with database.writer() as session, session.begin():
         agent = await session.scalar(select(StaffMember).where(StaffMember.phone == "13800000001"))
         assert agent is not None and agent.company_id is not None
-        login = await identity.create_session(
+        login = await create_session(
             session, policy, kind=PrincipalKind.staff, staff_id=agent.id, now=now
         )
         out["agent"] = login.token
@@ -74,7 +76,7 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
         for n in range(flows):
             id_number = "11010519900101" + f"{n:03d}"
             id_number += resident_id_check_char(id_number)
-            protected = keys.protect_id_number(id_number, field=identity.ID_NUMBER_FIELD)
+            protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD)
             phone = f"1360000{n:04d}"
             citizen = Citizen(
                 phone=phone,
@@ -89,7 +91,7 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
             )
             session.add(citizen)
             await session.flush()
-            login = await identity.create_session(
+            login = await create_session(
                 session, policy, kind=PrincipalKind.citizen, citizen_id=citizen.id, now=now
             )
             out["buyers"].append(
@@ -100,7 +102,7 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
                     "unit": str(units[n]),
                 }
             )
-            keeper = await identity.create_staff_member(
+            keeper = await create_staff_member(
                 session,
                 name="测试印章",
                 phone=f"1350000{n:04d}",
@@ -108,7 +110,7 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
                 company_id=agent.company_id,
                 now=now,
             )
-            login = await identity.create_session(
+            login = await create_session(
                 session, policy, kind=PrincipalKind.staff, staff_id=keeper.id, now=now
             )
             out["keepers"].append({"token": login.token, "phone": keeper.phone})

@@ -46,6 +46,7 @@ async def _big_building(data_dir: Path) -> str:
     from api.db.engine import create_database
     from api.register import service as register
     from api.register.models import PermitKind, Project, Unit
+    from api.register.survey import import_survey
     from api.settings import Settings
 
     database = create_database(Settings(data_dir=data_dir))
@@ -82,7 +83,7 @@ async def _big_building(data_dir: Path) -> str:
             floors_above=32,
             now=now,
         )
-        await register.import_survey(session, json.dumps(survey).encode(), now=now)
+        await import_survey(session, json.dumps(survey).encode(), now=now)
         units = list(await session.scalars(select(Unit.id).where(Unit.building_id == building.id)))
         await register.grant_permit(
             session,

@@ -33,14 +33,15 @@ sys.path.insert(0, str(ROOT))
 from api.app import create_app
 from api.core.clock import SystemClock
 from api.core.keys import ServiceKeys
-from api.core.validators import uscc_check_char
 from api.db.engine import create_database
 from api.db.migrate import upgrade
-from api.escrow import schemas, service, signature
+from api.escrow import accounts, schemas, signature
+from api.escrow.notices import NoticePayee, create_payment_notices
 from api.identity.models import PrincipalKind, StaffRole
-from api.identity.service import Principal
+from api.identity.principal import Principal
 from api.register import service as register
 from api.settings import Settings
+from signing.gb_codes import credit_code_check_char
 
 SECRET = "bench-bank-secret"
 ACCOUNT = "6222020200112233445"
@@ -55,7 +56,7 @@ async def arrange(settings: Settings, keys: ServiceKeys) -> str:
     try:
         async with database.writer() as s, s.begin():
             company = await register.create_company(
-                s, name="基准置业", uscc=body + uscc_check_char(body), now=now
+                s, name="基准置业", uscc=body + credit_code_check_char(body), now=now
             )
             project = await register.create_project(s, company_id=company.id, name="p", now=now)
             admin = Principal(
@@ -65,7 +66,7 @@ async def arrange(settings: Settings, keys: ServiceKeys) -> str:
                 role=StaffRole.company_admin,
                 company_id=company.id,
             )
-            account = await service.create_supervised_account(
+            account = await accounts.create_supervised_account(
                 s,
                 admin,
                 schemas.NewSupervisedAccount(
@@ -75,7 +76,6 @@ async def arrange(settings: Settings, keys: ServiceKeys) -> str:
                     account_number=ACCOUNT,
                     milestones=[schemas.Milestone(code="done", name="竣工", key_amount_fen=0)],
                 ),
-                project_company_id=company.id,
                 now=now,
             )
             regulator = Principal(
@@ -84,15 +84,17 @@ async def arrange(settings: Settings, keys: ServiceKeys) -> str:
                 staff_id=uuid.uuid4(),
                 role=StaffRole.regulator,
             )
-            await service.review_account(s, regulator, account.id, approve=True, reason="", now=now)
-            notices = await service.create_payment_notices(
+            await accounts.review_account(
+                s, regulator, account.id, approve=True, reason="", now=now
+            )
+            notices = await create_payment_notices(
                 s,
                 keys,
                 contract_id=uuid.uuid4(),
                 contract_number="YS-BENCH",
                 project_id=project.id,
                 company_id=company.id,
-                buyers=[service.NoticePayee(phone="13900000001", name="张三")],
+                buyers=[NoticePayee(phone="13900000001", name="张三")],
                 deposit_fen=0,
                 down_payment_fen=10**12,
                 estate="明湖花园",

@@ -33,6 +33,7 @@ __all__ = [
     "SmsChannel",
     "SmsDeliveryError",
     "SmsReceipt",
+    "UnconfiguredSmsChannel",
     "sign_sms_request",
 ]
 
@@ -71,6 +72,14 @@ class SmsChannel(Protocol):
         The same `request_id` on a retry lets the gateway deliver the message only once.
         """
         ...
+
+
+class UnconfiguredSmsChannel:
+    """The channel when no gateway is configured: every send fails, and says why."""
+
+    async def send(self, phone: str, text: str, *, template: str,
+                   params: dict[str, str], request_id: str | None = None) -> SmsReceipt:
+        raise SmsDeliveryError("NOT_CONFIGURED", "no SMS gateway configured")
 
 
 class _SendBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -76,6 +76,8 @@ from cryptography.x509.oid import NameOID
 
 from signing.canonical import utc_seconds
 from signing.cms import SignerRole
+from signing.gb_codes import credit_code_is_valid
+from signing.pii import normalize_id_number
 
 KEYSTORE_FORMAT = "wangqian.keystore/v1"
 
@@ -95,8 +97,6 @@ _SCRYPT_P = 1
 _MANIFEST = "keystore.json"
 
 _KEYED_HASH = re.compile(r"[0-9a-f]{32,64}")
-_CREDIT_CODE_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-_CREDIT_CODE = re.compile(rf"[{_CREDIT_CODE_ALPHABET}]{{18}}")
 
 
 class KeystoreError(Exception):
@@ -122,33 +122,13 @@ def signer_id_hash(id_number: str, key: bytes) -> str:
     in public certificates cannot be linked to other keyed indexes or brute-forced over
     the small space of ID numbers without the key.
     """
-    normalized = id_number.strip().upper()
+    normalized = normalize_id_number(id_number)
     if not normalized:
         raise ValueError("id_number is empty")
     if len(key) < 16:
         raise ValueError("the ID hash key must be at least 16 bytes")
     message = b"wangqian/signer-id/v1\x00" + normalized.encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
-
-
-def credit_code_check_char(first17: str) -> str:
-    """The GB 32100 check character for the first 17 characters of a credit code.
-
-    The one implementation in the code base (``api.core.validators`` uses it too): a
-    few lines of arithmetic fixed by the standard, which no maintained package covers.
-    """
-    total = sum(
-        _CREDIT_CODE_ALPHABET.index(char) * pow(3, position, 31)
-        for position, char in enumerate(first17)
-    )
-    return _CREDIT_CODE_ALPHABET[(31 - total % 31) % 31]
-
-
-def credit_code_is_valid(code: str) -> bool:
-    """Unified social credit code (统一社会信用代码, GB 32100-2015) format and check character."""
-    if not _CREDIT_CODE.fullmatch(code):
-        return False
-    return credit_code_check_char(code[:17]) == code[17]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,12 @@ and the last accepted step, and limits how often verification may be attempted.
 from __future__ import annotations
 
 import hmac
-import io
 from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-import qrcode
-import qrcode.image.pure
+
+from signing.qr import qr_png
 
 __all__ = [
     "ISSUER",
@@ -25,7 +24,6 @@ __all__ = [
     "TotpInvalidError",
     "TotpReplayedError",
     "enroll",
-    "qr_png",
     "time_step",
     "verify",
 ]
@@ -65,14 +63,6 @@ class TotpEnrollment:
     secret: str
     uri: str
     qr_png: bytes
-
-
-def qr_png(data: str) -> bytes:
-    """`data` as a QR code PNG (pure Python: no Pillow needed)."""
-    image = qrcode.make(data, image_factory=qrcode.image.pure.PyPNGImage)
-    buffer = io.BytesIO()
-    image.save(buffer)
-    return buffer.getvalue()
 
 
 def enroll(account_name: str, *, issuer: str = ISSUER, secret: str | None = None) -> TotpEnrollment:

@@ -23,8 +23,8 @@ from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database, create_database
 from api.db.migrate import upgrade
-from api.db.models import metadata
 from api.settings import Settings
+from api.tables import metadata
 
 PG_URL = os.environ.get("WANGQIAN_TEST_DATABASE_URL", "")
 TEST_SECRET = "test-master-secret-" + "x" * 40  # tests only; never a deployment's

@@ -8,7 +8,6 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -19,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db.base import Base, HasId
+from api.db.base import Base, HasId, str_enum
 
 
 class OrderStatus(enum.StrEnum):
@@ -54,9 +53,6 @@ class PaymentMethod(enum.StrEnum):
     combined_loan = "combined_loan"  # 组合贷款
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)
-
 
 class ContractOrder(HasId, Base):
     """One contract order (合同订单) for one unit, from draft to signed."""
@@ -78,10 +74,10 @@ class ContractOrder(HasId, Base):
     building_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buildings.id"), index=True)
     unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id"))
     agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_members.id"))
-    kind: Mapped[ContractKind] = mapped_column(_enum(ContractKind, "contract_kind"))
-    status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus, "order_status"))
+    kind: Mapped[ContractKind] = mapped_column(str_enum(ContractKind, "contract_kind"))
+    status: Mapped[OrderStatus] = mapped_column(str_enum(OrderStatus, "order_status"))
     price_fen: Mapped[int] = mapped_column(BigInteger)
-    payment_method: Mapped[PaymentMethod] = mapped_column(_enum(PaymentMethod, "payment_method"))
+    payment_method: Mapped[PaymentMethod] = mapped_column(str_enum(PaymentMethod, "payment_method"))
     deposit_fen: Mapped[int] = mapped_column(BigInteger)
     down_payment_fen: Mapped[int] = mapped_column(BigInteger)
     delivery_date: Mapped[date]

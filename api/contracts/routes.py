@@ -1,6 +1,5 @@
 """Contract order routes: agents create, issue and void; buyers scan, sign or decline;
-seal keepers seal; parties and staff read status, timeline, document and evidence; the
-public checks a contract by number and password."""
+seal keepers seal; parties and staff read status, timeline, document and evidence."""
 
 from __future__ import annotations
 
@@ -11,30 +10,23 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import schemas, service
+from api.contracts import orders, queries, reads, schemas, sealing, signing
 from api.contracts.keystore import Keystore
 from api.contracts.models import OrderStatus
 from api.core.clock import Clock
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
-from api.core.ratelimit import RateLimiter
-from api.identity.clients import IdentityClients
-from api.identity.models import StaffRole
-from api.identity.routes import citizens_only, logged_in, staff_only, staff_roles
-from api.identity.service import Principal
+from api.identity.guards import agents_only, citizens_only, logged_in, seal_keepers_only, staff_only
+from api.identity.principal import Principal
 from api.settings import Settings
+from notifications.sms import SmsChannel
 from signing.qr import qr_png, qr_svg
 
-agents_only = staff_roles(StaffRole.sales_agent)
-seal_keepers_only = staff_roles(StaffRole.seal_keeper)
 ORDER = "合同订单"
-# Wrong contract passwords allowed per contract number and per IP address, per hour.
-VERIFY_FAILURES_PER_NUMBER = 5
-VERIFY_FAILURES_PER_IP = 20
 
 
-def _client(request: Request[Any, Any, Any]) -> service.Client:
-    return service.Client(
+def _client(request: Request[Any, Any, Any]) -> queries.Client:
+    return queries.Client(
         ip=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", ""),
     )
@@ -52,8 +44,8 @@ class ContractController(Controller):
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         principal: NamedDependency[Principal],
-    ) -> schemas.OrderOut:
-        return await service.create_order(db, keys, principal, data, now=clock.now())
+    ) -> schemas.OrderAnswer:
+        return await orders.create_order(db, keys, principal, data, now=clock.now())
 
     @get("", guards=[logged_in], summary="我的合同 / 本公司的合同订单")
     async def list_orders(
@@ -67,7 +59,7 @@ class ContractController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> schemas.OrderList:
-        return await service.list_orders(
+        return await reads.list_orders(
             db,
             principal,
             now=clock.now(),
@@ -85,8 +77,8 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
-    ) -> schemas.OrderOut:
-        _, answer = await service.order_for(
+    ) -> schemas.OrderAnswer:
+        _, answer = await reads.order_for(
             db, principal, parse_id(order_id, what=ORDER), now=clock.now()
         )
         return answer
@@ -101,7 +93,7 @@ class ContractController(Controller):
         settings: NamedDependency[Settings],
         principal: NamedDependency[Principal],
     ) -> schemas.Issued:
-        return await service.issue_order(
+        return await orders.issue_order(
             db,
             keys,
             principal,
@@ -118,18 +110,18 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
-    ) -> schemas.OrderOut:
-        return await service.void_order(
+    ) -> schemas.OrderAnswer:
+        return await orders.void_order(
             db, principal, parse_id(order_id, what=ORDER), reason=data.reason, now=clock.now()
         )
 
     async def _scan_url(
         self, db: AsyncSession, principal: Principal, order_id: str, clock: Clock, base: str
     ) -> str:
-        scene = await service.scene_of(
+        scene = await reads.scene_of(
             db, principal, parse_id(order_id, what=ORDER), now=clock.now()
         )
-        return f"{base.rstrip('/')}/miniapp/#/scan/{scene}"
+        return orders.scan_link(base, scene)
 
     @get("/{order_id:str}/qr.png", guards=[staff_only], summary="签约二维码 (PNG)")
     async def qr_png(
@@ -169,13 +161,13 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        identity_clients: NamedDependency[IdentityClients],
+        sms: NamedDependency[SmsChannel],
         principal: NamedDependency[Principal],
-    ) -> schemas.ChallengeOut:
-        return await service.signature_challenge(
+    ) -> schemas.ChallengeAnswer:
+        return await signing.signature_challenge(
             db,
             keys,
-            identity_clients.sms,
+            sms,
             principal,
             parse_id(order_id, what=ORDER),
             now=clock.now(),
@@ -198,7 +190,7 @@ class ContractController(Controller):
         keystore: NamedDependency[Keystore],
         principal: NamedDependency[Principal],
     ) -> schemas.Signed:
-        return await service.sign(
+        return await signing.sign(
             db,
             keys,
             keystore,
@@ -219,8 +211,8 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
-    ) -> schemas.OrderOut:
-        return await service.decline(
+    ) -> schemas.OrderAnswer:
+        return await signing.decline(
             db, principal, parse_id(order_id, what=ORDER), reason=data.reason, now=clock.now()
         )
 
@@ -238,7 +230,7 @@ class ContractController(Controller):
         keys: NamedDependency[ServiceKeys],
         principal: NamedDependency[Principal],
     ) -> Response[schemas.PasswordOnce]:
-        shown = await service.reveal_password(
+        shown = await sealing.reveal_password(
             db, keys, principal, parse_id(order_id, what=ORDER), now=clock.now()
         )
         return Response(shown, headers={"Cache-Control": "no-store"})
@@ -255,13 +247,13 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        identity_clients: NamedDependency[IdentityClients],
+        sms: NamedDependency[SmsChannel],
         principal: NamedDependency[Principal],
-    ) -> schemas.ChallengeOut:
-        return await service.seal_challenge(
+    ) -> schemas.ChallengeAnswer:
+        return await sealing.seal_challenge(
             db,
             keys,
-            identity_clients.sms,
+            sms,
             principal,
             parse_id(order_id, what=ORDER),
             now=clock.now(),
@@ -284,7 +276,7 @@ class ContractController(Controller):
         keystore: NamedDependency[Keystore],
         principal: NamedDependency[Principal],
     ) -> Response[schemas.Sealed]:
-        sealed = await service.seal(
+        sealed = await sealing.seal(
             db,
             keys,
             keystore,
@@ -304,7 +296,7 @@ class ContractController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.EventList:
-        return await service.events(db, principal, parse_id(order_id, what=ORDER), now=clock.now())
+        return await reads.events(db, principal, parse_id(order_id, what=ORDER), now=clock.now())
 
     @get("/{order_id:str}/document", guards=[logged_in], summary="合同文本 (canonical JSON)")
     async def document(
@@ -313,8 +305,8 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
-    ) -> schemas.DocumentOut:
-        return await service.document(
+    ) -> schemas.DocumentAnswer:
+        return await reads.document(
             db, principal, parse_id(order_id, what=ORDER), now=clock.now()
         )
 
@@ -327,7 +319,7 @@ class ContractController(Controller):
         keystore: NamedDependency[Keystore],
         principal: NamedDependency[Principal],
     ) -> dict[str, Any]:
-        return await service.evidence(
+        return await reads.evidence(
             db, keystore, principal, parse_id(order_id, what=ORDER), now=clock.now()
         )
 
@@ -345,28 +337,7 @@ async def scan(
     clock: NamedDependency[Clock],
     principal: NamedDependency[Principal],
 ) -> schemas.ScanAnswer:
-    return await service.scan(db, principal, scene=data.scene.strip(), now=clock.now())
+    return await signing.scan(db, principal, scene=data.scene.strip(), now=clock.now())
 
 
-@get("/api/v1/public/verify", tags=["public"], summary="合同查询 (number + password)")
-async def public_verify(
-    request: Request[Any, Any, Any],
-    db: NamedDependency[AsyncSession],
-    keys: NamedDependency[ServiceKeys],
-    limiter: NamedDependency[RateLimiter],
-    number: Annotated[str, Parameter(min_length=1, max_length=32)],
-    password: Annotated[str, Parameter(min_length=1, max_length=16)],
-) -> Response[schemas.VerifyAnswer]:
-    ip = request.client.host if request.client else "unknown"
-    key = number.strip().upper()
-    hour = 3600
-    await limiter.peek("verify-number", key, limit=VERIFY_FAILURES_PER_NUMBER, window_seconds=hour)
-    await limiter.peek("verify-ip", ip, limit=VERIFY_FAILURES_PER_IP, window_seconds=hour)
-    answer = await service.verify_contract(db, keys, number=number, password=password)
-    if not answer.genuine:
-        await limiter.hit("verify-number", key, limit=10**9, window_seconds=hour)
-        await limiter.hit("verify-ip", ip, limit=10**9, window_seconds=hour)
-    return Response(answer, headers={"Cache-Control": "no-store"})
-
-
-ROUTES = [ContractController, scan, public_verify]
+ROUTES = [ContractController, scan]

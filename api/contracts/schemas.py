@@ -53,7 +53,7 @@ class SealIn(RequestBody):
     totp_code: Annotated[str, msgspec.Meta(max_length=16)] | None = None
 
 
-class PartyOut(ResponseBody):
+class PartyAnswer(ResponseBody):
     id: uuid.UUID
     role: str
     name: str
@@ -65,18 +65,18 @@ class PartyOut(ResponseBody):
     declined_at: datetime | None
 
 
-class UnitOut(ResponseBody):
+class UnitAnswer(ResponseBody):
     id: uuid.UUID
     project: str
     building: str
     room_no: str
 
 
-class OrderOut(ResponseBody):
+class OrderAnswer(ResponseBody):
     id: uuid.UUID
     status: OrderStatus
     kind: ContractKind
-    unit: UnitOut
+    unit: UnitAnswer
     company: str
     price_fen: int
     payment_method: PaymentMethod
@@ -93,17 +93,17 @@ class OrderOut(ResponseBody):
     completed_at: datetime | None
     ended_at: datetime | None
     end_reason: str
-    parties: list[PartyOut]
+    parties: list[PartyAnswer]
     my_party_id: uuid.UUID | None = None
 
 
 class OrderList(ResponseBody):
-    items: list[OrderOut]
+    items: list[OrderAnswer]
     total: int
 
 
 class Issued(ResponseBody):
-    order: OrderOut
+    order: OrderAnswer
     scene: str
     scan_url: str
     qr_png_url: str
@@ -112,14 +112,14 @@ class Issued(ResponseBody):
 
 
 class ScanAnswer(ResponseBody):
-    order: OrderOut
+    order: OrderAnswer
     party_id: uuid.UUID
     role: str
     document: dict[str, Any]
     document_hash: str
 
 
-class ChallengeOut(ResponseBody):
+class ChallengeAnswer(ResponseBody):
     challenge_id: str
     sent: bool
     expires_in: int
@@ -129,7 +129,7 @@ class ChallengeOut(ResponseBody):
 
 
 class Signed(ResponseBody):
-    order: OrderOut
+    order: OrderAnswer
     party_id: uuid.UUID
     signed_at: datetime
 
@@ -140,13 +140,13 @@ class PasswordOnce(ResponseBody):
 
 
 class Sealed(ResponseBody):
-    order: OrderOut
+    order: OrderAnswer
     contract_number: str
     # Shown once: stored only as a keyed hash; sent to every buyer by SMS.
     password: str
 
 
-class EventOut(ResponseBody):
+class EventAnswer(ResponseBody):
     index: int
     type: str
     actor: str
@@ -156,24 +156,12 @@ class EventOut(ResponseBody):
 
 
 class EventList(ResponseBody):
-    events: list[EventOut]
+    events: list[EventAnswer]
     # Messages sent about this contract (SMS, WeChat), with their delivery state.
     notifications: list[NotificationEntry]
 
 
-class DocumentOut(ResponseBody):
+class DocumentAnswer(ResponseBody):
     document_hash: str
     canonical_json: str
     document: dict[str, Any]
-
-
-class VerifyAnswer(ResponseBody, omit_defaults=True):
-    genuine: bool
-    contract_number: str
-    status: OrderStatus | None = None
-    unit: UnitOut | None = None
-    company: str | None = None
-    parties: list[dict[str, str]] | None = None
-    document_hash: str | None = None
-    signatures: list[dict[str, Any]] | None = None
-    completed_at: datetime | None = None

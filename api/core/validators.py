@@ -1,14 +1,7 @@
-"""Check characters and formats of Chinese identifiers.
+"""Checks of what people type: resident ID numbers (GB 11643: format, a real birth date,
+the check character), unified social credit codes (GB 32100) and mainland mobile numbers.
 
-- Resident identity numbers (居民身份证号码), GB 11643-1999: 17 digits and an ISO 7064
-  MOD 11-2 check character, with a real birth date inside.
-- Unified social credit codes (统一社会信用代码), GB 32100-2015: 18 characters over a
-  31-letter alphabet, the last one a MOD 31 check character.
-- Mainland mobile numbers.
-
-Written by hand because no maintained PyPI package covers them and they are a few lines
-of arithmetic fixed by the standards; the GB 32100 arithmetic lives in ``signing.ca``
-(certificates check credit codes too, and ``signing`` may not import ``api``).
+The check-character arithmetic itself lives in ``signing.gb_codes``.
 """
 
 from __future__ import annotations
@@ -16,23 +9,12 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from signing.ca import credit_code_check_char, credit_code_is_valid
+from api.core.errors import DomainError
+from signing.gb_codes import credit_code_is_valid, resident_id_check_char
+from signing.pii import normalize_id_number
 
-_ID_WEIGHTS = [2 ** (17 - i) % 11 for i in range(17)]
-_ID_CHECK = "10X98765432"
 _ID_PATTERN = re.compile(r"^\d{17}[\dX]$")
-
-
 _MOBILE_PATTERN = re.compile(r"^1[3-9]\d{9}$")
-
-
-def normalize_id_number(value: str) -> str:
-    return value.strip().upper()
-
-
-def resident_id_check_char(first17: str) -> str:
-    total = sum(int(d) * w for d, w in zip(first17, _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11]
 
 
 def resident_id_problem(value: str, *, today: date | None = None) -> str | None:
@@ -58,13 +40,19 @@ def is_valid_resident_id(value: str, *, today: date | None = None) -> bool:
     return resident_id_problem(value, today=today) is None
 
 
-def uscc_check_char(first17: str) -> str:
-    return credit_code_check_char(first17)
-
-
 def is_valid_uscc(value: str) -> bool:
     return credit_code_is_valid(value.strip().upper())
 
 
 def is_valid_mobile(value: str) -> bool:
     return bool(_MOBILE_PATTERN.match(value))
+
+
+def normalize_phone(raw: str) -> str:
+    """A mainland mobile number as we store it (11 digits, no +86), or a refusal."""
+    phone = "".join(raw.split())
+    if phone.startswith("+86"):
+        phone = phone[3:]
+    if not is_valid_mobile(phone):
+        raise DomainError("phone_invalid", "手机号码格式不正确。")
+    return phone

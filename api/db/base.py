@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, Uuid
+from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Explicit constraint names, so migrations name the same things on SQLite and PostgreSQL.
@@ -45,3 +46,9 @@ class Base(DeclarativeBase):
 
 class HasId:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+def str_enum(cls: type[enum.Enum], name: str) -> Enum:
+    """An enum column stored as a plain string with a CHECK, the same on SQLite and
+    PostgreSQL (no native PostgreSQL type to migrate when a value is added)."""
+    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)

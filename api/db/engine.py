@@ -9,11 +9,13 @@ begin deferred so readers never wait for writers (WAL). On PostgreSQL both are t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
+from sqlalchemy.orm import DeclarativeBase
 
 from api.settings import Settings
 
@@ -68,3 +70,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Any) -> None:
     mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+async def commit_and_raise(session: AsyncSession, refusal: Exception) -> NoReturn:
+    """Keep what a refused attempt recorded, then refuse. The request's session rolls back
+    on any error, yet some refusals must leave a trace: a wrong SMS code counts, a refused
+    scan is in the timeline, an expiry found on access is kept."""
+    await session.commit()
+    raise refusal
+
+
+def insert_into(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
+    """An INSERT for this session's dialect, so ``on_conflict_do_nothing`` and
+    ``on_conflict_do_update`` are at hand on SQLite and PostgreSQL alike (an IntegrityError
+    caught instead would spoil a PostgreSQL transaction)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(model)

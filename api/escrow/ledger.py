@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
+from api.db.engine import insert_into
 from api.escrow.models import LedgerAccount, LedgerKind, Side, Transfer
 
 CLEARING = "bank_clearing"
@@ -67,9 +67,8 @@ async def ensure_account(
     if found is not None:
         return found
     side, guarded = KIND_RULES[kind]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     await session.execute(
-        dialect.insert(LedgerAccount)
+        insert_into(session, LedgerAccount)
         .values(
             id=uuid.uuid4(),
             code=code,

@@ -13,7 +13,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    Enum,
     ForeignKey,
     Index,
     String,
@@ -21,11 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db.base import Base, HasId
-
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)
+from api.db.base import Base, HasId, str_enum
 
 
 class AccountStatus(enum.StrEnum):
@@ -78,7 +73,7 @@ class SupervisedAccount(HasId, Base):
     account_number: Mapped[str] = mapped_column(String(40), unique=True)
     # [{"code": "topped_out", "name": "主体封顶", "key_amount_fen": 123}, ...]
     milestones: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
-    status: Mapped[AccountStatus] = mapped_column(_enum(AccountStatus, "escrow_account_status"))
+    status: Mapped[AccountStatus] = mapped_column(str_enum(AccountStatus, "escrow_account_status"))
     created_by: Mapped[uuid.UUID]
     created_at: Mapped[datetime]
     reviewed_by: Mapped[uuid.UUID | None]
@@ -90,8 +85,8 @@ class LedgerAccount(HasId, Base):
     __tablename__ = "escrow_ledger_accounts"
 
     code: Mapped[str] = mapped_column(String(80), unique=True)
-    kind: Mapped[LedgerKind] = mapped_column(_enum(LedgerKind, "escrow_ledger_kind"))
-    side: Mapped[Side] = mapped_column(_enum(Side, "escrow_side"))
+    kind: Mapped[LedgerKind] = mapped_column(str_enum(LedgerKind, "escrow_ledger_kind"))
+    side: Mapped[Side] = mapped_column(str_enum(Side, "escrow_side"))
     # A guarded account's balance (on its own side) can never go below zero.
     guarded: Mapped[bool] = mapped_column(Boolean)
     supervised_account_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -122,6 +117,18 @@ class EscrowContract(Base):
     created_at: Mapped[datetime]
 
 
+class EscrowContractParty(Base):
+    """A citizen who signed a contract escrow knows of: they may read its payment notices.
+    Written when the contracts context hands the completed contract over."""
+
+    __tablename__ = "escrow_contract_parties"
+
+    contract_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("escrow_contracts.contract_id"), primary_key=True
+    )
+    citizen_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+
+
 class PaymentNotice(HasId, Base):
     """资金缴款通知单: what a buyer must pay into the supervised account, under which
     reference. What was paid is derived from the ledger."""
@@ -132,7 +139,7 @@ class PaymentNotice(HasId, Base):
     contract_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("escrow_contracts.contract_id"), index=True
     )
-    kind: Mapped[NoticeKind] = mapped_column(_enum(NoticeKind, "escrow_notice_kind"))
+    kind: Mapped[NoticeKind] = mapped_column(str_enum(NoticeKind, "escrow_notice_kind"))
     due_fen: Mapped[int] = mapped_column(BigInteger)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
     created_at: Mapped[datetime]
@@ -164,7 +171,7 @@ class Instruction(HasId, Base):
         Index("ix_escrow_instructions_account_status", "supervised_account_id", "status"),
     )
 
-    kind: Mapped[InstructionKind] = mapped_column(_enum(InstructionKind, "escrow_instr_kind"))
+    kind: Mapped[InstructionKind] = mapped_column(str_enum(InstructionKind, "escrow_instr_kind"))
     supervised_account_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("escrow_supervised_accounts.id")
     )
@@ -172,7 +179,7 @@ class Instruction(HasId, Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     milestone: Mapped[str] = mapped_column(String(40), default="")
     status: Mapped[InstructionStatus] = mapped_column(
-        _enum(InstructionStatus, "escrow_instr_status")
+        str_enum(InstructionStatus, "escrow_instr_status")
     )
     requested_by: Mapped[uuid.UUID | None]
     requested_at: Mapped[datetime]

@@ -4,50 +4,22 @@ the bank's signed webhook."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import Clock
-from api.core.errors import DomainError
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
-from api.escrow import schemas, service, signature
-from api.identity.models import StaffRole
-from api.identity.routes import logged_in, staff_only, staff_roles
-from api.identity.service import Principal
-from api.register import service as register
+from api.escrow import accounts, bank_events, instructions, notices, schemas, signature, statements
+from api.identity.guards import company_admins_only, logged_in, regulators_only, staff_only
+from api.identity.principal import Principal
+from api.outside import BankLink
 from api.settings import Settings
 from signing.qr import qr_png
-
-# Who else may read a contract's payment notices (the contract's parties): the contracts
-# context may put ``async (session, principal, contract_id) -> bool`` on the app state
-# under this name. Staff of the contract's company and regulators may always read.
-PARTY_CHECK_STATE = "escrow_party_check"
-PartyCheck = Callable[[AsyncSession, Principal, uuid.UUID], Awaitable[bool]]
-
-
-def webhook_secrets(settings: Settings) -> list[str]:
-    """The configured secrets; with mocks enabled and none configured, the demo secret."""
-    configured = [s.strip() for s in settings.bank_webhook_secrets.split(",") if s.strip()]
-    if configured or not settings.mocks_enabled:
-        return configured
-    from api.demo import bank_webhook_secret
-
-    return [bank_webhook_secret(settings.master_secret())]
-
-
-def pay_page_base(settings: Settings) -> str:
-    if settings.bank_pay_url:
-        return settings.bank_pay_url
-    if settings.mocks_enabled:
-        return settings.public_base_url.rstrip("/") + "/mock/bank/pay"
-    return ""
 
 
 def _id(raw: str, what: str) -> uuid.UUID:
@@ -61,7 +33,7 @@ class EscrowController(Controller):
 
     @post(
         "/accounts",
-        guards=[staff_roles(StaffRole.company_admin)],
+        guards=[company_admins_only],
         summary="登记预售资金监管账户 (company admin; a regulator approves)",
     )
     async def create_account(
@@ -71,35 +43,28 @@ class EscrowController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.SupervisedAccountAnswer:
-        projects = await register.get_projects(db, [data.project_id])
-        account = await service.create_supervised_account(
-            db,
-            principal,
-            data,
-            project_company_id=projects[0].company_id if projects else None,
-            now=clock.now(),
-        )
-        return service.account_answer(account)
+        account = await accounts.create_supervised_account(db, principal, data, now=clock.now())
+        return accounts.account_answer(account)
 
     @get("/accounts", summary="监管账户 (own company; regulators: all)")
     async def list_accounts(
         self, db: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
     ) -> schemas.SupervisedAccountList:
-        accounts = await service.list_accounts(db, principal)
-        return schemas.SupervisedAccountList(items=[service.account_answer(a) for a in accounts])
+        found = await accounts.list_accounts(db, principal)
+        return schemas.SupervisedAccountList(items=[accounts.account_answer(a) for a in found])
 
     async def _review_account(
         self, db: AsyncSession, clock: Clock, principal: Principal, raw: str, data: Any, ok: bool
     ) -> schemas.SupervisedAccountAnswer:
-        account = await service.review_account(
+        account = await accounts.review_account(
             db, principal, _id(raw, "监管账户"), approve=ok, reason=data.reason, now=clock.now()
         )
-        return service.account_answer(account)
+        return accounts.account_answer(account)
 
     @post(
         "/accounts/{account_id:str}/approve",
         status_code=200,
-        guards=[staff_roles(StaffRole.regulator)],
+        guards=[regulators_only],
         summary="审核通过监管账户 (regulator)",
     )
     async def approve_account(
@@ -115,7 +80,7 @@ class EscrowController(Controller):
     @post(
         "/accounts/{account_id:str}/reject",
         status_code=200,
-        guards=[staff_roles(StaffRole.regulator)],
+        guards=[regulators_only],
         summary="驳回监管账户 (regulator, with a reason)",
     )
     async def reject_account(
@@ -136,12 +101,12 @@ class EscrowController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.Statement:
-        account = await service.readable_account(db, principal, _id(account_id, "监管账户"))
-        return await service.statement(db, account, now=clock.now())
+        account = await accounts.readable_account(db, principal, _id(account_id, "监管账户"))
+        return await statements.statement(db, account, now=clock.now())
 
     @post(
         "/accounts/{account_id:str}/releases",
-        guards=[staff_roles(StaffRole.company_admin)],
+        guards=[company_admins_only],
         summary="申请一般资金支取 (company admin)",
     )
     async def request_release(
@@ -152,7 +117,7 @@ class EscrowController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.InstructionAnswer:
-        instruction = await service.request_release(
+        instruction = await instructions.request_release(
             db,
             principal,
             _id(account_id, "监管账户"),
@@ -161,20 +126,20 @@ class EscrowController(Controller):
             note=data.note,
             now=clock.now(),
         )
-        return service.instruction_answer(instruction)
+        return instructions.instruction_answer(instruction)
 
     async def _review_release(
         self, db: AsyncSession, clock: Clock, principal: Principal, raw: str, data: Any, ok: bool
     ) -> schemas.InstructionAnswer:
-        instruction = await service.review_release(
+        instruction = await instructions.review_release(
             db, principal, _id(raw, "支取申请"), approve=ok, reason=data.reason, now=clock.now()
         )
-        return service.instruction_answer(instruction)
+        return instructions.instruction_answer(instruction)
 
     @post(
         "/releases/{release_id:str}/approve",
         status_code=200,
-        guards=[staff_roles(StaffRole.regulator)],
+        guards=[regulators_only],
         summary="批准支取 (regulator; never below the key supervised amount)",
     )
     async def approve_release(
@@ -190,7 +155,7 @@ class EscrowController(Controller):
     @post(
         "/releases/{release_id:str}/reject",
         status_code=200,
-        guards=[staff_roles(StaffRole.regulator)],
+        guards=[regulators_only],
         summary="驳回支取 (regulator, with a reason)",
     )
     async def reject_release(
@@ -205,16 +170,16 @@ class EscrowController(Controller):
 
     @get(
         "/suspense",
-        guards=[staff_roles(StaffRole.regulator)],
+        guards=[regulators_only],
         summary="挂账资金 (payments nobody could match; regulators)",
     )
     async def suspense(self, db: NamedDependency[AsyncSession]) -> schemas.SuspenseList:
-        return await service.suspense_items(db)
+        return await statements.suspense_items(db)
 
     @post(
         "/suspense/{transfer_id:str}/assign",
         status_code=200,
-        guards=[staff_roles(StaffRole.regulator)],
+        guards=[regulators_only],
         summary="挂账资金匹配到缴款通知 (regulator; a correcting transfer)",
     )
     async def assign_suspense(
@@ -224,9 +189,9 @@ class EscrowController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        settings: NamedDependency[Settings],
+        bank: NamedDependency[BankLink],
     ) -> schemas.NoticeList:
-        contract = await service.assign_suspense(
+        contract = await bank_events.assign_suspense(
             db,
             keys,
             transfer_id=_id(transfer_id, "挂账款项"),
@@ -235,22 +200,8 @@ class EscrowController(Controller):
         )
         return schemas.NoticeList(
             contract_id=contract.contract_id,
-            items=await service.notice_answers(db, contract, pay_base=pay_page_base(settings)),
+            items=await notices.notice_answers(db, contract, pay_base=bank.pay_page_base),
         )
-
-
-async def _readable_contract(
-    db: AsyncSession, state: State, principal: Principal, contract_id: uuid.UUID
-) -> Any:
-    contract = await service.escrow_contract(db, contract_id)
-    if contract is None:
-        raise DomainError.not_found("缴款通知")
-    if service.can_read_company(principal, contract.company_id):
-        return contract
-    party_check: PartyCheck | None = state.get(PARTY_CHECK_STATE)
-    if party_check is not None and await party_check(db, principal, contract_id):
-        return contract
-    raise DomainError.not_found("缴款通知")
 
 
 class PaymentNoticeController(Controller):
@@ -265,16 +216,14 @@ class PaymentNoticeController(Controller):
     async def notices(
         self,
         contract_id: FromPath[str],
-        state: State,
         db: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
-        settings: NamedDependency[Settings],
+        bank: NamedDependency[BankLink],
     ) -> schemas.NoticeList:
-        cid = _id(contract_id, "合同")
-        contract = await _readable_contract(db, state, principal, cid)
+        contract = await notices.readable_contract(db, principal, _id(contract_id, "合同"))
         return schemas.NoticeList(
-            contract_id=cid,
-            items=await service.notice_answers(db, contract, pay_base=pay_page_base(settings)),
+            contract_id=contract.contract_id,
+            items=await notices.notice_answers(db, contract, pay_base=bank.pay_page_base),
         )
 
     @get(
@@ -285,23 +234,13 @@ class PaymentNoticeController(Controller):
     async def qr(
         self,
         notice_id: FromPath[str],
-        state: State,
         db: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
-        settings: NamedDependency[Settings],
+        bank: NamedDependency[BankLink],
     ) -> Response[bytes]:
-        found = await service.notice_pay_target(db, _id(notice_id, "缴款通知"))
-        if found is None:
-            raise DomainError.not_found("缴款通知")
-        notice, contract, account = found
-        await _readable_contract(db, state, principal, contract.contract_id)
-        base = pay_page_base(settings)
-        if not base:
-            raise DomainError("bank_not_configured", "未配置银行缴款页面。")
-        paid = (await service.paid_by_notice(db, [notice.id]))[notice.id]
-        url = service.pay_url(base, notice.reference, notice.due_fen - paid, account.account_number)
-        if url is None:
-            raise DomainError("notice_closed", "该缴款通知已缴清，无需再次缴款。")
+        url = await notices.pay_page_of(
+            db, principal, _id(notice_id, "缴款通知"), pay_base=bank.pay_page_base
+        )
         return Response(
             qr_png(url),
             media_type="image/png",
@@ -314,28 +253,25 @@ class BankWebhookController(Controller):
     tags = ("escrow",)
 
     @post("/bank", status_code=200, summary="银行回调 (signed: X-Bank-Signature t=,v1=)")
-    async def bank(
+    async def bank_event(
         self,
         request: Request[Any, Any, Any],
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         settings: NamedDependency[Settings],
+        bank: NamedDependency[BankLink],
     ) -> schemas.WebhookAnswer:
         body = await request.body()
-        secrets = request.app.state.get("escrow_bank_secrets")
-        if secrets is None:
-            secrets = webhook_secrets(settings)
-            request.app.state["escrow_bank_secrets"] = secrets
         now = clock.now()
         signature.verify(
             request.headers.get(signature.HEADER),
             body,
-            secrets,
+            list(bank.webhook_secrets),
             now_unix=now.timestamp(),
             tolerance=settings.bank_webhook_tolerance_seconds,
         )
-        return await service.ingest_bank_event(db, keys, body=body, now=now)
+        return await bank_events.ingest_bank_event(db, keys, body=body, now=now)
 
 
 ROUTES = [EscrowController, PaymentNoticeController, BankWebhookController]

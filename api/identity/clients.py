@@ -11,8 +11,6 @@ never see a provider's own error vocabulary.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,90 +18,10 @@ import httpx
 import msgspec
 
 from api.core.errors import DomainError
-from api.settings import Settings
-from notifications.sms import HttpSmsChannel, SmsChannel, SmsDeliveryError, SmsReceipt
-from notifications.wechat import WeChatSubscribeChannel
-from signing.pii import derive_key
 
 log = logging.getLogger("wangqian.identity.clients")
 
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
-
-
-# ------------------------------------------------------------------ configuration
-
-
-@dataclass(frozen=True)
-class ServiceCredentials:
-    """Credentials of the outside services; the mock is started with the same ones."""
-
-    sms_access_key: str
-    sms_secret: str
-    wechat_appid: str
-    wechat_secret: str
-    idcheck_key: str
-    face_key: str
-
-
-def mock_credentials(settings: Settings) -> ServiceCredentials:
-    """The demo's credentials, derived from the master secret so nothing is hard-coded.
-
-    ``api.app`` starts the mock with these and the clients use them when mocks are
-    enabled and no credential is configured: one function for both sides.
-    """
-    master = settings.master_secret()
-
-    def credential(name: str) -> str:
-        return derive_key(master, f"mock-{name}").hex()
-
-    return ServiceCredentials(
-        sms_access_key="wangqian-demo",
-        sms_secret=credential("sms"),
-        wechat_appid="wx" + credential("wechat-appid")[:16],
-        wechat_secret=credential("wechat"),
-        idcheck_key=credential("idcheck"),
-        face_key=credential("face"),
-    )
-
-
-@dataclass(frozen=True)
-class OutboundConfig:
-    wechat_api_base: str
-    sms_gateway_base: str
-    idcheck_base: str
-    face_base: str
-    credentials: ServiceCredentials
-
-
-def outbound_config(settings: Settings) -> OutboundConfig:
-    """Bases and credentials from settings; with mocks enabled, empty ones mean the mock."""
-    mock_base = settings.public_base_url.rstrip("/") + "/mock"
-    mock = mock_credentials(settings) if settings.mocks_enabled else None
-
-    def base(value: str, mock_path: str = "") -> str:
-        if value:
-            return value.rstrip("/")
-        return mock_base + mock_path if mock is not None else ""
-
-    def cred(value: str, name: str) -> str:
-        if value or mock is None:
-            return value
-        return str(getattr(mock, name))
-
-    return OutboundConfig(
-        wechat_api_base=base(settings.wechat_api_base, "/wechat"),
-        sms_gateway_base=base(settings.sms_gateway_base),
-        idcheck_base=base(settings.idcheck_base),
-        face_base=base(settings.face_base),
-        credentials=ServiceCredentials(
-            sms_access_key=cred(settings.sms_access_key, "sms_access_key"),
-            sms_secret=cred(settings.sms_secret, "sms_secret"),
-            wechat_appid=cred(settings.wechat_appid, "wechat_appid"),
-            wechat_secret=cred(settings.wechat_secret, "wechat_secret"),
-            idcheck_key=cred(settings.idcheck_key, "idcheck_key"),
-            face_key=cred(settings.face_key, "face_key"),
-        ),
-    )
 
 
 def _unavailable(service: str, detail: str) -> DomainError:
@@ -277,68 +195,3 @@ class FaceClient:
             log.error("face get-detect-info answered HTTP %s", response.status_code)
             raise _unavailable("face", "人脸核身服务暂时不可用，请稍后再试。")
         return answer
-
-
-# ------------------------------------------------------------------ SMS
-
-
-class _UnconfiguredSms:
-    async def send(
-        self,
-        phone: str,
-        text: str,
-        *,
-        template: str,
-        params: dict[str, str],
-        request_id: str | None = None,
-    ) -> SmsReceipt:
-        raise SmsDeliveryError("NOT_CONFIGURED", "no SMS gateway configured")
-
-
-# ------------------------------------------------------------------ the bundle
-
-
-@dataclass(frozen=True)
-class IdentityClients:
-    wechat: WeChatClient
-    idcheck: IdCheckClient
-    face: FaceClient
-    sms: SmsChannel
-    # Subscribe messages for the notification outbox; None when WeChat is not configured.
-    wechat_messages: WeChatSubscribeChannel | None
-
-
-def build_clients(
-    settings: Settings, http: httpx.AsyncClient, *, unix_time: Callable[[], float] | None = None
-) -> IdentityClients:
-    """The clients over one shared HTTP client. ``unix_time`` (a callable giving Unix
-    seconds) stamps SMS gateway requests; tests pass their movable clock's."""
-    config = outbound_config(settings)
-    creds = config.credentials
-    sms: SmsChannel
-    if config.sms_gateway_base and creds.sms_access_key and creds.sms_secret:
-        sms = HttpSmsChannel(
-            config.sms_gateway_base,
-            creds.sms_access_key,
-            creds.sms_secret,
-            http,
-            clock=unix_time or time.time,
-        )
-    else:
-        sms = _UnconfiguredSms()
-    wechat_messages = None
-    if config.wechat_api_base and creds.wechat_appid and creds.wechat_secret:
-        wechat_messages = WeChatSubscribeChannel(
-            config.wechat_api_base, creds.wechat_appid, creds.wechat_secret, http
-        )
-    return IdentityClients(
-        wechat=WeChatClient(config.wechat_api_base, creds.wechat_appid, creds.wechat_secret, http),
-        idcheck=IdCheckClient(config.idcheck_base, creds.idcheck_key, http),
-        face=FaceClient(config.face_base, creds.face_key, http),
-        sms=sms,
-        wechat_messages=wechat_messages,
-    )
-
-
-def new_http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False)

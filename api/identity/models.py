@@ -10,10 +10,10 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from api.db.base import Base, HasId
+from api.db.base import Base, HasId, str_enum
 
 
 class IdentityLevel(enum.StrEnum):
@@ -41,9 +41,6 @@ class FaceStatus(enum.StrEnum):
     expired = "expired"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)
-
 
 class Citizen(HasId, Base):
     __tablename__ = "citizens"
@@ -57,7 +54,7 @@ class Citizen(HasId, Base):
     id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(32))
     identity_level: Mapped[IdentityLevel] = mapped_column(
-        _enum(IdentityLevel, "identity_level"), default=IdentityLevel.none
+        str_enum(IdentityLevel, "identity_level"), default=IdentityLevel.none
     )
     real_name_at: Mapped[datetime | None]
     face_verified_at: Mapped[datetime | None]
@@ -79,7 +76,7 @@ class StaffMember(HasId, Base):
 
     phone: Mapped[str] = mapped_column(String(16), unique=True)
     name: Mapped[str] = mapped_column(String(100))
-    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole, "staff_role"))
+    role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole, "staff_role"))
     company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)
     disabled_at: Mapped[datetime | None]
     # TOTP: the secret is encrypted; a pending one waits for its first code.
@@ -96,7 +93,7 @@ class AuthSession(HasId, Base):
     __tablename__ = "auth_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    kind: Mapped[PrincipalKind] = mapped_column(_enum(PrincipalKind, "principal_kind"))
+    kind: Mapped[PrincipalKind] = mapped_column(str_enum(PrincipalKind, "principal_kind"))
     citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"), index=True)
     staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"), index=True)
     created_at: Mapped[datetime]
@@ -144,7 +141,7 @@ class FaceSession(HasId, Base):
     biz_token: Mapped[str] = mapped_column(String(100), unique=True)
     url: Mapped[str] = mapped_column(String(500))
     status: Mapped[FaceStatus] = mapped_column(
-        _enum(FaceStatus, "face_status"), default=FaceStatus.pending
+        str_enum(FaceStatus, "face_status"), default=FaceStatus.pending
     )
     reason: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime]

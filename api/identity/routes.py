@@ -1,8 +1,9 @@
 """Identity routes: login (WeChat, phone + SMS code), the caller's profile, real-name and
 face checks, TOTP enrollment, and company admins managing their staff.
 
-Guards resolve the bearer token into a ``Principal`` (kept on the connection state) and
-refuse the wrong kind of user; handlers receive it as the ``principal`` dependency.
+The authentication middleware puts the caller's ``Principal`` on the request; guards
+(``api.identity.guards``) refuse the wrong kind of user; handlers receive it as the
+``principal`` dependency.
 """
 
 from __future__ import annotations
@@ -10,93 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post, put
-from litestar.connection import ASGIConnection
 from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import Clock
-from api.core.errors import DomainError
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
 from api.core.ratelimit import RateLimiter
+from api.core.validators import normalize_phone
 from api.db.engine import Database
-from api.identity import schemas, service
-from api.identity.clients import IdentityClients
-from api.identity.models import PrincipalKind, StaffRole
-from api.identity.service import Principal, SessionPolicy
+from api.identity import codes, profile, schemas, sessions, staff, subscriptions, verification
+from api.identity.clients import FaceClient, IdCheckClient, WeChatClient
+from api.identity.guards import citizens_only, company_admins_only, logged_in, staff_only
+from api.identity.principal import Principal
+from api.identity.sessions import SessionPolicy
 from api.settings import Settings
-
-# ------------------------------------------------------------------ guards
-
-
-def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-async def resolve_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    cached = connection.scope.get("state", {}).get("principal")
-    if isinstance(cached, Principal):
-        return cached
-    token = _bearer(connection)
-    if token is None:
-        raise DomainError("not_authenticated", "请先登录。")
-    state = connection.app.state
-    database: Database = state.database
-    clock: Clock = state.clock
-    now = clock.now()
-    async with database.reader() as session:
-        principal = await service.authenticate(session, state.session_policy, token=token, now=now)
-    if principal.touch_due:
-        async with database.writer() as session, session.begin():
-            await service.touch_session(session, principal.session_id, now=now)
-    connection.scope.setdefault("state", {})["principal"] = principal
-    return principal
-
-
-async def logged_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    await resolve_principal(connection)
-
-
-async def citizens_only(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    if (await resolve_principal(connection)).kind is not PrincipalKind.citizen:
-        raise DomainError("citizen_only", "仅限个人用户使用。")
-
-
-async def staff_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    if (await resolve_principal(connection)).kind is not PrincipalKind.staff:
-        raise DomainError("staff_only", "仅限工作人员使用。")
-
-
-def staff_roles(*roles: StaffRole) -> Any:
-    """A guard letting only staff with one of ``roles`` through."""
-    allowed = frozenset(roles)
-
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = await resolve_principal(connection)
-        if principal.kind is not PrincipalKind.staff:
-            raise DomainError("staff_only", "仅限工作人员使用。")
-        if principal.role not in allowed:
-            raise DomainError(
-                "role_forbidden",
-                "当前角色无权进行此操作。",
-                required_roles=sorted(r.value for r in allowed),
-            )
-
-    return guard
-
-
-def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    principal = request.scope.get("state", {}).get("principal")
-    if not isinstance(principal, Principal):  # a handler without a login guard asked for it
-        raise DomainError("not_authenticated", "请先登录。")
-    return principal
+from notifications.sms import SmsChannel
 
 
 def _ip(request: Request[Any, Any, Any]) -> str:
@@ -150,14 +82,14 @@ class AuthController(Controller):
         data: JSONBody[schemas.WeChatLogin],
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
-        identity_clients: NamedDependency[IdentityClients],
+        wechat: NamedDependency[WeChatClient],
         session_policy: NamedDependency[SessionPolicy],
         limiter: NamedDependency[RateLimiter],
         settings: NamedDependency[Settings],
     ) -> schemas.LoginAnswer:
         await _limit_auth(request, limiter, settings)
-        return await service.login_with_wechat(
-            db, identity_clients.wechat, session_policy, code=data.code.strip(), now=clock.now()
+        return await sessions.login_with_wechat(
+            db, wechat, session_policy, code=data.code.strip(), now=clock.now()
         )
 
     @post("/sms/send", status_code=200, summary="发送短信验证码 (same answer for any phone)")
@@ -168,13 +100,14 @@ class AuthController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        identity_clients: NamedDependency[IdentityClients],
+        sms: NamedDependency[SmsChannel],
         limiter: NamedDependency[RateLimiter],
         settings: NamedDependency[Settings],
     ) -> schemas.CodeSent:
-        phone = service.normalize_phone(data.phone)
+        phone = normalize_phone(data.phone)
         await _limit_auth(request, limiter, settings, phone)
-        return await service.send_code(db, keys, identity_clients.sms, phone=phone, now=clock.now())
+        _, sent = await codes.issue_code(db, keys, sms, phone=phone, now=clock.now())
+        return sent
 
     @post(
         "/sms/verify",
@@ -193,9 +126,9 @@ class AuthController(Controller):
         limiter: NamedDependency[RateLimiter],
         settings: NamedDependency[Settings],
     ) -> schemas.LoginAnswer:
-        phone = service.normalize_phone(data.phone)
+        phone = normalize_phone(data.phone)
         await _limit_auth(request, limiter, settings, phone)
-        return await service.login_with_phone(
+        return await sessions.login_with_phone(
             db,
             keys,
             session_policy,
@@ -213,7 +146,7 @@ class AuthController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> None:
-        await service.logout(db, principal, now=clock.now())
+        await sessions.logout(db, principal, now=clock.now())
 
     @get("/face-return", media_type=MediaType.HTML, include_in_schema=False)
     async def face_return(self) -> str:
@@ -231,7 +164,7 @@ class MeController(Controller):
     async def me(
         self, db: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
     ) -> schemas.Me:
-        return await service.profile(db, principal)
+        return await profile.profile(db, principal)
 
     @post("/phone", status_code=200, guards=[citizens_only], summary="绑定手机号 (WeChat users)")
     async def bind_phone(
@@ -245,9 +178,9 @@ class MeController(Controller):
         limiter: NamedDependency[RateLimiter],
         settings: NamedDependency[Settings],
     ) -> schemas.Me:
-        phone = service.normalize_phone(data.phone)
+        phone = normalize_phone(data.phone)
         await _limit_auth(request, limiter, settings, phone)
-        return await service.bind_phone(
+        return await sessions.bind_phone(
             db, keys, principal, phone=phone, code=data.code, now=clock.now()
         )
 
@@ -258,15 +191,15 @@ class MeController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        identity_clients: NamedDependency[IdentityClients],
+        idcheck: NamedDependency[IdCheckClient],
         principal: NamedDependency[Principal],
         limiter: NamedDependency[RateLimiter],
     ) -> schemas.Me:
         await limiter.hit("real-name", str(principal.citizen_id), limit=10, window_seconds=3600)
-        return await service.submit_real_name(
+        return await verification.submit_real_name(
             db,
             keys,
-            identity_clients.idcheck,
+            idcheck,
             principal,
             name=data.name,
             id_number=data.id_number,
@@ -277,7 +210,7 @@ class MeController(Controller):
     async def wechat_subscriptions(
         self, db: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
     ) -> schemas.Subscriptions:
-        return await service.wechat_subscriptions(db, principal)
+        return await subscriptions.wechat_subscriptions(db, principal)
 
     @post(
         "/wechat-subscriptions",
@@ -294,7 +227,7 @@ class MeController(Controller):
         limiter: NamedDependency[RateLimiter],
     ) -> schemas.Subscriptions:
         await limiter.hit("subscriptions", str(principal.citizen_id), limit=30, window_seconds=3600)
-        return await service.record_wechat_subscriptions(
+        return await subscriptions.record_wechat_subscriptions(
             db, principal, results=data.results, now=clock.now()
         )
 
@@ -304,16 +237,16 @@ class MeController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        identity_clients: NamedDependency[IdentityClients],
+        face: NamedDependency[FaceClient],
         principal: NamedDependency[Principal],
         limiter: NamedDependency[RateLimiter],
         settings: NamedDependency[Settings],
     ) -> schemas.FaceSessionAnswer:
         await limiter.hit("face", str(principal.citizen_id), limit=10, window_seconds=3600)
-        return await service.start_face_session(
+        return await verification.start_face_session(
             db,
             keys,
-            identity_clients.face,
+            face,
             principal,
             redirect_url=settings.public_base_url.rstrip("/") + "/api/v1/auth/face-return",
             now=clock.now(),
@@ -330,16 +263,16 @@ class MeController(Controller):
         state: State,
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        identity_clients: NamedDependency[IdentityClients],
+        face: NamedDependency[FaceClient],
         principal: NamedDependency[Principal],
     ) -> schemas.FaceSessionAnswer:
         database: Database = state.database
         # A GET that may record the outcome: it needs a writer session of its own.
         async with database.writer() as session, session.begin():
-            return await service.face_session_result(
+            return await verification.face_session_result(
                 session,
                 keys,
-                identity_clients.face,
+                face,
                 principal,
                 face_session_id=parse_id(face_session_id, what="人脸核身记录"),
                 now=clock.now(),
@@ -352,7 +285,7 @@ class MeController(Controller):
         keys: NamedDependency[ServiceKeys],
         principal: NamedDependency[Principal],
     ) -> schemas.TotpEnrollment:
-        return await service.start_totp(db, keys, principal)
+        return await staff.start_totp(db, keys, principal)
 
     @post("/totp/confirm", status_code=200, guards=[staff_only], summary="确认身份验证器")
     async def totp_confirm(
@@ -365,19 +298,19 @@ class MeController(Controller):
         limiter: NamedDependency[RateLimiter],
     ) -> schemas.TotpEnabled:
         await limiter.hit("totp", str(principal.staff_id), limit=10, window_seconds=600)
-        return await service.confirm_totp(db, keys, principal, code=data.code, now=clock.now())
+        return await staff.confirm_totp(db, keys, principal, code=data.code, now=clock.now())
 
 
 class StaffController(Controller):
     path = "/api/v1/staff"
     tags = ("staff",)
-    guards = [staff_roles(StaffRole.company_admin)]  # noqa: RUF012
+    guards = [company_admins_only]  # noqa: RUF012
 
     @get("/members", summary="本公司工作人员")
     async def list_members(
         self, db: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
     ) -> schemas.StaffList:
-        return await service.list_members(db, principal)
+        return await staff.list_members(db, principal)
 
     @post("/members", summary="添加工作人员 (sales agent or seal keeper)")
     async def add_member(
@@ -387,7 +320,7 @@ class StaffController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.StaffMemberAnswer:
-        return await service.add_member(db, principal, data, now=clock.now())
+        return await staff.add_member(db, principal, data, now=clock.now())
 
     @post("/members/{staff_id:str}/disable", status_code=200, summary="停用工作人员")
     async def disable_member(
@@ -397,7 +330,7 @@ class StaffController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.StaffMemberAnswer:
-        return await service.disable_member(
+        return await staff.disable_member(
             db, principal, parse_id(staff_id, what="工作人员"), now=clock.now()
         )
 
@@ -409,7 +342,7 @@ class StaffController(Controller):
         db: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> schemas.StaffMemberAnswer:
-        return await service.assign_projects(
+        return await staff.assign_projects(
             db, principal, parse_id(staff_id, what="工作人员"), data.project_ids
         )
 

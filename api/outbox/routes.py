@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import Clock
 from api.core.ids import parse_id
+from api.identity.guards import staff_only, staff_roles
 from api.identity.models import StaffRole
-from api.identity.routes import staff_only, staff_roles
-from api.identity.service import Principal
+from api.identity.principal import Principal
 from api.outbox import service
 from api.outbox.models import MessageStatus
 from api.outbox.schemas import NotificationEntry, NotificationPage

@@ -10,12 +10,12 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import func, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.identity import service as identity
+from api.db.engine import insert_into
+from api.identity.subscriptions import take_wechat_subscription
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.schemas import NotificationEntry
 from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
@@ -68,9 +68,8 @@ async def enqueue(
     }
     # ON CONFLICT DO NOTHING keeps the caller's transaction intact on a duplicate, which a
     # caught IntegrityError would not on PostgreSQL.
-    dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(OutboxMessage)
+        insert_into(session, OutboxMessage)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(OutboxMessage.id)
@@ -101,7 +100,7 @@ async def enqueue_to_person(
     wechat = TEMPLATES[template].wechat
     if queued is None or wechat is None:
         return queued
-    openid = await identity.take_wechat_subscription(
+    openid = await take_wechat_subscription(
         session, phone=phone, template_id=wechat.template_id, now=now
     )
     if openid is not None:
@@ -110,6 +109,62 @@ async def enqueue_to_person(
             now=now, openid=openid, company_id=company_id, contract_id=contract_id,
         )
     return queued
+
+
+@dataclass(frozen=True)
+class Addressee:
+    """A party of a contract to tell something: ``key`` makes their message unique for an
+    event (a party id, or a phone where that is all that is known)."""
+
+    phone: str
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class ContractNews:
+    """What every message about a contract carries: the flat it names and whose it is."""
+
+    contract_id: uuid.UUID
+    company_id: uuid.UUID
+    estate: str
+    building: str
+    room: str
+
+
+async def enqueue_to_parties(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    news: ContractNews,
+    parties: list[Addressee],
+    *,
+    template: str,
+    params: dict[str, Any],
+    event_key: str,
+    now: datetime,
+    by_name: bool = False,
+) -> None:
+    """One message about a contract to each of its parties (``enqueue_to_person``), at most
+    once per ``event_key`` and party. Messages name the flat; ``by_name`` also greets each
+    party by name."""
+    for party in parties:
+        await enqueue_to_person(
+            session,
+            keys,
+            template=template,
+            params={
+                "estate": news.estate,
+                "building": news.building,
+                "room": news.room,
+                **({"buyer_name": party.name} if by_name else {}),
+                **params,
+            },
+            dedupe_key=f"{event_key}:{party.key}",
+            now=now,
+            phone=party.phone,
+            company_id=news.company_id,
+            contract_id=news.contract_id,
+        )
 
 
 @dataclass(frozen=True)

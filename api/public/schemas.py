@@ -1,10 +1,13 @@
-"""Public answers. Nothing here may carry a name, phone or ID number."""
+"""Public answers. Nothing here may carry a phone or an ID number, and names only masked."""
 
 from __future__ import annotations
 
 import enum
-from datetime import date
+import uuid
+from datetime import date, datetime
+from typing import Any
 
+from api.contracts.models import OrderStatus
 from api.core.schemas import Page, ResponseBody
 
 
@@ -119,3 +122,25 @@ class BuildingTable(ResponseBody):
     counts: StatusCounts
     legend: list[LegendEntry]
     units: list[PublicUnit]
+
+
+class VerifiedUnit(ResponseBody):
+    id: uuid.UUID
+    project: str
+    building: str
+    room_no: str
+
+
+class VerifyAnswer(ResponseBody, omit_defaults=True):
+    """合同查询: whether a contract number and password open a genuine contract, and what
+    anyone holding both may see of it."""
+
+    genuine: bool
+    contract_number: str
+    status: OrderStatus | None = None
+    unit: VerifiedUnit | None = None
+    company: str | None = None
+    parties: list[dict[str, str]] | None = None
+    document_hash: str | None = None
+    signatures: list[dict[str, Any]] | None = None
+    completed_at: datetime | None = None

@@ -9,7 +9,6 @@ from datetime import date, datetime
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -19,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from api.db.base import Base, HasId
+from api.db.base import Base, HasId, str_enum
 
 
 class PermitKind(enum.StrEnum):
@@ -35,10 +34,6 @@ class RestrictionKind(enum.StrEnum):
     property_management = "property_management"  # 物管用房: never for sale
     mortgage = "mortgage"  # 抵押: recorded and shown to staff, does not stop a sale
 
-
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    # Stored as plain strings with a CHECK, identical on SQLite and PostgreSQL.
-    return Enum(cls, name=name, native_enum=False, length=32, validate_strings=True)
 
 
 class Company(HasId, Base):
@@ -126,7 +121,7 @@ class Permit(HasId, Base):
     __tablename__ = "permits"
 
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
-    kind: Mapped[PermitKind] = mapped_column(_enum(PermitKind, "permit_kind"))
+    kind: Mapped[PermitKind] = mapped_column(str_enum(PermitKind, "permit_kind"))
     number: Mapped[str] = mapped_column(String(64), unique=True)
     issuer: Mapped[str] = mapped_column(String(200), default="")
     valid_from: Mapped[date]
@@ -145,7 +140,7 @@ class UnitRestriction(HasId, Base):
     __table_args__ = (Index("ix_unit_restrictions_unit_active", "unit_id", "lifted_at"),)
 
     unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id"))
-    kind: Mapped[RestrictionKind] = mapped_column(_enum(RestrictionKind, "restriction_kind"))
+    kind: Mapped[RestrictionKind] = mapped_column(str_enum(RestrictionKind, "restriction_kind"))
     source: Mapped[str] = mapped_column(String(200))  # the court or authority
     document_no: Mapped[str] = mapped_column(String(100), default="")  # e.g. 裁定书 number
     starts_on: Mapped[date]

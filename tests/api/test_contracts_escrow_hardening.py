@@ -17,10 +17,10 @@ from api.core.clock import MovableClock
 from api.core.idempotency import IdempotencyRecord
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
-from api.escrow import ledger, service
-from api.escrow.models import LedgerKind
+from api.escrow import ledger, reconcile
+from api.escrow.models import EscrowContract, LedgerKind
 from api.settings import Settings
-from tests.api.contracts.contract_helpers import (
+from tests.api.contracts.helpers import (
     LI,
     SEAL_KEEPER,
     ZHANG,
@@ -33,8 +33,8 @@ from tests.api.contracts.contract_helpers import (
     scan,
     sign,
 )
-from tests.api.escrow.escrow_helpers import event, notices, pay, setup
-from tests.api.identity.identity_helpers import bearer
+from tests.api.escrow.helpers import event, notices, pay, setup
+from tests.api.identity.helpers import bearer
 
 
 async def test_seal_password_is_not_replayed_or_stored_by_idempotency_key(
@@ -143,16 +143,16 @@ async def test_reconcile_notices_held_money_moved_to_the_developer_off_the_books
     """MEDIUM (audit). A transfer contract:C -> developer_payouts:S (a buyer's deposit
     "released" with no instruction and no bank event) passes ``reconcile``: it only checks
     banked kinds, bank events and the supervised balance, not the internal accounts.
-    Fix: api/escrow/service.py ``reconcile``: refuse kinds outside the known flows
+    Fix: api/escrow/reconcile.py ``reconcile``: refuse kinds outside the known flows
     (payment, suspense, suspense_assigned, refund_reserved, refund_paid, release_paid) and
     check developer_payouts == sum of completed releases, buyer_refunds == sum of open
     refund instructions, each contract == its payments + assignments - refunds reserved."""
     escrow = await setup(mock_client, session, keys, clock, mock_settings)
     assert (await pay(mock_client, escrow, clock, "deposit", 1000)).status_code == 200
     async with database.reader() as s:
-        assert await service.reconcile(s) == []
+        assert await reconcile.reconcile(s) == []
     async with database.writer() as s, s.begin():
-        contract = await service.escrow_contract(s, escrow.contract_id)
+        contract = await s.get(EscrowContract, escrow.contract_id)
         assert contract is not None
         payouts = await ledger.ensure_account(
             s,
@@ -166,7 +166,7 @@ async def test_reconcile_notices_held_money_moved_to_the_developer_off_the_books
             now=clock.now(),
         )
     async with database.reader() as s:
-        assert await service.reconcile(s) != [], "held money vanished and reconcile is silent"
+        assert await reconcile.reconcile(s) != [], "held money vanished and reconcile is silent"
 
 
 def test_contract_money_columns_hold_what_the_api_accepts() -> None:
@@ -189,7 +189,7 @@ async def test_co_ownership_shares_must_each_be_between_zero_and_one(
 ) -> None:
     """MEDIUM (contract terms). ``create_order`` only checks that the shares sum to 1, so
     "-1/2" and "3/2" (or "0" and "1") are frozen into a legal contract as co-ownership
-    shares. Fix: api/contracts/service.py ``create_order``: refuse (422 share_invalid) any
+    shares. Fix: api/contracts ``create_order``: refuse (422 share_invalid) any
     ``_share(b.share)`` that is <= 0 or > 1."""
     d = await demo(mock_client, session, keys, clock)
     for shares in (("-1/2", "3/2"), ("0", "1")):
@@ -224,8 +224,8 @@ async def test_a_unit_seized_after_the_draft_cannot_be_sealed_into_a_contract(
     """HIGH (sale of a seized unit). The unit is checked (查封/限制, permit) only in
     ``create_order``; a court seizure registered while the order is a draft or awaiting
     signatures does not stop issue, signing or the seal, so a seized unit gets a signed
-    contract (and payment notices). Fix: api/contracts/service.py: re-run the
-    ``register.unit_sale_facts`` checks (restricted, property management, permit) in
+    contract (and payment notices). Fix: api/contracts: re-run the
+    ``unit_sale_facts`` checks (restricted, property management, permit) in
     ``issue_order`` and in ``_sealable`` (409 unit_restricted / permit_not_found)."""
     from uuid import UUID
 

@@ -20,9 +20,9 @@ from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.demo import load_demo_world
 from api.identity.models import StaffMember
-from api.identity.service import staff_project_ids
+from api.identity.staff import staff_project_ids
 from api.register.models import Company, Permit, Unit
-from api.register.service import find_title
+from api.register.queries import find_title
 from api.settings import Settings
 from tests.api.world import room, survey
 

@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import business_date
-from api.core.validators import uscc_check_char
 from api.register import service as register
 from api.register.models import PermitKind, Unit
+from api.register.survey import import_survey
+from signing.gb_codes import credit_code_check_char
 
 USCC_BODY = "91440101MA5CTEW01"
-USCC = USCC_BODY + uscc_check_char(USCC_BODY)
+USCC = USCC_BODY + credit_code_check_char(USCC_BODY)
 
 
 def room(room_no: str, floor: int, **overrides: Any) -> dict[str, Any]:
@@ -70,7 +71,7 @@ async def make_world(
         session, project_id=project.id, name="1栋", survey_no="SY-T-1", floors_above=floors, now=now
     )
     rooms = [room(f"{f}{r:02d}", f) for f in range(1, floors + 1) for r in range(1, per_floor + 1)]
-    await register.import_survey(session, survey("SY-T-1", rooms), now=now)
+    await import_survey(session, survey("SY-T-1", rooms), now=now)
     units = {
         u.room_no: u.id
         for u in await session.scalars(select(Unit).where(Unit.building_id == building.id))

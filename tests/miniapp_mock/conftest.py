@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from mock_test_support import ZHANG_ID, FakeClock
 
 from miniapp_mock.app import MockSettings, create_mock_app
+from tests.miniapp_mock.helpers import ZHANG_ID, FakeClock
 
 
 @pytest.fixture

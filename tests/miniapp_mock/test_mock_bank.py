@@ -12,9 +12,9 @@ import httpx
 import msgspec
 from litestar import Litestar
 from litestar.testing import TestClient
-from mock_test_support import FakeClock
 
 from miniapp_mock.app import MockSettings, create_mock_app
+from tests.miniapp_mock.helpers import FakeClock
 
 SECRET = "bank-secret"
 

@@ -7,7 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from litestar import Litestar
 from litestar.testing import TestClient
-from mock_test_support import ZHANG_ID, FakeClock
+
+from tests.miniapp_mock.helpers import ZHANG_ID, FakeClock
 
 Client = TestClient[Litestar]
 ID_AUTH = {"Authorization": "Bearer idcheck-key"}

@@ -9,7 +9,8 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.testing import TestClient
-from mock_test_support import T0, FakeClock
+
+from tests.miniapp_mock.helpers import T0, FakeClock
 
 PHONE = "13812345678"
 SECRET = "sms-secret"

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
-from mock_test_support import FakeClock
 
 from miniapp_mock.app import MockSettings, create_mock_app
+from tests.miniapp_mock.helpers import FakeClock
 
 Client = TestClient[Litestar]
 APPID = "wx0123456789abcdef"

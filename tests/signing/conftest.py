@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from signing.ca import PlatformCA
-from tests.signing.support import make_bundle, new_ca
+from tests.signing.helpers import make_bundle, new_ca
 
 
 @pytest.fixture(scope="module")

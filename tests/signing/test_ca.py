@@ -31,14 +31,14 @@ from signing.ca import (
     certificate_role,
     certificate_signer_id_hash,
     create_keystore,
-    credit_code_is_valid,
     load_keystore,
     signer_id_hash,
 )
 from signing.cms import SignerRole
 from signing.evidence import build_bundle, chain_events, verify_bundle
+from signing.gb_codes import credit_code_is_valid
 from signing.signatures import SignatureRecord, sign_once, verify_signature
-from tests.signing.support import (
+from tests.signing.helpers import (
     BUYER_ID_NUMBER,
     COMPANY,
     ID_HASH_KEY,

@@ -23,7 +23,7 @@ from signing.signatures import (
     verify_platform_signature,
     verify_signature,
 )
-from tests.signing.support import (
+from tests.signing.helpers import (
     COMPANY,
     NOW,
     buyer,

@@ -26,7 +26,7 @@ from signing.evidence import (
     verify_event_chain,
 )
 from signing.signatures import platform_sign, sign_once
-from tests.signing.support import (
+from tests.signing.helpers import (
     NOW,
     ORDER_ID,
     buyer,

@@ -21,7 +21,7 @@ from signing.canonical import canonical_document, canonical_json
 from signing.evidence import EvidenceError, build_bundle, chain_events, verify_bundle
 from signing.signatures import platform_sign, seal_sign
 from signing.verify import main
-from tests.signing.support import (
+from tests.signing.helpers import (
     NOW,
     ORDER_ID,
     document,

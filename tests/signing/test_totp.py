@@ -8,12 +8,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pyotp
 import pytest
 
+from signing.qr import qr_png
 from signing.totp import (
     ISSUER,
     TotpInvalidError,
     TotpReplayedError,
     enroll,
-    qr_png,
     time_step,
     verify,
 )

@@ -1,4 +1,8 @@
-"""Alembic environment: runs migrations over the async engine of the configured database."""
+"""Alembic environment: runs migrations over the async engine of the configured database.
+
+The migrations are written by hand and need no models. For autogenerate, a caller puts
+the models' metadata (``api.tables.metadata``) in ``config.attributes["target_metadata"]``.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,13 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from api.db.engine import create_engine
-from api.db.models import metadata
 from api.settings import Settings
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=context.config.attributes.get("target_metadata"),
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER much
         compare_type=True,
     )

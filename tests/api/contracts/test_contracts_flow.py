@@ -15,7 +15,7 @@ from api.db.engine import Database
 from api.outbox.models import OutboxMessage
 from api.settings import Settings
 from signing.evidence import verify_bundle
-from tests.api.contracts.contract_helpers import (
+from tests.api.contracts.helpers import (
     LI,
     SEAL_KEEPER,
     WANG,
@@ -29,7 +29,7 @@ from tests.api.contracts.contract_helpers import (
     seal,
     sign,
 )
-from tests.api.identity.identity_helpers import bearer, inbox
+from tests.api.identity.helpers import bearer, inbox
 
 
 async def _unit_status(client: httpx.AsyncClient, building_id: str, room: str) -> str:

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from api.db.engine import Database
-from api.db.models import metadata
+from api.tables import metadata
 from tests.api.identity.test_identity_migration import _tables
 
 CONTRACT_TABLES = {

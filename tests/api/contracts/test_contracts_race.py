@@ -16,7 +16,7 @@ from api.contracts.models import LIVE_STATUSES, ContractOrder
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
-from tests.api.contracts.contract_helpers import LI, ZHANG, create, demo, order_body
+from tests.api.contracts.helpers import LI, ZHANG, create, demo, order_body
 
 ROOMS = ["201", "202", "203", "204"]
 PER_UNIT = 8

@@ -9,14 +9,14 @@ import httpx
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts.service import expire_due_orders
+from api.contracts.orders import expire_due_orders
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
-from api.identity import service as identity
 from api.identity.models import StaffRole
+from api.identity.staff import create_staff_member
 from api.register import service as register
-from tests.api.contracts.contract_helpers import (
+from tests.api.contracts.helpers import (
     AGENT,
     LI,
     WANG,
@@ -31,7 +31,7 @@ from tests.api.contracts.contract_helpers import (
     scan,
     sign,
 )
-from tests.api.identity.identity_helpers import bearer, login_phone
+from tests.api.identity.helpers import bearer, login_phone
 from tests.api.world import USCC
 
 
@@ -104,7 +104,7 @@ async def test_strangers_other_companies_and_wrong_states_are_refused(
     other = await register.create_company(
         session, name="别家置业有限公司", uscc=USCC, now=clock.now()
     )
-    await identity.create_staff_member(
+    await create_staff_member(
         session,
         name="别家销售",
         phone="13700000009",
@@ -137,7 +137,7 @@ async def test_strangers_other_companies_and_wrong_states_are_refused(
         assert problem(response) == (403, "order_other_company")
     # An agent of the same company who is not assigned to the project may not act either.
     demo_company = (await client.get("/api/v1/me", headers=bearer(d.agent))).json()
-    await identity.create_staff_member(
+    await create_staff_member(
         session,
         name="未分配销售",
         phone="13700000008",

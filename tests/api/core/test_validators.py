@@ -6,10 +6,9 @@ from api.core.validators import (
     is_valid_mobile,
     is_valid_resident_id,
     is_valid_uscc,
-    resident_id_check_char,
     resident_id_problem,
-    uscc_check_char,
 )
+from signing.gb_codes import credit_code_check_char, resident_id_check_char
 
 # Codes printed on real business licences (public information).
 KNOWN_GOOD_USCC = [
@@ -24,7 +23,7 @@ KNOWN_GOOD_USCC = [
 def test_known_good_uscc(code: str) -> None:
     assert is_valid_uscc(code)
     assert is_valid_uscc(code.lower())  # people type them in lower case
-    assert uscc_check_char(code[:17]) == code[17]
+    assert credit_code_check_char(code[:17]) == code[17]
 
 
 @pytest.mark.parametrize(

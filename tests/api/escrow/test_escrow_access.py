@@ -8,28 +8,28 @@ import uuid
 from urllib.parse import urljoin
 
 import httpx
-from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import uscc_check_char
-from api.escrow import service
-from api.identity import service as identity
+from api.escrow.notices import create_payment_notices
 from api.identity.models import StaffRole
-from api.identity.service import Principal
+from api.identity.staff import create_staff_member
 from api.register import service as register
 from api.settings import Settings
-from tests.api.escrow.escrow_helpers import (
+from signing.gb_codes import credit_code_check_char
+from tests.api.escrow.helpers import (
     ACCOUNT_NUMBER,
     AGENT,
     BUYER,
     MILESTONES,
+    contract_notices,
     notices,
     setup,
     statement,
 )
-from tests.api.identity.identity_helpers import bearer, login_phone
+from tests.api.identity.helpers import bearer, login_phone
 
 OTHER_ADMIN = "13800000099"
 
@@ -39,12 +39,12 @@ async def _other_company_admin(
 ) -> tuple[dict[str, str], uuid.UUID]:
     body = "91440101MA5CTEW77"
     company = await register.create_company(
-        session, name="另一家置业有限公司", uscc=body + uscc_check_char(body), now=clock.now()
+        session, name="另一家置业有限公司", uscc=body + credit_code_check_char(body), now=clock.now()
     )
     project = await register.create_project(
         session, company_id=company.id, name="另一个项目", now=clock.now()
     )
-    await identity.create_staff_member(
+    await create_staff_member(
         session,
         name="孙管理",
         phone=OTHER_ADMIN,
@@ -58,7 +58,6 @@ async def _other_company_admin(
 
 async def test_roles_and_companies(
     mock_client: httpx.AsyncClient,
-    mock_app: Litestar,
     session: AsyncSession,
     keys: ServiceKeys,
     clock: MovableClock,
@@ -117,13 +116,20 @@ async def test_roles_and_companies(
         await mock_client.post(f"{account}/approve", headers=escrow.admin, json={})
     ).status_code == 403
 
-    # The contracts context can let parties in through the hook on the app state.
-    async def party_check(db: AsyncSession, principal: Principal, contract_id: uuid.UUID) -> bool:
-        return principal.citizen_id is not None and contract_id == escrow.contract_id
-
-    mock_app.state["escrow_party_check"] = party_check
-    assert (await mock_client.get(notices_path, headers=citizen)).status_code == 200
-    assert (await mock_client.get(notices_path, headers=other)).status_code == 404
+    # The citizen who signed a contract (escrow's own record of its parties, written when
+    # contracts hand it over) reads its notices and their QR codes; nobody else's.
+    me = (await mock_client.get("/api/v1/me", headers=citizen)).json()
+    theirs = await contract_notices(
+        session, keys, clock, escrow.world, citizen_id=uuid.UUID(me["id"])
+    )
+    theirs_path = f"/api/v1/contracts/{theirs}/payment-notices"
+    listed = await mock_client.get(theirs_path, headers=citizen)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 2
+    qr = await mock_client.get(listed.json()["items"][0]["qr_png"], headers=citizen)
+    assert qr.status_code == 200 and qr.content.startswith(b"\x89PNG")
+    assert (await mock_client.get(notices_path, headers=citizen)).status_code == 404
+    assert (await mock_client.get(theirs_path, headers=other)).status_code == 404
+    assert (await mock_client.get(theirs_path, headers=agent)).status_code == 200
 
 
 async def test_no_notices_without_an_approved_account(
@@ -133,7 +139,7 @@ async def test_no_notices_without_an_approved_account(
 
     world = await load_demo_world(session, keys, now=clock.now(), supervised_account=False)
     try:
-        await service.create_payment_notices(
+        await create_payment_notices(
             session,
             keys,
             contract_id=uuid.uuid4(),
@@ -148,7 +154,7 @@ async def test_no_notices_without_an_approved_account(
             room="r",
             now=clock.now(),
         )
-    except service.DomainError as problem:
+    except DomainError as problem:
         assert problem.code == "supervised_account_missing"
     else:
         raise AssertionError("notices without an account")
@@ -164,7 +170,7 @@ async def test_qr_and_mock_bank_page_pay_end_to_end(
     escrow = await setup(mock_client, session, keys, clock, mock_settings, deposit_fen=12_345)
     notice = escrow.notices["deposit"]
     # Calling the service again for the same contract gives the same notices.
-    again = await service.create_payment_notices(
+    again = await create_payment_notices(
         session,
         keys,
         contract_id=escrow.contract_id,

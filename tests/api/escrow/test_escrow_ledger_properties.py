@@ -20,14 +20,24 @@ from sqlalchemy import select
 
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import uscc_check_char
 from api.db.engine import Database, create_database
-from api.escrow import ledger, schemas, service
+from api.escrow import (
+    accounts,
+    bank_events,
+    instructions,
+    ledger,
+    models,
+    reconcile,
+    schemas,
+    statements,
+)
 from api.escrow.models import BankEvent, LedgerAccount, Side, Transfer
+from api.escrow.notices import NoticePayee, create_payment_notices, paid_by_notice
 from api.identity.models import PrincipalKind, StaffRole
-from api.identity.service import Principal
+from api.identity.principal import Principal
 from api.register import service as register
 from api.settings import Settings
+from signing.gb_codes import credit_code_check_char
 from tests.conftest import START
 
 PG = bool(os.environ.get("WANGQIAN_TEST_DATABASE_URL"))
@@ -60,7 +70,7 @@ class Model:
 
 def _uscc() -> str:
     body = "91440101MA5" + "".join(secrets.choice(USCC_ALPHABET) for _ in range(6))
-    return body + uscc_check_char(body)
+    return body + credit_code_check_char(body)
 
 
 def _body(kind: str, txn: str, account: str, amount_fen: int, **data: str) -> bytes:
@@ -114,7 +124,7 @@ async def _run(
                 role=StaffRole.regulator,
             )
             number = "62" + "".join(secrets.choice("0123456789") for _ in range(16))
-            account = await service.create_supervised_account(
+            account = await accounts.create_supervised_account(
                 s,
                 admin,
                 schemas.NewSupervisedAccount(
@@ -127,22 +137,21 @@ async def _run(
                         schemas.Milestone(code="done", name="竣工", key_amount_fen=0),
                     ],
                 ),
-                project_company_id=company.id,
                 now=now,
             )
-            await service.review_account(s, regulator, account.id, approve=True, reason="", now=now)
+            await accounts.review_account(s, regulator, account.id, approve=True, reason="", now=now)
             account_id = account.id
             notices: list[tuple[uuid.UUID, str]] = []
             contracts = [uuid.uuid4(), uuid.uuid4()]
             for contract_id in contracts:
-                made = await service.create_payment_notices(
+                made = await create_payment_notices(
                     s,
                     keys,
                     contract_id=contract_id,
                     contract_number="YS" + contract_id.hex[:8],
                     project_id=project.id,
                     company_id=company.id,
-                    buyers=[service.NoticePayee(phone="13900000001", name="张三")],
+                    buyers=[NoticePayee(phone="13900000001", name="张三")],
                     deposit_fen=500,
                     down_payment_fen=1000,
                     estate="e",
@@ -157,7 +166,7 @@ async def _run(
         async def ingest(body: bytes) -> schemas.WebhookAnswer | None:
             try:
                 async with database.writer() as s, s.begin():
-                    return await service.ingest_bank_event(s, keys, body=body, now=now)
+                    return await bank_events.ingest_bank_event(s, keys, body=body, now=now)
             except DomainError:
                 return None
 
@@ -199,11 +208,11 @@ async def _run(
                     assert await _invariants(database) == before
             elif kind == "refund":
                 async with database.writer() as s, s.begin():
-                    await service.request_refund(s, contract_id=contracts[op[1]], now=now)
+                    await instructions.request_refund(s, contract_id=contracts[op[1]], now=now)
             elif kind == "release":
                 try:
                     async with database.writer() as s, s.begin():
-                        await service.request_release(
+                        await instructions.request_release(
                             s, admin, account_id, amount_fen=op[1], milestone=op[2], now=now
                         )
                 except DomainError as problem:
@@ -213,8 +222,8 @@ async def _run(
                     pending = [
                         i
                         for i in (
-                            await service.statement(
-                                s, await s.get(service.SupervisedAccount, account_id), now=now
+                            await statements.statement(
+                                s, await s.get(models.SupervisedAccount, account_id), now=now
                             )
                         ).instructions
                         if i.status == "requested"
@@ -222,7 +231,7 @@ async def _run(
                 for i in pending:
                     try:
                         async with database.writer() as s, s.begin():
-                            await service.review_release(
+                            await instructions.review_release(
                                 s, regulator, i.id, approve=op[1], reason="否", now=now
                             )
                     except DomainError as problem:
@@ -231,7 +240,7 @@ async def _run(
                     if op[1]:
                         # What stays after this release is at least its milestone's key amount.
                         async with database.reader() as s:
-                            after = await service.figures(s, account_id, now=now)
+                            after = await accounts.figures(s, account_id, now=now)
                         assert after.available_for_release_fen >= KEY_AMOUNTS[i.milestone]
             elif kind == "assign":
                 if model.suspense:
@@ -245,7 +254,7 @@ async def _run(
                         )
                     try:
                         async with database.writer() as s, s.begin():
-                            await service.assign_suspense(
+                            await bank_events.assign_suspense(
                                 s, keys, transfer_id=transfer_id, notice_id=notice_id, now=now
                             )
                     except DomainError as problem:
@@ -257,8 +266,8 @@ async def _run(
                         model.paid[notice_id] += value
             elif kind == "confirm":
                 async with database.reader() as s:
-                    statement = await service.statement(
-                        s, await s.get(service.SupervisedAccount, account_id), now=now
+                    statement = await statements.statement(
+                        s, await s.get(models.SupervisedAccount, account_id), now=now
                     )
                 open_ = [i for i in statement.instructions if i.status == "approved"]
                 if open_:
@@ -282,12 +291,12 @@ async def _run(
                     model.bank -= i.amount_fen
             await _invariants(database)
             async with database.reader() as s:
-                figures = await service.figures(s, account_id, now=now)
+                figures = await accounts.figures(s, account_id, now=now)
                 assert figures.bank_balance_fen == model.bank
-                paid = await service.paid_by_notice(s, list(model.paid))
+                paid = await paid_by_notice(s, list(model.paid))
                 assert paid == model.paid
         async with database.reader() as s:
-            problems = await service.reconcile(s)
+            problems = await reconcile.reconcile(s)
         return sum((await _invariants(database)).values()), problems
     finally:
         await database.dispose()

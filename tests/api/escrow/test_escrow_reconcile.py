@@ -13,12 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import cli
 from api.core.clock import MovableClock
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
-from api.escrow import ledger, service
+from api.escrow import accounts, ledger, reconcile
 from api.escrow.models import LedgerKind
+from api.escrow.notices import create_payment_notices
+from api.identity.models import PrincipalKind, StaffRole
+from api.identity.principal import Principal
 from api.settings import Settings
-from tests.api.escrow.escrow_helpers import pay, setup
+from tests.api.escrow.helpers import pay, setup
 
 
 async def test_transfers_cannot_change_and_reconcile_finds_stray_money(
@@ -37,8 +41,8 @@ async def test_transfers_cannot_change_and_reconcile_finds_stray_money(
                 await s.execute(text(statement))
             await s.rollback()
     async with database.reader() as s:
-        assert await service.reconcile(s) == []
-        assert "转账 1 笔" in await service.reconcile_summary(s)
+        assert await reconcile.reconcile(s) == []
+        assert "转账 1 笔" in await reconcile.reconcile_summary(s)
 
     # Money booked without a bank event: both checks notice it.
     async with database.writer() as s, s.begin():
@@ -51,7 +55,7 @@ async def test_transfers_cannot_change_and_reconcile_finds_stray_money(
         )
         await ledger.post(s, [ledger.Posting(supervised, suspense, 5, "payment")], now=clock.now())
     async with database.reader() as s:
-        problems = await service.reconcile(s)
+        problems = await reconcile.reconcile(s)
     assert any("has no bank event" in p for p in problems)
     assert any("ledger 1005, bank events 1000" in p for p in problems)
 
@@ -67,7 +71,7 @@ async def test_guard_refuses_overdraft(
             s, LedgerKind.suspense, code=ledger.GLOBAL_SUSPENSE, now=clock.now()
         )
         await ledger.post(s, [ledger.Posting(clearing, suspense, 10, "suspense")], now=clock.now())
-    with pytest.raises(service.DomainError) as refused:
+    with pytest.raises(DomainError) as refused:
         async with database.writer() as s, s.begin():
             await ledger.post(
                 s, [ledger.Posting(suspense, clearing, 11, "correction")], now=clock.now()
@@ -90,7 +94,7 @@ def test_reconcile_command(
     assert "对账通过" in capsys.readouterr().out
 
 
-async def test_demo_account_helper(
+async def test_the_demo_world_has_one_approved_account(
     session: AsyncSession, keys: ServiceKeys, clock: MovableClock
 ) -> None:
     from api.demo import load_demo_world
@@ -100,10 +104,16 @@ async def test_demo_account_helper(
         "project_id": uuid.UUID(world["project"]["id"]),
         "company_id": uuid.UUID(world["company"]["id"]),
     }
-    first = await service.ensure_demo_account(session, **ids, now=clock.now())
-    again = await service.ensure_demo_account(session, **ids, now=clock.now())
+    first = await accounts.approved_account_for_project(session, ids["project_id"])
+    await load_demo_world(session, keys, now=clock.now())  # a second load reuses it
+    again = await accounts.approved_account_for_project(session, ids["project_id"])
+    assert first is not None and again is not None
     assert first.id == again.id and first.status.value == "approved"
-    notices = await service.create_payment_notices(
+    regulator = Principal(
+        kind=PrincipalKind.staff, session_id=uuid.uuid4(), role=StaffRole.regulator
+    )
+    assert len(await accounts.list_accounts(session, regulator)) == 1
+    notices = await create_payment_notices(
         session,
         keys,
         contract_id=uuid.uuid4(),

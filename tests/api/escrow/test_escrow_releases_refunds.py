@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
-from api.escrow import service
+from api.escrow import instructions, reconcile
 from api.outbox.models import OutboxMessage
 from api.settings import Settings
-from tests.api.escrow.escrow_helpers import (
+from tests.api.escrow.helpers import (
     ACCOUNT_NUMBER,
     BUYER,
     Escrow,
@@ -135,7 +135,7 @@ async def test_approval_rechecks_the_limit(
     await pay(mock_client, escrow, clock, "deposit", 2_000_000)
     requested = (await _release(mock_client, escrow, 1_500_000, "foundation")).json()
     # The contract is cancelled meanwhile: its money is reserved for the refund.
-    refund = await service.request_refund(session, contract_id=escrow.contract_id, now=clock.now())
+    refund = await instructions.request_refund(session, contract_id=escrow.contract_id, now=clock.now())
     await session.commit()
     assert refund is not None and refund.amount_fen == 2_000_000
     refused = await mock_client.post(
@@ -155,12 +155,12 @@ async def test_refund_on_cancellation(
     escrow = await setup(mock_client, session, keys, clock, mock_settings)
     await pay(mock_client, escrow, clock, "deposit", 2_000_000)
     await pay(mock_client, escrow, clock, "down_payment", 10_000_000)
-    refund = await service.request_refund(session, contract_id=escrow.contract_id, now=clock.now())
+    refund = await instructions.request_refund(session, contract_id=escrow.contract_id, now=clock.now())
     await session.commit()
     assert refund is not None and refund.amount_fen == 12_000_000
     refund_id = str(refund.id)
     assert (
-        await service.request_refund(session, contract_id=escrow.contract_id, now=clock.now())
+        await instructions.request_refund(session, contract_id=escrow.contract_id, now=clock.now())
         is None
     )
     await session.rollback()  # let go of the SQLite write lock before the webhooks
@@ -183,7 +183,7 @@ async def test_refund_on_cancellation(
         )
     )
     assert [m.recipient_phone for m in sms] == [BUYER]
-    assert await service.reconcile(session) == []
+    assert await reconcile.reconcile(session) == []
 
 
 async def test_release_request_with_idempotency_key_replays(

@@ -13,7 +13,7 @@ from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.escrow import signature
 from api.settings import Settings
-from tests.api.escrow.escrow_helpers import (
+from tests.api.escrow.helpers import (
     BUYER,
     event,
     notices,
@@ -247,9 +247,9 @@ async def test_unknown_reference_goes_to_suspense(
     balances = (await statement(mock_client, escrow))["balances"]
     assert (balances["suspense_fen"], balances["held_for_contracts_fen"]) == (0, 777)
     async with session.begin():
-        from api.escrow import service
+        from api.escrow import reconcile
 
-        assert await service.reconcile(session) == []
+        assert await reconcile.reconcile(session) == []
 
 
 async def test_malformed_event_refused(

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from api.db.engine import Database
-from api.db.models import metadata
+from api.tables import metadata
 
 IDENTITY_TABLES = {
     "citizens",

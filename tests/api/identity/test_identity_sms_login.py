@@ -17,7 +17,7 @@ from api.core.idempotency import IdempotencyRecord
 from api.core.ratelimit import create_store
 from api.db.engine import Database
 from api.identity.models import AuthSession, Citizen, OtpChallengeRecord, SmsSend
-from tests.api.identity.identity_helpers import (
+from tests.api.identity.helpers import (
     bearer,
     inbox,
     login_phone,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.demo import PEOPLE, load_demo_world
-from tests.api.identity.identity_helpers import bearer, login_phone, me, send_code, verify
+from tests.api.identity.helpers import bearer, login_phone, me, send_code, verify
 
 PHONES = {p.role: p.phone for p in PEOPLE if p.role != "buyer"}
 CITIZEN_PHONE = next(p.phone for p in PEOPLE if p.role == "buyer")

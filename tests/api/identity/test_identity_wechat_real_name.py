@@ -14,13 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
-from api.db.models import metadata
 from api.demo import PEOPLE
-from api.identity import service
+from api.identity import verification
 from api.identity.clients import FaceResult
 from api.identity.models import Citizen, IdentityLevel, PrincipalKind
+from api.identity.principal import Principal
 from api.settings import Settings
-from tests.api.identity.identity_helpers import (
+from api.tables import metadata
+from tests.api.identity.helpers import (
     bearer,
     login_phone,
     me,
@@ -371,7 +372,7 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
     session: AsyncSession, keys: ServiceKeys, clock: MovableClock
 ) -> None:
     now = clock.now()
-    protected = keys.protect_id_number(ZHANG.id_number, field=service.ID_NUMBER_FIELD)
+    protected = keys.protect_id_number(ZHANG.id_number, field=verification.ID_NUMBER_FIELD)
     citizen = Citizen(
         phone=ZHANG.phone,
         name=ZHANG.name,
@@ -383,7 +384,7 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
     )
     session.add(citizen)
     await session.flush()
-    principal = service.Principal(
+    principal = Principal(
         kind=PrincipalKind.citizen, session_id=uuid.uuid4(), citizen_id=citizen.id
     )
     for result in (
@@ -391,7 +392,7 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
         FaceResult(status="passed", id_number=ZHANG.id_number, name=LI.name),
     ):
         provider = _ProviderSays(result)
-        started = await service.start_face_session(
+        started = await verification.start_face_session(
             session,
             keys,
             provider,
@@ -399,7 +400,7 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
             redirect_url="x",
             now=now,  # type: ignore[arg-type]
         )
-        answer = await service.face_session_result(
+        answer = await verification.face_session_result(
             session,
             keys,
             provider,

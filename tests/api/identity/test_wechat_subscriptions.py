@@ -15,9 +15,9 @@ from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.demo import DemoPerson
-from api.identity.service import MAX_SUBSCRIPTION_GRANTS
+from api.identity.subscriptions import MAX_SUBSCRIPTION_GRANTS
 from api.outbox.models import OutboxMessage
-from tests.api.contracts.contract_helpers import (
+from tests.api.contracts.helpers import (
     ZHANG,
     Demo,
     demo,
@@ -26,8 +26,8 @@ from tests.api.contracts.contract_helpers import (
     seal,
     sign,
 )
-from tests.api.contracts.contract_helpers import create_issued as issue_order
-from tests.api.identity.identity_helpers import bearer, login_phone, send_code, wechat_code
+from tests.api.contracts.helpers import create_issued as issue_order
+from tests.api.identity.helpers import bearer, login_phone, send_code, wechat_code
 
 SIGNED = "tmpl_contract_signed"
 ARRIVED = "tmpl_payment_arrived"

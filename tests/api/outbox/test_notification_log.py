@@ -16,7 +16,7 @@ from api.db.engine import Database
 from api.demo import PEOPLE, load_demo_world
 from api.outbox import service
 from api.outbox.models import MessageStatus, OutboxMessage
-from tests.api.identity.identity_helpers import bearer, inbox, login_phone
+from tests.api.identity.helpers import bearer, inbox, login_phone
 
 SIGNED = {
     "estate": "明湖花园",

@@ -8,9 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
 from api.core.problems import STATUS_BY_CODE
-from api.register import service as register
 from api.register.models import Unit
-from api.register.service import SurveyInvalidError
+from api.register.survey import SurveyInvalidError, import_survey
 from tests.api.world import make_world, room, survey
 
 
@@ -64,7 +63,7 @@ async def test_seed_rows_with_four_decimal_areas_are_accepted(
             ),
         ],
     )
-    _, created, updated = await register.import_survey(session, raw, now=clock.now())
+    _, created, updated = await import_survey(session, raw, now=clock.now())
     assert (created, updated) == (2, 0)
     shop = await session.scalar(select(Unit).where(Unit.room_no == "-101"))
     assert shop is not None and shop.building_area == 34909000 and shop.actual_floor == -1
@@ -86,7 +85,7 @@ async def test_reimport_updates_existing_rooms(session: AsyncSession, clock: Mov
         ],
         stage="measured",
     )
-    _, created, updated = await register.import_survey(session, measured, now=clock.now())
+    _, created, updated = await import_survey(session, measured, now=clock.now())
     assert (created, updated) == (0, 1)
     unit = await session.scalar(select(Unit).where(Unit.room_no == "101"))
     assert unit is not None and unit.building_area == 900000
@@ -114,7 +113,7 @@ async def test_bad_file_names_every_offending_row_and_writes_nothing(
         ],
     )
     with pytest.raises(SurveyInvalidError) as caught:
-        await register.import_survey(session, raw, now=clock.now())
+        await import_survey(session, raw, now=clock.now())
     await session.rollback()
     found = {(e.row, e.code) for e in caught.value.errors}
     assert found == {
@@ -135,7 +134,7 @@ async def test_bad_file_names_every_offending_row_and_writes_nothing(
 
 async def test_unknown_building_is_refused(session: AsyncSession, clock: MovableClock) -> None:
     with pytest.raises(SurveyInvalidError) as caught:
-        await register.import_survey(session, survey("SY-NOPE", [room("101", 1)]), now=clock.now())
+        await import_survey(session, survey("SY-NOPE", [room("101", 1)]), now=clock.now())
     assert [e.code for e in caught.value.errors] == ["unknown_building"]
     assert "SY-NOPE" in caught.value.errors[0].message
 
@@ -156,5 +155,5 @@ async def test_malformed_files(
     session: AsyncSession, clock: MovableClock, raw: bytes, code: str
 ) -> None:
     with pytest.raises(SurveyInvalidError) as caught:
-        await register.import_survey(session, raw, now=clock.now())
+        await import_survey(session, raw, now=clock.now())
     assert caught.value.errors[0].code == code

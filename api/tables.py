@@ -1,4 +1,6 @@
-"""Every table the migrations know about: importing this module registers them all."""
+"""Every table of every context: importing this module registers them all on one
+``MetaData``. For tools that compare the models with the migrations (tests, Alembic's
+autogenerate); the service itself never needs it, and ``api.db`` does not import it."""
 
 from api.contracts import models as contract_models  # noqa: F401
 from api.core import idempotency  # noqa: F401

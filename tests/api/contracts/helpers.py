@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.demo import PEOPLE, DemoPerson, load_demo_world
-from tests.api.identity.identity_helpers import bearer, inbox, login_phone
+from tests.api.identity.helpers import bearer, inbox, login_phone
 
 AGENT = next(p for p in PEOPLE if p.role == "sales_agent")
 SEAL_KEEPER = next(p for p in PEOPLE if p.role == "seal_keeper")

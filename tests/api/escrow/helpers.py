@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
-from api.demo import bank_webhook_secret, load_demo_world
-from api.escrow import service, signature
+from api.demo import load_demo_world
+from api.escrow import signature
+from api.escrow.notices import NoticePayee, create_payment_notices
+from api.outside import mock_bank_webhook_secret
 from api.settings import Settings
-from tests.api.identity.identity_helpers import bearer, login_phone
+from tests.api.identity.helpers import bearer, login_phone
 
 ADMIN = "13800000004"
 REGULATOR = "13800000003"
@@ -84,16 +86,19 @@ async def contract_notices(
     *,
     deposit_fen: int = 2_000_000,
     down_payment_fen: int = 30_000_000,
+    citizen_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
+    """A completed contract as the contracts context hands it over; ``citizen_id`` is the
+    account that signed as its buyer."""
     contract_id = uuid.uuid4()
-    await service.create_payment_notices(
+    await create_payment_notices(
         session,
         keys,
         contract_id=contract_id,
         contract_number="YS2026" + contract_id.hex[:6].upper(),
         project_id=uuid.UUID(world["project"]["id"]),
         company_id=uuid.UUID(world["company"]["id"]),
-        buyers=[service.NoticePayee(phone=BUYER, name="张三")],
+        buyers=[NoticePayee(phone=BUYER, name="张三", citizen_id=citizen_id)],
         deposit_fen=deposit_fen,
         down_payment_fen=down_payment_fen,
         estate="明湖花园",
@@ -128,7 +133,7 @@ async def setup(
         account_id,
         contract_id,
         notices,
-        bank_webhook_secret(settings.master_secret()),
+        mock_bank_webhook_secret(settings),
     )
 
 

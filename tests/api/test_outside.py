@@ -1,10 +1,10 @@
-"""Where the outbound clients go: configured services, or the mock when mocks are on."""
+"""Where the outside services are: configured ones, or the mocks when mocks are on."""
 
 from __future__ import annotations
 
 import msgspec
 
-from api.identity.clients import mock_credentials, outbound_config
+from api.outside import bank_link, mock_bank_webhook_secret, mock_credentials, outbound_config
 from api.settings import Settings
 
 
@@ -48,3 +48,27 @@ def test_identity_settings_come_from_the_environment() -> None:
     assert settings.auth_ip_limit_per_minute == 100
     defaults = Settings.from_env({})
     assert (defaults.session_idle_minutes, defaults.session_absolute_hours) == (30, 12)
+
+
+def test_the_bank_is_the_mock_only_when_mocks_are_on_and_nothing_is_configured(
+    settings: Settings,
+) -> None:
+    mocked = bank_link(
+        msgspec.structs.replace(settings, mocks_enabled=True, public_base_url="http://h:1/")
+    )
+    assert mocked.webhook_secrets == (mock_bank_webhook_secret(settings),)
+    assert mocked.pay_page_base == "http://h:1/mock/bank/pay"
+
+    configured = bank_link(
+        msgspec.structs.replace(
+            settings,
+            mocks_enabled=True,
+            bank_webhook_secrets=" old , new,",
+            bank_pay_url="https://bank.example/pay",
+        )
+    )
+    assert configured.webhook_secrets == ("old", "new")
+    assert configured.pay_page_base == "https://bank.example/pay"
+
+    off = bank_link(settings)
+    assert off.webhook_secrets == () and off.pay_page_base == ""

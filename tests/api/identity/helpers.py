@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from api.core.validators import resident_id_check_char
+from signing.gb_codes import resident_id_check_char
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -1,0 +1,332 @@
+"""What every contract use case shares: finding an order and its parties, who may touch it,
+its effective status (an unswept expiry applied), the hash-chained timeline, keeping a
+signing act, and the order as answered to clients.
+
+Every change of an order locks its row (``FOR UPDATE``; SQLite writers hold the database
+write lock anyway) and appends a timeline event in the same transaction.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.contracts import schemas
+from api.contracts.models import (
+    ContractEvent,
+    ContractKind,
+    ContractOrder,
+    ContractParty,
+    ContractSignature,
+    OrderStatus,
+)
+from api.contracts.terms import (
+    terms_of,
+)
+from api.core.errors import DomainError
+from api.core.keys import ServiceKeys
+from api.db.engine import commit_and_raise
+from api.identity.principal import Principal
+from api.identity.schemas import CodeSent
+from api.identity.staff import StaffIdentity, staff_identity, staff_project_ids
+from api.outbox import service as outbox
+from api.register.models import PermitKind
+from api.register.queries import unit_sale_facts
+from signing.canonical import format_utc
+from signing.evidence import next_event
+from signing.pii import mask_name, mask_phone
+from signing.signatures import SignatureRecord
+
+PARTY_ID_FIELD = "contract_party.id_number"
+
+
+OPEN_STATUSES = (OrderStatus.awaiting_signatures, OrderStatus.awaiting_seal)
+
+
+SYSTEM_ACTOR = "系统"
+
+
+def effective_status(order: ContractOrder, now: datetime) -> OrderStatus:
+    """The status, with an unswept expiry already applied (reads do not write)."""
+    if order.status in OPEN_STATUSES and order.expires_at is not None and now >= order.expires_at:
+        return OrderStatus.expired
+    return order.status
+
+
+def staff_label(staff: StaffIdentity | None) -> str:
+    if staff is None:
+        return SYSTEM_ACTOR
+    return f"{staff.role.value}:{mask_name(staff.name)}"
+
+
+async def staff_actor(session: AsyncSession, principal: Principal) -> str:
+    assert principal.staff_id is not None
+    return staff_label(await staff_identity(session, principal.staff_id))
+
+
+async def record_event(
+    session: AsyncSession,
+    order: ContractOrder,
+    event_type: str,
+    *,
+    actor: str,
+    now: datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    last = await session.scalar(
+        select(ContractEvent.event_json)
+        .where(ContractEvent.order_id == order.id)
+        .order_by(ContractEvent.seq.desc())
+        .limit(1)
+    )
+    previous = json.loads(last) if last else None
+    payload = {"type": event_type, "actor": actor, "at": format_utc(now), "detail": detail or {}}
+    event = next_event(str(order.id), previous, payload)
+    session.add(
+        ContractEvent(
+            order_id=order.id,
+            seq=event["index"],
+            event_type=event_type,
+            event_json=json.dumps(event, ensure_ascii=False),
+            created_at=now,
+        )
+    )
+    await session.flush()
+
+
+async def parties_of(session: AsyncSession, order_id: uuid.UUID) -> list[ContractParty]:
+    return list(
+        await session.scalars(
+            select(ContractParty)
+            .where(ContractParty.order_id == order_id)
+            .order_by(ContractParty.position)
+        )
+    )
+
+
+async def order_answer(
+    session: AsyncSession,
+    order: ContractOrder,
+    now: datetime,
+    *,
+    parties: list[ContractParty] | None = None,
+    my_party_id: uuid.UUID | None = None,
+) -> schemas.OrderAnswer:
+    terms = terms_of(order)
+    parties = parties if parties is not None else await parties_of(session, order.id)
+    return schemas.OrderAnswer(
+        id=order.id,
+        status=effective_status(order, now),
+        kind=order.kind,
+        unit=schemas.UnitAnswer(
+            id=order.unit_id,
+            project=terms.unit.project,
+            building=terms.unit.building,
+            room_no=terms.unit.room_no,
+        ),
+        company=terms.developer.name,
+        price_fen=order.price_fen,
+        payment_method=order.payment_method,
+        deposit_fen=order.deposit_fen,
+        down_payment_fen=order.down_payment_fen,
+        delivery_date=order.delivery_date,
+        template=order.template_id,
+        document_hash=order.document_hash,
+        scene=order.scene,
+        expires_at=order.expires_at,
+        contract_number=order.contract_number,
+        created_at=order.created_at,
+        issued_at=order.issued_at,
+        completed_at=order.completed_at,
+        ended_at=order.ended_at,
+        end_reason=order.end_reason,
+        parties=[
+            schemas.PartyAnswer(
+                id=p.id,
+                role=p.role,
+                name=p.name,
+                id_number_masked=p.id_number_masked,
+                phone_masked=mask_phone(p.phone),
+                share=p.share,
+                bound=p.citizen_id is not None,
+                signed_at=p.signed_at,
+                declined_at=p.declined_at,
+            )
+            for p in parties
+        ],
+        my_party_id=my_party_id,
+    )
+
+
+async def get_order(
+    session: AsyncSession, order_id: uuid.UUID, *, lock: bool = False
+) -> ContractOrder:
+    query = select(ContractOrder).where(ContractOrder.id == order_id)
+    if lock:
+        query = query.with_for_update()
+    order = await session.scalar(query)
+    if order is None:
+        raise DomainError.not_found("合同订单")
+    return order
+
+
+async def expire(session: AsyncSession, order: ContractOrder, now: datetime) -> None:
+    order.status = OrderStatus.expired
+    order.ended_at = now
+    order.end_reason = "expired"
+    order.updated_at = now
+    await record_event(
+        session,
+        order,
+        "expired",
+        actor=SYSTEM_ACTOR,
+        now=now,
+        detail={"expires_at": format_utc(order.expires_at or now)},
+    )
+
+
+async def expire_if_due(
+    session: AsyncSession, order: ContractOrder, now: datetime, *, code: str = "order_expired"
+) -> None:
+    """On access (writers): an order past its expiry is expired now, and that is kept."""
+    if order.status in OPEN_STATUSES and effective_status(order, now) is OrderStatus.expired:
+        await expire(session, order, now)
+        await commit_and_raise(
+            session, DomainError(code, "该合同订单已过期，请联系销售人员重新生成。")
+        )
+
+
+def refuse_ended(order: ContractOrder) -> None:
+    if order.status is OrderStatus.expired:
+        raise DomainError("order_expired", "该合同订单已过期，请联系销售人员重新生成。")
+    if order.status is OrderStatus.voided:
+        raise DomainError("order_voided", "该合同订单已作废。")
+
+
+def staff_may_touch(principal: Principal, order: ContractOrder) -> None:
+    if principal.company_id != order.company_id:
+        raise DomainError("order_other_company", "该合同订单不属于本公司。")
+
+
+async def agent_may_act(session: AsyncSession, principal: Principal, order: ContractOrder) -> None:
+    """Issuing and voiding change an order: only an agent assigned to its project may."""
+    staff_may_touch(principal, order)
+    assert principal.staff_id is not None
+    if order.project_id not in set(await staff_project_ids(session, principal.staff_id)):
+        raise DomainError("project_not_assigned", "您未被分配该项目，不能操作其合同订单。")
+
+
+async def my_party(
+    session: AsyncSession, principal: Principal, order: ContractOrder
+) -> ContractParty:
+    party = await session.scalar(
+        select(ContractParty).where(
+            ContractParty.order_id == order.id, ContractParty.citizen_id == principal.citizen_id
+        )
+    )
+    if party is None:
+        raise DomainError("not_a_party", "您不是该合同的签约方。")
+    return party
+
+
+def client_ip(raw: str | None) -> str:
+    try:
+        return str(ipaddress.ip_address(raw or ""))
+    except ValueError:
+        return "0.0.0.0"  # noqa: S104  (an unknown client address, not a bind)
+
+
+async def check_unit_saleable(
+    session: AsyncSession, unit_id: uuid.UUID, kind: ContractKind, *, today: date
+) -> None:
+    """The register's word on selling the unit today. Asked at creation, and again when
+    the order is issued and sealed: a court may seize a unit, or a permit lapse, meanwhile."""
+    facts = (await unit_sale_facts(session, today=today, unit_ids=[unit_id]))[unit_id]
+    if facts.restricted:
+        raise DomainError("unit_restricted", "该户室已司法查封或行政限制。")
+    if facts.property_management:
+        raise DomainError("unit_not_for_sale", "该户室为物业管理用房，不能销售。")
+    permit_kind = PermitKind.presale if kind is ContractKind.presale else PermitKind.spot
+    if permit_kind not in facts.permit_kinds:
+        raise DomainError("permit_not_found", "没有找到有效许可证户室信息。")
+
+
+@dataclass(frozen=True)
+class Client:
+    ip: str
+    user_agent: str
+
+
+async def store_signature(
+    session: AsyncSession,
+    order: ContractOrder,
+    signer_key: str,
+    record: SignatureRecord,
+    *,
+    now: datetime,
+    twice: DomainError,
+) -> None:
+    """Keep a signing act; the unique (order, signer) key refuses a second one."""
+    session.add(
+        ContractSignature(
+            order_id=order.id,
+            signer_key=signer_key,
+            role=record.role.value,
+            record_json=json.dumps(record.to_dict()),
+            signed_at=now,
+        )
+    )
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise twice from None
+
+
+async def message_parties(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    order: ContractOrder,
+    parties: list[ContractParty],
+    *,
+    template: str,
+    params: dict[str, Any],
+    event: str,
+    now: datetime,
+    by_name: bool = False,
+) -> None:
+    """One message about ``order`` to each of its parties, once per ``event``."""
+    unit = terms_of(order).unit
+    await outbox.enqueue_to_parties(
+        session,
+        keys,
+        outbox.ContractNews(order.id, order.company_id, unit.project, unit.building, unit.room_no),
+        [outbox.Addressee(p.phone, p.name, str(p.id)) for p in parties],
+        template=template,
+        params=params,
+        event_key=f"{order.id}:{event}",
+        now=now,
+        by_name=by_name,
+    )
+
+
+def challenge_answer(
+    challenge_id: str, sent: CodeSent, *, phone: str, document_hash: str | None
+) -> schemas.ChallengeAnswer:
+    """A code sent for signing or sealing: where it went (masked) and what it signs."""
+    assert document_hash is not None
+    return schemas.ChallengeAnswer(
+        challenge_id=challenge_id,
+        sent=sent.sent,
+        expires_in=sent.expires_in,
+        resend_after=sent.resend_after,
+        phone_masked=mask_phone(phone),
+        document_hash=document_hash,
+    )

@@ -1,0 +1,294 @@
+"""Reading contracts: an order as its caller may see it, lists, the timeline, the document
+and the evidence bundle; what the public table and verification may know of contracts.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.contracts import schemas
+from api.contracts.keystore import Keystore
+from api.contracts.models import (
+    LIVE_STATUSES,
+    ContractEvent,
+    ContractOrder,
+    ContractParty,
+    ContractSignature,
+    OrderStatus,
+)
+from api.contracts.queries import (
+    OPEN_STATUSES,
+    effective_status,
+    get_order,
+    my_party,
+    order_answer,
+    parties_of,
+    staff_may_touch,
+)
+from api.contracts.sealing import PASSWORD_PURPOSE
+from api.contracts.terms import (
+    ContractTerms,
+    terms_of,
+)
+from api.core.errors import DomainError
+from api.core.keys import ServiceKeys
+from api.identity.principal import Principal
+from api.outbox import service as outbox
+from signing.canonical import load_canonical_document
+from signing.evidence import build_bundle
+from signing.pii import mask_name
+from signing.signatures import SignatureRecord
+
+
+async def order_for(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, now: datetime
+) -> tuple[ContractOrder, schemas.OrderAnswer]:
+    """An order as its caller may see it: staff of its company or a bound party."""
+    order = await get_order(session, order_id)
+    if principal.staff_id is not None:
+        staff_may_touch(principal, order)
+        return order, await order_answer(session, order, now)
+    party = await my_party(session, principal, order)
+    return order, await order_answer(session, order, now, my_party_id=party.id)
+
+
+async def list_orders(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    now: datetime,
+    status: OrderStatus | None = None,
+    project_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> schemas.OrderList:
+    query = select(ContractOrder)
+    if principal.staff_id is not None:
+        query = query.where(ContractOrder.company_id == principal.company_id)
+    else:
+        query = query.where(
+            ContractOrder.id.in_(
+                select(ContractParty.order_id).where(
+                    ContractParty.citizen_id == principal.citizen_id
+                )
+            )
+        )
+    if status is not None:
+        if status is OrderStatus.expired:
+            query = query.where(
+                or_(
+                    ContractOrder.status == OrderStatus.expired,
+                    (ContractOrder.status.in_(OPEN_STATUSES)) & (ContractOrder.expires_at <= now),
+                )
+            )
+        elif status in OPEN_STATUSES:
+            query = query.where(ContractOrder.status == status, ContractOrder.expires_at > now)
+        else:
+            query = query.where(ContractOrder.status == status)
+    if project_id is not None:
+        query = query.where(ContractOrder.project_id == project_id)
+    if unit_id is not None:
+        query = query.where(ContractOrder.unit_id == unit_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    orders = list(
+        await session.scalars(
+            query.order_by(ContractOrder.created_at.desc(), ContractOrder.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    )
+    return schemas.OrderList(
+        items=[await order_answer(session, o, now) for o in orders], total=total
+    )
+
+
+async def events(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, now: datetime
+) -> schemas.EventList:
+    await order_for(session, principal, order_id, now=now)
+    rows = await session.scalars(
+        select(ContractEvent.event_json)
+        .where(ContractEvent.order_id == order_id)
+        .order_by(ContractEvent.seq)
+    )
+    out = []
+    for raw in rows:
+        event = json.loads(raw)
+        payload = event["payload"]
+        out.append(
+            schemas.EventAnswer(
+                index=event["index"],
+                type=payload["type"],
+                actor=payload["actor"],
+                at=datetime.fromisoformat(payload["at"].replace("Z", "+00:00")),
+                detail=payload["detail"],
+                hash=event["hash"],
+            )
+        )
+    return schemas.EventList(events=out, notifications=await outbox.contract_log(session, order_id))
+
+
+async def document(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, now: datetime
+) -> schemas.DocumentAnswer:
+    order, _ = await order_for(session, principal, order_id, now=now)
+    if order.document_json is None or order.document_hash is None:
+        raise DomainError("document_not_issued", "合同文本尚未生成。")
+    return schemas.DocumentAnswer(
+        document_hash=order.document_hash,
+        canonical_json=order.document_json,
+        document=json.loads(order.document_json),
+    )
+
+
+async def scene_of(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, now: datetime
+) -> str:
+    order = await get_order(session, order_id)
+    staff_may_touch(principal, order)
+    status = effective_status(order, now)
+    if order.scene is None or status is OrderStatus.draft:
+        raise DomainError("order_not_issued", "合同订单尚未生成签约二维码。")
+    if status is OrderStatus.expired:
+        raise DomainError("order_expired", "该合同订单已过期，请联系销售人员重新生成。")
+    if status is OrderStatus.voided:
+        raise DomainError("order_voided", "该合同订单已作废。")
+    if status is not OrderStatus.awaiting_signatures:
+        raise DomainError("order_not_signable", "该合同订单已不在签约阶段。")
+    return order.scene
+
+
+async def evidence(
+    session: AsyncSession,
+    keystore: Keystore,
+    principal: Principal,
+    order_id: uuid.UUID,
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    order, _ = await order_for(session, principal, order_id, now=now)
+    if order.status is not OrderStatus.signed or order.document_json is None:
+        raise DomainError("evidence_not_ready", "合同尚未签订完成，暂无证据包。")
+    records = [
+        SignatureRecord.from_dict(json.loads(raw))
+        for raw in await session.scalars(
+            select(ContractSignature.record_json)
+            .where(ContractSignature.order_id == order.id)
+            .order_by(ContractSignature.signed_at, ContractSignature.role)
+        )
+    ]
+    chained = [
+        json.loads(raw)
+        for raw in await session.scalars(
+            select(ContractEvent.event_json)
+            .where(ContractEvent.order_id == order.id)
+            .order_by(ContractEvent.seq)
+        )
+    ]
+    ca = await keystore.ca(now)
+    return build_bundle(
+        ca, load_canonical_document(order.document_json), str(order.id), records, chained, now
+    )
+
+
+@dataclass(frozen=True)
+class GenuineContract:
+    """What anyone holding a contract's number and password may learn of it: no ID
+    numbers or phones, names masked."""
+
+    contract_number: str
+    status: OrderStatus
+    unit_id: uuid.UUID
+    terms: ContractTerms
+    parties: list[tuple[str, str]]  # (role, masked name)
+    document_hash: str | None
+    signatures: list[tuple[str, str, datetime]]  # (role, masked name or company, when)
+    completed_at: datetime | None
+
+
+async def genuine_contract(
+    session: AsyncSession, keys: ServiceKeys, *, number: str, password: str
+) -> GenuineContract | None:
+    """The contract this number and password open; None alike for an unknown number and
+    a wrong password (no oracle for which contract numbers exist)."""
+    order = await session.scalar(
+        select(ContractOrder).where(ContractOrder.contract_number == number)
+    )
+    if (
+        order is None
+        or order.password_hash is None
+        or not keys.credential_matches(PASSWORD_PURPOSE, password, order.password_hash)
+    ):
+        return None
+    terms = terms_of(order)
+    parties = await parties_of(session, order.id)
+    signatures = (
+        await session.execute(
+            select(
+                ContractSignature.role, ContractSignature.signer_key, ContractSignature.signed_at
+            )
+            .where(ContractSignature.order_id == order.id)
+            .order_by(ContractSignature.signed_at)
+        )
+    ).all()
+    names = {str(p.id): mask_name(p.name) for p in parties}
+    return GenuineContract(
+        contract_number=number,
+        status=order.status,
+        unit_id=order.unit_id,
+        terms=terms,
+        parties=[(p.role, mask_name(p.name)) for p in parties],
+        document_hash=order.document_hash,
+        signatures=[
+            (role, names.get(key, terms.developer.name), signed_at)
+            for role, key, signed_at in signatures
+        ],
+        completed_at=order.completed_at,
+    )
+
+
+async def unit_contract_statuses(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    building_id: uuid.UUID | None = None,
+    project_ids: list[uuid.UUID] | None = None,
+) -> dict[uuid.UUID, str]:
+    """For the public building table: unit id -> "signing" (a live unsigned order) or
+    "signed" (a completed contract)."""
+    query = select(ContractOrder.unit_id, ContractOrder.status, ContractOrder.expires_at).where(
+        ContractOrder.status.in_(LIVE_STATUSES)
+    )
+    if building_id is not None:
+        query = query.where(ContractOrder.building_id == building_id)
+    elif project_ids is not None:
+        query = query.where(ContractOrder.project_id.in_(project_ids))
+    statuses: dict[uuid.UUID, str] = {}
+    for unit_id, status, expires_at in await session.execute(query):
+        if status is OrderStatus.signed:
+            statuses[unit_id] = "signed"
+        elif status is OrderStatus.draft or (expires_at is not None and now < expires_at):
+            statuses[unit_id] = "signing"
+    return statuses
+
+
+async def live_order_on(
+    session: AsyncSession, unit_id: uuid.UUID
+) -> tuple[OrderStatus, str | None] | None:
+    """The status and scene of the order holding a unit, or None when the unit is free."""
+    row = (
+        await session.execute(
+            select(ContractOrder.status, ContractOrder.scene).where(
+                ContractOrder.unit_id == unit_id, ContractOrder.status.in_(LIVE_STATUSES)
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None

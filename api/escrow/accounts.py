@@ -1,0 +1,283 @@
+"""Supervised accounts (预售资金监管账户): a company admin registers one per project with its
+milestones and key supervised amounts, a regulator approves or rejects it; who may read
+an account; what an account holds, by ledger account.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.errors import DomainError
+from api.escrow import ledger, schemas
+from api.escrow.models import (
+    AccountStatus,
+    Instruction,
+    InstructionKind,
+    InstructionStatus,
+    LedgerAccount,
+    LedgerKind,
+    SupervisedAccount,
+)
+from api.identity.models import PrincipalKind, StaffRole
+from api.identity.principal import Principal
+from api.register.queries import get_projects
+from signing.pii import mask_account
+
+
+def is_regulator(principal: Principal) -> bool:
+    return principal.kind is PrincipalKind.staff and principal.role is StaffRole.regulator
+
+
+def can_read_company(principal: Principal, company_id: uuid.UUID) -> bool:
+    """Staff of the company, or a regulator."""
+    return is_regulator(principal) or (
+        principal.kind is PrincipalKind.staff and principal.company_id == company_id
+    )
+
+
+async def create_supervised_account(
+    session: AsyncSession,
+    principal: Principal,
+    data: schemas.NewSupervisedAccount,
+    *,
+    now: datetime,
+) -> SupervisedAccount:
+    """A company admin registers a supervised account for one of the company's projects."""
+    projects = await get_projects(session, [data.project_id])
+    if not projects or projects[0].company_id != principal.company_id:
+        raise DomainError.not_found("项目")
+    codes = [m.code for m in data.milestones]
+    if len(set(codes)) != len(codes):
+        raise DomainError("milestone_duplicate", "工程进度节点编码不能重复。")
+    taken = await session.scalar(
+        select(SupervisedAccount.id).where(SupervisedAccount.account_number == data.account_number)
+    )
+    if taken is not None:
+        raise DomainError("account_number_taken", "该监管账号已登记。")
+    account = SupervisedAccount(
+        id=uuid.uuid4(),
+        company_id=projects[0].company_id,
+        project_id=data.project_id,
+        bank_name=data.bank_name.strip(),
+        account_name=data.account_name.strip(),
+        account_number=data.account_number,
+        milestones=[msgspec.to_builtins(m) for m in data.milestones],
+        status=AccountStatus.pending,
+        created_by=principal.staff_id,
+        created_at=now,
+        reviewed_by=None,
+        reviewed_at=None,
+        review_reason="",
+    )
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def review_account(
+    session: AsyncSession,
+    principal: Principal,
+    account_id: uuid.UUID,
+    *,
+    approve: bool,
+    reason: str,
+    now: datetime,
+) -> SupervisedAccount:
+    account = await session.get(SupervisedAccount, account_id)
+    if account is None:
+        raise DomainError.not_found("监管账户")
+    if account.status is not AccountStatus.pending:
+        raise DomainError("account_already_reviewed", "该监管账户已审核。")
+    if not approve and not reason.strip():
+        raise DomainError("reason_required", "驳回时须填写理由。")
+    if approve:
+        other = await approved_account_for_project(session, account.project_id)
+        if other is not None:
+            raise DomainError("project_has_account", "该项目已有生效的监管账户。")
+    account.status = AccountStatus.approved if approve else AccountStatus.rejected
+    account.reviewed_by = principal.staff_id
+    account.reviewed_at = now
+    account.review_reason = reason.strip()
+    if approve:
+        await ensure_account_ledgers(session, account.id, now=now)
+    await session.flush()
+    return account
+
+
+async def ensure_account_ledgers(
+    session: AsyncSession, supervised_account_id: uuid.UUID, *, now: datetime
+) -> dict[LedgerKind, uuid.UUID]:
+    kinds = [
+        LedgerKind.supervised,
+        LedgerKind.developer_payouts,
+        LedgerKind.buyer_refunds,
+        LedgerKind.suspense,
+    ]
+    codes = {ledger.account_code(kind, supervised_account_id): kind for kind in kinds}
+    found = {
+        codes[code]: account_id
+        for code, account_id in await session.execute(
+            select(LedgerAccount.code, LedgerAccount.id).where(LedgerAccount.code.in_(codes))
+        )
+    }
+    for kind in kinds:
+        if kind not in found:
+            found[kind] = await ledger.ensure_account(
+                session, kind, supervised_account_id=supervised_account_id, now=now
+            )
+    return found
+
+
+async def approved_account_for_project(
+    session: AsyncSession, project_id: uuid.UUID
+) -> SupervisedAccount | None:
+    return await session.scalar(
+        select(SupervisedAccount)
+        .where(
+            SupervisedAccount.project_id == project_id,
+            SupervisedAccount.status == AccountStatus.approved,
+        )
+        .order_by(SupervisedAccount.reviewed_at.desc())
+        .limit(1)
+    )
+
+
+async def list_accounts(session: AsyncSession, principal: Principal) -> list[SupervisedAccount]:
+    statement = select(SupervisedAccount).order_by(SupervisedAccount.created_at)
+    if not is_regulator(principal):
+        statement = statement.where(SupervisedAccount.company_id == principal.company_id)
+    return list(await session.scalars(statement))
+
+
+async def readable_account(
+    session: AsyncSession, principal: Principal, account_id: uuid.UUID
+) -> SupervisedAccount:
+    account = await session.get(SupervisedAccount, account_id)
+    if account is None or not can_read_company(principal, account.company_id):
+        raise DomainError.not_found("监管账户")
+    return account
+
+
+def account_answer(account: SupervisedAccount) -> schemas.SupervisedAccountAnswer:
+    return schemas.SupervisedAccountAnswer(
+        id=account.id,
+        company_id=account.company_id,
+        project_id=account.project_id,
+        bank_name=account.bank_name,
+        account_name=account.account_name,
+        account_number_masked=mask_account(account.account_number),
+        milestones=[msgspec.convert(m, schemas.MilestoneAnswer) for m in account.milestones],
+        status=account.status.value,
+        created_at=account.created_at,
+        reviewed_at=account.reviewed_at,
+        review_reason=account.review_reason,
+    )
+
+
+async def register_approved_account(
+    session: AsyncSession,
+    *,
+    project_id: uuid.UUID,
+    company_id: uuid.UUID,
+    bank_name: str,
+    account_name: str,
+    account_number: str,
+    milestones: list[dict[str, Any]],
+    note: str,
+    now: datetime,
+) -> SupervisedAccount:
+    """An account the platform registers as already approved, outside the admin-and-
+    regulator review (the demo world; accounts brought over from a city's old system)."""
+    platform = uuid.UUID(int=0)
+    account = SupervisedAccount(
+        id=uuid.uuid4(),
+        company_id=company_id,
+        project_id=project_id,
+        bank_name=bank_name,
+        account_name=account_name,
+        account_number=account_number,
+        milestones=milestones,
+        status=AccountStatus.approved,
+        created_by=platform,
+        created_at=now,
+        reviewed_by=platform,
+        reviewed_at=now,
+        review_reason=note,
+    )
+    session.add(account)
+    await session.flush()
+    await ensure_account_ledgers(session, account.id, now=now)
+    return account
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    bank_balance_fen: int
+    held_for_contracts_fen: int
+    refunds_pending_fen: int
+    suspense_fen: int
+    released_fen: int
+    releases_pending_fen: int
+
+    @property
+    def available_for_release_fen(self) -> int:
+        return (
+            self.bank_balance_fen
+            - self.refunds_pending_fen
+            - self.suspense_fen
+            - self.releases_pending_fen
+        )
+
+
+async def figures(session: AsyncSession, account_id: uuid.UUID, *, now: datetime) -> AccountFigures:
+    # Read only (statements are GETs): ledger accounts not made yet count as zero.
+    ids = dict(
+        (
+            await session.execute(
+                select(LedgerAccount.kind, LedgerAccount.id).where(
+                    LedgerAccount.supervised_account_id == account_id,
+                    LedgerAccount.kind != LedgerKind.contract,
+                )
+            )
+        ).all()
+    )
+    found = await ledger.balances(session, list(ids.values()))
+    values = {kind: found[i] for kind, i in ids.items()}
+    contract_ids = list(
+        await session.scalars(
+            select(LedgerAccount.id).where(
+                LedgerAccount.supervised_account_id == account_id,
+                LedgerAccount.kind == LedgerKind.contract,
+            )
+        )
+    )
+    held = sum((await ledger.balances(session, contract_ids)).values())
+    pending = await session.scalar(
+        select(func.coalesce(func.sum(Instruction.amount_fen), 0)).where(
+            Instruction.supervised_account_id == account_id,
+            Instruction.kind == InstructionKind.release,
+            Instruction.status == InstructionStatus.approved,
+        )
+    )
+    return AccountFigures(
+        bank_balance_fen=values.get(LedgerKind.supervised, 0),
+        held_for_contracts_fen=held,
+        refunds_pending_fen=values.get(LedgerKind.buyer_refunds, 0),
+        suspense_fen=values.get(LedgerKind.suspense, 0),
+        released_fen=values.get(LedgerKind.developer_payouts, 0),
+        releases_pending_fen=int(pending or 0),
+    )
+
+
+async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> SupervisedAccount | None:
+    statement = select(SupervisedAccount).where(SupervisedAccount.id == account_id)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    return await session.scalar(statement)

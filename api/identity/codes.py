@@ -1,0 +1,200 @@
+"""SMS one-time codes: issued under the OTP policy of ``signing.otp``, bound to a purpose and a
+subject (a login phone, a contract party, a seal), sent at once, checked once.
+
+A wrong try is committed before the refusal is raised: the request's session rolls back on
+error, and a wrong try must still count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.clock import as_utc
+from api.core.errors import DomainError
+from api.core.keys import ServiceKeys
+from api.db.engine import commit_and_raise
+from api.identity import schemas
+from api.identity.models import (
+    OtpChallengeRecord,
+    SmsSend,
+)
+from notifications.sms import SmsChannel, SmsDeliveryError
+from notifications.templates import render
+from signing.otp import OtpChallenge, OtpError, OtpPolicy, OtpVerified
+from signing.pii import mask_phone
+
+log = logging.getLogger("wangqian.identity")
+
+
+OTP_POLICY = OtpPolicy()
+
+
+LOGIN_PURPOSE = "login"
+
+
+# How a code's purpose reads in its SMS ("您的登录验证码为…").
+PURPOSE_LABELS = {LOGIN_PURPOSE: "登录", "sign": "签署合同", "seal": "合同盖章"}
+
+
+def otp_problem(error: OtpError) -> DomainError:
+    return DomainError(error.code, error.detail, **error.extensions())
+
+
+async def _lock_phone(session: AsyncSession, phone: str) -> None:
+    """Serialize sends and verifications per phone. SQLite writers already hold the
+    database write lock (BEGIN IMMEDIATE); PostgreSQL takes a transaction advisory lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(b"otp:" + phone.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+def _challenge(row: OtpChallengeRecord) -> OtpChallenge:
+    return OtpChallenge(
+        id=row.challenge_id,
+        purpose=row.purpose,
+        subject=row.subject,
+        phone=row.phone,
+        code_hash=row.code_hash,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+        failures=row.failures,
+        used_at=row.used_at,
+        last_failure_at=row.last_failure_at,
+        locked_until=row.locked_until,
+    )
+
+
+async def _latest_challenge(
+    session: AsyncSession, purpose: str, subject: str
+) -> OtpChallengeRecord | None:
+    return await session.scalar(
+        select(OtpChallengeRecord)
+        .where(OtpChallengeRecord.purpose == purpose, OtpChallengeRecord.subject == subject)
+        .order_by(OtpChallengeRecord.created_at.desc())
+        .limit(1)
+        .with_for_update()
+    )
+
+
+async def issue_code(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    sms: SmsChannel,
+    *,
+    phone: str,
+    now: datetime,
+    purpose: str = LOGIN_PURPOSE,
+    subject: str | None = None,
+) -> tuple[str, schemas.CodeSent]:
+    """Issue and send a code bound to (purpose, subject), sent to ``phone``; the subject
+    defaults to the phone (logins), and whether the phone has an account is never looked
+    at. Returns the challenge id and the public answer."""
+    subject = subject or phone
+    await _lock_phone(session, phone)
+    last_row = await _latest_challenge(session, purpose, subject)
+    last = _challenge(last_row) if last_row is not None else None
+    since = now - OTP_POLICY.long_window
+    history = list(
+        await session.scalars(
+            select(SmsSend.sent_at).where(SmsSend.phone == phone, SmsSend.sent_at > since)
+        )
+    )
+    try:
+        OTP_POLICY.check_send([as_utc(t) for t in history], last, now)
+    except OtpError as refused:
+        raise otp_problem(refused) from None
+    challenge, code = OTP_POLICY.issue(
+        purpose,
+        subject,
+        phone,
+        keys.otp,
+        now,
+        inherited_failures=OTP_POLICY.inherited_failures(last, now),
+    )
+    session.add(
+        OtpChallengeRecord(
+            challenge_id=challenge.id,
+            purpose=purpose,
+            subject=subject,
+            phone=phone,
+            code_hash=challenge.code_hash,
+            created_at=now,
+            expires_at=challenge.expires_at,
+            failures=challenge.failures,
+        )
+    )
+    session.add(SmsSend(phone=phone, sent_at=now))
+    await session.execute(delete(SmsSend).where(SmsSend.phone == phone, SmsSend.sent_at <= since))
+    await session.flush()
+    message = render(
+        "one_time_code",
+        {
+            "code": code,
+            "purpose": PURPOSE_LABELS.get(purpose, "身份验证"),
+            "minutes": int(OTP_POLICY.ttl.total_seconds() // 60),
+        },
+    )
+    # Codes skip the outbox: they go out at once, ahead of any queue, and a failed send
+    # must roll back (the person's send quota is not spent) and be told at once.
+    try:
+        await sms.send(phone, message.text, template=message.template, params=message.params)
+    except SmsDeliveryError as failed:
+        # Nothing is recorded (the transaction rolls back): the quota is not spent.
+        log.warning("SMS to %s failed: %s", mask_phone(phone), failed.code)
+        raise DomainError("sms_unavailable", "短信发送失败，请稍后再试。", retry_after=30) from None
+    return challenge.id, schemas.CodeSent(
+        sent=True,
+        expires_in=int(OTP_POLICY.ttl.total_seconds()),
+        resend_after=int(OTP_POLICY.resend_interval.total_seconds()),
+    )
+
+
+async def verify_code(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    *,
+    phone: str,
+    code: str,
+    now: datetime,
+    purpose: str = LOGIN_PURPOSE,
+    subject: str | None = None,
+) -> OtpVerified:
+    """Check the latest code for (purpose, subject) (the subject defaults to the phone);
+    a wrong try is committed, then raised."""
+    subject = subject or phone
+    await _lock_phone(session, phone)
+    row = await _latest_challenge(session, purpose, subject)
+    if row is None:
+        raise DomainError("otp_not_requested", "请先获取验证码。")
+    updated, outcome = OTP_POLICY.verify(
+        _challenge(row), code, keys.otp, now, purpose=purpose, subject=subject
+    )
+    # Conditional on what we read (besides the lock), so no concurrent verifier's count
+    # or use can be overwritten: two guesses are never both the 5th, a code is used once.
+    conditions = [OtpChallengeRecord.id == row.id, OtpChallengeRecord.failures == row.failures]
+    if row.used_at is None:
+        conditions.append(OtpChallengeRecord.used_at.is_(None))
+    result = await session.execute(
+        update(OtpChallengeRecord)
+        .where(*conditions)
+        .values(
+            failures=updated.failures,
+            used_at=updated.used_at,
+            last_failure_at=updated.last_failure_at,
+            locked_until=updated.locked_until,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise DomainError("otp_conflict", "验证码正在被使用，请重试。")
+    await session.refresh(row)
+    if isinstance(outcome, OtpError):
+        await commit_and_raise(session, otp_problem(outcome))
+    assert isinstance(outcome, OtpVerified)
+    return outcome

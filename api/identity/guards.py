@@ -1,0 +1,61 @@
+"""Who may call a route, as small synchronous checks on the ``Principal`` that
+``api.identity.authentication`` put on the connection (a missing login is refused there)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from api.core.errors import DomainError
+from api.identity.models import PrincipalKind, StaffRole
+from api.identity.principal import Principal
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):  # a route on an anonymous path asked for a login
+        raise DomainError("not_authenticated", "请先登录。")
+    return user
+
+
+def logged_in(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    _principal(connection)
+
+
+def citizens_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if _principal(connection).kind is not PrincipalKind.citizen:
+        raise DomainError("citizen_only", "仅限个人用户使用。")
+
+
+def staff_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if _principal(connection).kind is not PrincipalKind.staff:
+        raise DomainError("staff_only", "仅限工作人员使用。")
+
+
+def staff_roles(*roles: StaffRole) -> Guard:
+    """A guard letting only staff with one of ``roles`` through."""
+    allowed = frozenset(roles)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = _principal(connection)
+        if principal.kind is not PrincipalKind.staff:
+            raise DomainError("staff_only", "仅限工作人员使用。")
+        if principal.role not in allowed:
+            raise DomainError(
+                "role_forbidden",
+                "当前角色无权进行此操作。",
+                required_roles=sorted(r.value for r in allowed),
+            )
+
+    return guard
+
+
+company_admins_only = staff_roles(StaffRole.company_admin)
+agents_only = staff_roles(StaffRole.sales_agent)
+seal_keepers_only = staff_roles(StaffRole.seal_keeper)
+regulators_only = staff_roles(StaffRole.regulator)

@@ -1,0 +1,277 @@
+"""Staff: company admins add and disable sales agents and seal keepers and assign projects;
+TOTP enrollment and checks; what other contexts may know of a staff member.
+"""
+
+from __future__ import annotations
+
+import uuid
+from base64 import b64encode
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.errors import DomainError
+from api.core.keys import ServiceKeys
+from api.core.validators import normalize_phone
+from api.db.engine import commit_and_raise
+from api.identity import schemas
+from api.identity.models import (
+    AuthSession,
+    StaffMember,
+    StaffRole,
+    staff_projects,
+)
+from api.identity.principal import Principal
+from api.identity.profile import caller_staff, project_refs
+from api.register.queries import get_projects
+from signing import totp
+from signing.pii import mask_phone
+
+TOTP_FIELD = "staff.totp_secret"
+
+
+# Roles a company admin may create; regulators and admins are made by the platform.
+ADMIN_CREATES = frozenset({StaffRole.sales_agent, StaffRole.seal_keeper})
+
+
+async def check_totp(
+    session: AsyncSession, keys: ServiceKeys, staff: StaffMember, code: str, now: datetime
+) -> None:
+    assert staff.totp_secret_encrypted is not None
+    secret = keys.pii.decrypt(staff.totp_secret_encrypted, field=TOTP_FIELD)
+    try:
+        step = totp.verify(secret, code, now, last_step=staff.totp_last_step)
+    except totp.TotpError as refused:
+        await commit_and_raise(session, DomainError(refused.code, refused.detail))
+    # Conditional: two requests with the same code cannot both move past the last step.
+    result = await session.execute(
+        update(StaffMember)
+        .where(
+            StaffMember.id == staff.id,
+            (StaffMember.totp_last_step.is_(None)) | (StaffMember.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        replayed = totp.TotpReplayedError()
+        await commit_and_raise(session, DomainError(replayed.code, replayed.detail))
+    await session.refresh(staff)
+
+
+async def start_totp(
+    session: AsyncSession, keys: ServiceKeys, principal: Principal
+) -> schemas.TotpEnrollment:
+    staff = await caller_staff(session, principal)
+    if staff.totp_secret_encrypted:
+        raise DomainError("totp_already_enabled", "已绑定身份验证器。")
+    enrollment = totp.enroll(mask_phone(staff.phone))
+    staff.totp_pending_encrypted = keys.pii.encrypt(enrollment.secret, field=TOTP_FIELD)
+    await session.flush()
+    return schemas.TotpEnrollment(
+        secret=enrollment.secret,
+        uri=enrollment.uri,
+        qr_png_base64=b64encode(enrollment.qr_png).decode(),
+    )
+
+
+async def confirm_totp(
+    session: AsyncSession, keys: ServiceKeys, principal: Principal, *, code: str, now: datetime
+) -> schemas.TotpEnabled:
+    staff = await caller_staff(session, principal)
+    if staff.totp_secret_encrypted:
+        raise DomainError("totp_already_enabled", "已绑定身份验证器。")
+    if not staff.totp_pending_encrypted:
+        raise DomainError("totp_not_started", "请先获取身份验证器的绑定二维码。")
+    secret = keys.pii.decrypt(staff.totp_pending_encrypted, field=TOTP_FIELD)
+    try:
+        step = totp.verify(secret, code, now, last_step=None)
+    except totp.TotpError as refused:
+        # Its own code: a wrong code while enrolling is a bad request (400), not a failed
+        # login (401, which tells clients to log in again).
+        raise DomainError("totp_confirm_invalid", refused.detail) from None
+    staff.totp_secret_encrypted = staff.totp_pending_encrypted
+    staff.totp_pending_encrypted = None
+    staff.totp_last_step = step
+    staff.totp_enabled_at = now
+    await session.flush()
+    return schemas.TotpEnabled(totp_enabled=True, enabled_at=now)
+
+
+async def _staff_answer(session: AsyncSession, staff: StaffMember) -> schemas.StaffMemberAnswer:
+    return schemas.StaffMemberAnswer(
+        id=staff.id,
+        name=staff.name,
+        phone_masked=mask_phone(staff.phone),
+        role=staff.role,
+        company_id=staff.company_id,
+        projects=await project_refs(session, staff.id),
+        disabled=staff.disabled_at is not None,
+        totp_enabled=staff.totp_secret_encrypted is not None,
+    )
+
+
+async def _set_projects(
+    session: AsyncSession, staff: StaffMember, project_ids: list[uuid.UUID]
+) -> None:
+    wanted = list(dict.fromkeys(project_ids))
+    if wanted and staff.role is not StaffRole.sales_agent:
+        raise DomainError("projects_for_agents_only", "只有销售人员可以分配项目。")
+    projects = await get_projects(session, wanted)
+    if len(projects) != len(wanted) or any(p.company_id != staff.company_id for p in projects):
+        raise DomainError("project_not_in_company", "只能分配本公司的项目。")
+    await session.execute(delete(staff_projects).where(staff_projects.c.staff_id == staff.id))
+    if wanted:
+        await session.execute(
+            insert(staff_projects), [{"staff_id": staff.id, "project_id": p} for p in wanted]
+        )
+
+
+async def create_staff_member(
+    session: AsyncSession,
+    *,
+    name: str,
+    phone: str,
+    role: StaffRole,
+    company_id: uuid.UUID | None,
+    now: datetime,
+    project_ids: list[uuid.UUID] | None = None,
+) -> StaffMember:
+    """Any staff member (the demo and the platform use this; admins go through add_member)."""
+    phone = normalize_phone(phone)
+    if (role is StaffRole.regulator) != (company_id is None):
+        raise DomainError("staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。")
+    if await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone)):
+        raise DomainError("staff_phone_taken", "该手机号已是工作人员账号。")
+    staff = StaffMember(
+        name=name.strip(), phone=phone, role=role, company_id=company_id, created_at=now
+    )
+    session.add(staff)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise DomainError("staff_phone_taken", "该手机号已是工作人员账号。") from None
+    if project_ids:
+        await _set_projects(session, staff, project_ids)
+    return staff
+
+
+async def add_member(
+    session: AsyncSession, principal: Principal, data: schemas.NewStaffMember, *, now: datetime
+) -> schemas.StaffMemberAnswer:
+    if data.role not in ADMIN_CREATES:
+        raise DomainError("role_not_allowed", "企业管理员只能添加销售人员和印章授权人。")
+    staff = await create_staff_member(
+        session,
+        name=data.name,
+        phone=data.phone,
+        role=data.role,
+        company_id=principal.company_id,
+        now=now,
+        project_ids=data.project_ids,
+    )
+    return await _staff_answer(session, staff)
+
+
+async def _company_member(
+    session: AsyncSession, principal: Principal, staff_id: uuid.UUID
+) -> StaffMember:
+    staff = await session.get(StaffMember, staff_id)
+    if staff is None or staff.company_id != principal.company_id:
+        raise DomainError.not_found("工作人员")
+    return staff
+
+
+async def list_members(session: AsyncSession, principal: Principal) -> schemas.StaffList:
+    rows = await session.scalars(
+        select(StaffMember)
+        .where(StaffMember.company_id == principal.company_id)
+        .order_by(StaffMember.created_at, StaffMember.phone)
+    )
+    return schemas.StaffList(members=[await _staff_answer(session, s) for s in rows])
+
+
+async def disable_member(
+    session: AsyncSession, principal: Principal, staff_id: uuid.UUID, *, now: datetime
+) -> schemas.StaffMemberAnswer:
+    staff = await _company_member(session, principal, staff_id)
+    if staff.id == principal.staff_id:
+        raise DomainError("cannot_disable_self", "不能停用自己的账号。")
+    if staff.disabled_at is None:
+        staff.disabled_at = now
+        await session.execute(
+            update(AuthSession)
+            .where(AuthSession.staff_id == staff.id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await session.flush()
+    return await _staff_answer(session, staff)
+
+
+async def assign_projects(
+    session: AsyncSession, principal: Principal, staff_id: uuid.UUID, project_ids: list[uuid.UUID]
+) -> schemas.StaffMemberAnswer:
+    staff = await _company_member(session, principal, staff_id)
+    await _set_projects(session, staff, project_ids)
+    return await _staff_answer(session, staff)
+
+
+async def existing_staff_phones(session: AsyncSession, phones: list[str]) -> set[str]:
+    """Which of these phones already belong to a staff member (for idempotent loaders)."""
+    return set(
+        await session.scalars(select(StaffMember.phone).where(StaffMember.phone.in_(phones)))
+    )
+
+
+async def staff_project_ids(session: AsyncSession, staff_id: uuid.UUID) -> list[uuid.UUID]:
+    """The projects a sales agent is assigned (for the contracts context)."""
+    return list(
+        await session.scalars(
+            select(staff_projects.c.project_id).where(staff_projects.c.staff_id == staff_id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class StaffIdentity:
+    id: uuid.UUID
+    name: str
+    phone: str
+    role: StaffRole
+    company_id: uuid.UUID | None
+    totp_enabled: bool
+
+
+async def staff_identity(session: AsyncSession, staff_id: uuid.UUID) -> StaffIdentity | None:
+    staff = await session.get(StaffMember, staff_id)
+    if staff is None:
+        return None
+    return StaffIdentity(
+        id=staff.id,
+        name=staff.name,
+        phone=staff.phone,
+        role=staff.role,
+        company_id=staff.company_id,
+        totp_enabled=staff.totp_secret_encrypted is not None,
+    )
+
+
+async def check_staff_totp(
+    session: AsyncSession, keys: ServiceKeys, staff_id: uuid.UUID, code: str | None, now: datetime
+) -> None:
+    """A staff member enrolled in TOTP proves it again (sealing); a no-op when not enrolled."""
+    staff = await session.get(StaffMember, staff_id)
+    if staff is None or not staff.totp_secret_encrypted:
+        return
+    if not code:
+        raise DomainError("totp_required", "请输入身份验证器中的动态口令。")
+    await check_totp(session, keys, staff, code, now)
+
+
+async def staff_by_phone(session: AsyncSession, phone: str) -> StaffIdentity | None:
+    """A staff member by login phone (the demo acts as its sales agent)."""
+    staff_id = await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone))
+    return await staff_identity(session, staff_id) if staff_id is not None else None

@@ -1,0 +1,122 @@
+"""WeChat subscribe messages (订阅消息): what a citizen allowed in the mini program, one
+message per "accept" (WeChat's one-time subscriptions), used up by the outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.errors import DomainError
+from api.db.engine import insert_into
+from api.identity import schemas
+from api.identity.models import (
+    Citizen,
+    WeChatSubscription,
+)
+from api.identity.principal import Principal
+from api.identity.profile import caller_citizen
+from notifications.templates import TEMPLATES
+
+# Consents a citizen can bank per template: enough for a purchase's messages, and a bound
+# on what a script tapping "accept" can pile up.
+MAX_SUBSCRIPTION_GRANTS = 20
+
+
+_SUBSCRIPTION_ANSWERS = {"accept", "reject", "ban", "filter"}
+
+
+def subscribable_templates() -> dict[str, str]:
+    """WeChat template id -> title, for every message a citizen may receive over WeChat."""
+    return {t.wechat.template_id: t.title for t in TEMPLATES.values() if t.wechat is not None}
+
+
+async def wechat_subscriptions(
+    session: AsyncSession, principal: Principal
+) -> schemas.Subscriptions:
+    """The messages the mini program can ask to subscribe to, with what is left of each."""
+    citizen = await caller_citizen(session, principal)
+    remaining: dict[str, int] = {}
+    if citizen.wechat_openid is not None:
+        rows = await session.execute(
+            select(WeChatSubscription.template_id, WeChatSubscription.remaining).where(
+                WeChatSubscription.openid == citizen.wechat_openid
+            )
+        )
+        remaining = {template_id: count for template_id, count in rows.all()}
+    return schemas.Subscriptions(
+        subscriptions=[
+            schemas.Subscription(template_id=tid, title=title, remaining=remaining.get(tid, 0))
+            for tid, title in subscribable_templates().items()
+        ]
+    )
+
+
+async def record_wechat_subscriptions(
+    session: AsyncSession, principal: Principal, *, results: dict[str, str], now: datetime
+) -> schemas.Subscriptions:
+    """Record what the citizen answered in wx.requestSubscribeMessage: each "accept" allows
+    one more message of that template, "ban" turns it off, "reject" and "filter" leave what
+    was allowed before."""
+    citizen = await caller_citizen(session, principal)
+    if citizen.wechat_openid is None:
+        raise DomainError("wechat_not_bound", "请先用微信登录小程序，再订阅消息提醒。")
+    known = subscribable_templates()
+    unknown = sorted(set(results) - set(known))
+    if unknown:
+        raise DomainError("subscription_template_unknown", f"未知的消息模板：{unknown[0]}。")
+    if any(answer not in _SUBSCRIPTION_ANSWERS for answer in results.values()):
+        raise DomainError(
+            "subscription_result_invalid", "订阅结果只能是 accept、reject、ban 或 filter。"
+        )
+    for template_id, answer in sorted(results.items()):
+        if answer not in {"accept", "ban"}:
+            continue
+        accepted = answer == "accept"
+        statement = insert_into(session, WeChatSubscription).values(
+            id=uuid.uuid4(),
+            openid=citizen.wechat_openid,
+            template_id=template_id,
+            remaining=1 if accepted else 0,
+            updated_at=now,
+        )
+        # One statement, so two taps recorded at once both count.
+        more = case(
+            (WeChatSubscription.remaining >= MAX_SUBSCRIPTION_GRANTS, MAX_SUBSCRIPTION_GRANTS),
+            else_=WeChatSubscription.remaining + 1,
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["openid", "template_id"],
+                set_={"remaining": more if accepted else 0, "updated_at": now},
+            )
+        )
+    return await wechat_subscriptions(session, principal)
+
+
+async def take_wechat_subscription(
+    session: AsyncSession, *, phone: str, template_id: str, now: datetime
+) -> str | None:
+    """The openid to send one ``template_id`` message to the citizen who holds ``phone``,
+    using up one of their consents; None when they have none left (or no WeChat login)."""
+    openid = await session.scalar(
+        select(Citizen.wechat_openid).where(
+            Citizen.phone == phone, Citizen.wechat_openid.is_not(None)
+        )
+    )
+    if openid is None:
+        return None
+    taken = await session.execute(
+        update(WeChatSubscription)
+        .where(
+            WeChatSubscription.openid == openid,
+            WeChatSubscription.template_id == template_id,
+            WeChatSubscription.remaining > 0,
+        )
+        .values(remaining=WeChatSubscription.remaining - 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return openid if taken.rowcount == 1 else None

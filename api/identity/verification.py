@@ -1,0 +1,196 @@
+"""Proving who a citizen is: real name (name + ID number, checked by the identity provider)
+and face verification (started here, its result fetched by the server from the provider,
+never taken from the client); what other contexts may know of a citizen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.clock import business_date
+from api.core.errors import DomainError
+from api.core.keys import ServiceKeys
+from api.core.validators import resident_id_problem
+from api.identity import schemas
+from api.identity.clients import FaceClient, IdCheckClient
+from api.identity.models import (
+    Citizen,
+    FaceSession,
+    FaceStatus,
+    IdentityLevel,
+)
+from api.identity.principal import Principal
+from api.identity.profile import caller_citizen, profile
+from signing.pii import normalize_id_number
+
+ID_NUMBER_FIELD = "citizen.id_number"
+
+
+FACE_TTL = timedelta(minutes=7)
+
+
+async def submit_real_name(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    idcheck: IdCheckClient,
+    principal: Principal,
+    *,
+    name: str,
+    id_number: str,
+    now: datetime,
+) -> schemas.Me:
+    citizen = await caller_citizen(session, principal)
+    name = name.strip()
+    if not 2 <= len(name) <= 30 or any(c.isdigit() for c in name):
+        raise DomainError("name_invalid", "请填写身份证上的姓名。")
+    id_number = normalize_id_number(id_number)
+    problem = resident_id_problem(id_number, today=business_date(now))
+    if problem is not None:
+        detail = {
+            "format": "身份证号码应为 18 位（最后一位可为 X）。",
+            "birth_date": "身份证号码中的出生日期不存在。",
+            "check_char": "身份证号码校验位不正确，请核对。",
+        }[problem]
+        raise DomainError(f"id_number_{problem}", detail)
+    index = keys.id_index(id_number)
+    if citizen.id_number_index is not None:
+        if citizen.id_number_index == index and citizen.name == name:
+            return await profile(session, principal)
+        raise DomainError("real_name_already_set", "该账号已完成实名认证，不能更换身份。")
+    if await session.scalar(select(Citizen.id).where(Citizen.id_number_index == index)):
+        raise DomainError("id_number_taken", "该身份证号码已在其他账号完成实名认证。")
+    result = await idcheck.verify(name, id_number)
+    if result != "match":
+        # "mismatch" and "not_found" look the same: we are no oracle for the ID database.
+        raise DomainError("real_name_mismatch", "姓名与身份证号码不一致，请核对后重试。")
+    protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD)
+    citizen.name = name
+    citizen.id_number_encrypted = protected.encrypted
+    citizen.id_number_index = protected.index
+    citizen.id_number_masked = protected.masked
+    citizen.identity_level = IdentityLevel.real_name
+    citizen.real_name_at = now
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise DomainError("id_number_taken", "该身份证号码已在其他账号完成实名认证。") from None
+    return await profile(session, principal)
+
+
+def _face_answer(face: FaceSession, citizen: Citizen) -> schemas.FaceSessionAnswer:
+    return schemas.FaceSessionAnswer(
+        id=face.id,
+        status=face.status,
+        url=face.url if face.status is FaceStatus.pending else None,
+        expires_at=face.expires_at,
+        reason=face.reason,
+        identity_level=citizen.identity_level,
+    )
+
+
+async def start_face_session(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    face: FaceClient,
+    principal: Principal,
+    *,
+    redirect_url: str,
+    now: datetime,
+) -> schemas.FaceSessionAnswer:
+    citizen = await caller_citizen(session, principal)
+    if citizen.id_number_encrypted is None or citizen.name is None:
+        raise DomainError("real_name_required", "请先完成实名认证。")
+    id_number = keys.pii.decrypt(citizen.id_number_encrypted, field=ID_NUMBER_FIELD)
+    biz_token, url = await face.start(
+        id_number=id_number, name=citizen.name, redirect_url=redirect_url
+    )
+    row = FaceSession(
+        citizen_id=citizen.id,
+        biz_token=biz_token,
+        url=url,
+        status=FaceStatus.pending,
+        created_at=now,
+        expires_at=now + FACE_TTL,
+    )
+    session.add(row)
+    await session.flush()
+    return _face_answer(row, citizen)
+
+
+async def face_session_result(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    face: FaceClient,
+    principal: Principal,
+    *,
+    face_session_id: uuid.UUID,
+    now: datetime,
+) -> schemas.FaceSessionAnswer:
+    """The outcome, fetched by the server from the provider; the client's word is never taken."""
+    citizen = await caller_citizen(session, principal)
+    row = await session.scalar(
+        select(FaceSession)
+        .where(FaceSession.id == face_session_id, FaceSession.citizen_id == citizen.id)
+        .with_for_update()
+    )
+    if row is None:
+        raise DomainError.not_found("人脸核身记录")
+    if row.status is not FaceStatus.pending:
+        return _face_answer(row, citizen)
+    if now >= row.expires_at:
+        row.status, row.completed_at, row.reason = FaceStatus.expired, now, "expired"
+        await session.flush()
+        return _face_answer(row, citizen)
+    result = await face.result(row.biz_token)
+    if result.status == "pending":
+        return _face_answer(row, citizen)
+    row.completed_at = now
+    if result.status == "passed":
+        same_person = (
+            citizen.id_number_index is not None
+            and result.id_number
+            and keys.id_index(result.id_number) == citizen.id_number_index
+            and result.name.strip() == (citizen.name or "")
+        )
+        if same_person:
+            row.status = FaceStatus.passed
+            citizen.identity_level = IdentityLevel.face_verified
+            citizen.face_verified_at = now
+        else:
+            row.status, row.reason = FaceStatus.failed, "identity_mismatch"
+    elif result.status == "expired":
+        row.status, row.reason = FaceStatus.expired, "expired"
+    else:
+        row.status, row.reason = FaceStatus.failed, "face_mismatch"
+    await session.flush()
+    return _face_answer(row, citizen)
+
+
+@dataclass(frozen=True)
+class CitizenIdentity:
+    """What the contracts context may know of a citizen."""
+
+    id: uuid.UUID
+    phone: str | None
+    name: str | None
+    id_number_index: str | None
+    identity_level: IdentityLevel
+
+
+async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> CitizenIdentity | None:
+    citizen = await session.get(Citizen, citizen_id)
+    if citizen is None:
+        return None
+    return CitizenIdentity(
+        id=citizen.id,
+        phone=citizen.phone,
+        name=citizen.name,
+        id_number_index=citizen.id_number_index,
+        identity_level=citizen.identity_level,
+    )
