@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
+from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.core.clock import Clock, SystemClock
 from api.core.docs import ServerRenderedDocs
@@ -178,6 +179,7 @@ def _dependencies(
         "limiter": constant(RateLimiter(create_store(settings.redis_url), clock)),
         "keystore": constant(Keystore.from_settings(settings)),  # opened on first use
         "session_policy": constant(session_policy),
+        "policy": constant(ContractPolicy.from_settings(settings)),
         "sms": constant(outside.sms),
         "wechat": constant(outside.wechat),
         "idcheck": constant(outside.idcheck),

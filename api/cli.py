@@ -99,6 +99,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 async def _load_demo(settings: Settings, base_url: str) -> dict[str, object]:
+    from api.contracts.policy import ContractPolicy
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
@@ -112,7 +113,7 @@ async def _load_demo(settings: Settings, base_url: str) -> dict[str, object]:
             world = await load_demo_world(session, keys, now=now)
         async with database.writer() as session, session.begin():
             world["demo_order"] = await ensure_demo_order(
-                session, keys, now=now, public_base_url=base_url
+                session, keys, now=now, policy=ContractPolicy.from_settings(settings)
             )
         return world
     finally:

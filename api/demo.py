@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.policy import ContractPolicy
 from api.core.clock import business_date
 from api.core.keys import ServiceKeys
 from api.escrow.accounts import approved_account_for_project, register_approved_account
@@ -347,7 +348,7 @@ DEMO_ORDER_ROOMS = ("603", "604", "503", "504", "403", "404")
 
 
 async def ensure_demo_order(
-    session: AsyncSession, keys: ServiceKeys, *, now: datetime, public_base_url: str
+    session: AsyncSession, keys: ServiceKeys, *, now: datetime, policy: ContractPolicy
 ) -> dict[str, Any] | None:
     """An issued order for the demo buyer 张三, so a person can go from login to a signed
     contract on a phone without touching the API. An order still waiting for signatures
@@ -404,7 +405,7 @@ async def ensure_demo_order(
                 now=now,
             )
             issued = await orders.issue_order(
-                session, keys, principal, order.id, now=now, public_base_url=public_base_url
+                session, keys, principal, order.id, now=now, policy=policy
             )
             scene = issued.scene
         else:
@@ -412,6 +413,6 @@ async def ensure_demo_order(
         return {
             "room_no": room,
             "buyer_phone": buyer.phone,
-            "scan_url": orders.scan_link(public_base_url, scene),
+            "scan_url": orders.scan_link(policy.public_base_url, scene),
         }
     return None

@@ -81,6 +81,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Empty with mocks enabled = the mock bank under PUBLIC_BASE_URL/mock/bank/pay.
     bank_pay_url: str = ""
 
+    # After the seal: "review" (a contract waits for a regulator's filing decision, 待备案)
+    # or "auto" (cities where signing online is filing, 网签即备案: filed at the seal).
+    filing_mode: Literal["review", "auto"] = "review"
+    # Seed 001: the deposit notice opens when the order is issued, and buyers sign only once
+    # paid equals due; false opens the notices when the contract is complete.
+    deposit_before_signing: bool = True
+    # A signature (a contract's or a cancellation's) needs a face check this recent.
+    face_max_age_minutes: int = 10
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:

@@ -73,6 +73,26 @@ class ContractCancelled(Unit):
     contract_number: str
 
 
+class ContractFiled(Unit):
+    contract_number: str
+    filing_number: str
+
+
+class FilingRejected(Unit):
+    contract_number: str
+    reason: str
+
+
+class CancellationInvitation(Unit):
+    contract_number: str
+    link: str
+
+
+class SealReminder(Unit):
+    business_no: str
+    days: int
+
+
 class SignInvitation(Unit):
     link: str
     expires_at: str  # already formatted in Shanghai time, e.g. "11月24日 24:00"
@@ -121,9 +141,10 @@ TEMPLATES: dict[str, Template] = {
             key="contract_signed",
             title="买卖合同签订",
             params=ContractSigned,
+            # Seed 002, word for word (its punctuation too).
             sms=(
-                "您好！尊敬的{buyer_name}，您购买的{estate}{building}{room}室已签订网签合同，"
-                "合同编号为：{contract_number}，合同密码为{password}。请妥善保管。"
+                "您好！尊敬的{buyer_name}业主,您购买的{estate}{building}{room}室已签订网签合同，"
+                "合同编号为：{contract_number}，合同密码为{password}。"
             ),
             sample={
                 **_UNIT_SAMPLE,
@@ -141,15 +162,16 @@ TEMPLATES: dict[str, Template] = {
             key="down_payment_arrived",
             title="预售款到账",
             params=DownPaymentArrived,
+            # Seed 002, word for word; business_no is the 网签业务宗号, not the contract number.
             sms=(
-                "您好！尊敬的{buyer_name}，您购买的{estate}{building}{room}室首付款"
-                "[{amount_yuan}元]已到预售资金监管账户，网签业务宗号：{business_no}。"
+                "您好！尊敬的{buyer_name}业主,您购买的{estate}{building}{room}室首付款"
+                "[{amount_yuan}元]已到预售资金监管账户,网签业务宗号：{business_no}。"
             ),
             sample={
                 **_UNIT_SAMPLE,
                 "buyer_name": "张三",
                 "amount_fen": 30000000,
-                "business_no": "YS2026000123",
+                "business_no": "YW202600000123",
             },
             wechat=WeChatTemplate(
                 "tmpl_payment_arrived",
@@ -171,11 +193,81 @@ TEMPLATES: dict[str, Template] = {
             key="contract_cancelled",
             title="商品房退房",
             params=ContractCancelled,
+            # Seed 002, word for word.
             sms=(
-                "您好！您购买的{estate}{building}{room}室商品房（买卖合同编号为：{contract_number}），"
+                "您好！您购买的{estate}{building}{room}室商品房(买卖合同编号为：{contract_number})，"
                 "已经成功退房！"
             ),
             sample={**_UNIT_SAMPLE, "contract_number": "YS2026000123"},
+        ),
+        Template(
+            key="deposit_arrived",
+            title="定金到账",
+            params=DownPaymentArrived,
+            # The seed's down-payment text, of the same shape for the deposit (定金).
+            sms=(
+                "您好！尊敬的{buyer_name}业主,您购买的{estate}{building}{room}室定金"
+                "[{amount_yuan}元]已到预售资金监管账户,网签业务宗号：{business_no}。"
+            ),
+            sample={
+                **_UNIT_SAMPLE,
+                "buyer_name": "张三",
+                "amount_fen": 2000000,
+                "business_no": "YW202600000123",
+            },
+            wechat=WeChatTemplate(
+                "tmpl_payment_arrived",
+                "pages/payments/list",
+                {"thing1": "estate", "amount2": "amount_yuan", "character_string3": "business_no"},
+            ),
+        ),
+        Template(
+            key="contract_filed",
+            title="合同备案",
+            params=ContractFiled,
+            sms=(
+                "您好！您购买的{estate}{building}{room}室商品房买卖合同（合同编号：{contract_number}）"
+                "已完成备案，备案号：{filing_number}。"
+            ),
+            sample={
+                **_UNIT_SAMPLE,
+                "contract_number": "YS2026000123",
+                "filing_number": "BA202600000001",
+            },
+        ),
+        Template(
+            key="filing_rejected",
+            title="备案退回",
+            params=FilingRejected,
+            sms=(
+                "您好！您购买的{estate}{building}{room}室商品房买卖合同（合同编号：{contract_number}）"
+                "备案被主管部门退回，原因：{reason}。开发企业补正后将重新提交。"
+            ),
+            sample={**_UNIT_SAMPLE, "contract_number": "YS2026000123", "reason": "附件不全"},
+        ),
+        Template(
+            key="cancellation_invitation",
+            title="退房签署",
+            params=CancellationInvitation,
+            sms=(
+                "您好！{estate}{building}{room}室商品房买卖合同（合同编号：{contract_number}）"
+                "已申请解除，请打开 {link} 核对解除协议并签署。"
+            ),
+            sample={
+                **_UNIT_SAMPLE,
+                "contract_number": "YS2026000123",
+                "link": "https://wq.example/s/B2",
+            },
+        ),
+        Template(
+            key="seal_reminder",
+            title="催办盖章",
+            params=SealReminder,
+            sms=(
+                "提醒：{estate}{building}{room}室（网签业务宗号：{business_no}）的买受人已全部签署，"
+                "合同已等待盖章{days}天，请印章授权人尽快完成合同盖章。"
+            ),
+            sample={**_UNIT_SAMPLE, "business_no": "YW202600000123", "days": 1},
         ),
         Template(
             key="sign_invitation",

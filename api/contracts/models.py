@@ -7,10 +7,12 @@ import uuid
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -22,22 +24,32 @@ from api.db.base import Base, HasId, str_enum
 
 
 class OrderStatus(enum.StrEnum):
-    draft = "draft"
-    awaiting_signatures = "awaiting_signatures"
-    awaiting_seal = "awaiting_seal"
-    signed = "signed"
+    draft = "draft"  # 草稿: discarded 30 minutes after its last change if not issued
+    awaiting_signatures = "awaiting_signatures"  # 待签署 (QR shown)
+    awaiting_seal = "awaiting_seal"  # 待盖章: every buyer signed
+    signed = "signed"  # 已签约: sealed, numbered (before filing existed, or resale)
+    filing_pending = "filing_pending"  # 待备案: a regulator decides
+    filing_rejected = "filing_rejected"  # 备案退回: the company resubmits or cancels
+    filed = "filed"  # 已备案
+    cancellation_pending = "cancellation_pending"  # 注销中: a cancellation is open
+    cancelled = "cancelled"  # 已注销 (退房): the unit is free again
     expired = "expired"
     voided = "voided"
 
 
-# An order in one of these holds its unit: at most one per unit (the partial unique index).
-LIVE_STATUSES = (
-    OrderStatus.draft,
-    OrderStatus.awaiting_signatures,
-    OrderStatus.awaiting_seal,
+# An order that ended holds nothing; every other holds its unit, at most one per unit (the
+# partial unique index says so in the database, whatever the code above it does).
+ENDED_STATUSES = (OrderStatus.expired, OrderStatus.voided, OrderStatus.cancelled)
+LIVE_STATUSES = tuple(s for s in OrderStatus if s not in ENDED_STATUSES)
+_LIVE_SQL = "status NOT IN ('expired', 'voided', 'cancelled')"
+# A contract exists (sealed and numbered): what filing and cancellation act on.
+CONTRACT_STATUSES = (
     OrderStatus.signed,
+    OrderStatus.filing_pending,
+    OrderStatus.filing_rejected,
+    OrderStatus.filed,
+    OrderStatus.cancellation_pending,
 )
-_LIVE_SQL = "status IN ('draft', 'awaiting_signatures', 'awaiting_seal', 'signed')"
 
 
 class ContractKind(enum.StrEnum):
@@ -95,6 +107,16 @@ class ContractOrder(HasId, Base):
     end_reason: Mapped[str] = mapped_column(String(200), default="")
     contract_number: Mapped[str | None] = mapped_column(String(32), unique=True)
     password_hash: Mapped[str | None] = mapped_column(String(64))
+    # 网签业务宗号: the business this order is, from its issue (payment notices name it).
+    business_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    # Filing (备案): submitted at the seal, decided by a regulator (or at once, "auto").
+    filing_number: Mapped[str | None] = mapped_column(String(32), unique=True)
+    filing_submitted_at: Mapped[datetime | None]
+    filed_at: Mapped[datetime | None]
+    filing_rejection_reason: Mapped[str] = mapped_column(String(200), default="")
+    filing_note: Mapped[str] = mapped_column(String(200), default="")
+    # The last daily reminder (催签) to seal an order every buyer signed.
+    reminded_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -155,3 +177,91 @@ class ContractCounter(Base):
 
     name: Mapped[str] = mapped_column(String(16), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class CancellationStatus(enum.StrEnum):
+    awaiting_signatures = "awaiting_signatures"  # every buyer signs the termination
+    awaiting_seal = "awaiting_seal"  # the developer seals it
+    awaiting_review = "awaiting_review"  # a regulator approves or rejects
+    approved = "approved"  # the contract is cancelled; supervised money refunded
+    rejected = "rejected"
+    withdrawn = "withdrawn"
+
+
+OPEN_CANCELLATION_STATUSES = (
+    CancellationStatus.awaiting_signatures,
+    CancellationStatus.awaiting_seal,
+    CancellationStatus.awaiting_review,
+)
+_OPEN_CANCELLATION_SQL = "status IN ('awaiting_signatures', 'awaiting_seal', 'awaiting_review')"
+
+
+class ContractCancellation(HasId, Base):
+    """A cancellation of a signed contract (退房 / 合同注销): a termination agreement every
+    party signs again, and (new homes) a regulator's decision. At most one open per order."""
+
+    __tablename__ = "contract_cancellations"
+    __table_args__ = (
+        Index(
+            "uq_contract_cancellations_open_order",
+            "order_id",
+            unique=True,
+            sqlite_where=text(_OPEN_CANCELLATION_SQL),
+            postgresql_where=text(_OPEN_CANCELLATION_SQL),
+        ),
+        Index("ix_contract_cancellations_status_created_at", "status", "created_at"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contract_orders.id"), index=True)
+    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
+    status: Mapped[CancellationStatus] = mapped_column(
+        str_enum(CancellationStatus, "cancellation_status")
+    )
+    reason: Mapped[str] = mapped_column(String(200))
+    # The buyers who apply (申请注销人), as party ids; the order's status before it.
+    applicant_party_ids: Mapped[list[str]] = mapped_column(JSON)
+    previous_status: Mapped[OrderStatus] = mapped_column(str_enum(OrderStatus, "order_status"))
+    started_by: Mapped[str] = mapped_column(String(100))  # masked actor, as in the timeline
+    started_by_citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"))
+    started_by_staff_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"))
+    scene: Mapped[str] = mapped_column(String(32), unique=True)
+    document_json: Mapped[str] = mapped_column(Text)
+    document_hash: Mapped[str] = mapped_column(String(64))
+    decision_reason: Mapped[str] = mapped_column(String(200), default="")
+    reviewed_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class CancellationSignature(HasId, Base):
+    """A signing act on a termination agreement (one per party and cancellation)."""
+
+    __tablename__ = "cancellation_signatures"
+    __table_args__ = (UniqueConstraint("cancellation_id", "signer_key"),)
+
+    cancellation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contract_cancellations.id"), index=True
+    )
+    signer_key: Mapped[str] = mapped_column(String(64))  # party id, or "seal"
+    role: Mapped[str] = mapped_column(String(16))
+    record_json: Mapped[str] = mapped_column(Text)
+    signed_at: Mapped[datetime]
+
+
+class CancellationDocument(HasId, Base):
+    """A supporting document (凭证) of a cancellation: a PDF or an image, kept with its
+    SHA-256 so the file the regulator reviewed can be proven later."""
+
+    __tablename__ = "cancellation_documents"
+
+    cancellation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contract_cancellations.id"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    uploaded_at: Mapped[datetime]

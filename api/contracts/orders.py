@@ -24,17 +24,22 @@ from api.contracts.models import (
     ContractParty,
     OrderStatus,
 )
+from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
-    OPEN_STATUSES,
     PARTY_ID_FIELD,
     agent_may_act,
     check_unit_saleable,
+    end_order,
     expire,
     expire_if_due,
     get_order,
+    hand_to_escrow,
+    is_contract,
     message_parties,
+    next_number,
     order_answer,
     parties_of,
+    past_deadline,
     record_event,
     refuse_ended,
     staff_actor,
@@ -55,6 +60,7 @@ from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.core.validators import normalize_phone, resident_id_problem
 from api.escrow.accounts import approved_account_for_project
+from api.escrow.models import NoticeKind
 from api.identity.principal import Principal
 from api.identity.staff import staff_project_ids
 from api.register.queries import UnitContext, unit_context
@@ -267,10 +273,11 @@ async def issue_order(
     order_id: uuid.UUID,
     *,
     now: datetime,
-    public_base_url: str,
+    policy: ContractPolicy,
 ) -> schemas.Issued:
     order = await get_order(session, order_id, lock=True)
     await agent_may_act(session, principal, order)
+    await expire_if_due(session, order, now)
     await check_unit_saleable(session, order.unit_id, order.kind, today=business_date(now))
     if order.status is not OrderStatus.draft:
         raise DomainError(
@@ -287,8 +294,12 @@ async def issue_order(
     order.issued_at = now
     order.expires_at = end_of_next_natural_day(now)
     order.status = OrderStatus.awaiting_signatures
+    order.business_number = await next_number(session, f"YW{business_date(now).year}")
     order.updated_at = now
     await session.flush()
+    if policy.deposit_before_signing:
+        # Seed 001: the deposit notice comes first; buyers sign once it is paid.
+        await hand_to_escrow(session, keys, order, kinds=(NoticeKind.deposit,), now=now)
     await record_event(
         session,
         order,
@@ -300,8 +311,8 @@ async def issue_order(
             "expires_at": format_utc(order.expires_at),
         },
     )
-    base = public_base_url.rstrip("/")
-    link = scan_link(public_base_url, order.scene)
+    base = policy.public_base_url.rstrip("/")
+    link = scan_link(policy.public_base_url, order.scene)
     await message_parties(
         session,
         keys,
@@ -330,12 +341,9 @@ async def void_order(
     await agent_may_act(session, principal, order)
     await expire_if_due(session, order, now)
     refuse_ended(order)
-    if order.status is OrderStatus.signed:
+    if is_contract(order):
         raise DomainError("order_completed", "合同已签订，不能作废；请办理退房。")
-    order.status = OrderStatus.voided
-    order.ended_at = now
-    order.end_reason = reason.strip()
-    order.updated_at = now
+    await end_order(session, order, OrderStatus.voided, reason=reason.strip(), now=now)
     await record_event(
         session,
         order,
@@ -353,8 +361,8 @@ async def expire_due_orders(
     """Expire every open order past its expiry (the sweep); returns how many."""
     query = (
         select(ContractOrder)
-        .where(ContractOrder.status.in_(OPEN_STATUSES), ContractOrder.expires_at <= now)
-        .order_by(ContractOrder.expires_at)
+        .where(past_deadline(now))
+        .order_by(ContractOrder.created_at)
         .limit(500)
         .with_for_update(skip_locked=True)
     )

@@ -12,15 +12,17 @@ import ipaddress
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
 from api.contracts.models import (
+    CONTRACT_STATUSES,
+    ContractCounter,
     ContractEvent,
     ContractKind,
     ContractOrder,
@@ -33,7 +35,10 @@ from api.contracts.terms import (
 )
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.db.engine import commit_and_raise
+from api.db.engine import commit_and_raise, insert_into
+from api.escrow.accounts import approved_account_for_project
+from api.escrow.models import NoticeKind
+from api.escrow.notices import NoticePayee, close_contract, hand_over, open_notice
 from api.identity.principal import Principal
 from api.identity.schemas import CodeSent
 from api.identity.staff import StaffIdentity, staff_identity, staff_project_ids
@@ -46,19 +51,42 @@ from signing.pii import mask_name, mask_phone
 from signing.signatures import SignatureRecord
 
 PARTY_ID_FIELD = "contract_party.id_number"
-
-
-OPEN_STATUSES = (OrderStatus.awaiting_signatures, OrderStatus.awaiting_seal)
-
-
 SYSTEM_ACTOR = "系统"
+# Seed 000: a draft (临时保存) lives 30 minutes after its last change unless issued.
+DRAFT_TTL = timedelta(minutes=30)
+
+
+def deadline(order: ContractOrder) -> datetime | None:
+    """When the order ends by itself: a draft 30 minutes after its last change, an issued
+    order at the end of the next natural day; one every buyer signed waits for the seal
+    without a deadline (the company is reminded daily instead)."""
+    if order.status is OrderStatus.draft:
+        return order.updated_at + DRAFT_TTL
+    if order.status is OrderStatus.awaiting_signatures:
+        return order.expires_at
+    return None
 
 
 def effective_status(order: ContractOrder, now: datetime) -> OrderStatus:
     """The status, with an unswept expiry already applied (reads do not write)."""
-    if order.status in OPEN_STATUSES and order.expires_at is not None and now >= order.expires_at:
+    ends = deadline(order)
+    if ends is not None and now >= ends:
         return OrderStatus.expired
     return order.status
+
+
+def past_deadline(now: datetime) -> ColumnElement[bool]:
+    """SQL for ``deadline(order) <= now``: the sweep's orders, and lists' "expired"."""
+    return or_(
+        (ContractOrder.status == OrderStatus.awaiting_signatures)
+        & (ContractOrder.expires_at <= now),
+        (ContractOrder.status == OrderStatus.draft) & (ContractOrder.updated_at <= now - DRAFT_TTL),
+    )
+
+
+def is_contract(order: ContractOrder) -> bool:
+    """Sealed and numbered: a contract, whatever filing or cancellation is doing to it."""
+    return order.status in CONTRACT_STATUSES
 
 
 def staff_label(staff: StaffIdentity | None) -> str:
@@ -141,8 +169,14 @@ async def order_answer(
         template=order.template_id,
         document_hash=order.document_hash,
         scene=order.scene,
-        expires_at=order.expires_at,
+        expires_at=deadline(order),
         contract_number=order.contract_number,
+        business_number=order.business_number,
+        filing_number=order.filing_number,
+        filing_submitted_at=order.filing_submitted_at,
+        filed_at=order.filed_at,
+        filing_rejection_reason=order.filing_rejection_reason,
+        filing_note=order.filing_note,
         created_at=order.created_at,
         issued_at=order.issued_at,
         completed_at=order.completed_at,
@@ -178,18 +212,42 @@ async def get_order(
     return order
 
 
-async def expire(session: AsyncSession, order: ContractOrder, now: datetime) -> None:
-    order.status = OrderStatus.expired
+async def end_order(
+    session: AsyncSession,
+    order: ContractOrder,
+    status: OrderStatus,
+    *,
+    reason: str,
+    now: datetime,
+) -> None:
+    """An order ends (expired, voided, declined, cancelled): its unit is free again, and
+    whatever it put in supervision (a deposit paid before signing, the money of a
+    cancelled contract) is refunded to the buyers through the ledger."""
+    order.status = status
     order.ended_at = now
-    order.end_reason = "expired"
+    order.end_reason = reason[:200]
     order.updated_at = now
+    await session.flush()
+    await close_contract(session, order.id, now=now)
+
+
+async def expire(session: AsyncSession, order: ContractOrder, now: datetime) -> None:
+    ends = deadline(order) or now
+    drafted = order.status is OrderStatus.draft
+    await end_order(
+        session,
+        order,
+        OrderStatus.expired,
+        reason="draft_discarded" if drafted else "expired",
+        now=now,
+    )
     await record_event(
         session,
         order,
-        "expired",
+        "draft_discarded" if drafted else "expired",
         actor=SYSTEM_ACTOR,
         now=now,
-        detail={"expires_at": format_utc(order.expires_at or now)},
+        detail={"expires_at": format_utc(ends)},
     )
 
 
@@ -197,11 +255,18 @@ async def expire_if_due(
     session: AsyncSession, order: ContractOrder, now: datetime, *, code: str = "order_expired"
 ) -> None:
     """On access (writers): an order past its expiry is expired now, and that is kept."""
-    if order.status in OPEN_STATUSES and effective_status(order, now) is OrderStatus.expired:
+    if order.status is not OrderStatus.expired and effective_status(order, now) is (
+        OrderStatus.expired
+    ):
+        drafted = order.status is OrderStatus.draft
         await expire(session, order, now)
-        await commit_and_raise(
-            session, DomainError(code, "该合同订单已过期，请联系销售人员重新生成。")
-        )
+        if drafted:
+            problem = DomainError(
+                "draft_expired", "该草稿超过 30 分钟未生成签约二维码，已失效，请重新创建。"
+            )
+        else:
+            problem = DomainError(code, "该合同订单已过期，请联系销售人员重新生成。")
+        await commit_and_raise(session, problem)
 
 
 def refuse_ended(order: ContractOrder) -> None:
@@ -209,6 +274,24 @@ def refuse_ended(order: ContractOrder) -> None:
         raise DomainError("order_expired", "该合同订单已过期，请联系销售人员重新生成。")
     if order.status is OrderStatus.voided:
         raise DomainError("order_voided", "该合同订单已作废。")
+    if order.status is OrderStatus.cancelled:
+        raise DomainError("contract_cancelled", "该合同已注销。")
+
+
+async def next_number(session: AsyncSession, series: str) -> str:
+    """The next number of a city-wide series (contract numbers "YS2026…", business numbers
+    "YW2026…", filing numbers "BA2026…"): a counter row incremented under its lock."""
+    await session.execute(
+        insert_into(session, ContractCounter).values(name=series, value=0).on_conflict_do_nothing()
+    )
+    value = await session.scalar(
+        update(ContractCounter)
+        .where(ContractCounter.name == series)
+        .values(value=ContractCounter.value + 1)
+        .returning(ContractCounter.value)
+    )
+    assert value is not None
+    return f"{series}{value:08d}"
 
 
 def staff_may_touch(principal: Principal, order: ContractOrder) -> None:
@@ -330,3 +413,42 @@ def challenge_answer(
         phone_masked=mask_phone(phone),
         document_hash=document_hash,
     )
+
+
+async def hand_to_escrow(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    order: ContractOrder,
+    *,
+    kinds: tuple[NoticeKind, ...],
+    now: datetime,
+) -> None:
+    """Escrow learns the order (again: the contract number and the buyers as they signed
+    are new at completion) and opens the payment notices of ``kinds`` that are not open
+    yet. Nothing happens for a project without an approved supervised account (a spot
+    sale's money need not be supervised)."""
+    if await approved_account_for_project(session, order.project_id) is None:
+        return
+    unit = terms_of(order).unit
+    parties = await parties_of(session, order.id)
+    contract = await hand_over(
+        session,
+        keys,
+        contract_id=order.id,
+        business_number=order.business_number or order.contract_number or str(order.id),
+        contract_number=order.contract_number,
+        project_id=order.project_id,
+        company_id=order.company_id,
+        buyers=[
+            NoticePayee(phone=p.phone, name=p.name, citizen_id=p.citizen_id)
+            for p in parties
+            if p.phone
+        ],
+        estate=unit.project,
+        building=unit.building,
+        room=unit.room_no,
+        now=now,
+    )
+    due = {NoticeKind.deposit: order.deposit_fen, NoticeKind.down_payment: order.down_payment_fen}
+    for kind in kinds:
+        await open_notice(session, contract, kind, due[kind], now=now)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.contracts import schemas
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
+    CONTRACT_STATUSES,
     LIVE_STATUSES,
     ContractEvent,
     ContractOrder,
@@ -24,12 +25,12 @@ from api.contracts.models import (
     OrderStatus,
 )
 from api.contracts.queries import (
-    OPEN_STATUSES,
     effective_status,
     get_order,
     my_party,
     order_answer,
     parties_of,
+    past_deadline,
     staff_may_touch,
 )
 from api.contracts.sealing import PASSWORD_PURPOSE
@@ -39,6 +40,7 @@ from api.contracts.terms import (
 )
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
+from api.identity.models import StaffRole
 from api.identity.principal import Principal
 from api.outbox import service as outbox
 from signing.canonical import load_canonical_document
@@ -50,10 +52,12 @@ from signing.signatures import SignatureRecord
 async def order_for(
     session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, now: datetime
 ) -> tuple[ContractOrder, schemas.OrderAnswer]:
-    """An order as its caller may see it: staff of its company or a bound party."""
+    """An order as its caller may see it: staff of its company, a regulator, or a bound
+    party."""
     order = await get_order(session, order_id)
     if principal.staff_id is not None:
-        staff_may_touch(principal, order)
+        if principal.role is not StaffRole.regulator:
+            staff_may_touch(principal, order)
         return order, await order_answer(session, order, now)
     party = await my_party(session, principal, order)
     return order, await order_answer(session, order, now, my_party_id=party.id)
@@ -71,7 +75,9 @@ async def list_orders(
     offset: int = 0,
 ) -> schemas.OrderList:
     query = select(ContractOrder)
-    if principal.staff_id is not None:
+    if principal.role is StaffRole.regulator:
+        pass  # regulators oversee every company's contracts
+    elif principal.staff_id is not None:
         query = query.where(ContractOrder.company_id == principal.company_id)
     else:
         query = query.where(
@@ -84,13 +90,10 @@ async def list_orders(
     if status is not None:
         if status is OrderStatus.expired:
             query = query.where(
-                or_(
-                    ContractOrder.status == OrderStatus.expired,
-                    (ContractOrder.status.in_(OPEN_STATUSES)) & (ContractOrder.expires_at <= now),
-                )
+                or_(ContractOrder.status == OrderStatus.expired, past_deadline(now))
             )
-        elif status in OPEN_STATUSES:
-            query = query.where(ContractOrder.status == status, ContractOrder.expires_at > now)
+        elif status in (OrderStatus.draft, OrderStatus.awaiting_signatures):
+            query = query.where(ContractOrder.status == status, ~past_deadline(now))
         else:
             query = query.where(ContractOrder.status == status)
     if project_id is not None:
@@ -175,7 +178,7 @@ async def evidence(
     now: datetime,
 ) -> dict[str, Any]:
     order, _ = await order_for(session, principal, order_id, now=now)
-    if order.status is not OrderStatus.signed or order.document_json is None:
+    if order.contract_number is None or order.document_json is None:
         raise DomainError("evidence_not_ready", "合同尚未签订完成，暂无证据包。")
     records = [
         SignatureRecord.from_dict(json.loads(raw))
@@ -205,6 +208,8 @@ class GenuineContract:
     numbers or phones, names masked."""
 
     contract_number: str
+    filing_number: str | None
+    filed_at: datetime | None
     status: OrderStatus
     unit_id: uuid.UUID
     terms: ContractTerms
@@ -217,10 +222,13 @@ class GenuineContract:
 async def genuine_contract(
     session: AsyncSession, keys: ServiceKeys, *, number: str, password: str
 ) -> GenuineContract | None:
-    """The contract this number and password open; None alike for an unknown number and
-    a wrong password (no oracle for which contract numbers exist)."""
+    """The contract this number (its contract number or its filing number) and password
+    open; None alike for an unknown number and a wrong password (no oracle for which
+    numbers exist)."""
     order = await session.scalar(
-        select(ContractOrder).where(ContractOrder.contract_number == number)
+        select(ContractOrder).where(
+            or_(ContractOrder.contract_number == number, ContractOrder.filing_number == number)
+        )
     )
     if (
         order is None
@@ -240,8 +248,11 @@ async def genuine_contract(
         )
     ).all()
     names = {str(p.id): mask_name(p.name) for p in parties}
+    assert order.contract_number is not None
     return GenuineContract(
-        contract_number=number,
+        contract_number=order.contract_number,
+        filing_number=order.filing_number,
+        filed_at=order.filed_at,
         status=order.status,
         unit_id=order.unit_id,
         terms=terms,
@@ -262,21 +273,21 @@ async def unit_contract_statuses(
     building_id: uuid.UUID | None = None,
     project_ids: list[uuid.UUID] | None = None,
 ) -> dict[uuid.UUID, str]:
-    """For the public building table: unit id -> "signing" (a live unsigned order) or
-    "signed" (a completed contract)."""
-    query = select(ContractOrder.unit_id, ContractOrder.status, ContractOrder.expires_at).where(
-        ContractOrder.status.in_(LIVE_STATUSES)
-    )
+    """For the public building table: unit id -> "signing" (a live order not yet a
+    contract), "signed" (a contract) or "filed" (a contract the regulator filed)."""
+    query = select(
+        ContractOrder.unit_id, ContractOrder.status, ContractOrder.filing_number
+    ).where(ContractOrder.status.in_(LIVE_STATUSES), ~past_deadline(now))
     if building_id is not None:
         query = query.where(ContractOrder.building_id == building_id)
     elif project_ids is not None:
         query = query.where(ContractOrder.project_id.in_(project_ids))
     statuses: dict[uuid.UUID, str] = {}
-    for unit_id, status, expires_at in await session.execute(query):
-        if status is OrderStatus.signed:
-            statuses[unit_id] = "signed"
-        elif status is OrderStatus.draft or (expires_at is not None and now < expires_at):
+    for unit_id, status, filing_number in await session.execute(query):
+        if status not in CONTRACT_STATUSES:
             statuses[unit_id] = "signing"
+        else:
+            statuses[unit_id] = "filed" if filing_number else "signed"
     return statuses
 
 

@@ -11,8 +11,10 @@ from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import orders, queries, reads, schemas, sealing, signing
+from api.contracts.filing_routes import ROUTES as FILING_ROUTES
 from api.contracts.keystore import Keystore
 from api.contracts.models import OrderStatus
+from api.contracts.policy import ContractPolicy
 from api.core.clock import Clock
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
@@ -90,16 +92,11 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        settings: NamedDependency[Settings],
+        policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> schemas.Issued:
         return await orders.issue_order(
-            db,
-            keys,
-            principal,
-            parse_id(order_id, what=ORDER),
-            now=clock.now(),
-            public_base_url=settings.public_base_url,
+            db, keys, principal, parse_id(order_id, what=ORDER), now=clock.now(), policy=policy
         )
 
     @post("/{order_id:str}/void", status_code=200, guards=[agents_only], summary="作废合同订单")
@@ -274,6 +271,7 @@ class ContractController(Controller):
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         keystore: NamedDependency[Keystore],
+        policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> Response[schemas.Sealed]:
         sealed = await sealing.seal(
@@ -283,6 +281,7 @@ class ContractController(Controller):
             principal,
             parse_id(order_id, what=ORDER),
             data,
+            policy=policy,
             client=_client(request),
             now=clock.now(),
         )
@@ -340,4 +339,4 @@ async def scan(
     return await signing.scan(db, principal, scene=data.scene.strip(), now=clock.now())
 
 
-ROUTES = [ContractController, scan]
+ROUTES = [ContractController, scan, *FILING_ROUTES]

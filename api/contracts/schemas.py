@@ -38,6 +38,10 @@ class Reason(RequestBody):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
+class FilingNote(RequestBody):
+    note: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
 class Scan(RequestBody):
     scene: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
@@ -86,8 +90,14 @@ class OrderAnswer(ResponseBody):
     template: str
     document_hash: str | None
     scene: str | None
-    expires_at: datetime | None
+    expires_at: datetime | None  # when it ends by itself (a draft, an issued order)
     contract_number: str | None
+    business_number: str | None  # 网签业务宗号, from the issue
+    filing_number: str | None  # 备案号
+    filing_submitted_at: datetime | None
+    filed_at: datetime | None
+    filing_rejection_reason: str  # the regulator's, when sent back (备案退回)
+    filing_note: str  # the company's, when resubmitted
     created_at: datetime
     issued_at: datetime | None
     completed_at: datetime | None

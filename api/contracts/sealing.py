@@ -9,18 +9,18 @@ import secrets
 import uuid
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
+from api.contracts.filing import submit_for_filing
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
-    ContractCounter,
     ContractKind,
     ContractOrder,
     ContractParty,
     OrderStatus,
 )
+from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
     SYSTEM_ACTOR,
     Client,
@@ -29,8 +29,11 @@ from api.contracts.queries import (
     client_ip,
     expire_if_due,
     get_order,
+    hand_to_escrow,
+    is_contract,
     message_parties,
     my_party,
+    next_number,
     order_answer,
     parties_of,
     record_event,
@@ -40,15 +43,13 @@ from api.contracts.queries import (
     store_signature,
 )
 from api.contracts.terms import (
-    ContractTerms,
     terms_of,
 )
 from api.core.clock import business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.db.engine import commit_and_raise, insert_into
-from api.escrow.accounts import approved_account_for_project
-from api.escrow.notices import NoticePayee, create_payment_notices
+from api.db.engine import commit_and_raise
+from api.escrow.models import NoticeKind
 from api.identity.codes import issue_code, verify_code
 from api.identity.principal import Principal
 from api.identity.staff import check_staff_totp, staff_identity
@@ -74,7 +75,7 @@ async def _sealable(
     staff_may_touch(principal, order)
     await expire_if_due(session, order, now)
     refuse_ended(order)
-    if order.status is OrderStatus.signed:
+    if is_contract(order):
         raise DomainError("already_sealed", "该合同已盖章。")
     if order.status is not OrderStatus.awaiting_seal:
         raise DomainError(
@@ -118,22 +119,6 @@ async def seal_challenge(
     )
 
 
-async def _next_contract_number(session: AsyncSession, kind: ContractKind, now: datetime) -> str:
-    prefix = "YS" if kind is ContractKind.presale else "XS"
-    name = f"{prefix}{business_date(now).year}"
-    await session.execute(
-        insert_into(session, ContractCounter).values(name=name, value=0).on_conflict_do_nothing()
-    )
-    value = await session.scalar(
-        update(ContractCounter)
-        .where(ContractCounter.name == name)
-        .values(value=ContractCounter.value + 1)
-        .returning(ContractCounter.value)
-    )
-    assert value is not None
-    return f"{name}{value:08d}"
-
-
 async def seal(
     session: AsyncSession,
     keys: ServiceKeys,
@@ -142,6 +127,7 @@ async def seal(
     order_id: uuid.UUID,
     data: schemas.SealIn,
     *,
+    policy: ContractPolicy,
     client: Client,
     now: datetime,
 ) -> schemas.Sealed:
@@ -199,7 +185,7 @@ async def seal(
         now=now,
         detail={"challenge_id": verified.challenge_id},
     )
-    number, password, parties = await _complete(session, keys, order, terms, now=now)
+    number, password, parties = await _complete(session, keys, order, policy, now=now)
     return schemas.Sealed(
         order=await order_answer(session, order, now, parties=parties),
         contract_number=number,
@@ -211,14 +197,15 @@ async def _complete(
     session: AsyncSession,
     keys: ServiceKeys,
     order: ContractOrder,
-    terms: ContractTerms,
+    policy: ContractPolicy,
     *,
     now: datetime,
 ) -> tuple[str, str, list[ContractParty]]:
     """The sealed contract is signed: its number and password (kept only as a keyed hash,
     and encrypted for each buyer until shown once), the seed's SMS to every buyer with
-    both, and the contract handed to escrow for its payment notices."""
-    number = await _next_contract_number(session, order.kind, now)
+    both, the contract handed to escrow for its payment notices, and filing."""
+    prefix = "YS" if order.kind is ContractKind.presale else "XS"
+    number = await next_number(session, f"{prefix}{business_date(now).year}")
     password = f"{secrets.randbelow(10**8):08d}"
     order.contract_number = number
     order.password_hash = keys.credential_hash(PASSWORD_PURPOSE, password)
@@ -243,26 +230,10 @@ async def _complete(
         now=now,
         by_name=True,
     )
-    if await approved_account_for_project(session, order.project_id) is not None:
-        await create_payment_notices(
-            session,
-            keys,
-            contract_id=order.id,
-            contract_number=number,
-            project_id=order.project_id,
-            company_id=order.company_id,
-            buyers=[
-                NoticePayee(phone=p.phone, name=p.name, citizen_id=p.citizen_id)
-                for p in parties
-                if p.phone
-            ],
-            deposit_fen=order.deposit_fen,
-            down_payment_fen=order.down_payment_fen,
-            estate=terms.unit.project,
-            building=terms.unit.building,
-            room=terms.unit.room_no,
-            now=now,
-        )
+    await hand_to_escrow(
+        session, keys, order, kinds=(NoticeKind.deposit, NoticeKind.down_payment), now=now
+    )
+    await submit_for_filing(session, keys, order, policy, now=now)
     return number, password, parties
 
 
@@ -278,7 +249,7 @@ async def reveal_password(
     too). Kept encrypted until then, never in clear."""
     order = await get_order(session, order_id, lock=True)
     party = await my_party(session, principal, order)
-    if order.status is not OrderStatus.signed or order.contract_number is None:
+    if order.contract_number is None:
         raise DomainError("contract_not_signed", "合同尚未签订完成，还没有合同密码。")
     if party.password_encrypted is None:
         raise DomainError(

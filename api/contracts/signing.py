@@ -21,13 +21,13 @@ from api.contracts.models import (
     OrderStatus,
 )
 from api.contracts.queries import (
-    OPEN_STATUSES,
     PARTY_ID_FIELD,
     SYSTEM_ACTOR,
     Client,
     challenge_answer,
     client_ip,
     effective_status,
+    end_order,
     expire,
     expire_if_due,
     get_order,
@@ -41,6 +41,7 @@ from api.contracts.queries import (
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.db.engine import commit_and_raise
+from api.escrow.notices import admit_party, deposit_settled
 from api.identity.codes import issue_code, verify_code
 from api.identity.models import IdentityLevel
 from api.identity.principal import Principal
@@ -77,7 +78,9 @@ async def scan(
         )
         await commit_and_raise(session, problem)
 
-    if order.status in OPEN_STATUSES and effective_status(order, now) is OrderStatus.expired:
+    if order.status is not OrderStatus.expired and effective_status(order, now) is (
+        OrderStatus.expired
+    ):
         await expire(session, order, now)
     if order.status is OrderStatus.expired:
         await refuse(DomainError("qr_expired", "二维码已过期，请联系销售人员重新生成。"))
@@ -93,6 +96,7 @@ async def scan(
     assert party is not None
     if party.citizen_id is None:
         party.citizen_id = citizen.id
+        await admit_party(session, order.id, citizen.id)
     await record_event(
         session, order, "scanned", actor=actor, now=now, detail={"party": party.position}
     )
@@ -107,7 +111,12 @@ async def scan(
 
 
 async def _signable(
-    session: AsyncSession, principal: Principal, order_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    order_id: uuid.UUID,
+    now: datetime,
+    *,
+    to_sign: bool = True,
 ) -> tuple[ContractOrder, ContractParty]:
     order = await get_order(session, order_id, lock=True)
     party = await my_party(session, principal, order)
@@ -119,6 +128,11 @@ async def _signable(
         )
     if party.signed_at is not None:
         raise DomainError("already_signed", "您已签署该合同。")
+    # A deposit notice opened at issue (seed 001) must be paid in full before anyone signs.
+    if to_sign and not await deposit_settled(session, order.id):
+        raise DomainError(
+            "deposit_unpaid", "定金尚未缴清（实缴金额须等于应缴金额），缴清后才能签署合同。"
+        )
     return order, party
 
 
@@ -243,12 +257,11 @@ async def decline(
     reason: str,
     now: datetime,
 ) -> schemas.OrderAnswer:
-    order, party = await _signable(session, principal, order_id, now)
+    order, party = await _signable(session, principal, order_id, now, to_sign=False)
     party.declined_at = now
-    order.status = OrderStatus.voided
-    order.ended_at = now
-    order.end_reason = f"declined: {reason.strip()}"[:200]
-    order.updated_at = now
+    await end_order(
+        session, order, OrderStatus.voided, reason=f"declined: {reason.strip()}", now=now
+    )
     await record_event(
         session,
         order,

@@ -19,6 +19,7 @@ from api.core.keys import ServiceKeys
 from api.db.engine import insert_into
 from api.escrow import ledger, schemas
 from api.escrow.accounts import ensure_account_ledgers, lock_account
+from api.escrow.instructions import request_refund
 from api.escrow.ledger import Posting
 from api.escrow.models import (
     BankEvent,
@@ -174,7 +175,13 @@ async def _apply_payment(
         ],
         now=now,
     )
-    await arrived_sms(session, keys, contract, data.transaction_id, data.amount_fen, now=now)
+    if contract.cancelled_at is not None:
+        # Money on its way when the contract was cancelled goes back, never onwards.
+        await request_refund(session, contract_id=contract.contract_id, now=now)
+        return "refunded"
+    await arrived_sms(
+        session, keys, contract, notice, data.transaction_id, data.amount_fen, now=now
+    )
     paid = (await paid_by_notice(session, [notice.id]))[notice.id]
     return "overpaid" if paid > notice.due_fen else "applied"
 
@@ -281,7 +288,12 @@ async def assign_suspense(
         ],
         now=now,
     )
+    if contract.cancelled_at is not None:
+        await request_refund(session, contract_id=contract.contract_id, now=now)
+        return contract
     event = await session.get(BankEvent, original.bank_event_id)
     assert event is not None
-    await arrived_sms(session, keys, contract, event.txn_id, original.amount_fen, now=now)
+    await arrived_sms(
+        session, keys, contract, notice, event.txn_id, original.amount_fen, now=now
+    )
     return contract

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -97,12 +98,15 @@ class LedgerAccount(HasId, Base):
 
 
 class EscrowContract(Base):
-    """What escrow knows of a completed contract (contracts call us; we never read them)."""
+    """What escrow knows of a contract handed over to it (contracts call us; we never read
+    them): from its issue when the deposit is paid before signing, else from completion."""
 
     __tablename__ = "escrow_contracts"
 
     contract_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    contract_number: Mapped[str] = mapped_column(String(64))
+    # 网签业务宗号, named in payment messages; the contract number once it is signed.
+    business_number: Mapped[str] = mapped_column(String(64))
+    contract_number: Mapped[str | None] = mapped_column(String(64))
     company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"))
     supervised_account_id: Mapped[uuid.UUID] = mapped_column(
@@ -115,6 +119,9 @@ class EscrowContract(Base):
     # JSON list of {"phone", "name"}, encrypted (PII).
     buyers_encrypted: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime]
+    # The contract was cancelled, or its order ended before signing: nothing more is due,
+    # and whatever it holds, or still receives, goes back to the buyers.
+    cancelled_at: Mapped[datetime | None]
 
 
 class EscrowContractParty(Base):
@@ -134,7 +141,10 @@ class PaymentNotice(HasId, Base):
     reference. What was paid is derived from the ledger."""
 
     __tablename__ = "escrow_payment_notices"
-    __table_args__ = (CheckConstraint("due_fen > 0", name="due_positive"),)
+    __table_args__ = (
+        CheckConstraint("due_fen > 0", name="due_positive"),
+        UniqueConstraint("contract_id", "kind"),  # one deposit and one down payment notice
+    )
 
     contract_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("escrow_contracts.contract_id"), index=True

@@ -19,12 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
+from api.db.engine import insert_into
 from api.escrow import ledger, schemas
 from api.escrow.accounts import (
     approved_account_for_project,
     can_read_company,
     ensure_account_ledgers,
 )
+from api.escrow.instructions import request_refund
 from api.escrow.models import (
     EscrowContract,
     EscrowContractParty,
@@ -57,6 +59,101 @@ def new_reference() -> str:
     return "WQ" + "".join(secrets.choice(REFERENCE_ALPHABET) for _ in range(12))
 
 
+async def hand_over(
+    session: AsyncSession,
+    keys: ServiceKeys,
+    *,
+    contract_id: uuid.UUID,
+    business_number: str,
+    project_id: uuid.UUID,
+    company_id: uuid.UUID,
+    buyers: list[NoticePayee],
+    estate: str,
+    building: str,
+    room: str,
+    now: datetime,
+    contract_number: str | None = None,
+) -> EscrowContract:
+    """Called by contracts: what escrow keeps of an order, in the project's approved
+    supervised account. Once at issue when the deposit is paid before signing, again at
+    completion (the contract number, and the buyers as they signed); calling it again
+    updates, never duplicates."""
+    contract = await session.get(EscrowContract, contract_id)
+    buyers_json = msgspec.json.encode([{"phone": b.phone, "name": b.name} for b in buyers])
+    if contract is None:
+        account = await approved_account_for_project(session, project_id)
+        if account is None:
+            raise DomainError(
+                "supervised_account_missing", "该项目尚无经审核的预售资金监管账户。"
+            )
+        ledger_id = await ledger.ensure_account(
+            session,
+            LedgerKind.contract,
+            contract_id=contract_id,
+            supervised_account_id=account.id,
+            now=now,
+        )
+        await ensure_account_ledgers(session, account.id, now=now)
+        contract = EscrowContract(
+            contract_id=contract_id,
+            business_number=business_number,
+            company_id=company_id,
+            project_id=project_id,
+            supervised_account_id=account.id,
+            ledger_account_id=ledger_id,
+            estate=estate,
+            building=building,
+            room=room,
+            created_at=now,
+        )
+        session.add(contract)
+    contract.contract_number = contract_number or contract.contract_number
+    contract.buyers_encrypted = keys.pii.encrypt(buyers_json.decode(), field=BUYERS_FIELD)
+    await session.flush()
+    known = set(
+        await session.scalars(
+            select(EscrowContractParty.citizen_id).where(
+                EscrowContractParty.contract_id == contract_id
+            )
+        )
+    )
+    for citizen_id in {b.citizen_id for b in buyers if b.citizen_id is not None} - known:
+        session.add(EscrowContractParty(contract_id=contract_id, citizen_id=citizen_id))
+    await session.flush()
+    return contract
+
+
+async def open_notice(
+    session: AsyncSession,
+    contract: EscrowContract,
+    kind: NoticeKind,
+    due_fen: int,
+    *,
+    now: datetime,
+) -> PaymentNotice | None:
+    """The notice for ``kind`` (deposit or down payment): made once, when above zero."""
+    if due_fen < 0:
+        raise ValueError("amounts due cannot be negative")
+    existing = await session.scalar(
+        select(PaymentNotice).where(
+            PaymentNotice.contract_id == contract.contract_id, PaymentNotice.kind == kind
+        )
+    )
+    if existing is not None or due_fen == 0:
+        return existing
+    notice = PaymentNotice(
+        id=uuid.uuid4(),
+        contract_id=contract.contract_id,
+        kind=kind,
+        due_fen=due_fen,
+        reference=new_reference(),
+        created_at=now,
+    )
+    session.add(notice)
+    await session.flush()
+    return notice
+
+
 async def create_payment_notices(
     session: AsyncSession,
     keys: ServiceKeys,
@@ -72,64 +169,72 @@ async def create_payment_notices(
     building: str,
     room: str,
     now: datetime,
+    business_number: str | None = None,
 ) -> list[PaymentNotice]:
-    """Called by contracts when a contract completes: notices for the deposit and the down
-    payment (each only when above zero) into the project's approved supervised account.
-    Calling it again for the same contract returns the notices made the first time."""
-    existing = await session.get(EscrowContract, contract_id)
-    if existing is not None:
-        return await notices_of(session, contract_id)
+    """A completed contract handed over with both its notices at once (the deposit and the
+    down payment, each only when above zero). Calling it again changes nothing."""
     if deposit_fen < 0 or down_payment_fen < 0:
         raise ValueError("amounts due cannot be negative")
-    account = await approved_account_for_project(session, project_id)
-    if account is None:
-        raise DomainError("supervised_account_missing", "该项目尚无经审核的预售资金监管账户。")
-    ledger_id = await ledger.ensure_account(
+    contract = await hand_over(
         session,
-        LedgerKind.contract,
+        keys,
         contract_id=contract_id,
-        supervised_account_id=account.id,
+        business_number=business_number or contract_number,
+        contract_number=contract_number,
+        project_id=project_id,
+        company_id=company_id,
+        buyers=buyers,
+        estate=estate,
+        building=building,
+        room=room,
         now=now,
     )
-    await ensure_account_ledgers(session, account.id, now=now)
-    buyers_json = msgspec.json.encode([{"phone": b.phone, "name": b.name} for b in buyers])
-    session.add(
-        EscrowContract(
-            contract_id=contract_id,
-            contract_number=contract_number,
-            company_id=company_id,
-            project_id=project_id,
-            supervised_account_id=account.id,
-            ledger_account_id=ledger_id,
-            estate=estate,
-            building=building,
-            room=room,
-            buyers_encrypted=keys.pii.encrypt(buyers_json.decode(), field=BUYERS_FIELD),
-            created_at=now,
+    await open_notice(session, contract, NoticeKind.deposit, deposit_fen, now=now)
+    await open_notice(session, contract, NoticeKind.down_payment, down_payment_fen, now=now)
+    return await notices_of(session, contract_id)
+
+
+async def admit_party(
+    session: AsyncSession, contract_id: uuid.UUID, citizen_id: uuid.UUID
+) -> None:
+    """A citizen just bound to a party of an order escrow knows (its deposit notice opened
+    at issue) may read its notices from now on."""
+    if await session.get(EscrowContract, contract_id) is None:
+        return
+    await session.execute(
+        insert_into(session, EscrowContractParty)
+        .values(contract_id=contract_id, citizen_id=citizen_id)
+        .on_conflict_do_nothing()
+    )
+
+
+async def deposit_settled(session: AsyncSession, contract_id: uuid.UUID) -> bool:
+    """Whether nothing stops signing for money: no deposit notice, or paid equals due
+    (seed 001: the task completes only when 实付金额 equals 应付金额)."""
+    notice = await session.scalar(
+        select(PaymentNotice).where(
+            PaymentNotice.contract_id == contract_id, PaymentNotice.kind == NoticeKind.deposit
         )
     )
-    await session.flush()
-    for citizen_id in {b.citizen_id for b in buyers if b.citizen_id is not None}:
-        session.add(EscrowContractParty(contract_id=contract_id, citizen_id=citizen_id))
-    notices = []
-    for kind, due in (
-        (NoticeKind.deposit, deposit_fen),
-        (NoticeKind.down_payment, down_payment_fen),
-    ):
-        if due <= 0:
-            continue
-        notice = PaymentNotice(
-            id=uuid.uuid4(),
-            contract_id=contract_id,
-            kind=kind,
-            due_fen=due,
-            reference=new_reference(),
-            created_at=now,
-        )
-        session.add(notice)
-        notices.append(notice)
-    await session.flush()
-    return notices
+    if notice is None:
+        return True
+    return (await paid_by_notice(session, [notice.id]))[notice.id] == notice.due_fen
+
+
+async def close_contract(
+    session: AsyncSession, contract_id: uuid.UUID, *, now: datetime
+) -> int:
+    """Called by contracts when a contract is cancelled or an order ends before signing:
+    nothing more is due, and every fen it holds goes back to the buyers (a refund
+    instruction to the bank). Money that still arrives later is refunded as it comes.
+    Returns the fen instructed for refund now (0 when nothing was held or escrow never
+    knew the order)."""
+    contract = await session.get(EscrowContract, contract_id)
+    if contract is None:
+        return 0
+    contract.cancelled_at = contract.cancelled_at or now
+    instruction = await request_refund(session, contract_id=contract_id, now=now)
+    return instruction.amount_fen if instruction is not None else 0
 
 
 async def notices_of(session: AsyncSession, contract_id: uuid.UUID) -> list[PaymentNotice]:
@@ -201,9 +306,12 @@ async def notice_answers(
     notices = await notices_of(session, contract.contract_id)
     paid = await paid_by_notice(session, [n.id for n in notices])
     answers = []
+    cancelled = contract.cancelled_at is not None
     for n in notices:
         p = paid[n.id]
-        status = notice_status(n.due_fen, p)
+        # A cancelled contract asks for nothing more; what it held is being refunded.
+        status = "cancelled" if cancelled else notice_status(n.due_fen, p)
+        outstanding = 0 if cancelled else max(n.due_fen - p, 0)
         answers.append(
             schemas.NoticeAnswer(
                 id=n.id,
@@ -212,7 +320,7 @@ async def notice_answers(
                 kind=n.kind.value,
                 due_fen=n.due_fen,
                 paid_fen=p,
-                outstanding_fen=max(n.due_fen - p, 0),
+                outstanding_fen=outstanding,
                 overpaid_fen=max(p - n.due_fen, 0),
                 status=status,
                 closed=p == n.due_fen,
@@ -222,9 +330,7 @@ async def notice_answers(
                 account_name=account.account_name,
                 account_number_masked=mask_account(account.account_number),
                 qr_png=f"/api/v1/payment-notices/{n.id}/qr.png",
-                pay_url=pay_url(
-                    pay_base, n.reference, max(n.due_fen - p, 0), account.account_number
-                ),
+                pay_url=pay_url(pay_base, n.reference, outstanding, account.account_number),
                 created_at=n.created_at,
             )
         )
@@ -239,6 +345,8 @@ async def pay_page_of(
     if notice is None:
         raise DomainError.not_found("缴款通知")
     contract = await readable_contract(session, principal, notice.contract_id)
+    if contract.cancelled_at is not None:
+        raise DomainError("notice_cancelled", "该合同已注销或作废，无需再缴款。")
     if not pay_base:
         raise DomainError("bank_not_configured", "未配置银行缴款页面。")
     account = await session.get(SupervisedAccount, contract.supervised_account_id)
@@ -291,18 +399,22 @@ async def arrived_sms(
     session: AsyncSession,
     keys: ServiceKeys,
     contract: EscrowContract,
+    notice: PaymentNotice,
     txn_id: str,
     amount_fen: int,
     *,
     now: datetime,
 ) -> None:
-    """The seed's SMS to every buyer: 首付款已到预售资金监管账户 (once per bank transaction)."""
+    """The seed's SMS to every buyer that money reached the supervised account: the down
+    payment's wording (首付款…已到预售资金监管账户), and one of the same shape for the
+    deposit; it names the business number (网签业务宗号). Once per bank transaction."""
+    template = "deposit_arrived" if notice.kind is NoticeKind.deposit else "down_payment_arrived"
     await notify_buyers(
         session,
         keys,
         contract,
-        template="down_payment_arrived",
-        params={"amount_fen": amount_fen, "business_no": contract.contract_number},
+        template=template,
+        params={"amount_fen": amount_fen, "business_no": contract.business_number},
         event_key=f"{txn_id}:arrived",
         now=now,
         by_name=True,

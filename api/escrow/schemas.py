@@ -179,4 +179,4 @@ class WebhookAnswer(ResponseBody):
     received: bool
     duplicate: bool
     transaction_id: str
-    outcome: str  # applied | suspense | overpaid
+    outcome: str  # applied | suspense | overpaid | refunded (the contract was cancelled)

@@ -30,8 +30,14 @@ _SUBSCRIPTION_ANSWERS = {"accept", "reject", "ban", "filter"}
 
 
 def subscribable_templates() -> dict[str, str]:
-    """WeChat template id -> title, for every message a citizen may receive over WeChat."""
-    return {t.wechat.template_id: t.title for t in TEMPLATES.values() if t.wechat is not None}
+    """WeChat template id -> title, for every message a citizen may receive over WeChat.
+    Several of our messages may share one WeChat template (the deposit and the down payment
+    both arrive as 预售款到账); the first one registered names it."""
+    offered: dict[str, str] = {}
+    for template in TEMPLATES.values():
+        if template.wechat is not None:
+            offered.setdefault(template.wechat.template_id, template.title)
+    return offered
 
 
 async def wechat_subscriptions(

@@ -46,10 +46,12 @@ LEGEND = [
 
 def public_status(facts: UnitSaleFacts, contract: str | None = None) -> UnitPublicStatus:
     """A seizure or restriction shows first: the public must see it even on a sold unit.
-    Then a signed contract, then a live order being signed (``contract`` from
+    Then a filed contract, a signed one, a live order being signed (``contract`` from
     ``api.contracts.reads.unit_contract_statuses``)."""
     if facts.restricted:
         return UnitPublicStatus.restricted
+    if contract == "filed":
+        return UnitPublicStatus.filed
     if contract == "signed":
         return UnitPublicStatus.signed
     if contract == "signing":

@@ -129,6 +129,9 @@ class VerifiedUnit(ResponseBody):
     project: str
     building: str
     room_no: str
+    address: str
+    building_area: str  # m², as the survey gives it
+    use: str
 
 
 class VerifyAnswer(ResponseBody, omit_defaults=True):
@@ -136,8 +139,10 @@ class VerifyAnswer(ResponseBody, omit_defaults=True):
     anyone holding both may see of it."""
 
     genuine: bool
-    contract_number: str
+    contract_number: str  # the number asked about, or the contract's when asked by filing number
     status: OrderStatus | None = None
+    filing_number: str | None = None  # 备案号, once filed
+    filed_at: datetime | None = None
     unit: VerifiedUnit | None = None
     company: str | None = None
     parties: list[dict[str, str]] | None = None

@@ -1,5 +1,6 @@
-"""Public contract verification (合同查询): anyone with a contract's number and password
-learns whether it is genuine and sees its status, its flat and its signing times."""
+"""Public contract verification (合同查询): anyone with a contract's number (or its filing
+number) and password learns whether it is genuine and sees its status, its filing, its flat
+and its signing times."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.contracts.reads import genuine_contract
 from api.core.keys import ServiceKeys
 from api.public.schemas import VerifiedUnit, VerifyAnswer
+from api.register.queries import format_area
 from signing.canonical import format_utc
 
 
@@ -22,10 +24,18 @@ async def verify_contract(
     unit = found.terms.unit
     return VerifyAnswer(
         genuine=True,
-        contract_number=number,
+        contract_number=found.contract_number,
         status=found.status,
+        filing_number=found.filing_number,
+        filed_at=found.filed_at,
         unit=VerifiedUnit(
-            id=found.unit_id, project=unit.project, building=unit.building, room_no=unit.room_no
+            id=found.unit_id,
+            project=unit.project,
+            building=unit.building,
+            room_no=unit.room_no,
+            address=unit.address,
+            building_area=format_area(unit.building_area_units),
+            use=unit.use,
         ),
         company=found.terms.developer.name,
         parties=[{"role": role, "name": name} for role, name in found.parties],

@@ -95,15 +95,42 @@ async def create(client: httpx.AsyncClient, token: str, body: dict[str, Any]) ->
 
 
 async def create_issued(
-    client: httpx.AsyncClient, d: Demo, room: str, *buyers: DemoPerson
+    client: httpx.AsyncClient, d: Demo, room: str, *buyers: DemoPerson, pay: bool = True
 ) -> dict[str, Any]:
+    """Create and issue an order; ``pay`` pays its deposit notice (opened at issue) in
+    full through the mock bank, so buyers may sign."""
     created = await create(client, d.agent, order_body(d.units[room], *buyers))
     assert created.status_code == 201, created.text
     issued = await client.post(
         f"/api/v1/contracts/{created.json()['id']}/issue", headers=bearer(d.agent)
     )
     assert issued.status_code == 200, issued.text
+    if pay:
+        await pay_notice(client, d.agent, created.json()["id"], "deposit")
     return issued.json()
+
+
+async def pay_notice(
+    client: httpx.AsyncClient, token: str, order_id: str, kind: str, *, amount_fen: int = 0
+) -> dict[str, Any]:
+    """Pay a payment notice through the mock bank, which sends its signed webhook; the
+    whole amount still due unless ``amount_fen`` says otherwise."""
+    listed = await client.get(
+        f"/api/v1/contracts/{order_id}/payment-notices", headers=bearer(token)
+    )
+    assert listed.status_code == 200, listed.text
+    notice = next(n for n in listed.json()["items"] if n["kind"] == kind)
+    query = parse_qs(urlsplit(notice["pay_url"]).query)
+    paid = await client.post(
+        "/mock/bank/payments",
+        json={
+            "reference": query["reference"][0],
+            "amount_fen": amount_fen or int(query["amount_fen"][0]),
+            "account": query["account"][0],
+        },
+    )
+    assert paid.status_code == 200, paid.text
+    return paid.json()
 
 
 async def scan(client: httpx.AsyncClient, token: str, scene: str) -> httpx.Response:
@@ -152,3 +179,36 @@ async def seal(
 
 def problem(response: httpx.Response) -> tuple[int, str]:
     return response.status_code, response.json().get("code", "")
+
+
+@dataclass
+class Signed:
+    """A sealed contract and who signed it (bearer tokens by person)."""
+
+    order_id: str
+    number: str
+    password: str
+    scene: str
+    tokens: dict[str, str]
+    order: dict[str, Any]
+
+
+async def signed_contract(
+    client: httpx.AsyncClient, d: Demo, room: str, *buyers: DemoPerson
+) -> Signed:
+    """An order on ``room`` taken all the way: issued, deposit paid, every buyer face-
+    verified, scanned and signed, and sealed by the developer."""
+    issued = await create_issued(client, d, room, *buyers)
+    order_id = issued["order"]["id"]
+    tokens = {}
+    for buyer in buyers:
+        tokens[buyer.name] = await face_verified(client, buyer)
+        assert (await scan(client, tokens[buyer.name], issued["scene"])).status_code == 200
+        signed, _ = await sign(client, tokens[buyer.name], order_id, buyer.phone)
+        assert signed.status_code == 200, signed.text
+    sealed = await seal(client, d, order_id)
+    assert sealed.status_code == 200, sealed.text
+    done = sealed.json()
+    return Signed(
+        order_id, done["contract_number"], done["password"], issued["scene"], tokens, done["order"]
+    )

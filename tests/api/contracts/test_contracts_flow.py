@@ -1,8 +1,10 @@
-"""The whole new-home flow over HTTP: create, issue, scan, two buyers sign, seal, complete,
-then the public checks the contract and the building table shows the unit signed."""
+"""The whole new-home flow over HTTP: create, issue (the deposit notice opens), scan, pay
+the deposit, two buyers sign, seal, complete (waiting for filing), then the public checks
+the contract and the building table shows the unit signed."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import httpx
@@ -24,6 +26,7 @@ from tests.api.contracts.helpers import (
     demo,
     face_verified,
     order_body,
+    pay_notice,
     problem,
     scan,
     seal,
@@ -94,6 +97,33 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert [p["role"] for p in parties] == ["buyer", "buyer", "seal"]
     assert parties[2]["credit_code"] == d.world["company"]["uscc"]
 
+    # Seed 001: the deposit notice opened at issue; nobody signs before paid equals due.
+    notices = await client.get(
+        f"/api/v1/contracts/{order_id}/payment-notices", headers=bearer(zhang)
+    )
+    assert [(n["kind"], n["status"]) for n in notices.json()["items"]] == [("deposit", "unpaid")]
+    early_sign = await client.post(
+        f"/api/v1/contracts/{order_id}/signatures/challenge", headers=bearer(zhang)
+    )
+    assert problem(early_sign) == (409, "deposit_unpaid")
+    await pay_notice(client, zhang, order_id, "deposit", amount_fen=10_000_00)
+    partly = await client.post(
+        f"/api/v1/contracts/{order_id}/signatures/challenge", headers=bearer(zhang)
+    )
+    assert problem(partly) == (409, "deposit_unpaid")  # paid must equal due, not approach it
+    await pay_notice(client, zhang, order_id, "deposit")
+    # Each payment is news to every buyer, naming the business number (网签业务宗号).
+    async with database.reader() as reader:
+        arrived = list(
+            await reader.scalars(
+                select(OutboxMessage).where(OutboxMessage.template == "deposit_arrived")
+            )
+        )
+    assert sorted(m.recipient_phone for m in arrived) == sorted([ZHANG.phone, LI.phone] * 2)
+    params = json.loads(keys.pii.decrypt(arrived[0].params_encrypted, field="outbox.params"))
+    assert issue["order"]["business_number"].startswith("YW2026")
+    assert params["business_no"] == issue["order"]["business_number"]
+
     # The seal keeper cannot seal before every buyer has signed.
     early = await client.post(
         f"/api/v1/contracts/{order_id}/seal/challenge", headers=bearer(d.seal_keeper)
@@ -128,7 +158,11 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     number, password = done["contract_number"], done["password"]
     assert number.startswith("YS2026") and len(number) == 14
     assert len(password) == 8 and password.isdigit()
-    assert done["order"]["status"] == "signed"
+    # Sealed and numbered, the contract waits for a regulator's filing (review mode).
+    assert done["order"]["status"] == "filing_pending"
+    assert (
+        done["order"]["filing_submitted_at"] is not None and done["order"]["filing_number"] is None
+    )
     assert await _unit_status(client, building, "201") == "signed"
 
     # Each buyer may see the password once in the app; then only the SMS has it.
@@ -146,7 +180,10 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     notices = await client.get(f"/api/v1/contracts/{order_id}/payment-notices", headers=bearer(li))
     assert notices.status_code == 200, notices.text
     due = {n["kind"]: (n["due_fen"], n["paid_fen"], n["status"]) for n in notices.json()["items"]}
-    assert due == {"deposit": (50_000_00, 0, "unpaid"), "down_payment": (600_000_00, 0, "unpaid")}
+    assert due == {
+        "deposit": (50_000_00, 50_000_00, "paid"),
+        "down_payment": (600_000_00, 0, "unpaid"),
+    }
 
     # Both buyers get the seed 002 SMS (queued in the same transaction as the seal).
     async with database.reader() as reader:
@@ -169,9 +206,10 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert password not in str(progress)  # the log shows what was sent, never the secret
     types = [e["type"] for e in timeline]
     assert types[:3] == ["created", "issued", "scan_refused"]
-    assert types.count("signed") == 2 and types[-4:] == [
+    assert types.count("signed") == 2 and types[-5:] == [
         "sealed",
         "completed",
+        "filing_submitted",
         *["password_shown"] * 2,
     ]
     assert "awaiting_seal" in types and "scanned" in types
@@ -181,7 +219,9 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     mine = (await client.get("/api/v1/contracts", headers=bearer(zhang))).json()
     assert [o["id"] for o in mine["items"]] == [order_id]
     company = (
-        await client.get("/api/v1/contracts", params={"status": "signed"}, headers=bearer(d.agent))
+        await client.get(
+            "/api/v1/contracts", params={"status": "filing_pending"}, headers=bearer(d.agent)
+        )
     ).json()
     assert company["total"] == 1
     assert (await client.get("/api/v1/contracts", headers=bearer(wang))).json()["total"] == 0
@@ -200,7 +240,7 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     )
     assert checked.status_code == 200
     answer = checked.json()
-    assert answer["genuine"] is True and answer["status"] == "signed"
+    assert answer["genuine"] is True and answer["status"] == "filing_pending"
     assert answer["unit"]["room_no"] == "201"
     assert {p["name"] for p in answer["parties"]} == {"张*", "李*"}
     assert [s["role"] for s in answer["signatures"]] == ["buyer", "buyer", "seal"]

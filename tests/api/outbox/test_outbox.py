@@ -119,7 +119,7 @@ async def test_a_committed_message_is_delivered_once_and_its_secrets_purged(
     assert await rig.worker.run_once() == 0
     inbox = rig.inbox()
     assert len(inbox) == 1
-    assert inbox[0].text.startswith("您好！尊敬的张三，您购买的明湖花园1栋301室已签订网签合同")
+    assert inbox[0].text.startswith("您好！尊敬的张三业主,您购买的明湖花园1栋301室已签订网签合同")
     assert "合同编号为：YS2026000123" in inbox[0].text and "12345678" in inbox[0].text
     message = await _message(database, message_id)
     assert message.status == MessageStatus.sent and message.channel == "sms"
