@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -340,12 +339,6 @@ async def check_unit_saleable(
     permit_kind = PermitKind.presale if kind is ContractKind.presale else PermitKind.spot
     if permit_kind not in facts.permit_kinds:
         raise DomainError("permit_not_found", "没有找到有效许可证户室信息。")
-
-
-@dataclass(frozen=True)
-class Client:
-    ip: str
-    user_agent: str
 
 
 async def store_signature(

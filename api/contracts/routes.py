@@ -10,7 +10,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import orders, queries, reads, schemas, sealing, signing
+from api.contracts import orders, reads, schemas, sealing, signing
+from api.contracts.acts import Client
+from api.contracts.cancellation_routes import ROUTES as CANCELLATION_ROUTES
 from api.contracts.filing_routes import ROUTES as FILING_ROUTES
 from api.contracts.keystore import Keystore
 from api.contracts.models import OrderStatus
@@ -27,8 +29,8 @@ from signing.qr import qr_png, qr_svg
 ORDER = "合同订单"
 
 
-def _client(request: Request[Any, Any, Any]) -> queries.Client:
-    return queries.Client(
+def _client(request: Request[Any, Any, Any]) -> Client:
+    return Client(
         ip=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", ""),
     )
@@ -339,4 +341,4 @@ async def scan(
     return await signing.scan(db, principal, scene=data.scene.strip(), now=clock.now())
 
 
-ROUTES = [ContractController, scan, *FILING_ROUTES]
+ROUTES = [ContractController, scan, *FILING_ROUTES, *CANCELLATION_ROUTES]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from api.contracts.models import ContractKind, OrderStatus, PaymentMethod
+from api.contracts.models import CancellationStatus, ContractKind, OrderStatus, PaymentMethod
 from api.core.schemas import RequestBody, ResponseBody
 from api.outbox.schemas import NotificationEntry
 
@@ -125,8 +125,9 @@ class ScanAnswer(ResponseBody):
     order: OrderAnswer
     party_id: uuid.UUID
     role: str
-    document: dict[str, Any]
+    document: dict[str, Any]  # the contract, or the termination agreement of a cancellation
     document_hash: str
+    cancellation_id: uuid.UUID | None = None  # set when the scene was a cancellation's
 
 
 class ChallengeAnswer(ResponseBody):
@@ -175,3 +176,59 @@ class DocumentAnswer(ResponseBody):
     document_hash: str
     canonical_json: str
     document: dict[str, Any]
+
+
+class NewCancellation(RequestBody):
+    """退房 / 合同注销: why, and which buyers apply (申请注销人; all buyers when empty and an
+    agent starts it, the starting buyer when a buyer does)."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    applicants: Annotated[list[uuid.UUID], msgspec.Meta(max_length=6)] = msgspec.field(
+        default_factory=list
+    )
+
+
+class CancellationSigner(ResponseBody):
+    party_id: uuid.UUID | None  # None for the company seal
+    role: str
+    name: str  # masked
+    signed_at: datetime | None
+
+
+class CancellationDocumentAnswer(ResponseBody):
+    id: uuid.UUID
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by: str
+    uploaded_at: datetime
+
+
+class CancellationAnswer(ResponseBody):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    contract_number: str
+    unit: UnitAnswer
+    status: CancellationStatus
+    reason: str
+    applicants: list[str]  # masked names
+    started_by: str
+    document_hash: str
+    signers: list[CancellationSigner]
+    documents: list[CancellationDocumentAnswer]
+    decision_reason: str
+    created_at: datetime
+    ended_at: datetime | None
+    scene: str | None = None  # for the parties and the company, while it is being signed
+    scan_url: str | None = None
+
+
+class CancellationList(ResponseBody):
+    items: list[CancellationAnswer]
+    total: int
+
+
+class CancellationSigned(ResponseBody):
+    cancellation: CancellationAnswer
+    signed_at: datetime

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
+from api.contracts.acts import SEAL_PURPOSE, Client, SigningCode, company_seals
 from api.contracts.filing import submit_for_filing
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
@@ -23,10 +24,8 @@ from api.contracts.models import (
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
     SYSTEM_ACTOR,
-    Client,
     challenge_answer,
     check_unit_saleable,
-    client_ip,
     expire_if_due,
     get_order,
     hand_to_escrow,
@@ -48,16 +47,12 @@ from api.contracts.terms import (
 from api.core.clock import business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.db.engine import commit_and_raise
 from api.escrow.models import NoticeKind
-from api.identity.codes import issue_code, verify_code
+from api.identity.codes import issue_code
 from api.identity.principal import Principal
-from api.identity.staff import check_staff_totp, staff_identity
+from api.identity.staff import staff_identity
 from notifications.sms import SmsChannel
-from signing.ca import CertificateIssueError, Company, signer_id_hash
-from signing.cms import SignerRole, SigningContext
 from signing.pii import mask_name
-from signing.signatures import seal_sign
 
 PASSWORD_FIELD = "contract_party.password"  # noqa: S105  (an encryption field label)
 
@@ -65,7 +60,6 @@ PASSWORD_FIELD = "contract_party.password"  # noqa: S105  (an encryption field l
 PASSWORD_PURPOSE = "contract-password"  # noqa: S105  (a hash domain label)
 
 
-SEAL_PURPOSE = "seal"
 
 
 async def _sealable(
@@ -135,40 +129,19 @@ async def seal(
     assert principal.staff_id is not None and order.document_hash is not None
     staff = await staff_identity(session, principal.staff_id)
     assert staff is not None
-    await check_staff_totp(session, keys, staff.id, data.totp_code, now)
-    verified = await verify_code(
+    record, challenge_id = await company_seals(
         session,
         keys,
-        phone=staff.phone,
-        code=data.code,
-        now=now,
-        purpose=SEAL_PURPOSE,
-        subject=_seal_subject(order),
-    )
-    if verified.challenge_id != data.challenge_id:
-        await commit_and_raise(
-            session, DomainError("challenge_mismatch", "验证码与盖章请求不匹配，请重新获取。")
-        )
-    terms = terms_of(order)
-    developer = terms.developer
-    try:
-        company = Company(developer.name, developer.credit_code)
-    except CertificateIssueError:
-        raise DomainError(
-            "seal_unavailable", "企业名称或统一社会信用代码无法用于印章证书，请联系平台。"
-        ) from None
-    ca = await keystore.ca_with_seal(company, now)
-    context = SigningContext(
+        keystore,
+        staff,
+        terms_of(order).developer,
         document_hash=order.document_hash,
         order_id=str(order.id),
-        role=SignerRole.SEAL,
-        signer_id_hash=signer_id_hash(developer.credit_code, keys.signer_id),
-        signing_time=now,
-        challenge_id=verified.challenge_id,
-        client_ip=client_ip(client.ip),
-        user_agent=client.user_agent[:300],
+        typed=SigningCode(data.challenge_id, data.code, _seal_subject(order)),
+        totp_code=data.totp_code,
+        client=client,
+        now=now,
     )
-    record = seal_sign(ca, developer.credit_code, context, now)
     await store_signature(
         session,
         order,
@@ -183,7 +156,7 @@ async def seal(
         "sealed",
         actor=staff_label(staff),
         now=now,
-        detail={"challenge_id": verified.challenge_id},
+        detail={"challenge_id": challenge_id},
     )
     number, password, parties = await _complete(session, keys, order, policy, now=now)
     return schemas.Sealed(

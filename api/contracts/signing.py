@@ -14,18 +14,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
+from api.contracts.acts import SIGN_PURPOSE, Client, SigningCode, checked_code, person_signs
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
+    OPEN_CANCELLATION_STATUSES,
+    ContractCancellation,
     ContractOrder,
     ContractParty,
     OrderStatus,
 )
 from api.contracts.queries import (
-    PARTY_ID_FIELD,
     SYSTEM_ACTOR,
-    Client,
     challenge_answer,
-    client_ip,
     effective_status,
     end_order,
     expire,
@@ -42,30 +42,41 @@ from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.db.engine import commit_and_raise
 from api.escrow.notices import admit_party, deposit_settled
-from api.identity.codes import issue_code, verify_code
+from api.identity.codes import issue_code
 from api.identity.models import IdentityLevel
 from api.identity.principal import Principal
 from api.identity.verification import citizen_identity
 from notifications.sms import SmsChannel
-from signing.ca import Signer, signer_id_hash
-from signing.cms import SignerRole, SigningContext
 from signing.pii import mask_name
 from signing.qr import is_valid_scene
-from signing.signatures import sign_once
 
-SIGN_PURPOSE = "sign"
+
+async def _scanned(
+    session: AsyncSession, scene: str
+) -> tuple[ContractOrder, ContractCancellation | None]:
+    """The order a scene opens: an issued order's own, or a cancellation's."""
+    unknown = DomainError("scene_unknown", "二维码无效或已失效。")
+    if not is_valid_scene(scene):
+        raise unknown
+    order = await session.scalar(
+        select(ContractOrder).where(ContractOrder.scene == scene).with_for_update()
+    )
+    if order is not None:
+        return order, None
+    cancellation = await session.scalar(
+        select(ContractCancellation).where(ContractCancellation.scene == scene)
+    )
+    if cancellation is None:
+        raise unknown
+    return await get_order(session, cancellation.order_id, lock=True), cancellation
 
 
 async def scan(
     session: AsyncSession, principal: Principal, *, scene: str, now: datetime
 ) -> schemas.ScanAnswer:
-    if not is_valid_scene(scene):
-        raise DomainError("scene_unknown", "二维码无效或已失效。")
-    order = await session.scalar(
-        select(ContractOrder).where(ContractOrder.scene == scene).with_for_update()
-    )
-    if order is None:
-        raise DomainError("scene_unknown", "二维码无效或已失效。")
+    """A citizen scans an order's QR code (or a cancellation's): a face-verified citizen
+    whose ID number is a party's is bound to that party and gets the document to read."""
+    order, cancellation = await _scanned(session, scene)
     assert principal.citizen_id is not None
     citizen = await citizen_identity(session, principal.citizen_id)
     assert citizen is not None
@@ -86,6 +97,8 @@ async def scan(
         await refuse(DomainError("qr_expired", "二维码已过期，请联系销售人员重新生成。"))
     if order.status is OrderStatus.voided:
         await refuse(DomainError("order_voided", "该合同订单已作废。"))
+    if cancellation is not None and cancellation.status not in OPEN_CANCELLATION_STATUSES:
+        await refuse(DomainError("cancellation_closed", "该注销申请已结束。"))
 
     if citizen.identity_level is not IdentityLevel.face_verified:
         await refuse(DomainError("face_verification_required", "请先完成实名认证和人脸核身。"))
@@ -97,16 +110,20 @@ async def scan(
     if party.citizen_id is None:
         party.citizen_id = citizen.id
         await admit_party(session, order.id, citizen.id)
-    await record_event(
-        session, order, "scanned", actor=actor, now=now, detail={"party": party.position}
-    )
-    assert order.document_json is not None and order.document_hash is not None
+    detail: dict[str, object] = {"party": party.position}
+    if cancellation is not None:
+        detail["cancellation_id"] = str(cancellation.id)
+    await record_event(session, order, "scanned", actor=actor, now=now, detail=detail)
+    document_json = cancellation.document_json if cancellation else order.document_json
+    document_hash = cancellation.document_hash if cancellation else order.document_hash
+    assert document_json is not None and document_hash is not None
     return schemas.ScanAnswer(
         order=await order_answer(session, order, now, parties=parties, my_party_id=party.id),
         party_id=party.id,
         role=party.role,
-        document=json.loads(order.document_json),
-        document_hash=order.document_hash,
+        document=json.loads(document_json),
+        document_hash=document_hash,
+        cancellation_id=cancellation.id if cancellation else None,
     )
 
 
@@ -192,33 +209,24 @@ async def sign(
     citizen = await citizen_identity(session, principal.citizen_id)
     if citizen is None or not citizen.phone:
         raise DomainError("phone_required", "请先绑定手机号。")
-    verified = await verify_code(
+    challenge_id = await checked_code(
         session,
         keys,
         phone=citizen.phone,
-        code=data.code,
-        now=now,
+        typed=SigningCode(data.challenge_id, data.code, _sign_subject(order, party)),
         purpose=SIGN_PURPOSE,
-        subject=_sign_subject(order, party),
+        now=now,
     )
-    if verified.challenge_id != data.challenge_id:
-        await commit_and_raise(
-            session, DomainError("challenge_mismatch", "验证码与签署请求不匹配，请重新获取。")
-        )
-    id_number = keys.pii.decrypt(party.id_number_encrypted, field=PARTY_ID_FIELD)
-    id_hash = signer_id_hash(id_number, keys.signer_id)
-    context = SigningContext(
+    record = await person_signs(
+        keys,
+        keystore,
+        party,
         document_hash=order.document_hash,
         order_id=str(order.id),
-        role=SignerRole.BUYER,
-        signer_id_hash=id_hash,
-        signing_time=now,
-        challenge_id=verified.challenge_id,
-        client_ip=client_ip(client.ip),
-        user_agent=client.user_agent[:300],
+        challenge_id=challenge_id,
+        client=client,
+        now=now,
     )
-    ca = await keystore.ca(now)
-    record = sign_once(ca, Signer(party.name, id_hash, SignerRole.BUYER), context, now)
     await store_signature(
         session,
         order,
@@ -235,7 +243,7 @@ async def sign(
         "signed",
         actor=mask_name(party.name),
         now=now,
-        detail={"party": party.position, "role": "buyer", "challenge_id": verified.challenge_id},
+        detail={"party": party.position, "role": "buyer", "challenge_id": challenge_id},
     )
     parties = await parties_of(session, order.id)
     if all(p.signed_at is not None for p in parties):

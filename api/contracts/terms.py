@@ -28,7 +28,12 @@ PAYMENT_LABELS = {
 
 
 class _Terms(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
+    def to_json(self) -> str:
+        return msgspec.json.encode(self).decode()
+
+    def to_document(self) -> dict[str, Any]:
+        """The terms as the canonical document carries them."""
+        return msgspec.to_builtins(self)
 
 
 class UnitTerms(_Terms):
@@ -79,13 +84,28 @@ class ContractTerms(_Terms):
     delivery_date: str  # ISO date
     parties: list[PartyTerms]
 
-    def to_json(self) -> str:
-        return msgspec.json.encode(self).decode()
-
-    def to_document(self) -> dict[str, Any]:
-        """The terms as the canonical document carries them."""
-        return msgspec.to_builtins(self)
-
 
 def terms_of(order: ContractOrder) -> ContractTerms:
     return msgspec.json.decode(order.terms_json, type=ContractTerms)
+
+
+# The termination agreement (解除协议) every party signs to cancel a contract.
+TERMINATION_TEMPLATE = "termination-2026"
+TERMINATION_VERSION = "1"
+
+
+class TerminationTerms(_Terms):
+    """What a termination agreement says: which contract ends, why, at whose request, and
+    that every fen the buyers paid into supervision goes back to them."""
+
+    title: str
+    contract_number: str
+    filing_number: str  # "" when the contract was never filed
+    unit: UnitTerms
+    developer: DeveloperTerms
+    price_fen: int
+    reason: str
+    applicants: list[str]  # the buyers who applied (申请注销人), by name
+    supervised_paid_fen: int  # held in supervision when it started; all of it is refunded
+    date: str  # ISO date (Asia/Shanghai) the cancellation started
+    parties: list[PartyTerms]

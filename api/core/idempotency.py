@@ -78,7 +78,12 @@ class IdempotencyMiddleware:
         key = _header(scope, HEADER) if scope["type"] == "http" else None
         # Webhooks are idempotent by their sender's own event ids, and their callers are
         # anonymous: a key stored by anyone could otherwise block the real sender's event.
-        if key is None or scope.get("method") != "POST" or scope["path"].startswith(EXEMPT):
+        if (
+            key is None
+            or scope.get("method") != "POST"
+            or scope["path"].startswith(EXEMPT)
+            or _is_upload(scope)
+        ):
             await self.app(scope, receive, send)
             return
         try:
@@ -187,6 +192,13 @@ class IdempotencyMiddleware:
             record.status_code = status
             record.content_type = content_type.decode()
             record.response_body = bytes(captured["body"])
+
+
+def _is_upload(scope: Scope) -> bool:
+    """File uploads (multipart) are idempotent by their content where they land, and too
+    large to hold here: they pass through."""
+    content_type = _header(scope, b"content-type") or b""
+    return content_type.lower().startswith(b"multipart/")
 
 
 def _in_progress() -> DomainError:

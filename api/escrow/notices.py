@@ -208,6 +208,14 @@ async def admit_party(
     )
 
 
+async def held_for(session: AsyncSession, contract_id: uuid.UUID) -> int:
+    """What the buyers of a contract have in supervision now (0 when escrow never knew it)."""
+    contract = await session.get(EscrowContract, contract_id)
+    if contract is None:
+        return 0
+    return await ledger.balance(session, contract.ledger_account_id)
+
+
 async def deposit_settled(session: AsyncSession, contract_id: uuid.UUID) -> bool:
     """Whether nothing stops signing for money: no deposit notice, or paid equals due
     (seed 001: the task completes only when 实付金额 equals 应付金额)."""

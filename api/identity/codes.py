@@ -38,7 +38,12 @@ LOGIN_PURPOSE = "login"
 
 
 # How a code's purpose reads in its SMS ("您的登录验证码为…").
-PURPOSE_LABELS = {LOGIN_PURPOSE: "登录", "sign": "签署合同", "seal": "合同盖章"}
+PURPOSE_LABELS = {
+    LOGIN_PURPOSE: "登录",
+    "sign": "签署合同",
+    "seal": "合同盖章",
+    "cancel-sign": "签署解除协议",
+}
 
 
 def otp_problem(error: OtpError) -> DomainError:

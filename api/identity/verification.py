@@ -181,6 +181,7 @@ class CitizenIdentity:
     name: str | None
     id_number_index: str | None
     identity_level: IdentityLevel
+    face_verified_at: datetime | None  # the last face check passed
 
 
 async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> CitizenIdentity | None:
@@ -193,4 +194,5 @@ async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> Citi
         name=citizen.name,
         id_number_index=citizen.id_number_index,
         identity_level=citizen.identity_level,
+        face_verified_at=citizen.face_verified_at,
     )
