@@ -21,6 +21,7 @@ from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
 from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
+from api.contracts.sealing import seal_reminder_sweep
 from api.core.clock import Clock, SystemClock
 from api.core.docs import ServerRenderedDocs
 from api.core.errors import DomainError
@@ -100,7 +101,7 @@ def create_app(
         clock,
         sms=outside.sms,
         wechat=outside.wechat_messages,
-        periodic=[expiry_sweep(database, clock)],
+        periodic=[expiry_sweep(database, clock), seal_reminder_sweep(database, clock, keys)],
     )
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
     session_policy = SessionPolicy(

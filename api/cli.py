@@ -161,6 +161,7 @@ async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
     from api.contracts.orders import expiry_sweep
+    from api.contracts.sealing import seal_reminder_sweep
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
@@ -173,13 +174,14 @@ async def _work(settings: Settings, *, once: bool) -> int:
     http = new_http_client()
     outside = build_outside(settings, http)
     clock = SystemClock()
+    keys = ServiceKeys.from_master(settings.master_secret())
     worker = build_worker(
         database,
-        ServiceKeys.from_master(settings.master_secret()),
+        keys,
         clock,
         sms=outside.sms,
         wechat=outside.wechat_messages,
-        periodic=[expiry_sweep(database, clock)],
+        periodic=[expiry_sweep(database, clock), seal_reminder_sweep(database, clock, keys)],
     )
     try:
         if once:

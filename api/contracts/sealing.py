@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, time
+from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
@@ -44,13 +46,16 @@ from api.contracts.queries import (
 from api.contracts.terms import (
     terms_of,
 )
-from api.core.clock import business_date
+from api.core.clock import SHANGHAI, Clock, business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
+from api.db.engine import Database
 from api.escrow.models import NoticeKind
 from api.identity.codes import issue_code
+from api.identity.models import StaffRole
 from api.identity.principal import Principal
-from api.identity.staff import staff_identity
+from api.identity.staff import company_staff, staff_identity
+from api.outbox import service as outbox
 from notifications.sms import SmsChannel
 from signing.pii import mask_name
 
@@ -235,3 +240,72 @@ async def reveal_password(
         session, order, "password_shown", actor=mask_name(party.name), now=now, detail={}
     )
     return schemas.PasswordOnce(contract_number=order.contract_number, password=password)
+
+
+# Reminders (催签) go out once a day, from this hour (Asia/Shanghai).
+REMINDER_HOUR = 9
+
+
+async def remind_to_seal(session: AsyncSession, keys: ServiceKeys, *, now: datetime) -> int:
+    """An order every buyer signed does not expire while it waits for the seal; instead its
+    company's seal keepers are reminded each day (催签). Returns the orders reminded."""
+    local = now.astimezone(SHANGHAI)
+    if local.hour < REMINDER_HOUR:
+        return 0
+    today = local.date()
+    start_of_today = datetime.combine(today, time.min, tzinfo=SHANGHAI)
+    waiting = list(
+        await session.scalars(
+            select(ContractOrder)
+            .where(
+                ContractOrder.status == OrderStatus.awaiting_seal,
+                func.coalesce(ContractOrder.reminded_at, ContractOrder.updated_at)
+                < start_of_today,
+            )
+            .order_by(ContractOrder.updated_at)
+            .limit(200)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for order in waiting:
+        unit = terms_of(order).unit
+        days = (today - business_date(order.updated_at)).days
+        keepers = await company_staff(session, order.company_id, StaffRole.seal_keeper)
+        for keeper in keepers:
+            await outbox.enqueue(
+                session,
+                keys,
+                template="seal_reminder",
+                params={
+                    "estate": unit.project,
+                    "building": unit.building,
+                    "room": unit.room_no,
+                    "business_no": order.business_number or "",
+                    "days": days,
+                },
+                dedupe_key=f"{order.id}:seal-reminder:{today.isoformat()}:{keeper.id}",
+                now=now,
+                phone=keeper.phone,
+                company_id=order.company_id,
+                contract_id=order.id,
+            )
+        order.reminded_at = now
+        await record_event(
+            session,
+            order,
+            "seal_reminded",
+            actor=SYSTEM_ACTOR,
+            now=now,
+            detail={"days_waiting": days, "seal_keepers": len(keepers)},
+        )
+    return len(waiting)
+
+
+def seal_reminder_sweep(database: Database, clock: Clock, keys: ServiceKeys) -> Any:
+    """The periodic job for the worker loop: today's seal reminders, in a short transaction."""
+
+    async def remind_waiting_seals() -> int:
+        async with database.writer() as session, session.begin():
+            return await remind_to_seal(session, keys, now=clock.now())
+
+    return remind_waiting_seals

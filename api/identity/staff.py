@@ -275,3 +275,29 @@ async def staff_by_phone(session: AsyncSession, phone: str) -> StaffIdentity | N
     """A staff member by login phone (the demo acts as its sales agent)."""
     staff_id = await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone))
     return await staff_identity(session, staff_id) if staff_id is not None else None
+
+
+async def company_staff(
+    session: AsyncSession, company_id: uuid.UUID, role: StaffRole
+) -> list[StaffIdentity]:
+    """A company's active staff in one role (whom to remind of an order waiting for them)."""
+    rows = await session.scalars(
+        select(StaffMember)
+        .where(
+            StaffMember.company_id == company_id,
+            StaffMember.role == role,
+            StaffMember.disabled_at.is_(None),
+        )
+        .order_by(StaffMember.created_at)
+    )
+    return [
+        StaffIdentity(
+            id=staff.id,
+            name=staff.name,
+            phone=staff.phone,
+            role=staff.role,
+            company_id=staff.company_id,
+            totp_enabled=staff.totp_secret_encrypted is not None,
+        )
+        for staff in rows
+    ]

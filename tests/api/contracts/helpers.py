@@ -212,3 +212,9 @@ async def signed_contract(
     return Signed(
         order_id, done["contract_number"], done["password"], issued["scene"], tokens, done["order"]
     )
+
+
+async def relogin(client: httpx.AsyncClient, d: Demo) -> None:
+    """Staff log in again after the clock moved past their sessions' idle time."""
+    d.agent = await login_phone(client, AGENT.phone)
+    d.seal_keeper = await login_phone(client, SEAL_KEEPER.phone)
