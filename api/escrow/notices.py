@@ -30,6 +30,9 @@ from api.escrow.instructions import request_refund
 from api.escrow.models import (
     EscrowContract,
     EscrowContractParty,
+    Instruction,
+    InstructionKind,
+    InstructionStatus,
     LedgerKind,
     NoticeKind,
     PaymentNotice,
@@ -343,6 +346,30 @@ async def notice_answers(
             )
         )
     return answers
+
+
+async def notice_list(
+    session: AsyncSession, contract: EscrowContract, *, pay_base: str
+) -> schemas.NoticeList:
+    """A contract's notices, and where its refunds stand."""
+    refunds = dict(
+        (
+            await session.execute(
+                select(Instruction.status, func.coalesce(func.sum(Instruction.amount_fen), 0))
+                .where(
+                    Instruction.contract_id == contract.contract_id,
+                    Instruction.kind == InstructionKind.refund,
+                )
+                .group_by(Instruction.status)
+            )
+        ).all()
+    )
+    return schemas.NoticeList(
+        contract_id=contract.contract_id,
+        items=await notice_answers(session, contract, pay_base=pay_base),
+        refunded_fen=int(refunds.get(InstructionStatus.completed, 0)),
+        refunding_fen=int(refunds.get(InstructionStatus.approved, 0)),
+    )
 
 
 async def pay_page_of(

@@ -198,10 +198,7 @@ class EscrowController(Controller):
             notice_id=data.notice_id,
             now=clock.now(),
         )
-        return schemas.NoticeList(
-            contract_id=contract.contract_id,
-            items=await notices.notice_answers(db, contract, pay_base=bank.pay_page_base),
-        )
+        return await notices.notice_list(db, contract, pay_base=bank.pay_page_base)
 
 
 class PaymentNoticeController(Controller):
@@ -221,10 +218,7 @@ class PaymentNoticeController(Controller):
         bank: NamedDependency[BankLink],
     ) -> schemas.NoticeList:
         contract = await notices.readable_contract(db, principal, _id(contract_id, "合同"))
-        return schemas.NoticeList(
-            contract_id=contract.contract_id,
-            items=await notices.notice_answers(db, contract, pay_base=bank.pay_page_base),
-        )
+        return await notices.notice_list(db, contract, pay_base=bank.pay_page_base)
 
     @get(
         "/payment-notices/{notice_id:str}/qr.png",

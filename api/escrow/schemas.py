@@ -110,6 +110,10 @@ class NoticeAnswer(ResponseBody):
 class NoticeList(ResponseBody):
     contract_id: uuid.UUID
     items: list[NoticeAnswer]
+    # Money going back to the buyers (a cancelled contract, an order that ended unsigned):
+    # what the bank confirmed, and what it was instructed and has not confirmed yet.
+    refunded_fen: int = 0
+    refunding_fen: int = 0
 
 
 class StatementEntry(ResponseBody):

@@ -19,8 +19,24 @@
     awaiting_signatures: "待签署",
     awaiting_seal: "待开发企业盖章",
     signed: "已签约",
+    filing_pending: "已签约·待备案",
+    filing_rejected: "备案退回",
+    filed: "已备案",
+    cancellation_pending: "注销办理中",
+    cancelled: "已注销",
     expired: "已过期",
     voided: "已作废",
+  };
+  // A sealed, numbered contract, whatever filing or a cancellation is doing to it.
+  var CONTRACT = ["signed", "filing_pending", "filing_rejected", "filed", "cancellation_pending"];
+  function isContract(status) { return CONTRACT.indexOf(status) >= 0; }
+  var CANCEL_STATUS = {
+    awaiting_signatures: "待买受人签署",
+    awaiting_seal: "待开发企业盖章",
+    awaiting_review: "待主管部门审核",
+    approved: "已注销",
+    rejected: "已驳回",
+    withdrawn: "已撤回",
   };
   var LEVEL = { none: "未实名", real_name: "已实名，待人脸核身", face_verified: "已实名并通过人脸核身" };
   var FACE_REASON = {
@@ -29,19 +45,39 @@
     expired: "核身已超时",
   };
   var NOTICE_KIND = { deposit: "定金", down_payment: "首付款" };
-  var NOTICE_STATUS = { unpaid: "未缴", partial: "部分缴纳", paid: "已缴清", overpaid: "多缴" };
+  var NOTICE_STATUS = {
+    unpaid: "未缴", partial: "部分缴纳", paid: "已缴清", overpaid: "多缴", cancelled: "已停止收款",
+  };
   var EVENT = {
     created: "创建合同订单",
     issued: "生成签约二维码",
     scanned: "扫码查看合同",
     scan_refused: "扫码被拒绝",
-    challenge_sent: "发送签署验证码",
+    sign_code_sent: "发送签署验证码",
     signed: "买受人签署",
     declined: "买受人拒签",
+    awaiting_seal: "买受人全部签署，待开发企业盖章",
+    seal_code_sent: "发送盖章验证码",
+    seal_reminded: "提醒开发企业盖章",
     sealed: "开发企业盖章",
     completed: "签约完成",
+    password_shown: "查看合同密码",
+    filing_submitted: "提交备案",
+    filing_rejected: "备案退回",
+    filing_resubmitted: "重新提交备案",
+    filed: "备案完成",
+    cancellation_started: "申请注销（退房）",
+    cancellation_code_sent: "发送解除协议签署验证码",
+    cancellation_signed: "买受人签署解除协议",
+    cancellation_awaiting_seal: "解除协议待开发企业盖章",
+    cancellation_seal_code_sent: "发送解除协议盖章验证码",
+    cancellation_sealed: "开发企业盖章解除协议",
+    cancellation_withdrawn: "撤回注销申请",
+    cancellation_rejected: "注销申请被驳回",
+    cancelled: "合同已注销",
     voided: "合同订单作废",
     expired: "合同订单过期",
+    draft_discarded: "草稿超时作废",
   };
 
   function esc(value) {
@@ -413,7 +449,7 @@
     render("扫码签约", '<div class="card"><p class="hint">正在打开合同…</p><div id="scan-msg"></div></div>');
     api("POST", "/api/v1/scan", { scene: scene }).then(function (answer) {
       sessionStorage.removeItem(PENDING);
-      go("#/contract/" + answer.order.id);
+      go(answer.cancellation_id ? "#/cancellation/" + answer.cancellation_id : "#/contract/" + answer.order.id);
     }, function (e) {
       var extra = "";
       if (e.code === "face_verification_required") {
@@ -425,7 +461,7 @@
         }, show);
       }
       if (e.code === "qr_expired" || e.code === "order_expired" || e.code === "order_voided" ||
-          e.code === "scene_unknown") {
+          e.code === "scene_unknown" || e.code === "cancellation_closed") {
         sessionStorage.removeItem(PENDING);
       }
       show();
@@ -467,6 +503,7 @@
         var unit = terms.unit || {};
         var me = myParty(order);
         var canSign = order.status === "awaiting_signatures" && me && !me.signed_at && !me.declined_at;
+        var hasMoney = !!order.business_number && order.status !== "draft";
         render("合同详情", [
           '<div class="card"><h2>', esc(terms.title || "商品房买卖合同"), "</h2>",
           "<p>", statusTag(order.status), "</p>",
@@ -487,15 +524,45 @@
           "<dt>出卖人</dt><dd>", esc(order.company), "</dd>",
           "</dl></div>",
           '<div class="card"><h2>签约各方</h2><ul class="list">', partiesHtml(order), "</ul></div>",
+          filingHtml(order),
+          hasMoney ? '<div class="card" id="notices"><h2>缴款通知</h2><p class="hint">加载中…</p></div>' : "",
           canSign ? '<a class="button" id="to-sign" href="#/sign/' + esc(order.id) + '">我已阅读，去签署</a>' : "",
-          order.status === "signed" ? '<div class="card" id="notices"><h2>缴款通知</h2><p class="hint">加载中…</p></div>' : "",
+          me && isContract(order.status) ? '<div class="card" id="cancellations"><h2>退房</h2><p class="hint">加载中…</p></div>' : "",
           '<div class="card"><h2>业务进度</h2><div id="timeline"><p class="hint">加载中…</p></div></div>',
           '<p class="hash">文件摘要（SHA-256）：', esc(order.document_hash || "-"), "</p>",
         ].join(""));
         loadTimeline(order.id);
-        if (order.status === "signed") { loadNotices(order.id); }
+        if (hasMoney) { loadNotices(order.id); }
+        if (me && isContract(order.status)) { loadCancellations(order); }
       }, function (e) { showError(view, e); });
   };
+
+  function filingHtml(order) {
+    if (order.filing_number) {
+      return '<div class="card" id="filing"><h2>合同备案</h2><dl><dt>备案号</dt><dd id="filing-number">' +
+        esc(order.filing_number) + "</dd><dt>备案时间</dt><dd>" + esc(when(order.filed_at)) + "</dd></dl></div>";
+    }
+    if (order.status === "filing_rejected") {
+      return '<div class="card" id="filing"><h2>合同备案</h2><p class="error">备案被主管部门退回：' +
+        esc(order.filing_rejection_reason) + "</p><p class=\"hint\">开发企业补正后将重新提交备案。</p></div>";
+    }
+    return "";
+  }
+
+  function loadCancellations(order) {
+    api("GET", "/api/v1/cancellations").then(function (answer) {
+      var box = document.getElementById("cancellations");
+      if (!box) { return; }
+      var mine = (answer.items || []).filter(function (c) { return c.order_id === order.id; });
+      var open = mine.filter(function (c) { return ["awaiting_signatures", "awaiting_seal", "awaiting_review"].indexOf(c.status) >= 0; });
+      box.innerHTML = "<h2>退房</h2>" + (mine.length ? '<ul class="list">' + mine.map(function (c) {
+        return '<li><a href="#/cancellation/' + esc(c.id) + '">注销申请 · ' + esc(CANCEL_STATUS[c.status] || c.status) +
+          '</a><br><span class="hint">' + esc(c.reason) + "</span></li>";
+      }).join("") + "</ul>" : "") +
+        (!open.length && order.status !== "cancellation_pending"
+          ? '<a class="button secondary" id="to-cancel" href="#/cancel/' + esc(order.id) + '">申请退房</a>' : "");
+    }, function (e) { showError("cancellations", e); });
+  }
 
   function loadTimeline(id) {
     api("GET", "/api/v1/contracts/" + encodeURIComponent(id) + "/events").then(function (answer) {
@@ -513,19 +580,29 @@
       var box = document.getElementById("notices");
       if (!box) { return; }
       var items = answer.items || [];
-      box.innerHTML = "<h2>缴款通知</h2>" + (items.length ? '<ul class="list">' + items.map(function (n) {
+      var refund = answer.refunded_fen || answer.refunding_fen ? '<p id="refund">' +
+        (answer.refunded_fen ? "已退回 <b>" + esc(yuan(answer.refunded_fen)) + "</b>" : "") +
+        (answer.refunded_fen && answer.refunding_fen ? "，" : "") +
+        (answer.refunding_fen ? "退款办理中 <b>" + esc(yuan(answer.refunding_fen)) + "</b>" : "") +
+        '</p><p class="hint">退款由监管银行原路退回付款账户。</p>' : "";
+      box.innerHTML = "<h2>缴款通知</h2>" + refund + (items.length ? '<ul class="list">' + items.map(function (n) {
         return "<li><b>" + esc(NOTICE_KIND[n.kind] || n.kind) + "</b> " +
           '<span class="status ' + (n.closed ? "signed" : "awaiting_seal") + '">' +
           esc(NOTICE_STATUS[n.status] || n.status) + "</span>" +
           "<dl><dt>应缴</dt><dd>" + esc(yuan(n.due_fen)) + "</dd><dt>已缴</dt><dd>" + esc(yuan(n.paid_fen)) +
           "</dd><dt>缴款编号</dt><dd>" + esc(n.reference) + "</dd><dt>收款账户</dt><dd>" +
           esc(n.account_name) + " " + esc(n.account_number_masked) + "（" + esc(n.bank_name) + "）</dd></dl>" +
-          (n.closed ? "" : n.pay_url
+          (n.closed || n.status === "cancelled" ? "" : n.pay_url
             ? '<a class="button" target="_blank" rel="noopener" href="' + esc(sameOriginMock(n.pay_url)) +
               '">去缴款（监管银行）</a>'
             : '<button class="pay secondary" data-notice="' + esc(n.id) + '">去缴款</button>' +
               '<div class="pay-box" id="pay-' + esc(n.id) + '"></div>') + "</li>";
       }).join("") + "</ul>" : '<p class="hint">暂无缴款通知。</p>');
+      var unpaidDeposit = items.filter(function (n) { return n.kind === "deposit" && !n.closed && n.status !== "cancelled"; });
+      var toSign = document.getElementById("to-sign");
+      if (toSign && unpaidDeposit.length) {
+        toSign.insertAdjacentHTML("beforebegin", '<p class="hint" id="deposit-first">请先缴清定金（实缴金额须等于应缴金额），缴清后即可签署。</p>');
+      }
       Array.prototype.forEach.call(box.querySelectorAll("button.pay"), function (button) {
         button.addEventListener("click", function () {
           var notice = button.getAttribute("data-notice");
@@ -585,8 +662,8 @@
     render("签署结果", '<div class="card"><p class="hint">加载中…</p></div>');
     loadOrder(id).then(function (order) {
       var body;
-      if (order.status === "signed") {
-        body = '<h2>签约完成</h2><p>' + statusTag("signed") + "</p>" +
+      if (isContract(order.status)) {
+        body = '<h2>签约完成</h2><p>' + statusTag(order.status) + "</p>" +
           '<p>合同编号</p><p class="big" id="contract-number">' + esc(order.contract_number) + "</p>" +
           '<div id="password-box"><button id="show-password">查看合同密码（仅显示一次）</button></div>' +
           '<p class="hint">合同密码也已通过短信发送给各买受人，请妥善保存。凭合同编号和密码可在「合同查询」中核验合同真伪。</p>';
@@ -663,6 +740,106 @@
     }, function (e) { showError("subscribe-msg", e); });
   }
 
+  /* ---------------------------------------------------------------- 退房 (cancellation) */
+
+  pages.cancel = function (orderId) {
+    render("申请退房", '<div class="card"><p class="hint">加载中…</p></div>');
+    loadOrder(orderId).then(function (order) {
+      var me = myParty(order);
+      render("申请退房", [
+        '<div class="card"><h2>申请退房</h2><dl>',
+        "<dt>房屋</dt><dd>", esc(order.unit.project), " ", esc(order.unit.building), " ", esc(order.unit.room_no), "</dd>",
+        "<dt>合同编号</dt><dd>", esc(order.contract_number), "</dd></dl>",
+        "<p>退房须全体买受人重新签署《解除协议》，开发企业盖章，并经主管部门审核。审核通过后合同注销，",
+        "已缴入预售资金监管账户的款项全部原路退回。</p>",
+        "<fieldset><legend>申请注销人</legend>",
+        (order.parties || []).map(function (p) {
+          return '<label class="check"><input type="checkbox" name="applicant" value="' + esc(p.id) + '"' +
+            (me && p.id === me.id ? " checked" : "") + "> " + esc(p.name) + "</label>";
+        }).join(""),
+        "</fieldset>",
+        '<label for="cancel-reason">退房原因</label>',
+        '<textarea id="cancel-reason" maxlength="200" rows="3" placeholder="请填写退房原因"></textarea>',
+        '<button id="cancel-submit">提交退房申请</button><div id="cancel-msg"></div></div>',
+        '<a class="button secondary" href="#/contract/', esc(order.id), '">返回合同</a>',
+      ].join(""));
+      on("cancel-submit", "click", function (ev) {
+        var reason = document.getElementById("cancel-reason").value.trim();
+        if (!reason) { showError("cancel-msg", "请填写退房原因。"); return; }
+        var applicants = Array.prototype.filter.call(document.querySelectorAll("input[name=applicant]"),
+          function (box) { return box.checked; }).map(function (box) { return box.value; });
+        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/cancellation",
+          { reason: reason, applicants: applicants })).then(function (c) {
+          go("#/cancellation/" + c.id);
+        }, function (e) { showError("cancel-msg", e); });
+      });
+    }, function (e) { showError(view, e); });
+  };
+
+  pages.cancellation = function (id) {
+    var key = "wq.cancel-challenge." + id;
+    var base = "/api/v1/cancellations/" + encodeURIComponent(id);
+    render("解除协议", '<div class="card"><p class="hint">加载中…</p></div>');
+    Promise.all([api("GET", base), api("GET", base + "/document"), api("GET", "/api/v1/me")]).then(function (all) {
+      var c = all[0];
+      var terms = (all[1].document || {}).terms || {};
+      return loadOrder(c.order_id).then(function (order) {
+        var me = myParty(order);
+        var mine = c.signers.filter(function (s) { return me && s.party_id === me.id; })[0];
+        var canSign = c.status === "awaiting_signatures" && mine && !mine.signed_at;
+        render("解除协议", [
+          '<div class="card"><h2>', esc(terms.title || "解除协议"), "</h2>",
+          '<p><span class="status" data-cancel-status="', esc(c.status), '">', esc(CANCEL_STATUS[c.status] || c.status), "</span></p>",
+          "<dl><dt>合同编号</dt><dd>", esc(c.contract_number), "</dd>",
+          terms.filing_number ? "<dt>备案号</dt><dd>" + esc(terms.filing_number) + "</dd>" : "",
+          "<dt>房屋</dt><dd>", esc(c.unit.project), " ", esc(c.unit.building), " ", esc(c.unit.room_no), "</dd>",
+          "<dt>解除原因</dt><dd>", esc(c.reason), "</dd>",
+          "<dt>申请注销人</dt><dd>", esc((c.applicants || []).join("、")), "</dd>",
+          "<dt>已缴监管资金</dt><dd>", esc(yuan(terms.supervised_paid_fen || 0)), "（全部退还买受人）</dd></dl>",
+          "<p>各方同意解除上述商品房买卖合同；合同注销后，买受人已缴入预售资金监管账户的全部款项由监管银行原路退回。</p></div>",
+          '<div class="card"><h2>签署情况</h2><ul class="list">',
+          c.signers.map(function (s) {
+            return "<li>" + esc(s.role === "seal" ? "开发企业：" : "买受人：") + esc(s.name) + " " +
+              (s.signed_at ? '<span class="status signed">已签署 ' + esc(when(s.signed_at)) + "</span>"
+                : '<span class="status">未签署</span>') + "</li>";
+          }).join(""), "</ul></div>",
+          c.decision_reason ? '<div class="card"><p class="error">' + esc(c.decision_reason) + "</p></div>" : "",
+          canSign ? [
+            '<div class="card"><h2>短信验证签署解除协议</h2>',
+            '<p class="hint">签署前须在 10 分钟内完成人脸核身。</p>',
+            '<button id="cancel-challenge" class="secondary">获取短信验证码</button><div id="cancel-challenge-msg"></div>',
+            '<label for="cancel-code">短信验证码</label>',
+            '<input id="cancel-code" inputmode="numeric" maxlength="6" autocomplete="one-time-code" placeholder="6 位验证码">',
+            '<button id="cancel-sign">确认签署解除协议</button><div id="cancel-sign-msg"></div></div>',
+          ].join("") : "",
+          '<a class="button secondary" href="#/contract/', esc(c.order_id), '">返回合同</a>',
+        ].join(""));
+        on("cancel-challenge", "click", function (ev) {
+          busy(ev.target, api("POST", base + "/signatures/challenge")).then(function (ch) {
+            sessionStorage.setItem(key, ch.challenge_id);
+            document.getElementById("cancel-challenge-msg").innerHTML = '<p class="ok">验证码已发送至 ' +
+              esc(ch.phone_masked) + "</p>";
+          }, function (e) {
+            showError("cancel-challenge-msg", e);
+            if (e.code === "face_check_stale") {
+              document.getElementById("cancel-challenge-msg").insertAdjacentHTML("beforeend",
+                '<a class="button" href="#/face">重新人脸核身</a>');
+            }
+          });
+        });
+        on("cancel-sign", "click", function (ev) {
+          var challenge = sessionStorage.getItem(key);
+          if (!challenge) { showError("cancel-sign-msg", "请先获取短信验证码。"); return; }
+          var code = document.getElementById("cancel-code").value.trim();
+          busy(ev.target, api("POST", base + "/signatures", { challenge_id: challenge, code: code })).then(function () {
+            sessionStorage.removeItem(key);
+            route();
+          }, function (e) { showError("cancel-sign-msg", e); });
+        });
+      });
+    }).then(null, function (e) { showError(view, e); });
+  };
+
   pages.contracts = function () {
     render("我的合同", '<div class="card"><p class="hint">加载中…</p></div>');
     api("GET", "/api/v1/contracts").then(function (answer) {
@@ -679,7 +856,7 @@
   pages.verify = function () {
     render("合同查询", [
       '<div class="card"><h2>合同真伪查询</h2>',
-      '<label for="number">合同编号</label><input id="number" autocomplete="off" placeholder="合同编号">',
+      '<label for="number">合同编号或备案号</label><input id="number" autocomplete="off" placeholder="合同编号或备案号">',
       '<label for="password">查询密码</label>',
       '<input id="password" inputmode="numeric" maxlength="8" autocomplete="off" placeholder="8 位查询密码">',
       '<button id="query">查询</button><div id="verify-msg"></div></div>',
@@ -693,11 +870,15 @@
         box.innerHTML = '<p class="ok" id="genuine">合同真实有效</p><dl>' +
           "<dt>合同编号</dt><dd>" + esc(r.contract_number) + "</dd>" +
           "<dt>状态</dt><dd>" + statusTag(r.status) + "</dd>" +
-          (r.unit ? "<dt>房屋</dt><dd>" + esc(r.unit.project) + " " + esc(r.unit.building) + " " + esc(r.unit.room_no) + "</dd>" : "") +
+          (r.filing_number ? "<dt>备案号</dt><dd>" + esc(r.filing_number) + "</dd><dt>备案时间</dt><dd>" +
+            esc(when(r.filed_at)) + "</dd>" : "") +
+          (r.unit ? "<dt>房屋</dt><dd>" + esc(r.unit.project) + " " + esc(r.unit.building) + " " + esc(r.unit.room_no) + "</dd>" +
+            "<dt>坐落</dt><dd>" + esc(r.unit.address) + "</dd><dt>建筑面积</dt><dd>" + esc(r.unit.building_area) +
+            " ㎡</dd><dt>用途</dt><dd>" + esc(r.unit.use) + "</dd>" : "") +
           (r.company ? "<dt>出卖人</dt><dd>" + esc(r.company) + "</dd>" : "") +
           (r.parties || []).map(function (p) {
             return "<dt>" + esc(p.role === "buyer" ? "买受人" : p.role || "签约方") + "</dt><dd>" +
-              esc(p.name || "") + " " + esc(p.id_number_masked || "") + "</dd>";
+              esc(p.name || "") + "</dd>";
           }).join("") +
           "<dt>签约完成</dt><dd>" + esc(when(r.completed_at)) + "</dd></dl>";
       }, function (e) { showError("verify-msg", e); });

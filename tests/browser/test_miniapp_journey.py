@@ -1,5 +1,6 @@
 """The mini program H5 pages in a phone-sized Chromium: the new-home journey with two
-buyers, a withdrawn QR code, and public verification."""
+buyers (the deposit first, signing, the seal, filing, then 退房 and the refund), a
+withdrawn QR code, and public verification."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import time
 from typing import Any
 
+from api.demo import DEMO_ACCOUNT_NUMBER
 from signing.qr import qr_png
 from tests.browser.conftest import ROOT, Server
 from tests.browser.qr_photos import Shot, photograph
@@ -81,6 +83,43 @@ def _verify_identity(page: Any, server: Server, person: dict[str, Any], scan_url
     expect(page.get_by_text("人脸核身通过")).to_be_visible()
 
 
+def _pay_deposit(page: Any) -> None:
+    """The deposit notice opened with the order: paid on the bank's page before signing."""
+    expect = _expect
+    expect(page.locator("#deposit-first")).to_contain_text("请先缴清定金")
+    expect(page.locator("#notices")).to_contain_text("50,000.00 元")
+    pay_link = page.locator("#notices a", has_text="去缴款")
+    expect(pay_link.first).to_have_attribute("href", re.compile(r"/mock/bank/pay\?"))
+    with page.expect_popup() as bank_popup:
+        pay_link.first.click()
+    bank = bank_popup.value
+    bank.get_by_role("button", name="确认支付").click()
+    expect(bank.locator("body")).to_contain_text("支付成功")
+    bank.close()
+    page.reload()
+    expect(page.locator("#notices li").first).to_contain_text("已缴清")
+    expect(page.locator("#deposit-first")).to_have_count(0)
+
+
+def _seal_through_the_api(server: Server, path: str) -> dict[str, Any]:
+    """The developer's seal keeper seals (a contract or a termination) through the API."""
+    keeper_phone = server.role("seal_keeper")["phone"]
+    keeper = server.staff_login(keeper_phone)
+    before = server.seen(keeper_phone)
+    challenge = server.http.post(f"{path}/seal/challenge", headers=keeper)
+    assert challenge.status_code == 200, challenge.text
+    sealed = server.http.post(
+        f"{path}/seal",
+        json={
+            "challenge_id": challenge.json()["challenge_id"],
+            "code": server.next_code(keeper_phone, before),
+        },
+        headers=keeper,
+    )
+    assert sealed.status_code == 200, sealed.text
+    return sealed.json()
+
+
 def _sign(page: Any, server: Server, person: dict[str, Any], *, wrong_first: bool) -> None:
     expect = _expect
     page.get_by_role("link", name="我已阅读，去签署").click()
@@ -110,7 +149,9 @@ def _scan_photo(page: Any, server: Server, order_id: str, agent: dict[str, str])
     photo = page.locator("#scan-photo")
 
     desk = photograph(None, Shot(size=1000, seed=5))
-    photo.set_input_files(files=[{"name": "desk.jpg", "mimeType": "image/jpeg", "buffer": desk.data}])
+    photo.set_input_files(
+        files=[{"name": "desk.jpg", "mimeType": "image/jpeg", "buffer": desk.data}]
+    )
     expect(page.get_by_role("alert")).to_contain_text("未能识别照片中的二维码")
 
     scene = server.http.get(f"/api/v1/contracts/{order_id}", headers=agent).json()["scene"]
@@ -133,7 +174,9 @@ def _scan_photo(page: Any, server: Server, order_id: str, agent: dict[str, str])
     assert code.status_code == 200, code.text
     shot = Shot(size=1600, coverage=0.3, rotation=160, tilt=20, tilt_axis=30, light=0.7, seed=7)
     taken = photograph(code.content, shot)
-    photo.set_input_files(files=[{"name": "qr.jpg", "mimeType": "image/jpeg", "buffer": taken.data}])
+    photo.set_input_files(
+        files=[{"name": "qr.jpg", "mimeType": "image/jpeg", "buffer": taken.data}]
+    )
 
 
 def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> None:
@@ -161,6 +204,8 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
         expect(page.locator("main")).to_contain_text("201")
         expect(page.locator("main")).to_contain_text("㎡")
         expect(page.locator("main")).not_to_contain_text(person["id_number"])  # masked
+        if person is zhang:  # seed 001: the deposit is paid before anyone signs
+            _pay_deposit(page)
         _sign(page, server, person, wrong_first=person is zhang)
         if person is zhang:  # WeChat's sheet: 张三 allows the news of the seal on WeChat
             page.get_by_role("button", name="订阅微信消息提醒").click()
@@ -170,22 +215,9 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
             expect(page.locator("#subscribed")).to_contain_text("买卖合同签订")
 
     # Both buyers signed: the developer's seal keeper seals through the API.
-    keeper_phone = server.role("seal_keeper")["phone"]
-    keeper = server.staff_login(keeper_phone)
     order_id = issued["order"]["id"]
-    before = server.seen(keeper_phone)
-    challenge = server.http.post(f"/api/v1/contracts/{order_id}/seal/challenge", headers=keeper)
-    assert challenge.status_code == 200, challenge.text
-    sealed = server.http.post(
-        f"/api/v1/contracts/{order_id}/seal",
-        json={
-            "challenge_id": challenge.json()["challenge_id"],
-            "code": server.next_code(keeper_phone, before),
-        },
-        headers=keeper,
-    )
-    assert sealed.status_code == 200, sealed.text
-    number, password = sealed.json()["contract_number"], sealed.json()["password"]
+    sealed = _seal_through_the_api(server, f"/api/v1/contracts/{order_id}")
+    number, password = sealed["contract_number"], sealed["password"]
     # The news reaches 张三 on WeChat too (he allowed it), 李四 by SMS only.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -200,7 +232,7 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
     for page in pages.values():
         page.get_by_role("button", name="刷新状态").click()
         expect(page.locator("main").get_by_role("heading", name="签约完成")).to_be_visible()
-        expect(page.locator("[data-status=signed]").first).to_have_text("已签约")
+        expect(page.locator("[data-status=filing_pending]").first).to_have_text("已签约·待备案")
         expect(page.locator("#contract-number")).to_have_text(number)
         # The password, shown once to each buyer; a second look says so.
         page.get_by_role("button", name="查看合同密码（仅显示一次）").click()
@@ -209,26 +241,27 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
         page.get_by_role("button", name="查看合同密码（仅显示一次）").click()
         expect(page.locator("#password-gone")).to_contain_text("仅显示一次")
 
-    # My contracts, the timeline and the payment notices.
+    # My contracts, the timeline and the payment notices: the deposit paid, the down
+    # payment due now.
     page = pages["李四"]
     page.get_by_role("link", name="我的合同").click()
-    expect(page.locator("#contract-list")).to_contain_text("已签约")
+    expect(page.locator("#contract-list")).to_contain_text("已签约·待备案")
     expect(page.locator("#contract-list")).to_contain_text(number)
     page.locator("#contract-list a").first.click()
     expect(page.locator("#timeline")).to_contain_text("开发企业盖章")
-    expect(page.locator("#notices")).to_contain_text("定金")
-    expect(page.locator("#notices")).to_contain_text("50,000.00 元")
-    pay_link = page.locator("#notices a", has_text="去缴款")
-    expect(pay_link.first).to_have_attribute("href", re.compile(r"/mock/bank/pay\?"))
-    # Pay the deposit on the bank's page; the bank's signed webhook closes the notice.
-    with page.expect_popup() as bank_popup:
-        pay_link.first.click()
-    bank = bank_popup.value
-    bank.get_by_role("button", name="确认支付").click()
-    expect(bank.locator("body")).to_contain_text("支付成功")
-    bank.close()
-    page.reload()
+    expect(page.locator("#timeline")).to_contain_text("提交备案")
     expect(page.locator("#notices li").first).to_contain_text("已缴清")
+    expect(page.locator("#notices li").nth(1)).to_contain_text("600,000.00 元")
+    expect(page.locator("#notices li").nth(1)).to_contain_text("未缴")
+
+    # The regulator files the contract (through the API); the buyer's page says so.
+    regulator = server.staff_login(server.role("regulator")["phone"])
+    filed = server.http.post(f"/api/v1/contracts/{order_id}/filing/approve", headers=regulator)
+    assert filed.status_code == 200, filed.text
+    filing_number = filed.json()["filing_number"]
+    page.reload()
+    expect(page.locator("[data-status=filed]").first).to_have_text("已备案")
+    expect(page.locator("#filing-number")).to_have_text(filing_number)
 
     # Anyone can check the contract with its number and password, without logging in.
     public = phone_page()
@@ -238,7 +271,62 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
     public.get_by_role("button", name="查询").click()
     expect(public.locator("#genuine")).to_have_text("合同真实有效")
     expect(public.locator("#verify-msg")).to_contain_text(number)
-    expect(public.locator("#verify-msg")).to_contain_text("已签约")
+    expect(public.locator("#verify-msg")).to_contain_text("已备案")
+    expect(public.locator("#verify-msg")).to_contain_text(filing_number)
+
+    # 退房: 张三 applies, both buyers sign the termination, the developer seals it, the
+    # regulator approves; the deposit goes back and the buyer's page shows the refund.
+    page = pages["张三"]
+    page.goto(f"{server.base}/miniapp/#/contract/{order_id}")
+    page.get_by_role("link", name="申请退房").click()
+    page.fill("#cancel-reason", "家庭原因，协商退房")
+    page.get_by_role("button", name="提交退房申请").click()
+    expect(
+        page.locator("main").get_by_role("heading", name="商品房买卖合同解除协议")
+    ).to_be_visible()
+    expect(page.locator("main")).to_contain_text("50,000.00 元（全部退还买受人）")
+    for person in (zhang, li):
+        if person is li:
+            page = pages["李四"]
+            page.goto(f"{server.base}/miniapp/#/contract/{order_id}")
+            page.reload()  # the same address: a hash route does not reload by itself
+            page.get_by_role("link", name=re.compile("注销申请")).click()
+        before = server.seen(person["phone"])
+        page.get_by_role("button", name="获取短信验证码").click()
+        expect(page.get_by_text("验证码已发送至")).to_be_visible()
+        page.fill("#cancel-code", server.next_code(person["phone"], before))
+        page.get_by_role("button", name="确认签署解除协议").click()
+        expect(page.locator("#cancel-sign")).to_have_count(0)
+    expect(page.locator("[data-cancel-status]")).to_have_text("待开发企业盖章")
+    cancellation = server.http.get(
+        "/api/v1/cancellations", params={"status": "awaiting_seal"}, headers=regulator
+    ).json()["items"][0]
+    _seal_through_the_api(server, f"/api/v1/cancellations/{cancellation['id']}")
+    approved = server.http.post(
+        f"/api/v1/cancellations/{cancellation['id']}/approve", headers=regulator
+    )
+    assert approved.status_code == 200, approved.text
+    admin = server.staff_login(server.role("company_admin")["phone"])
+    account = server.http.get("/api/v1/escrow/accounts", headers=admin).json()["items"][0]
+    statement = server.http.get(
+        f"/api/v1/escrow/accounts/{account['id']}/statement", headers=admin
+    ).json()
+    refund = next(i for i in statement["instructions"] if i["kind"] == "refund")
+    page.goto(f"{server.base}/miniapp/#/contract/{order_id}")
+    page.reload()
+    expect(page.locator("[data-status=cancelled]").first).to_have_text("已注销")
+    expect(page.locator("#refund")).to_contain_text("退款办理中 50,000.00 元")
+    executed = server.http.post(
+        f"/mock/bank/instructions/{refund['id']}/execute",
+        json={
+            "kind": "refund",
+            "account_number": DEMO_ACCOUNT_NUMBER,
+            "amount_fen": refund["amount_fen"],
+        },
+    )
+    assert executed.json()["status"] == 200, executed.text
+    page.reload()
+    expect(page.locator("#refund")).to_contain_text("已退回 50,000.00 元")
 
 
 def test_a_withdrawn_qr_code_says_so(server: Server, phone_page: Any) -> None:
