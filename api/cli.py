@@ -68,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     base_url = os.environ.get("WANGQIAN_PUBLIC_BASE_URL") or f"http://{host}:{args.port}"
     settings = _settings(args, mocks_enabled=True, public_base_url=base_url)
     upgrade(settings)
-    world = asyncio.run(_load_demo(settings, base_url))
+    world = asyncio.run(_load_demo(settings))
     world["base_url"] = base_url
     from api.demo import write_demo_file
     from api.outside import bank_link
@@ -89,6 +89,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  login           POST {base_url}/api/v1/auth/sms/send, then /api/v1/auth/sms/verify")
     print(f'  WeChat (mock)   POST {base_url}/mock/wechat/login {{"user": "..."}} -> code')
     print(f"  demo world      {path}")
+    print("  after the seal (the regulator 周监管 logs in like any staff member):")
+    print(f"    备案 filing   GET {base_url}/api/v1/filings?status=pending, then")
+    print("                  POST /api/v1/contracts/<id>/filing/approve (or /reject {reason})")
+    print("    退房 cancel   a buyer taps 申请退房 on the contract page (or")
+    print("                  POST /api/v1/contracts/<id>/cancellation {reason}); every buyer signs")
+    print("                  the termination in the mini program; the seal keeper")
+    print("                  POST /api/v1/cancellations/<id>/seal/challenge and /seal; the")
+    print("                  regulator POST /api/v1/cancellations/<id>/approve")
     for person in world["people"]:
         print(f"  {person['role']:<14}  {person['name']}  {person['phone']}")
     sys.stdout.flush()
@@ -98,7 +106,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _load_demo(settings: Settings, base_url: str) -> dict[str, object]:
+async def _load_demo(settings: Settings) -> dict[str, object]:
     from api.contracts.policy import ContractPolicy
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys

@@ -40,6 +40,7 @@ async def request_refund(
     contract = await session.get(EscrowContract, contract_id)
     if contract is None:
         return None
+    await lock_account(session, contract.supervised_account_id)
     held = await ledger.balance(session, contract.ledger_account_id)
     if held <= 0:
         return None
@@ -80,7 +81,36 @@ async def request_refund(
         ],
         now=now,
     )
+    await _releases_yield_to_refunds(session, contract.supervised_account_id, now=now)
     return instruction
+
+
+async def _releases_yield_to_refunds(
+    session: AsyncSession, account_id: uuid.UUID, *, now: datetime
+) -> None:
+    """A release approved but not executed yet never takes money reserved for refunds: when
+    a refund leaves less than the approved releases would take, the newest of them are
+    withdrawn (rejected, with the reason) until what stays covers the refunds."""
+    shortfall = -(await figures(session, account_id, now=now)).available_for_release_fen
+    if shortfall <= 0:
+        return
+    approved = await session.scalars(
+        select(Instruction)
+        .where(
+            Instruction.supervised_account_id == account_id,
+            Instruction.kind == InstructionKind.release,
+            Instruction.status == InstructionStatus.approved,
+        )
+        .order_by(Instruction.reviewed_at.desc(), Instruction.id)
+    )
+    for release in approved:
+        if shortfall <= 0:
+            break
+        release.status = InstructionStatus.rejected
+        release.reason = "退房退款优先，支取已撤销"
+        release.reviewed_at = now
+        shortfall -= release.amount_fen
+    await session.flush()
 
 
 def _key_amount(account: SupervisedAccount, milestone: str) -> int:
