@@ -138,6 +138,10 @@ async def test_a_permit_change_holds_its_units_until_decided(
     r = await register_world(client, session, keys, clock)
     today = business_date(clock.now())
     assert (await public_statuses(client, r))["201"] == "available"
+    # A draft made before the change cannot be issued while it is open either: signing
+    # may not start until the permit says which units are for sale.
+    draft = await order_on(client, r, "301")
+    assert draft.status_code == 201, draft.text
     demo_units = (
         await client.get(f"/api/v1/register/permits/{r.permit_id}", headers=r.regulator)
     ).json()["unit_ids"]
@@ -160,6 +164,8 @@ async def test_a_permit_change_holds_its_units_until_decided(
         refused = await order_on(client, r, room)
         assert problem(refused) == (409, "permit_change_pending"), room
         assert "变更" in refused.json()["detail"]
+    issue = await client.post(f"/api/v1/contracts/{draft.json()['id']}/issue", headers=r.agent)
+    assert problem(issue) == (409, "permit_change_pending")
     statuses = await public_statuses(client, r)
     assert statuses["201"] == statuses["202"] == statuses["102"] == "not_for_sale"
     assert statuses["103"] == "not_for_sale"
@@ -208,6 +214,8 @@ async def test_a_permit_change_holds_its_units_until_decided(
     assert (await order_on(client, r, "201")).status_code == 201
     assert (await order_on(client, r, "102")).status_code == 201
     assert problem(await order_on(client, r, "202")) == (409, "permit_not_found")
+    issued = await client.post(f"/api/v1/contracts/{draft.json()['id']}/issue", headers=r.agent)
+    assert issued.status_code == 200, issued.text
 
 
 async def test_a_rejected_change_leaves_the_permit_as_it_was(
