@@ -54,7 +54,14 @@ class EscrowController(Controller):
         return schemas.SupervisedAccountList(items=[accounts.account_answer(a) for a in found])
 
     async def _review_account(
-        self, db: AsyncSession, clock: Clock, principal: Principal, raw: str, data: Any, ok: bool
+        self,
+        db: AsyncSession,
+        clock: Clock,
+        principal: Principal,
+        raw: str,
+        data: Any,
+        ok: bool,
+        key_rate: int | None = None,
     ) -> schemas.SupervisedAccountAnswer:
         account = await accounts.review_account(
             db,
@@ -62,7 +69,7 @@ class EscrowController(Controller):
             _id(raw, "监管账户"),
             approve=ok,
             reason=data.reason,
-            key_rate_fen_per_m2=getattr(data, "key_rate_fen_per_m2", None),
+            key_rate_fen_per_m2=key_rate,
             now=clock.now(),
         )
         return accounts.account_answer(account)
@@ -81,7 +88,9 @@ class EscrowController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.SupervisedAccountAnswer:
-        return await self._review_account(db, clock, principal, account_id, data, True)
+        return await self._review_account(
+            db, clock, principal, account_id, data, True, data.key_rate_fen_per_m2
+        )
 
     @post(
         "/accounts/{account_id:str}/reject",

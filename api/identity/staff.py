@@ -193,7 +193,7 @@ async def add_member(
     )
     if rejected is not None:
         rejected.name, rejected.role = data.name.strip(), data.role
-        rejected.approval, rejected.created_at = StaffApproval.pending, now
+        rejected.approval = StaffApproval.pending
         rejected.reviewed_by = rejected.reviewed_at = None
         rejected.review_reason = ""
         await _set_projects(session, rejected, data.project_ids)
