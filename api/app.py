@@ -39,6 +39,7 @@ from api.outbox.routes import NotificationController
 from api.outbox.worker import EmbeddedWorker, build_worker
 from api.outside import OutsideServices, build_outside, mock_routes, new_http_client
 from api.public.routes import ROUTES as PUBLIC_ROUTES
+from api.register.routes import ROUTES as REGISTER_ROUTES
 from api.settings import Settings
 from notifications.templates import check_templates
 
@@ -126,6 +127,7 @@ def create_app(
         NotificationController,
         *CONTRACT_ROUTES,
         *ESCROW_ROUTES,
+        *REGISTER_ROUTES,
     ]
     if settings.mocks_enabled:
         from api.demo import PEOPLE  # the people the mock identity provider knows

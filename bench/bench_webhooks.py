@@ -74,7 +74,7 @@ async def arrange(settings: Settings, keys: ServiceKeys) -> str:
                     bank_name="b",
                     account_name="a",
                     account_number=ACCOUNT,
-                    milestones=[schemas.Milestone(code="done", name="竣工", key_amount_fen=0)],
+                    milestones=[schemas.Milestone(code="done", name="竣工", key_percent=0)],
                 ),
                 now=now,
             )

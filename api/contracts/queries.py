@@ -337,6 +337,10 @@ async def check_unit_saleable(
     if facts.property_management:
         raise DomainError("unit_not_for_sale", "该户室为物业管理用房，不能销售。")
     permit_kind = PermitKind.presale if kind is ContractKind.presale else PermitKind.spot
+    if permit_kind in facts.changing_permit_kinds:  # seed 001 5.4.2
+        raise DomainError(
+            "permit_change_pending", "该户室所在许可证正在办理变更，变更完成前暂不能签约。"
+        )
     if permit_kind not in facts.permit_kinds:
         raise DomainError("permit_not_found", "没有找到有效许可证户室信息。")
 

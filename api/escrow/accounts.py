@@ -1,6 +1,7 @@
 """Supervised accounts (预售资金监管账户): a company admin registers one per project with its
-milestones and key supervised amounts, a regulator approves or rejects it; who may read
-an account; what an account holds, by ledger account.
+milestones and the share of the key supervised amount each leaves in the account, a
+regulator approves or rejects it and sets the key amount per m² from which the amounts
+are computed; who may read an account; what an account holds, by ledger account.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -27,7 +29,12 @@ from api.escrow.models import (
 )
 from api.identity.models import PrincipalKind, StaffRole
 from api.identity.principal import Principal
-from api.register.queries import get_projects
+from api.register.queries import (
+    AREA_SCALE,
+    format_area,
+    get_projects,
+    project_building_area,
+)
 from signing.pii import mask_account
 
 
@@ -56,6 +63,12 @@ async def create_supervised_account(
     codes = [m.code for m in data.milestones]
     if len(set(codes)) != len(codes):
         raise DomainError("milestone_duplicate", "工程进度节点编码不能重复。")
+    shares = [m.key_percent for m in data.milestones]
+    if any(later > earlier for earlier, later in pairwise(shares)):
+        # As construction advances, what must stay can only shrink.
+        raise DomainError(
+            "milestone_percents_rising", "后一工程进度节点的重点监管资金比例不能高于前一节点。"
+        )
     taken = await session.scalar(
         select(SupervisedAccount.id).where(SupervisedAccount.account_number == data.account_number)
     )
@@ -89,8 +102,11 @@ async def review_account(
     approve: bool,
     reason: str,
     now: datetime,
+    key_rate_fen_per_m2: int | None = None,
 ) -> SupervisedAccount:
-    account = await session.get(SupervisedAccount, account_id)
+    """Approve (with the key amount per m², or set it later with ``set_key_rate``; no
+    release is allowed before) or reject with a reason."""
+    account = await lock_account(session, account_id)
     if account is None:
         raise DomainError.not_found("监管账户")
     if account.status is not AccountStatus.pending:
@@ -101,12 +117,76 @@ async def review_account(
         other = await approved_account_for_project(session, account.project_id)
         if other is not None:
             raise DomainError("project_has_account", "该项目已有生效的监管账户。")
+    if approve and key_rate_fen_per_m2 is not None:
+        await _apply_key_rate(session, principal, account, key_rate_fen_per_m2, now=now)
     account.status = AccountStatus.approved if approve else AccountStatus.rejected
     account.reviewed_by = principal.staff_id
     account.reviewed_at = now
     account.review_reason = reason.strip()
     if approve:
         await ensure_account_ledgers(session, account.id, now=now)
+    await session.flush()
+    return account
+
+
+def key_amount_fen(rate_fen_per_m2: int, area: int, percent: int) -> int:
+    """rate (fen/m²) × area (0.0001 m²) × percent, in whole fen, rounded up: the key
+    amount is a floor on what stays in the account, so rounding never lets out the
+    fraction of a fen the exact product keeps in. Integers only, no float anywhere."""
+    exact_numerator = rate_fen_per_m2 * area * percent
+    denominator = AREA_SCALE * 100
+    return -(-exact_numerator // denominator)
+
+
+def has_fixed_key_amounts(account: SupervisedAccount) -> bool:
+    """Registered before shares existed: key amounts typed by the company, kept as they
+    are (the release limit reads them unchanged)."""
+    return any("key_percent" not in m for m in account.milestones)
+
+
+async def _apply_key_rate(
+    session: AsyncSession,
+    principal: Principal,
+    account: SupervisedAccount,
+    rate_fen_per_m2: int,
+    *,
+    now: datetime,
+) -> None:
+    if has_fixed_key_amounts(account):
+        raise DomainError(
+            "key_amounts_fixed", "该监管账户的重点监管资金为登记时约定的固定金额，不按面积计算。"
+        )
+    area = await project_building_area(session, account.project_id)
+    if area <= 0:
+        raise DomainError("project_area_unknown", "该项目尚无测绘建筑面积，无法计算重点监管资金。")
+    # Computed now and kept: the amounts change only when a regulator sets the rate again
+    # (a 协议变更), not silently when a survey is re-imported.
+    account.milestones = [
+        {**m, "key_amount_fen": key_amount_fen(rate_fen_per_m2, area, int(m["key_percent"]))}
+        for m in account.milestones
+    ]
+    account.key_rate_fen_per_m2 = rate_fen_per_m2
+    account.key_area = area
+    account.key_rate_set_by = principal.staff_id
+    account.key_rate_set_at = now
+
+
+async def set_key_rate(
+    session: AsyncSession,
+    principal: Principal,
+    account_id: uuid.UUID,
+    *,
+    rate_fen_per_m2: int,
+    now: datetime,
+) -> SupervisedAccount:
+    """A regulator sets (or changes) the key amount per m² of an account under review or
+    in force; every milestone's key amount is computed again from today's areas."""
+    account = await lock_account(session, account_id)
+    if account is None:
+        raise DomainError.not_found("监管账户")
+    if account.status is AccountStatus.rejected:
+        raise DomainError("account_not_approved", "该监管账户已被驳回。")
+    await _apply_key_rate(session, principal, account, rate_fen_per_m2, now=now)
     await session.flush()
     return account
 
@@ -173,7 +253,18 @@ def account_answer(account: SupervisedAccount) -> schemas.SupervisedAccountAnswe
         bank_name=account.bank_name,
         account_name=account.account_name,
         account_number_masked=mask_account(account.account_number),
-        milestones=[msgspec.convert(m, schemas.MilestoneAnswer) for m in account.milestones],
+        milestones=[
+            schemas.MilestoneAnswer(
+                code=m["code"],
+                name=m["name"],
+                key_percent=m.get("key_percent"),
+                key_amount_fen=m.get("key_amount_fen"),
+            )
+            for m in account.milestones
+        ],
+        key_basis="fixed" if has_fixed_key_amounts(account) else "computed",
+        key_rate_fen_per_m2=account.key_rate_fen_per_m2,
+        key_area=format_area(account.key_area) if account.key_area is not None else None,
         status=account.status.value,
         created_at=account.created_at,
         reviewed_at=account.reviewed_at,

@@ -114,8 +114,15 @@ async def _releases_yield_to_refunds(
 
 
 def _key_amount(account: SupervisedAccount, milestone: str) -> int:
+    """The milestone's key amount: computed from the regulator's rate per m² when it was
+    set (``accounts.set_key_rate``), or fixed on accounts registered before shares."""
     for m in account.milestones:
         if m["code"] == milestone:
+            if m.get("key_amount_fen") is None:
+                raise DomainError(
+                    "key_rate_not_set",
+                    "主管部门尚未核定该项目每平方米的重点监管资金，暂不能支取。",
+                )
             return int(m["key_amount_fen"])
     raise DomainError(
         "milestone_unknown",

@@ -72,8 +72,18 @@ class SupervisedAccount(HasId, Base):
     bank_name: Mapped[str] = mapped_column(String(200))
     account_name: Mapped[str] = mapped_column(String(200))
     account_number: Mapped[str] = mapped_column(String(40), unique=True)
-    # [{"code": "topped_out", "name": "主体封顶", "key_amount_fen": 123}, ...]
+    # In order of construction: [{"code": "topped_out", "name": "主体封顶",
+    # "key_percent": 40, "key_amount_fen": 199181}, ...]. ``key_percent`` is the share of
+    # the key supervised amount that stays after the milestone; ``key_amount_fen`` is
+    # computed from the regulator's rate (absent until it is set). Accounts registered
+    # before shares existed carry a fixed ``key_amount_fen`` and no ``key_percent``.
     milestones: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # 重点监管资金 per m² set by a regulator, the project's total building area (0.0001 m²)
+    # it was computed from, and when and by whom (seed 001 5.3).
+    key_rate_fen_per_m2: Mapped[int | None] = mapped_column(BigInteger)
+    key_area: Mapped[int | None] = mapped_column(BigInteger)
+    key_rate_set_by: Mapped[uuid.UUID | None]
+    key_rate_set_at: Mapped[datetime | None]
     status: Mapped[AccountStatus] = mapped_column(str_enum(AccountStatus, "escrow_account_status"))
     created_by: Mapped[uuid.UUID]
     created_at: Mapped[datetime]

@@ -54,10 +54,23 @@ class EscrowController(Controller):
         return schemas.SupervisedAccountList(items=[accounts.account_answer(a) for a in found])
 
     async def _review_account(
-        self, db: AsyncSession, clock: Clock, principal: Principal, raw: str, data: Any, ok: bool
+        self,
+        db: AsyncSession,
+        clock: Clock,
+        principal: Principal,
+        raw: str,
+        data: Any,
+        ok: bool,
+        key_rate: int | None = None,
     ) -> schemas.SupervisedAccountAnswer:
         account = await accounts.review_account(
-            db, principal, _id(raw, "监管账户"), approve=ok, reason=data.reason, now=clock.now()
+            db,
+            principal,
+            _id(raw, "监管账户"),
+            approve=ok,
+            reason=data.reason,
+            key_rate_fen_per_m2=key_rate,
+            now=clock.now(),
         )
         return accounts.account_answer(account)
 
@@ -70,12 +83,14 @@ class EscrowController(Controller):
     async def approve_account(
         self,
         account_id: FromPath[str],
-        data: JSONBody[schemas.Review],
+        data: JSONBody[schemas.AccountApproval],
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.SupervisedAccountAnswer:
-        return await self._review_account(db, clock, principal, account_id, data, True)
+        return await self._review_account(
+            db, clock, principal, account_id, data, True, data.key_rate_fen_per_m2
+        )
 
     @post(
         "/accounts/{account_id:str}/reject",
@@ -92,6 +107,29 @@ class EscrowController(Controller):
         principal: NamedDependency[Principal],
     ) -> schemas.SupervisedAccountAnswer:
         return await self._review_account(db, clock, principal, account_id, data, False)
+
+    @post(
+        "/accounts/{account_id:str}/key-rate",
+        status_code=200,
+        guards=[regulators_only],
+        summary="核定重点监管资金标准 (regulator: fen per m²; amounts computed from the units)",
+    )
+    async def set_key_rate(
+        self,
+        account_id: FromPath[str],
+        data: JSONBody[schemas.KeyRateBody],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+    ) -> schemas.SupervisedAccountAnswer:
+        account = await accounts.set_key_rate(
+            db,
+            principal,
+            _id(account_id, "监管账户"),
+            rate_fen_per_m2=data.key_rate_fen_per_m2,
+            now=clock.now(),
+        )
+        return accounts.account_answer(account)
 
     @get("/accounts/{account_id:str}/statement", summary="监管账户对账单 (staff, regulators)")
     async def statement(

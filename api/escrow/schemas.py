@@ -15,12 +15,14 @@ Code = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=r"^[a-z0
 
 
 class Milestone(RequestBody):
-    """A construction milestone (工程进度节点) and the key supervised amount (重点监管资金)
-    that must stay in the account until it is reached."""
+    """A construction milestone (工程进度节点), given in order of construction, and the share
+    (percent) of the key supervised amount (重点监管资金) that must still stay in the account
+    once it is reached: e.g. 100, 40, 0. The amount itself is computed from the rate per m²
+    a regulator sets and the project's building area (seed 001 5.3), never typed."""
 
     code: Code
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    key_amount_fen: Annotated[int, msgspec.Meta(ge=0, le=10**13)]
+    key_percent: Annotated[int, msgspec.Meta(ge=0, le=100)]
 
 
 class NewSupervisedAccount(RequestBody):
@@ -39,6 +41,19 @@ class Review(RequestBody):
     reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
+KeyRate = Annotated[int, msgspec.Meta(ge=1, le=10**9, description="分/平方米")]
+
+
+class AccountApproval(Review):
+    """A regulator approves an account and may set the key amount per m² at once."""
+
+    key_rate_fen_per_m2: KeyRate | None = None
+
+
+class KeyRateBody(RequestBody):
+    key_rate_fen_per_m2: KeyRate
+
+
 class NewRelease(RequestBody):
     amount_fen: Fen
     milestone: Code
@@ -48,7 +63,8 @@ class NewRelease(RequestBody):
 class MilestoneAnswer(ResponseBody):
     code: str
     name: str
-    key_amount_fen: int
+    key_percent: int | None  # None: an account registered with fixed key amounts
+    key_amount_fen: int | None  # None until a regulator sets the rate per m²
 
 
 class SupervisedAccountAnswer(ResponseBody):
@@ -59,6 +75,11 @@ class SupervisedAccountAnswer(ResponseBody):
     account_name: str
     account_number_masked: str
     milestones: list[MilestoneAnswer]
+    # "computed": rate × the project's building area × each milestone's share;
+    # "fixed": key amounts registered before shares existed, kept as they were.
+    key_basis: Literal["computed", "fixed"]
+    key_rate_fen_per_m2: int | None
+    key_area: str | None  # m², the building area the amounts were computed from
     status: str
     created_at: datetime
     reviewed_at: datetime | None

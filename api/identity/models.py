@@ -29,6 +29,14 @@ class StaffRole(enum.StrEnum):
     regulator = "regulator"
 
 
+class StaffApproval(enum.StrEnum):
+    """入网审核: staff a company admin adds wait for a regulator before they may log in."""
+
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
 class PrincipalKind(enum.StrEnum):
     citizen = "citizen"
     staff = "staff"
@@ -39,7 +47,6 @@ class FaceStatus(enum.StrEnum):
     passed = "passed"
     failed = "failed"
     expired = "expired"
-
 
 
 class Citizen(HasId, Base):
@@ -85,6 +92,16 @@ class StaffMember(HasId, Base):
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    # Staff the platform creates (admins, regulators, the demo's) start approved; agents
+    # and seal keepers a company admin adds start pending until a regulator decides.
+    approval: Mapped[StaffApproval] = mapped_column(
+        str_enum(StaffApproval, "staff_approval"),
+        default=StaffApproval.approved,
+        server_default=StaffApproval.approved.value,
+    )
+    reviewed_by: Mapped[uuid.UUID | None]
+    reviewed_at: Mapped[datetime | None]
+    review_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
 
 class AuthSession(HasId, Base):

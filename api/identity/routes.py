@@ -24,7 +24,13 @@ from api.core.validators import normalize_phone
 from api.db.engine import Database
 from api.identity import codes, profile, schemas, sessions, staff, subscriptions, verification
 from api.identity.clients import FaceClient, IdCheckClient, WeChatClient
-from api.identity.guards import citizens_only, company_admins_only, logged_in, staff_only
+from api.identity.guards import (
+    citizens_only,
+    company_admins_only,
+    logged_in,
+    regulators_only,
+    staff_only,
+)
 from api.identity.principal import Principal
 from api.identity.sessions import SessionPolicy
 from api.settings import Settings
@@ -347,4 +353,50 @@ class StaffController(Controller):
         )
 
 
-ROUTES = [AuthController, MeController, StaffController]
+class StaffReviewController(Controller):
+    """入网审核: regulators decide on the staff company admins add."""
+
+    path = "/api/v1/staff"
+    tags = ("staff",)
+    guards = [regulators_only]  # noqa: RUF012
+
+    @get("/pending", summary="待审核工作人员 (regulators: every company)")
+    async def pending(self, db: NamedDependency[AsyncSession]) -> schemas.StaffList:
+        return await staff.pending_members(db)
+
+    async def _review(
+        self, db: AsyncSession, clock: Clock, principal: Principal, raw: str, reason: str, ok: bool
+    ) -> schemas.StaffMemberAnswer:
+        return await staff.review_member(
+            db,
+            principal,
+            parse_id(raw, what="工作人员"),
+            approve=ok,
+            reason=reason,
+            now=clock.now(),
+        )
+
+    @post("/members/{staff_id:str}/approve", status_code=200, summary="审核通过工作人员")
+    async def approve(
+        self,
+        staff_id: FromPath[str],
+        data: JSONBody[schemas.StaffReview],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+    ) -> schemas.StaffMemberAnswer:
+        return await self._review(db, clock, principal, staff_id, data.reason, True)
+
+    @post("/members/{staff_id:str}/reject", status_code=200, summary="驳回工作人员 (with a reason)")
+    async def reject(
+        self,
+        staff_id: FromPath[str],
+        data: JSONBody[schemas.StaffReview],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+    ) -> schemas.StaffMemberAnswer:
+        return await self._review(db, clock, principal, staff_id, data.reason, False)
+
+
+ROUTES = [AuthController, MeController, StaffController, StaffReviewController]

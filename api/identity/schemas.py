@@ -9,7 +9,13 @@ from typing import Annotated
 import msgspec
 
 from api.core.schemas import RequestBody, ResponseBody
-from api.identity.models import FaceStatus, IdentityLevel, PrincipalKind, StaffRole
+from api.identity.models import (
+    FaceStatus,
+    IdentityLevel,
+    PrincipalKind,
+    StaffApproval,
+    StaffRole,
+)
 
 Phone = Annotated[str, msgspec.Meta(max_length=32, description="中国大陆手机号")]
 Code = Annotated[str, msgspec.Meta(max_length=16)]
@@ -133,6 +139,16 @@ class StaffMemberAnswer(ResponseBody):
     projects: list[ProjectRef]
     disabled: bool
     totp_enabled: bool
+    # 入网审核: pending until a regulator approves; only approved staff may log in.
+    approval: StaffApproval
+    review_reason: str
+    company_name: str | None = None  # in the regulators' review lists
+
+
+class StaffReview(RequestBody):
+    """Approving needs no reason; rejecting does."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
 
 
 class StaffList(ResponseBody):

@@ -23,6 +23,7 @@ from api.identity.models import (
     AuthSession,
     Citizen,
     PrincipalKind,
+    StaffApproval,
     StaffMember,
 )
 from api.identity.principal import Principal
@@ -87,7 +88,11 @@ async def authenticate(
     principal = Principal(kind=row.kind, session_id=row.id, citizen_id=row.citizen_id)
     if row.kind is PrincipalKind.staff:
         staff = await session.get(StaffMember, row.staff_id)
-        if staff is None or staff.disabled_at is not None:
+        if (
+            staff is None
+            or staff.disabled_at is not None
+            or staff.approval is not StaffApproval.approved
+        ):
             raise DomainError("session_invalid", "登录已失效，请重新登录。")
         principal = replace(
             principal, staff_id=staff.id, role=staff.role, company_id=staff.company_id
@@ -134,6 +139,24 @@ async def login_with_phone(
         if staff.disabled_at is not None:
             await commit_and_raise(
                 session, DomainError("staff_disabled", "该工作人员账号已停用。")
+            )
+        # 入网审核: no session at all before a regulator approves, so no route can forget
+        # to check; the code is spent (committed) like any proven one.
+        if staff.approval is StaffApproval.pending:
+            await commit_and_raise(
+                session,
+                DomainError(
+                    "staff_pending", "该工作人员账号正在等待主管部门审核，审核通过后方可登录。"
+                ),
+            )
+        if staff.approval is StaffApproval.rejected:
+            await commit_and_raise(
+                session,
+                DomainError(
+                    "staff_rejected",
+                    "该工作人员账号未通过主管部门审核，请联系企业管理员。",
+                    reason=staff.review_reason,
+                ),
             )
         # Seal keepers and regulators enroll TOTP; once anyone has, every login needs it.
         if staff.totp_secret_encrypted:

@@ -1,5 +1,6 @@
 """Staff: company admins add and disable sales agents and seal keepers and assign projects;
-TOTP enrollment and checks; what other contexts may know of a staff member.
+regulators approve or reject the staff admins add (入网审核) before they may log in; TOTP
+enrollment and checks; what other contexts may know of a staff member.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from api.db.engine import commit_and_raise
 from api.identity import schemas
 from api.identity.models import (
     AuthSession,
+    StaffApproval,
     StaffMember,
     StaffRole,
     staff_projects,
 )
 from api.identity.principal import Principal
 from api.identity.profile import caller_staff, project_refs
-from api.register.queries import get_projects
+from api.register.queries import get_company, get_projects
 from signing import totp
 from signing.pii import mask_phone
 
@@ -101,7 +103,12 @@ async def confirm_totp(
     return schemas.TotpEnabled(totp_enabled=True, enabled_at=now)
 
 
-async def _staff_answer(session: AsyncSession, staff: StaffMember) -> schemas.StaffMemberAnswer:
+async def _staff_answer(
+    session: AsyncSession, staff: StaffMember, *, with_company: bool = False
+) -> schemas.StaffMemberAnswer:
+    company = (
+        await get_company(session, staff.company_id) if with_company and staff.company_id else None
+    )
     return schemas.StaffMemberAnswer(
         id=staff.id,
         name=staff.name,
@@ -111,6 +118,9 @@ async def _staff_answer(session: AsyncSession, staff: StaffMember) -> schemas.St
         projects=await project_refs(session, staff.id),
         disabled=staff.disabled_at is not None,
         totp_enabled=staff.totp_secret_encrypted is not None,
+        approval=staff.approval,
+        review_reason=staff.review_reason,
+        company_name=company.name if company else None,
     )
 
 
@@ -139,15 +149,23 @@ async def create_staff_member(
     company_id: uuid.UUID | None,
     now: datetime,
     project_ids: list[uuid.UUID] | None = None,
+    approval: StaffApproval = StaffApproval.approved,
 ) -> StaffMember:
-    """Any staff member (the demo and the platform use this; admins go through add_member)."""
+    """Any staff member (the demo and the platform use this; admins go through add_member).
+    The platform vouches for whom it creates: approved unless told otherwise."""
     phone = normalize_phone(phone)
     if (role is StaffRole.regulator) != (company_id is None):
         raise DomainError("staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。")
     if await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone)):
         raise DomainError("staff_phone_taken", "该手机号已是工作人员账号。")
     staff = StaffMember(
-        name=name.strip(), phone=phone, role=role, company_id=company_id, created_at=now
+        name=name.strip(),
+        phone=phone,
+        role=role,
+        company_id=company_id,
+        created_at=now,
+        approval=approval,
+        review_reason="",
     )
     session.add(staff)
     try:
@@ -162,8 +180,25 @@ async def create_staff_member(
 async def add_member(
     session: AsyncSession, principal: Principal, data: schemas.NewStaffMember, *, now: datetime
 ) -> schemas.StaffMemberAnswer:
+    """The member waits for a regulator (``pending``) and cannot log in until approved. A
+    member a regulator rejected may be submitted again, corrected, with the same phone."""
     if data.role not in ADMIN_CREATES:
         raise DomainError("role_not_allowed", "企业管理员只能添加销售人员和印章授权人。")
+    rejected = await session.scalar(
+        select(StaffMember).where(
+            StaffMember.phone == normalize_phone(data.phone),
+            StaffMember.company_id == principal.company_id,
+            StaffMember.approval == StaffApproval.rejected,
+        )
+    )
+    if rejected is not None:
+        rejected.name, rejected.role = data.name.strip(), data.role
+        rejected.approval = StaffApproval.pending
+        rejected.reviewed_by = rejected.reviewed_at = None
+        rejected.review_reason = ""
+        await _set_projects(session, rejected, data.project_ids)
+        await session.flush()
+        return await _staff_answer(session, rejected)
     staff = await create_staff_member(
         session,
         name=data.name,
@@ -172,8 +207,54 @@ async def add_member(
         company_id=principal.company_id,
         now=now,
         project_ids=data.project_ids,
+        approval=StaffApproval.pending,
     )
     return await _staff_answer(session, staff)
+
+
+async def pending_members(session: AsyncSession) -> schemas.StaffList:
+    """What regulators have to review: members of every company waiting for approval,
+    oldest first (disabled ones need no review)."""
+    rows = await session.scalars(
+        select(StaffMember)
+        .where(StaffMember.approval == StaffApproval.pending, StaffMember.disabled_at.is_(None))
+        .order_by(StaffMember.created_at, StaffMember.phone)
+    )
+    return schemas.StaffList(
+        members=[await _staff_answer(session, s, with_company=True) for s in rows]
+    )
+
+
+async def review_member(
+    session: AsyncSession,
+    principal: Principal,
+    staff_id: uuid.UUID,
+    *,
+    approve: bool,
+    reason: str,
+    now: datetime,
+) -> schemas.StaffMemberAnswer:
+    """A regulator approves (the member may log in from now) or rejects with a reason."""
+    staff = await session.scalar(
+        select(StaffMember)
+        .where(StaffMember.id == staff_id)
+        .with_for_update()  # two regulators deciding at once: the second is refused
+        .execution_options(populate_existing=True)
+    )
+    if staff is None or staff.company_id is None:
+        raise DomainError.not_found("工作人员")
+    if staff.approval is not StaffApproval.pending:
+        raise DomainError(
+            "staff_already_reviewed", "该工作人员已审核。", approval=staff.approval.value
+        )
+    if not approve and not reason.strip():
+        raise DomainError("reason_required", "驳回时须填写理由。")
+    staff.approval = StaffApproval.approved if approve else StaffApproval.rejected
+    staff.reviewed_by = principal.staff_id
+    staff.reviewed_at = now
+    staff.review_reason = reason.strip()
+    await session.flush()
+    return await _staff_answer(session, staff, with_company=True)
 
 
 async def _company_member(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -15,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -34,6 +37,25 @@ class RestrictionKind(enum.StrEnum):
     property_management = "property_management"  # 物管用房: never for sale
     mortgage = "mortgage"  # 抵押: recorded and shown to staff, does not stop a sale
 
+
+class PermitChangeStatus(enum.StrEnum):
+    """A permit change (许可变更): started, then approved or rejected by a regulator."""
+
+    open = "open"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class RegisterAction(enum.StrEnum):
+    """What a register audit entry records."""
+
+    permit_granted = "permit_granted"
+    permit_change_started = "permit_change_started"
+    permit_change_approved = "permit_change_approved"
+    permit_change_rejected = "permit_change_rejected"
+    permit_revoked = "permit_revoked"
+    restriction_added = "restriction_added"
+    restriction_lifted = "restriction_lifted"
 
 
 class Company(HasId, Base):
@@ -128,6 +150,55 @@ class Permit(HasId, Base):
     valid_until: Mapped[date]
     revoked_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # Who granted and revoked it (a regulator's staff id; None: loaded by the platform).
+    granted_by: Mapped[uuid.UUID | None]
+    revoked_by: Mapped[uuid.UUID | None]
+    revoke_document_no: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    revoke_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+
+
+permit_change_units = Table(
+    "permit_change_units",
+    Base.metadata,
+    Column("change_id", ForeignKey("permit_changes.id"), primary_key=True),
+    Column("unit_id", ForeignKey("units.id"), primary_key=True, index=True),
+)
+
+_OPEN_CHANGE_SQL = "status = 'open'"
+
+
+class PermitChange(HasId, Base):
+    """A change of a permit's units or validity (seed 001 5.4.2): while it is open, no
+    new sale of the units it touches may start; approving it applies the proposal.
+
+    ``permit_change_units`` holds the whole proposed set of units, not a difference.
+    At most one change per permit is open (the partial unique index).
+    """
+
+    __tablename__ = "permit_changes"
+    __table_args__ = (
+        Index(
+            "uq_permit_changes_open_permit",
+            "permit_id",
+            unique=True,
+            sqlite_where=text(_OPEN_CHANGE_SQL),
+            postgresql_where=text(_OPEN_CHANGE_SQL),
+        ),
+    )
+
+    permit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("permits.id"), index=True)
+    status: Mapped[PermitChangeStatus] = mapped_column(
+        str_enum(PermitChangeStatus, "permit_change_status")
+    )
+    valid_from: Mapped[date]  # proposed
+    valid_until: Mapped[date]  # proposed
+    document_no: Mapped[str] = mapped_column(String(100))  # the application or decision
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    started_by: Mapped[uuid.UUID | None]
+    started_at: Mapped[datetime]
+    decided_by: Mapped[uuid.UUID | None]
+    decided_at: Mapped[datetime | None]
+    decision_reason: Mapped[str] = mapped_column(String(500), default="")
 
 
 class UnitRestriction(HasId, Base):
@@ -147,6 +218,39 @@ class UnitRestriction(HasId, Base):
     ends_on: Mapped[date | None]
     lifted_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    # Who recorded and who lifted it (a regulator's staff id; None: the platform), and the
+    # authority and document that lifted it (解封裁定, 解除限制通知...).
+    created_by: Mapped[uuid.UUID | None]
+    lifted_by: Mapped[uuid.UUID | None]
+    lift_authority: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    lift_document_no: Mapped[str] = mapped_column(String(100), default="", server_default="")
+
+
+register_audit_units = Table(
+    "register_audit_units",
+    Base.metadata,
+    Column("audit_id", ForeignKey("register_audit.id"), primary_key=True),
+    Column("unit_id", ForeignKey("units.id"), primary_key=True, index=True),
+)
+
+
+class RegisterAuditEntry(HasId, Base):
+    """One register action: who (staff id and masked name), what, when, the state before
+    and after, the document. Never updated or deleted; ``register_audit_units`` names the
+    units it touched, so a unit's history is one indexed join."""
+
+    __tablename__ = "register_audit"
+    __table_args__ = (Index("ix_register_audit_project_at", "project_id", "at"),)
+
+    at: Mapped[datetime]
+    action: Mapped[RegisterAction] = mapped_column(str_enum(RegisterAction, "register_action"))
+    actor_staff_id: Mapped[uuid.UUID | None]  # None: the platform (demo, imports)
+    actor_name_masked: Mapped[str] = mapped_column(String(100))
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"))
+    subject_id: Mapped[uuid.UUID]  # the permit, permit change or restriction
+    document_no: Mapped[str] = mapped_column(String(100), default="")
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ResaleTitle(HasId, Base):

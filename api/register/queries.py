@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,12 +20,15 @@ from api.register.models import (
     Building,
     Company,
     Permit,
+    PermitChange,
+    PermitChangeStatus,
     PermitKind,
     Project,
     ResaleTitle,
     RestrictionKind,
     Unit,
     UnitRestriction,
+    permit_change_units,
     permit_units,
 )
 
@@ -56,12 +59,23 @@ def format_area(units: int) -> str:
 
 @dataclass(frozen=True)
 class UnitSaleFacts:
-    """What the register says about selling one unit on a given day."""
+    """What the register says about selling one unit on a given day.
+
+    ``permit_kinds`` are the kinds of permit in force under which the unit may be sold; a
+    permit with a change in progress (变更, seed 001 5.4.2) does not count until the change
+    is decided: its kind is in ``changing_permit_kinds`` instead, for the units it covers
+    and the units the change would add.
+    """
 
     permit_kinds: frozenset[PermitKind]
     blocking_restrictions: frozenset[RestrictionKind]
     property_management: bool
     mortgaged: bool
+    changing_permit_kinds: frozenset[PermitKind] = frozenset()
+
+    @property
+    def permit_change_pending(self) -> bool:
+        return bool(self.changing_permit_kinds)
 
     @property
     def restricted(self) -> bool:
@@ -136,20 +150,52 @@ async def unit_sale_facts(
     )
     for unit_id, kind in rows:
         restrictions[unit_id].add(kind)
+    changing = await _units_under_permit_change(session, scope)
     # Most units share the same facts; build each distinct combination once.
-    shared: dict[tuple[frozenset[PermitKind], frozenset[RestrictionKind]], UnitSaleFacts] = {}
+    shared: dict[tuple[frozenset[PermitKind], ...], UnitSaleFacts] = {}
     facts = SaleFactsByUnit()
-    for unit_id in permits.keys() | restrictions.keys():
-        key = (frozenset(permits[unit_id]), frozenset(restrictions[unit_id]))
+    for unit_id in permits.keys() | restrictions.keys() | changing.keys():
+        kinds, held = frozenset(permits[unit_id]), frozenset(changing[unit_id])
+        found = frozenset(restrictions[unit_id])
+        key = (kinds, held, found)
         if key not in shared:
             shared[key] = UnitSaleFacts(
-                permit_kinds=key[0],
-                blocking_restrictions=key[1] & BLOCKING_RESTRICTIONS,
-                property_management=RestrictionKind.property_management in key[1],
-                mortgaged=RestrictionKind.mortgage in key[1],
+                permit_kinds=kinds - held,
+                blocking_restrictions=found & BLOCKING_RESTRICTIONS,
+                property_management=RestrictionKind.property_management in found,
+                mortgaged=RestrictionKind.mortgage in found,
+                changing_permit_kinds=held,
             )
         facts[unit_id] = shared[key]
     return facts
+
+
+async def _units_under_permit_change(
+    session: AsyncSession, scope: Any
+) -> dict[uuid.UUID, set[PermitKind]]:
+    """Units a permit with an open change covers now or would cover, with that permit's
+    kind: one query (open changes are few; the partial unique index finds them)."""
+    open_change = PermitChange.status == PermitChangeStatus.open
+    covered = (
+        select(permit_units.c.unit_id.label("unit_id"), Permit.kind.label("kind"))
+        .join(Permit, Permit.id == permit_units.c.permit_id)
+        .join(PermitChange, PermitChange.permit_id == Permit.id)
+        .where(open_change)
+    )
+    proposed = (
+        select(permit_change_units.c.unit_id.label("unit_id"), Permit.kind.label("kind"))
+        .join(PermitChange, PermitChange.id == permit_change_units.c.change_id)
+        .join(Permit, Permit.id == PermitChange.permit_id)
+        .where(open_change)
+    )
+    both = covered.union(proposed).subquery()
+    changing: dict[uuid.UUID, set[PermitKind]] = defaultdict(set)
+    rows = await session.execute(
+        select(both.c.unit_id, both.c.kind).join(Unit, Unit.id == both.c.unit_id).where(scope)
+    )
+    for unit_id, kind in rows:
+        changing[unit_id].add(PermitKind(kind))
+    return changing
 
 
 async def find_title(
@@ -335,9 +381,12 @@ async def project_page(
     offset: int,
     name_contains: str | None = None,
     district: str | None = None,
+    project_id: uuid.UUID | None = None,
 ) -> tuple[int, list[ProjectRow]]:
     """Projects in the order they were registered, with their total for paging."""
     query = select(Project, Company).join(Company, Project.company_id == Company.id)
+    if project_id is not None:
+        query = query.where(Project.id == project_id)
     if name_contains:
         query = query.where(Project.name.contains(name_contains, autoescape=True))
     if district:
@@ -391,3 +440,14 @@ async def project_of_units(
         .where(Building.project_id.in_(project_ids))
     )
     return dict(rows.all())
+
+
+async def project_building_area(session: AsyncSession, project_id: uuid.UUID) -> int:
+    """The total building area (建筑面积, 0.0001 m²) of every unit of the project: what key
+    supervised amounts are computed from (seed 001 5.3: all the units are supervised)."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Unit.building_area), 0))
+        .join(Building, Unit.building_id == Building.id)
+        .where(Building.project_id == project_id)
+    )
+    return int(total or 0)

@@ -1,6 +1,7 @@
-"""Register rules: developer companies, projects and buildings, permits over sets of units,
-restrictions on units (seizures, administrative limits, property-management rooms,
-mortgages) and resale titles with their owners.
+"""Register rules: developer companies, projects and buildings, and resale titles with
+their owners. Permits live in ``permits``, restrictions in ``restrictions``, each action's
+audit entry in ``audit``; their platform-level calls stay reachable from here for the
+demo world, the command line and tests (``register.grant_permit(...)``).
 """
 
 from __future__ import annotations
@@ -19,18 +20,27 @@ from api.core.validators import is_valid_uscc, resident_id_problem
 from api.register.models import (
     Building,
     Company,
-    Permit,
-    PermitKind,
     Project,
     ResaleTitle,
-    RestrictionKind,
     TitleOwner,
     Unit,
-    UnitRestriction,
-    permit_units,
 )
+from api.register.permits import grant_permit, revoke_permit
 from api.register.queries import TITLE_CHECK_CODE
+from api.register.restrictions import add_restriction, lift_restriction
 from signing.pii import normalize_id_number
+
+__all__ = [
+    "TitleOwnerInput",
+    "add_restriction",
+    "create_building",
+    "create_company",
+    "create_project",
+    "grant_permit",
+    "lift_restriction",
+    "register_title",
+    "revoke_permit",
+]
 
 
 async def create_company(
@@ -110,105 +120,6 @@ async def create_building(
     session.add(building)
     await session.flush()
     return building
-
-
-async def grant_permit(
-    session: AsyncSession,
-    *,
-    project_id: uuid.UUID,
-    kind: PermitKind,
-    number: str,
-    valid_from: date,
-    valid_until: date,
-    unit_ids: list[uuid.UUID],
-    now: datetime,
-    issuer: str = "",
-) -> Permit:
-    if valid_until < valid_from:
-        raise DomainError("permit_dates_invalid", "许可证有效期结束日期早于开始日期。")
-    if not unit_ids:
-        raise DomainError("permit_without_units", "许可证须至少包含一个户室。")
-    unit_projects = dict(
-        (
-            await session.execute(
-                select(Unit.id, Building.project_id)
-                .join(Building, Unit.building_id == Building.id)
-                .where(Unit.id.in_(unit_ids))
-            )
-        ).all()
-    )
-    foreign = [str(u) for u in unit_ids if unit_projects.get(u) != project_id]
-    if foreign:
-        raise DomainError(
-            "permit_units_invalid", "许可证包含不属于该项目的户室。", unit_ids=foreign
-        )
-    permit = Permit(
-        project_id=project_id,
-        kind=kind,
-        number=number,
-        issuer=issuer,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        created_at=now,
-    )
-    session.add(permit)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise DomainError("permit_exists", f"许可证号 {number} 已存在。") from None
-    await session.execute(
-        permit_units.insert(), [{"permit_id": permit.id, "unit_id": u} for u in set(unit_ids)]
-    )
-    return permit
-
-
-async def revoke_permit(session: AsyncSession, permit_id: uuid.UUID, *, now: datetime) -> Permit:
-    permit = await session.get(Permit, permit_id)
-    if permit is None:
-        raise DomainError.not_found("许可证")
-    permit.revoked_at = permit.revoked_at or now
-    await session.flush()
-    return permit
-
-
-async def add_restriction(
-    session: AsyncSession,
-    *,
-    unit_id: uuid.UUID,
-    kind: RestrictionKind,
-    source: str,
-    starts_on: date,
-    now: datetime,
-    ends_on: date | None = None,
-    document_no: str = "",
-) -> UnitRestriction:
-    if await session.get(Unit, unit_id) is None:
-        raise DomainError.not_found("户室")
-    if ends_on is not None and ends_on < starts_on:
-        raise DomainError("restriction_dates_invalid", "限制结束日期早于开始日期。")
-    restriction = UnitRestriction(
-        unit_id=unit_id,
-        kind=kind,
-        source=source,
-        document_no=document_no,
-        starts_on=starts_on,
-        ends_on=ends_on,
-        created_at=now,
-    )
-    session.add(restriction)
-    await session.flush()
-    return restriction
-
-
-async def lift_restriction(
-    session: AsyncSession, restriction_id: uuid.UUID, *, now: datetime
-) -> UnitRestriction:
-    restriction = await session.get(UnitRestriction, restriction_id)
-    if restriction is None:
-        raise DomainError.not_found("限制记录")
-    restriction.lifted_at = restriction.lifted_at or now
-    await session.flush()
-    return restriction
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,16 @@ AGENT = "13800000001"
 BUYER = "13900000001"
 ACCOUNT_NUMBER = "6222020200112233445"
 MILESTONES = [
-    {"code": "foundation", "name": "基础完成", "key_amount_fen": 500_000},
-    {"code": "topped_out", "name": "主体封顶", "key_amount_fen": 200_000},
-    {"code": "completed", "name": "竣工验收", "key_amount_fen": 0},
+    {"code": "foundation", "name": "基础完成", "key_percent": 100},
+    {"code": "topped_out", "name": "主体封顶", "key_percent": 40},
+    {"code": "completed", "name": "竣工验收", "key_percent": 0},
 ]
+# The regulator's key amount per m² (fen) and what it makes of the demo project's 24
+# units, 2489.76 m² in all: 200 × 2489.76 = 497 952 fen to stay until the foundation,
+# 40 % of it (199 180.8, rounded up) until the topping out.
+KEY_RATE = 200
+FOUNDATION_KEY = 497_952
+TOPPED_OUT_KEY = 199_181
 
 
 @dataclass
@@ -72,7 +78,9 @@ async def approved_account(
     assert created.status_code == 201, created.text
     account_id = created.json()["id"]
     approved = await client.post(
-        f"/api/v1/escrow/accounts/{account_id}/approve", headers=regulator, json={}
+        f"/api/v1/escrow/accounts/{account_id}/approve",
+        headers=regulator,
+        json={"key_rate_fen_per_m2": KEY_RATE},
     )
     assert approved.status_code == 200, approved.text
     return account_id

@@ -134,22 +134,22 @@ async def _run(
                 role=StaffRole.regulator,
             )
             number = "62" + "".join(secrets.choice("0123456789") for _ in range(16))
-            account = await accounts.create_supervised_account(
+            # Fixed key amounts (an account registered before shares existed): the
+            # release limit of KEY_AMOUNTS without a surveyed project behind it.
+            account = await accounts.register_approved_account(
                 s,
-                admin,
-                schemas.NewSupervisedAccount(
-                    project_id=project.id,
-                    bank_name="b",
-                    account_name="a",
-                    account_number=number,
-                    milestones=[
-                        schemas.Milestone(code="early", name="基础", key_amount_fen=300),
-                        schemas.Milestone(code="done", name="竣工", key_amount_fen=0),
-                    ],
-                ),
+                project_id=project.id,
+                company_id=company.id,
+                bank_name="b",
+                account_name="a",
+                account_number=number,
+                milestones=[
+                    {"code": "early", "name": "基础", "key_amount_fen": KEY_AMOUNTS["early"]},
+                    {"code": "done", "name": "竣工", "key_amount_fen": KEY_AMOUNTS["done"]},
+                ],
+                note="性质测试",
                 now=now,
             )
-            await accounts.review_account(s, regulator, account.id, approve=True, reason="", now=now)
             account_id = account.id
             notices: list[tuple[uuid.UUID, str]] = []
             contracts = [uuid.uuid4(), uuid.uuid4()]

@@ -18,11 +18,14 @@ from api.settings import Settings
 from tests.api.escrow.helpers import (
     ACCOUNT_NUMBER,
     BUYER,
+    FOUNDATION_KEY,
     Escrow,
     pay,
     setup,
     statement,
 )
+
+RELEASABLE = 2_000_000 - FOUNDATION_KEY  # a deposit of 2 000 000 fen, at the foundation
 
 
 async def _release(
@@ -60,11 +63,12 @@ async def test_release_limits_review_and_bank_confirmation(
     too_much = await _release(mock_client, escrow, 1_600_000, "foundation")
     assert too_much.status_code == 409
     assert too_much.json()["code"] == "release_exceeds_limit"
-    assert too_much.json()["releasable_fen"] == 1_500_000
+    assert too_much.json()["releasable_fen"] == RELEASABLE
+    assert too_much.json()["key_amount_fen"] == FOUNDATION_KEY
     unknown = await _release(mock_client, escrow, 1, "roof_garden")
     assert unknown.json()["code"] == "milestone_unknown"
 
-    first = await _release(mock_client, escrow, 1_500_000, "foundation")
+    first = await _release(mock_client, escrow, RELEASABLE, "foundation")
     assert first.status_code == 201, first.text
     assert first.json()["status"] == "requested"
     busy = await _release(mock_client, escrow, 1, "foundation")
@@ -87,11 +91,11 @@ async def test_release_limits_review_and_bank_confirmation(
     assert rejected.json()["status"] == "rejected"
     assert rejected.json()["reason"] == "工程进度未达到基础完成节点"
     # A rejected instruction cannot be executed.
-    done = await _execute(mock_client, release_id, "release", 1_500_000)
+    done = await _execute(mock_client, release_id, "release", RELEASABLE)
     assert done["status"] == 409 and done["answer"]["code"] == "bank_instruction_not_open"
 
     clock.advance(timedelta(minutes=1))
-    second = (await _release(mock_client, escrow, 1_500_000, "foundation")).json()
+    second = (await _release(mock_client, escrow, RELEASABLE, "foundation")).json()
     approved = await mock_client.post(
         f"/api/v1/escrow/releases/{second['id']}/approve", headers=escrow.regulator, json={}
     )
@@ -101,27 +105,27 @@ async def test_release_limits_review_and_bank_confirmation(
     )
     assert again.json()["code"] == "release_already_reviewed"
     pending = (await statement(mock_client, escrow))["balances"]
-    assert pending["releases_pending_fen"] == 1_500_000
-    assert pending["available_for_release_fen"] == 500_000
+    assert pending["releases_pending_fen"] == RELEASABLE
+    assert pending["available_for_release_fen"] == FOUNDATION_KEY
 
     wrong = await _execute(mock_client, second["id"], "release", 1_400_000)
     assert wrong["status"] == 409 and wrong["answer"]["code"] == "bank_instruction_mismatch"
-    executed = await _execute(mock_client, second["id"], "release", 1_500_000)
+    executed = await _execute(mock_client, second["id"], "release", RELEASABLE)
     assert executed["status"] == 200, executed
     after = await statement(mock_client, escrow)
-    assert after["balances"]["bank_balance_fen"] == 500_000
-    assert after["balances"]["released_fen"] == 1_500_000
+    assert after["balances"]["bank_balance_fen"] == FOUNDATION_KEY
+    assert after["balances"]["released_fen"] == RELEASABLE
     assert after["balances"]["releases_pending_fen"] == 0
     assert after["balances"]["held_for_contracts_fen"] == 2_000_000
     assert [(e["direction"], e["amount_fen"], e["balance_fen"]) for e in after["entries"]] == [
         ("in", 2_000_000, 2_000_000),
-        ("out", 1_500_000, 500_000),
+        ("out", RELEASABLE, FOUNDATION_KEY),
     ]
     assert [i["status"] for i in after["instructions"]] == ["rejected", "completed"]
     # Only down to the key amount of the milestone: nothing left at foundation, all of it
     # once the building is complete (key amount 0).
     assert (await _release(mock_client, escrow, 1, "foundation")).status_code == 409
-    assert (await _release(mock_client, escrow, 500_000, "completed")).status_code == 201
+    assert (await _release(mock_client, escrow, FOUNDATION_KEY, "completed")).status_code == 201
 
 
 async def test_approval_rechecks_the_limit(

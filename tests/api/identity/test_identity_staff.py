@@ -140,7 +140,13 @@ async def test_an_admin_creates_assigns_and_disables_agents(
     )
     assert not_agent.status_code == 422 and not_agent.json()["code"] == "projects_for_agents_only"
 
-    # The new agent logs in, sees the project, then is disabled: the session dies with it.
+    # Once a regulator approved it (入网审核), the new agent logs in, sees the project,
+    # then is disabled: the session dies with it.
+    regulator = bearer(await staff_login(mock_client, clock, "regulator"))
+    approved = await mock_client.post(
+        f"/api/v1/staff/members/{member['id']}/approve", json={}, headers=regulator
+    )
+    assert approved.status_code == 200, approved.text
     clock.advance(timedelta(seconds=61))
     agent_token = await login_phone(mock_client, "13800000099")
     assert (await me(mock_client, agent_token))["projects"] == [world["project"]]
