@@ -20,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.contracts.policy import ContractPolicy
 from api.core.clock import business_date
 from api.core.keys import ServiceKeys
-from api.escrow.accounts import approved_account_for_project, register_approved_account
+from api.escrow.accounts import (
+    approved_account_for_project,
+    city_resale_account,
+    register_approved_account,
+)
+from api.escrow.models import AccountScope
 from api.identity.models import StaffRole
 from api.identity.principal import Principal
 from api.identity.staff import create_staff_member, existing_staff_phones, staff_by_phone
@@ -118,6 +123,7 @@ def demo_survey(survey_no: str = SURVEY_NO) -> dict[str, Any]:
 
 
 DEMO_ACCOUNT_NUMBER = "6222020200112233445"
+DEMO_RESALE_ACCOUNT_NUMBER = "6222020200998877665"
 DEMO_MILESTONES = [
     {"code": "foundation", "name": "基础完成", "key_amount_fen": 50_000_000},
     {"code": "topped_out", "name": "主体封顶", "key_amount_fen": 20_000_000},
@@ -166,6 +172,19 @@ async def load_demo_world(
     if supervised_account:
         await _ensure_supervised_account(
             session, project_id=project.id, company_id=company.id, now=now
+        )
+    if await city_resale_account(session) is None:
+        await register_approved_account(
+            session,
+            project_id=None,
+            company_id=None,
+            scope=AccountScope.resale,
+            bank_name="示范银行市民中心支行",
+            account_name="示范市不动产交易中心存量房交易资金监管专户",
+            account_number=DEMO_RESALE_ACCOUNT_NUMBER,
+            milestones=[],
+            note="演示数据",
+            now=now,
         )
     await _create_staff(session, company, now=now)
     return await _describe(session, company)

@@ -7,7 +7,8 @@ Protocol (what a real bank integration must speak; configuration swaps this mock
   "reference", "instruction_id", "payer_name"}}`` and the header
   ``X-Bank-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``.
 - ``type`` is ``payment.received`` (a buyer paid into a supervised account, ``reference``
-  is the payment notice's reference), ``refund.completed`` or ``release.completed`` (the
+  is the payment notice's reference), ``refund.completed``, ``release.completed`` or
+  ``payout.completed`` (a resale's money paid to its sellers) (the
   bank executed our instruction ``instruction_id``).
 - A retry resends the same body (same ``transaction_id``) with a fresh signature.
 
@@ -52,7 +53,7 @@ class PaymentRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ExecuteRequest(msgspec.Struct, forbid_unknown_fields=True):
-    kind: Literal["refund", "release"]
+    kind: Literal["refund", "release", "payout"]
     account_number: str
     amount_fen: int
 

@@ -302,6 +302,92 @@ TEMPLATES: dict[str, Template] = {
     ]
 }
 
+_CONTRACT_SAMPLE = {**_UNIT_SAMPLE, "contract_number": "CL2026000123"}
+
+# Resale (存量房) parties are sellers and buyers alike: no "您购买的", no 预售 account.
+TEMPLATES.update(
+    {
+        t.key: t
+        for t in [
+            Template(
+                key="resale_contract_signed",
+                title="存量房合同签约",
+                params=ContractSigned,
+                sms=(
+                    "您好！尊敬的{buyer_name},{estate}{building}{room}室存量房买卖合同已签约，"
+                    "合同编号为：{contract_number}，合同密码为{password}。"
+                ),
+                sample={**_CONTRACT_SAMPLE, "buyer_name": "张三", "password": "12345678"},
+            ),
+            Template(
+                key="resale_funds_arrived",
+                title="交易资金到账",
+                params=DownPaymentArrived,
+                sms=(
+                    "您好！尊敬的{buyer_name},{estate}{building}{room}室交易资金"
+                    "[{amount_yuan}元]已到存量房交易资金监管账户,网签业务宗号：{business_no}。"
+                ),
+                sample={
+                    **_UNIT_SAMPLE,
+                    "buyer_name": "张三",
+                    "amount_fen": 2000000,
+                    "business_no": "YW202600000123",
+                },
+            ),
+            Template(
+                key="seller_paid",
+                title="交易资金划转",
+                params=RefundCompleted,
+                sms=(
+                    "您好！{estate}{building}{room}室（存量房买卖合同编号：{contract_number}）"
+                    "已完成转移登记，监管的交易资金{amount_yuan}元已划转至出卖人账户。"
+                ),
+                sample={**_CONTRACT_SAMPLE, "amount_fen": 30000000},
+            ),
+            Template(
+                key="resale_refund_completed",
+                title="交易资金退回",
+                params=RefundCompleted,
+                sms=(
+                    "您好！{estate}{building}{room}室（存量房买卖合同编号：{contract_number}）"
+                    "监管的交易资金{amount_yuan}元已退回买受人，请注意查收。"
+                ),
+                sample={**_CONTRACT_SAMPLE, "amount_fen": 30000000},
+            ),
+            Template(
+                key="resale_transferred",
+                title="转移登记完成",
+                params=ContractCancelled,
+                sms=(
+                    "您好！{estate}{building}{room}室存量房买卖合同（合同编号：{contract_number}）"
+                    "已完成不动产转移登记。"
+                ),
+                sample=_CONTRACT_SAMPLE,
+            ),
+            Template(
+                key="resale_cancellation_invitation",
+                title="注销签署",
+                params=CancellationInvitation,
+                sms=(
+                    "您好！{estate}{building}{room}室存量房买卖合同（合同编号：{contract_number}）"
+                    "已申请注销，请打开 {link} 核对注销协议并签署。"
+                ),
+                sample={**_CONTRACT_SAMPLE, "link": "https://wq.example/s/B2"},
+            ),
+            Template(
+                key="resale_contract_cancelled",
+                title="存量房合同注销",
+                params=ContractCancelled,
+                sms=(
+                    "您好！{estate}{building}{room}室存量房买卖合同（合同编号：{contract_number}）"
+                    "已注销。"
+                ),
+                sample=_CONTRACT_SAMPLE,
+            ),
+        ]
+    }
+)
+
 
 @dataclass(frozen=True)
 class RenderedMessage:

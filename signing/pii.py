@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidTag
@@ -145,8 +146,9 @@ class PiiCipher:
 
 
 def normalize_id_number(id_number: str) -> str:
-    """Resident ID number (居民身份证号码) in canonical form: no spaces, upper-case X."""
-    return "".join(id_number.split()).upper()
+    """An identity document number in canonical form: full-width characters as their
+    ASCII forms (NFKC: "１２３" is 123), no spaces, upper case (the X of a resident ID)."""
+    return "".join(unicodedata.normalize("NFKC", id_number).split()).upper()
 
 
 def blind_index(key: bytes, normalized_value: str, *, field: str) -> str:

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
 from api.contracts.models import ContractParty
-from api.contracts.queries import PARTY_ID_FIELD, client_ip
+from api.contracts.people import PARTY_ID_FIELD
+from api.contracts.queries import client_ip
 from api.contracts.terms import DeveloperTerms
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
-from api.contracts.cancellations import document_answers, readable
+from api.contracts.cancellation_reads import document_answers, readable
 from api.contracts.models import (
     OPEN_CANCELLATION_STATUSES,
     CancellationDocument,
@@ -102,9 +102,7 @@ async def upload(
     if digest in existing:
         return existing[digest]
     if len(existing) >= MAX_DOCUMENTS:
-        raise DomainError(
-            "documents_limit", f"每个注销申请最多上传 {MAX_DOCUMENTS} 份凭证。"
-        )
+        raise DomainError("documents_limit", f"每个注销申请最多上传 {MAX_DOCUMENTS} 份凭证。")
     if principal.staff_id is not None:
         uploader = await staff_actor(session, principal)
     else:
@@ -136,4 +134,3 @@ async def download(
     if document is None or document.cancellation_id != cancellation.id:
         raise DomainError.not_found("凭证")
     return document
-

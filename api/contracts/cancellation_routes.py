@@ -15,7 +15,13 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import cancellation_documents, cancellation_signing, cancellations, schemas
+from api.contracts import (
+    cancellation_documents,
+    cancellation_reads,
+    cancellation_signing,
+    cancellations,
+    schemas,
+)
 from api.contracts.acts import Client
 from api.contracts.cancellation_documents import MAX_DOCUMENT_BYTES
 from api.contracts.keystore import Keystore
@@ -80,7 +86,7 @@ class CancellationController(Controller):
         limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
     ) -> schemas.CancellationList:
-        return await cancellations.list_cancellations(
+        return await cancellation_reads.list_cancellations(
             db, principal, status=status, policy=policy, limit=limit, offset=offset
         )
 
@@ -92,7 +98,7 @@ class CancellationController(Controller):
         policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> schemas.CancellationAnswer:
-        return await cancellations.detail(
+        return await cancellation_reads.detail(
             db, principal, parse_id(cancellation_id, what=CANCELLATION), policy=policy
         )
 
@@ -104,7 +110,7 @@ class CancellationController(Controller):
         policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> Response[bytes]:
-        link = await cancellations.signing_link(
+        link = await cancellation_reads.signing_link(
             db, principal, parse_id(cancellation_id, what=CANCELLATION), policy=policy
         )
         return Response(qr_png(link), media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -116,7 +122,7 @@ class CancellationController(Controller):
         db: NamedDependency[AsyncSession],
         principal: NamedDependency[Principal],
     ) -> schemas.DocumentAnswer:
-        return await cancellations.document_of(
+        return await cancellation_reads.document_of(
             db, principal, parse_id(cancellation_id, what=CANCELLATION)
         )
 
@@ -129,7 +135,7 @@ class CancellationController(Controller):
         keystore: NamedDependency[Keystore],
         principal: NamedDependency[Principal],
     ) -> dict[str, Any]:
-        return await cancellations.evidence(
+        return await cancellation_reads.evidence(
             db,
             keystore,
             principal,
@@ -258,6 +264,30 @@ class CancellationController(Controller):
     ) -> schemas.CancellationAnswer:
         return await cancellations.withdraw(
             db,
+            principal,
+            parse_id(cancellation_id, what=CANCELLATION),
+            policy=policy,
+            now=clock.now(),
+        )
+
+    @post(
+        "/{cancellation_id:str}/submit",
+        status_code=200,
+        guards=[citizens_only],
+        summary="提交注销 (a resale: the party who started it, once every party signed)",
+    )
+    async def submit(
+        self,
+        cancellation_id: FromPath[str],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        keys: NamedDependency[ServiceKeys],
+        policy: NamedDependency[ContractPolicy],
+        principal: NamedDependency[Principal],
+    ) -> schemas.CancellationAnswer:
+        return await cancellations.submit(
+            db,
+            keys,
             principal,
             parse_id(cancellation_id, what=CANCELLATION),
             policy=policy,

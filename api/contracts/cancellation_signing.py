@@ -1,6 +1,7 @@
-"""Signing a termination agreement: every buyer again, with an SMS code bound to the
-cancellation, the party and the agreement's hash, after a fresh face check; then the
-developer's seal. The signatures are kept apart from the contract's, over the agreement."""
+"""Signing a termination agreement: every party again, with an SMS code bound to the
+cancellation, the party and the agreement's hash, after a fresh face check; then, for a
+new home, the developer's seal. The signatures are kept apart from the contract's, over
+the agreement."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from api.contracts.acts import (
     person_signs,
     require_recent_face,
 )
-from api.contracts.cancellations import answer, lock_cancellation, refuse_closed
+from api.contracts.cancellation_reads import answer
+from api.contracts.cancellations import lock_cancellation, refuse_closed
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
     CancellationSignature,
     CancellationStatus,
     ContractCancellation,
+    ContractKind,
     ContractOrder,
     ContractParty,
 )
@@ -41,7 +44,7 @@ from api.contracts.queries import (
     staff_label,
     staff_may_touch,
 )
-from api.contracts.terms import terms_of
+from api.contracts.terms import developer_of
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.identity.codes import issue_code
@@ -212,11 +215,16 @@ async def sign(
     )
     parties = await parties_of(session, order.id)
     if all([await _signed(session, cancellation, str(p.id)) for p in parties]):
-        cancellation.status = CancellationStatus.awaiting_seal
+        # A new home's developer seals it next; a resale's starter submits it.
+        cancellation.status = (
+            CancellationStatus.awaiting_submit
+            if order.kind is ContractKind.resale
+            else CancellationStatus.awaiting_seal
+        )
         await record_event(
             session,
             order,
-            "cancellation_awaiting_seal",
+            f"cancellation_{cancellation.status.value}",
             actor=SYSTEM_ACTOR,
             now=now,
             detail={"cancellation_id": str(cancellation.id)},
@@ -296,7 +304,7 @@ async def seal(
         keys,
         keystore,
         staff,
-        terms_of(order).developer,
+        developer_of(order),
         document_hash=cancellation.document_hash,
         order_id=str(order.id),
         typed=SigningCode(data.challenge_id, data.code, _subject(cancellation, "seal")),

@@ -9,6 +9,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -20,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from api.core.validators import IdType
 from api.db.base import Base, HasId, str_enum
 
 
@@ -27,11 +29,13 @@ class OrderStatus(enum.StrEnum):
     draft = "draft"  # 草稿: discarded 30 minutes after its last change if not issued
     awaiting_signatures = "awaiting_signatures"  # 待签署 (QR shown)
     awaiting_seal = "awaiting_seal"  # 待盖章: every buyer signed
+    awaiting_submit = "awaiting_submit"  # resale: every party signed, the seller submits
     signed = "signed"  # 已签约: sealed, numbered (before filing existed, or resale)
     filing_pending = "filing_pending"  # 待备案: a regulator decides
     filing_rejected = "filing_rejected"  # 备案退回: the company resubmits or cancels
     filed = "filed"  # 已备案
     cancellation_pending = "cancellation_pending"  # 注销中: a cancellation is open
+    transferred = "transferred"  # resale: 已过户, the title registered to the buyers
     cancelled = "cancelled"  # 已注销 (退房): the unit is free again
     expired = "expired"
     voided = "voided"
@@ -49,10 +53,12 @@ CONTRACT_STATUSES = (
     OrderStatus.filing_rejected,
     OrderStatus.filed,
     OrderStatus.cancellation_pending,
+    OrderStatus.transferred,
 )
 
 
 class ContractKind(enum.StrEnum):
+    resale = "resale"  # 存量房 (二手房): a citizen sells the home on their title
     presale = "presale"  # 期房
     spot = "spot"  # 现房
 
@@ -63,7 +69,6 @@ class PaymentMethod(enum.StrEnum):
     commercial_loan = "commercial_loan"  # 商业贷款
     provident_fund_loan = "provident_fund_loan"  # 公积金贷款
     combined_loan = "combined_loan"  # 组合贷款
-
 
 
 class ContractOrder(HasId, Base):
@@ -78,14 +83,34 @@ class ContractOrder(HasId, Base):
             sqlite_where=text(_LIVE_SQL),
             postgresql_where=text(_LIVE_SQL),
         ),
+        # One live order per resale title too (a title may one day cover several units).
+        Index(
+            "uq_contract_orders_live_title",
+            "title_id",
+            unique=True,
+            sqlite_where=text(f"title_id IS NOT NULL AND {_LIVE_SQL}"),
+            postgresql_where=text(f"title_id IS NOT NULL AND {_LIVE_SQL}"),
+        ),
         Index("ix_contract_orders_status_expires_at", "status", "expires_at"),
     )
 
-    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
+    # The developer and its agent (new homes); None for a resale, which the seller made.
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"))
     building_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("buildings.id"), index=True)
     unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id"))
-    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_members.id"))
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_members.id"))
+    # Resale: the owner who made the order, the title it sells, whether the buyer's money
+    # goes through the city's supervised account (是否选择监管交易资金).
+    seller_citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"))
+    title_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("resale_titles.id"))
+    funds_supervised: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where the released money goes (the seller's own account), encrypted; resale only.
+    seller_account_encrypted: Mapped[str | None] = mapped_column(Text)
+    # 转移登记完成: the regulator recorded the title's transfer to the buyers.
+    transfer_registered_at: Mapped[datetime | None]
+    # An order that expired unsigned keeps only a masked tombstone of its parties.
+    personal_data_purged_at: Mapped[datetime | None]
     kind: Mapped[ContractKind] = mapped_column(str_enum(ContractKind, "contract_kind"))
     status: Mapped[OrderStatus] = mapped_column(str_enum(OrderStatus, "order_status"))
     price_fen: Mapped[int] = mapped_column(BigInteger)
@@ -129,8 +154,9 @@ class ContractParty(HasId, Base):
 
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contract_orders.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))  # buyer
+    role: Mapped[str] = mapped_column(String(16))  # buyer or seller
     name: Mapped[str] = mapped_column(String(100))
+    id_type: Mapped[IdType] = mapped_column(str_enum(IdType, "id_type"), default=IdType.resident_id)
     id_number_encrypted: Mapped[str] = mapped_column(String(200))
     id_number_index: Mapped[str] = mapped_column(String(64), index=True)
     id_number_masked: Mapped[str] = mapped_column(String(32))
@@ -183,6 +209,7 @@ class CancellationStatus(enum.StrEnum):
     awaiting_signatures = "awaiting_signatures"  # every buyer signs the termination
     awaiting_seal = "awaiting_seal"  # the developer seals it
     awaiting_review = "awaiting_review"  # a regulator approves or rejects
+    awaiting_submit = "awaiting_submit"  # resale: every party signed, its starter submits
     approved = "approved"  # the contract is cancelled; supervised money refunded
     rejected = "rejected"
     withdrawn = "withdrawn"
@@ -192,8 +219,9 @@ OPEN_CANCELLATION_STATUSES = (
     CancellationStatus.awaiting_signatures,
     CancellationStatus.awaiting_seal,
     CancellationStatus.awaiting_review,
+    CancellationStatus.awaiting_submit,
 )
-_OPEN_CANCELLATION_SQL = "status IN ('awaiting_signatures', 'awaiting_seal', 'awaiting_review')"
+_OPEN_CANCELLATION_SQL = "status NOT IN ('approved', 'rejected', 'withdrawn')"
 
 
 class ContractCancellation(HasId, Base):
@@ -213,7 +241,7 @@ class ContractCancellation(HasId, Base):
     )
 
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contract_orders.id"), index=True)
-    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)
     status: Mapped[CancellationStatus] = mapped_column(
         str_enum(CancellationStatus, "cancellation_status")
     )

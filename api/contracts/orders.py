@@ -7,9 +7,7 @@ orders at the end of the next natural day.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
@@ -21,14 +19,14 @@ from api.contracts.models import (
     LIVE_STATUSES,
     ContractKind,
     ContractOrder,
-    ContractParty,
     OrderStatus,
 )
+from api.contracts.people import Person, add_parties, checked_buyers, party_terms
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
-    PARTY_ID_FIELD,
-    agent_may_act,
+    actor_of,
     check_unit_saleable,
+    creator_may_act,
     end_order,
     expire,
     expire_if_due,
@@ -48,7 +46,6 @@ from api.contracts.terms import (
     PAYMENT_LABELS,
     TEMPLATE_VERSION,
     TEMPLATES,
-    BuyerTerms,
     ContractTerms,
     DeveloperTerms,
     SealTerms,
@@ -58,15 +55,12 @@ from api.contracts.terms import (
 from api.core.clock import SHANGHAI, business_date, end_of_next_natural_day
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import normalize_phone, resident_id_problem
 from api.escrow.accounts import approved_account_for_project
 from api.escrow.models import NoticeKind
 from api.identity.principal import Principal
 from api.identity.staff import staff_project_ids
 from api.register.queries import UnitContext, unit_context
-from signing.ca import signer_id_hash
 from signing.canonical import canonical_document, format_utc
-from signing.pii import mask_id_number, normalize_id_number
 from signing.qr import new_scene
 
 
@@ -75,70 +69,36 @@ def _format_expiry(expires_at: datetime) -> str:
     return f"{local.month}月{local.day}日 24:00"
 
 
-def _share(raw: str) -> Fraction:
-    text = raw.strip()
-    try:
-        share = Fraction(text[:-1]) / 100 if text.endswith("%") else Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise DomainError(
-            "share_invalid", f"共有份额 {raw} 格式不正确，例如 1/2 或 50%。"
-        ) from None
-    if not 0 < share <= 1:
-        raise DomainError("share_invalid", f"共有份额 {raw} 须大于 0 且不超过 1。")
-    return share
+def unit_terms(unit: UnitContext) -> UnitTerms:
+    """The flat as a contract names it, from the register."""
+    return UnitTerms(
+        project=unit.project_name,
+        building=unit.building_name,
+        address=unit.building_address,
+        unit=unit.unit_label,
+        room_no=unit.room_no,
+        use=unit.use,
+        building_area_units=unit.building_area,
+        inner_area_units=unit.inner_area,
+    )
 
 
-@dataclass(frozen=True)
-class _Buyer:
-    """A buyer as the sales office typed them, checked and normalised."""
-
-    name: str
-    id_number: str
-    phone: str
-    share: str
-
-
-def _checked_buyers(buyers: list[schemas.BuyerIn], *, today: date) -> list[_Buyer]:
-    """Valid ID numbers, no one twice, and shares that add up to 1 when several co-own."""
-    checked: list[_Buyer] = []
-    for position, buyer in enumerate(buyers):
-        id_number = normalize_id_number(buyer.id_number)
-        problem = resident_id_problem(id_number, today=today)
-        if problem is not None:
-            raise DomainError(
-                f"id_number_{problem}",
-                f"买受人 {buyer.name} 的身份证号码不正确。",
-                buyer=position,
-            )
-        if any(b.id_number == id_number for b in checked):
-            raise DomainError("buyers_duplicate", "同一买受人不能重复填写。", buyer=position)
-        checked.append(
-            _Buyer(buyer.name.strip(), id_number, normalize_phone(buyer.phone), buyer.share.strip())
-        )
-    if len(checked) > 1:
-        if any(not b.share for b in checked):
-            raise DomainError("share_required", "多位买受人共有时须填写各自的共有份额。")
-        if sum(_share(b.share) for b in checked) != 1:
-            raise DomainError("shares_invalid", "各买受人的共有份额之和须为 1（100%）。")
-    return checked
+def check_money_and_dates(
+    *, price_fen: int, deposit_fen: int, down_payment_fen: int, delivery: date, today: date
+) -> None:
+    if deposit_fen + down_payment_fen > price_fen:
+        raise DomainError("amounts_invalid", "定金与首付款之和不能超过合同总价。")
+    if delivery < today:
+        raise DomainError("delivery_date_invalid", "交付日期不能早于今天。")
 
 
 def _new_terms(
-    keys: ServiceKeys, unit: UnitContext, data: schemas.NewOrder, buyers: list[_Buyer]
+    keys: ServiceKeys, unit: UnitContext, data: schemas.NewOrder, buyers: list[Person]
 ) -> ContractTerms:
     return ContractTerms(
         contract_kind=data.kind.value,
         title=TEMPLATES[data.template],
-        unit=UnitTerms(
-            project=unit.project_name,
-            building=unit.building_name,
-            address=unit.building_address,
-            unit=unit.unit_label,
-            room_no=unit.room_no,
-            use=unit.use,
-            building_area_units=unit.building_area,
-            inner_area_units=unit.inner_area,
-        ),
+        unit=unit_terms(unit),
         developer=DeveloperTerms(name=unit.company_name, credit_code=unit.company_uscc),
         price_fen=data.price_fen,
         payment_method=data.payment_method.value,
@@ -147,15 +107,7 @@ def _new_terms(
         down_payment_fen=data.down_payment_fen,
         delivery_date=data.delivery_date.isoformat(),
         parties=[
-            *(
-                BuyerTerms(
-                    name=b.name,
-                    id_hash=signer_id_hash(b.id_number, keys.signer_id),
-                    id_number_masked=mask_id_number(b.id_number),
-                    share=b.share,
-                )
-                for b in buyers
-            ),
+            *(party_terms(keys, b) for b in buyers),
             SealTerms(name=unit.company_name, credit_code=unit.company_uscc),
         ],
     )
@@ -200,11 +152,14 @@ async def create_order(
         await staff_project_ids(session, principal.staff_id)
     ):
         raise DomainError("project_not_assigned", "您未被分配该项目，不能为其户室签约。")
-    if data.deposit_fen + data.down_payment_fen > data.price_fen:
-        raise DomainError("amounts_invalid", "定金与首付款之和不能超过合同总价。")
-    if data.delivery_date < business_date(now):
-        raise DomainError("delivery_date_invalid", "交付日期不能早于今天。")
-    buyers = _checked_buyers(data.buyers, today=business_date(now))
+    check_money_and_dates(
+        price_fen=data.price_fen,
+        deposit_fen=data.deposit_fen,
+        down_payment_fen=data.down_payment_fen,
+        delivery=data.delivery_date,
+        today=business_date(now),
+    )
+    buyers = checked_buyers(data.buyers, today=business_date(now))
     await _check_unit_free(session, unit, data.kind, now=now)
 
     order = ContractOrder(
@@ -232,22 +187,7 @@ async def create_order(
         await session.flush()
     except IntegrityError:
         raise DomainError("unit_unavailable", "该户室已有未完成的合同订单或已签约。") from None
-    parties = []
-    for position, buyer in enumerate(buyers):
-        protected = keys.protect_id_number(buyer.id_number, field=PARTY_ID_FIELD)
-        party = ContractParty(
-            order_id=order.id,
-            position=position,
-            role="buyer",
-            name=buyer.name,
-            id_number_encrypted=protected.encrypted,
-            id_number_index=protected.index,
-            id_number_masked=protected.masked,
-            phone=buyer.phone,
-            share=buyer.share,
-        )
-        session.add(party)
-        parties.append(party)
+    parties = add_parties(session, keys, order, buyers)
     await session.flush()
     await record_event(
         session,
@@ -276,7 +216,7 @@ async def issue_order(
     policy: ContractPolicy,
 ) -> schemas.Issued:
     order = await get_order(session, order_id, lock=True)
-    await agent_may_act(session, principal, order)
+    await creator_may_act(session, principal, order)
     await expire_if_due(session, order, now)
     await check_unit_saleable(session, order.unit_id, order.kind, today=business_date(now))
     if order.status is not OrderStatus.draft:
@@ -292,19 +232,20 @@ async def issue_order(
     order.document_hash = document.document_hash
     order.scene = new_scene()
     order.issued_at = now
-    order.expires_at = end_of_next_natural_day(now)
+    # A resale's deadline runs from its creation (seed 004), a new home's from the issue.
+    order.expires_at = order.expires_at or end_of_next_natural_day(now)
     order.status = OrderStatus.awaiting_signatures
     order.business_number = await next_number(session, f"YW{business_date(now).year}")
     order.updated_at = now
     await session.flush()
-    if policy.deposit_before_signing:
+    if policy.deposit_before_signing and order.kind is not ContractKind.resale:
         # Seed 001: the deposit notice comes first; buyers sign once it is paid.
         await hand_to_escrow(session, keys, order, kinds=(NoticeKind.deposit,), now=now)
     await record_event(
         session,
         order,
         "issued",
-        actor=await staff_actor(session, principal),
+        actor=await actor_of(session, principal),
         now=now,
         detail={
             "document_hash": document.document_hash,
@@ -338,7 +279,7 @@ async def void_order(
     session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, reason: str, now: datetime
 ) -> schemas.OrderAnswer:
     order = await get_order(session, order_id, lock=True)
-    await agent_may_act(session, principal, order)
+    await creator_may_act(session, principal, order)
     await expire_if_due(session, order, now)
     refuse_ended(order)
     if is_contract(order):
@@ -348,7 +289,7 @@ async def void_order(
         session,
         order,
         "voided",
-        actor=await staff_actor(session, principal),
+        actor=await actor_of(session, principal),
         now=now,
         detail={"reason": reason.strip()},
     )

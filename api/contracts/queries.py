@@ -29,18 +29,19 @@ from api.contracts.models import (
     ContractSignature,
     OrderStatus,
 )
-from api.contracts.terms import (
-    terms_of,
-)
+from api.contracts.people import purge_parties, seller_account
+from api.contracts.terms import terms_of
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.db.engine import commit_and_raise, insert_into
-from api.escrow.accounts import approved_account_for_project
+from api.escrow.accounts import approved_account_for_project, city_resale_account
 from api.escrow.models import NoticeKind
 from api.escrow.notices import NoticePayee, close_contract, hand_over, open_notice
+from api.identity.models import StaffRole
 from api.identity.principal import Principal
 from api.identity.schemas import CodeSent
 from api.identity.staff import StaffIdentity, staff_identity, staff_project_ids
+from api.identity.verification import citizen_identity
 from api.outbox import service as outbox
 from api.register.models import PermitKind
 from api.register.queries import unit_sale_facts
@@ -49,18 +50,19 @@ from signing.evidence import next_event
 from signing.pii import mask_name, mask_phone
 from signing.signatures import SignatureRecord
 
-PARTY_ID_FIELD = "contract_party.id_number"
 SYSTEM_ACTOR = "系统"
 # Seed 000: a draft (临时保存) lives 30 minutes after its last change unless issued.
 DRAFT_TTL = timedelta(minutes=30)
 
 
 def deadline(order: ContractOrder) -> datetime | None:
-    """When the order ends by itself: a draft 30 minutes after its last change, an issued
-    order at the end of the next natural day; one every buyer signed waits for the seal
-    without a deadline (the company is reminded daily instead)."""
+    """When the order ends by itself: a new home's draft 30 minutes after its last change,
+    an issued order at the end of the next natural day after its issue, a resale order at
+    the end of the next natural day after its creation (seed 004), drafted or issued; one
+    every party signed waits for the seal or the submission without a deadline (the
+    company is reminded daily instead)."""
     if order.status is OrderStatus.draft:
-        return order.updated_at + DRAFT_TTL
+        return order.expires_at or order.updated_at + DRAFT_TTL
     if order.status is OrderStatus.awaiting_signatures:
         return order.expires_at
     return None
@@ -76,10 +78,14 @@ def effective_status(order: ContractOrder, now: datetime) -> OrderStatus:
 
 def past_deadline(now: datetime) -> ColumnElement[bool]:
     """SQL for ``deadline(order) <= now``: the sweep's orders, and lists' "expired"."""
+    # No NULL may reach the comparisons: the negation (~) of an unknown is unknown too.
     return or_(
-        (ContractOrder.status == OrderStatus.awaiting_signatures)
+        ContractOrder.status.in_([OrderStatus.awaiting_signatures, OrderStatus.draft])
+        & ContractOrder.expires_at.is_not(None)
         & (ContractOrder.expires_at <= now),
-        (ContractOrder.status == OrderStatus.draft) & (ContractOrder.updated_at <= now - DRAFT_TTL),
+        (ContractOrder.status == OrderStatus.draft)
+        & ContractOrder.expires_at.is_(None)
+        & (ContractOrder.updated_at <= now - DRAFT_TTL),
     )
 
 
@@ -97,6 +103,16 @@ def staff_label(staff: StaffIdentity | None) -> str:
 async def staff_actor(session: AsyncSession, principal: Principal) -> str:
     assert principal.staff_id is not None
     return staff_label(await staff_identity(session, principal.staff_id))
+
+
+async def actor_of(session: AsyncSession, principal: Principal) -> str:
+    """Who acted, as the timeline names them: staff by role and masked name, a citizen
+    (a resale's seller, a party) by masked name."""
+    if principal.staff_id is not None:
+        return await staff_actor(session, principal)
+    assert principal.citizen_id is not None
+    citizen = await citizen_identity(session, principal.citizen_id)
+    return mask_name(citizen.name) if citizen is not None and citizen.name else "个人用户"
 
 
 async def record_event(
@@ -159,7 +175,7 @@ async def order_answer(
             building=terms.unit.building,
             room_no=terms.unit.room_no,
         ),
-        company=terms.developer.name,
+        company=terms.seller_label,
         price_fen=order.price_fen,
         payment_method=order.payment_method,
         deposit_fen=order.deposit_fen,
@@ -196,6 +212,8 @@ async def order_answer(
             for p in parties
         ],
         my_party_id=my_party_id,
+        resale=terms.resale,
+        transfer_registered_at=order.transfer_registered_at,
     )
 
 
@@ -232,7 +250,7 @@ async def end_order(
 
 async def expire(session: AsyncSession, order: ContractOrder, now: datetime) -> None:
     ends = deadline(order) or now
-    drafted = order.status is OrderStatus.draft
+    drafted = order.status is OrderStatus.draft and order.kind is not ContractKind.resale
     await end_order(
         session,
         order,
@@ -248,6 +266,9 @@ async def expire(session: AsyncSession, order: ContractOrder, now: datetime) -> 
         now=now,
         detail={"expires_at": format_utc(ends)},
     )
+    if order.kind is ContractKind.resale:
+        await purge_parties(session, order, now=now)
+        await record_event(session, order, "personal_data_purged", actor=SYSTEM_ACTOR, now=now)
 
 
 async def expire_if_due(
@@ -257,7 +278,7 @@ async def expire_if_due(
     if order.status is not OrderStatus.expired and effective_status(order, now) is (
         OrderStatus.expired
     ):
-        drafted = order.status is OrderStatus.draft
+        drafted = order.status is OrderStatus.draft and order.kind is not ContractKind.resale
         await expire(session, order, now)
         if drafted:
             problem = DomainError(
@@ -298,8 +319,24 @@ def staff_may_touch(principal: Principal, order: ContractOrder) -> None:
         raise DomainError("order_other_company", "该合同订单不属于本公司。")
 
 
+async def creator_may_act(
+    session: AsyncSession, principal: Principal, order: ContractOrder
+) -> None:
+    """Issuing and voiding change an order: the seller who made a resale order, or a sales
+    agent assigned to a new home's project."""
+    if order.kind is ContractKind.resale:
+        if principal.citizen_id is None or principal.citizen_id != order.seller_citizen_id:
+            raise DomainError("not_order_creator", "只有创建该合同订单的出卖人可以进行此操作。")
+        return
+    if principal.role is not StaffRole.sales_agent:
+        raise DomainError(
+            "role_forbidden", "当前角色无权进行此操作。", required_roles=["sales_agent"]
+        )
+    await agent_may_act(session, principal, order)
+
+
 async def agent_may_act(session: AsyncSession, principal: Principal, order: ContractOrder) -> None:
-    """Issuing and voiding change an order: only an agent assigned to its project may."""
+    """A staff member acting on an order: only an agent assigned to its project may."""
     staff_may_touch(principal, order)
     assert principal.staff_id is not None
     if order.project_id not in set(await staff_project_ids(session, principal.staff_id)):
@@ -330,8 +367,13 @@ async def check_unit_saleable(
     session: AsyncSession, unit_id: uuid.UUID, kind: ContractKind, *, today: date
 ) -> None:
     """The register's word on selling the unit today. Asked at creation, and again when
-    the order is issued and sealed: a court may seize a unit, or a permit lapse, meanwhile."""
+    the order is issued and sealed (submitted): a court may seize a unit, or a permit
+    lapse, meanwhile. A resale needs no permit, only a title free of seizure."""
     facts = (await unit_sale_facts(session, today=today, unit_ids=[unit_id]))[unit_id]
+    if kind is ContractKind.resale:
+        if facts.restricted or facts.property_management:
+            raise DomainError("title_restricted", "该房屋已司法查封或行政限制。")
+        return
     if facts.restricted:
         raise DomainError("unit_restricted", "该户室已司法查封或行政限制。")
     if facts.property_management:
@@ -422,9 +464,17 @@ async def hand_to_escrow(
 ) -> None:
     """Escrow learns the order (again: the contract number and the buyers as they signed
     are new at completion) and opens the payment notices of ``kinds`` that are not open
-    yet. Nothing happens for a project without an approved supervised account (a spot
-    sale's money need not be supervised)."""
-    if await approved_account_for_project(session, order.project_id) is None:
+    yet. Nothing happens without a supervised account: a new home's project may have none
+    (a spot sale's money need not be supervised), a resale's parties may decline it. A
+    resale's sellers hear of its money too, and escrow learns where to release it."""
+    resale = order.kind is ContractKind.resale
+    if resale:
+        city = await city_resale_account(session) if order.funds_supervised else None
+        account_id = city.id if city is not None else None
+    else:
+        project_account = await approved_account_for_project(session, order.project_id)
+        account_id = project_account.id if project_account is not None else None
+    if account_id is None:
         return
     unit = terms_of(order).unit
     parties = await parties_of(session, order.id)
@@ -445,6 +495,8 @@ async def hand_to_escrow(
         building=unit.building,
         room=unit.room_no,
         now=now,
+        account_id=account_id,
+        payee=seller_account(keys, order) if resale else None,
     )
     due = {NoticeKind.deposit: order.deposit_fen, NoticeKind.down_payment: order.down_payment_fen}
     for kind in kinds:

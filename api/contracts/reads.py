@@ -14,16 +14,22 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
+from api.contracts.completion import PASSWORD_PURPOSE
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
     CONTRACT_STATUSES,
     LIVE_STATUSES,
+    CancellationSignature,
+    CancellationStatus,
+    ContractCancellation,
     ContractEvent,
+    ContractKind,
     ContractOrder,
     ContractParty,
     ContractSignature,
     OrderStatus,
 )
+from api.contracts.people import same_person
 from api.contracts.queries import (
     effective_status,
     get_order,
@@ -33,7 +39,6 @@ from api.contracts.queries import (
     past_deadline,
     staff_may_touch,
 )
-from api.contracts.sealing import PASSWORD_PURPOSE
 from api.contracts.terms import (
     ContractTerms,
     terms_of,
@@ -42,6 +47,7 @@ from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.identity.models import StaffRole
 from api.identity.principal import Principal
+from api.identity.verification import citizen_identity
 from api.outbox import service as outbox
 from signing.canonical import load_canonical_document
 from signing.evidence import build_bundle
@@ -156,7 +162,11 @@ async def scene_of(
     session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, now: datetime
 ) -> str:
     order = await get_order(session, order_id)
-    staff_may_touch(principal, order)
+    if order.kind is ContractKind.resale:
+        if principal.citizen_id is None or principal.citizen_id != order.seller_citizen_id:
+            raise DomainError("not_order_creator", "只有创建该合同订单的出卖人可以出示二维码。")
+    else:
+        staff_may_touch(principal, order)
     status = effective_status(order, now)
     if order.scene is None or status is OrderStatus.draft:
         raise DomainError("order_not_issued", "合同订单尚未生成签约二维码。")
@@ -259,7 +269,7 @@ async def genuine_contract(
         parties=[(p.role, mask_name(p.name)) for p in parties],
         document_hash=order.document_hash,
         signatures=[
-            (role, names.get(key, terms.developer.name), signed_at)
+            (role, names.get(key, terms.seller_label), signed_at)
             for role, key, signed_at in signatures
         ],
         completed_at=order.completed_at,
@@ -275,9 +285,9 @@ async def unit_contract_statuses(
 ) -> dict[uuid.UUID, str]:
     """For the public building table: unit id -> "signing" (a live order not yet a
     contract), "signed" (a contract) or "filed" (a contract the regulator filed)."""
-    query = select(
-        ContractOrder.unit_id, ContractOrder.status, ContractOrder.filing_number
-    ).where(ContractOrder.status.in_(LIVE_STATUSES), ~past_deadline(now))
+    query = select(ContractOrder.unit_id, ContractOrder.status, ContractOrder.filing_number).where(
+        ContractOrder.status.in_(LIVE_STATUSES), ~past_deadline(now)
+    )
     if building_id is not None:
         query = query.where(ContractOrder.building_id == building_id)
     elif project_ids is not None:
@@ -303,3 +313,77 @@ async def live_order_on(
         )
     ).first()
     return (row[0], row[1]) if row is not None else None
+
+
+async def signature_tasks(
+    session: AsyncSession, principal: Principal, *, now: datetime
+) -> schemas.SignatureTasks:
+    """我的签署 (seed 001): the orders and cancellations waiting for my signature, found by
+    my verified identity (document and name), so I can open them without a QR code."""
+    assert principal.citizen_id is not None
+    citizen = await citizen_identity(session, principal.citizen_id)
+    if citizen is None or citizen.id_number_index is None:
+        return schemas.SignatureTasks(items=[])
+    mine = list(
+        await session.scalars(
+            select(ContractParty).where(ContractParty.id_number_index == citizen.id_number_index)
+        )
+    )
+    parties = {p.order_id: p for p in mine if same_person(p.name, citizen.name)}
+    if not parties:
+        return schemas.SignatureTasks(items=[])
+    waiting = await session.scalars(
+        select(ContractOrder)
+        .where(
+            ContractOrder.id.in_(parties),
+            ContractOrder.status == OrderStatus.awaiting_signatures,
+            ~past_deadline(now),
+        )
+        .order_by(ContractOrder.expires_at)
+    )
+    items = [
+        _task(order, parties[order.id], scene=order.scene, cancellation_id=None)
+        for order in waiting
+        if parties[order.id].signed_at is None and order.scene is not None
+    ]
+    signed = select(CancellationSignature.cancellation_id).where(
+        CancellationSignature.signer_key.in_([str(p.id) for p in parties.values()])
+    )
+    cancellations = await session.execute(
+        select(ContractCancellation, ContractOrder)
+        .join(ContractOrder, ContractOrder.id == ContractCancellation.order_id)
+        .where(
+            ContractCancellation.order_id.in_(parties),
+            ContractCancellation.status == CancellationStatus.awaiting_signatures,
+            ContractCancellation.id.not_in(signed),
+        )
+        .order_by(ContractCancellation.created_at)
+    )
+    items += [
+        _task(order, parties[order.id], scene=c.scene, cancellation_id=c.id)
+        for c, order in cancellations
+    ]
+    return schemas.SignatureTasks(items=items)
+
+
+def _task(
+    order: ContractOrder,
+    party: ContractParty,
+    *,
+    scene: str,
+    cancellation_id: uuid.UUID | None,
+) -> schemas.SignatureTask:
+    unit = terms_of(order).unit
+    return schemas.SignatureTask(
+        kind="cancellation" if cancellation_id else "contract",
+        order_id=order.id,
+        cancellation_id=cancellation_id,
+        scene=scene,
+        role=party.role,
+        unit=schemas.UnitAnswer(
+            id=order.unit_id, project=unit.project, building=unit.building, room_no=unit.room_no
+        ),
+        contract_kind=order.kind,
+        contract_number=order.contract_number,
+        expires_at=order.expires_at if cancellation_id is None else None,
+    )

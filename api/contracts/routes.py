@@ -1,5 +1,7 @@
-"""Contract order routes: agents create, issue and void; buyers scan, sign or decline;
-seal keepers seal; parties and staff read status, timeline, document and evidence."""
+"""Contract order routes: agents create new homes' orders (a resale's seller creates theirs
+in ``resale_routes``), and whoever created an order issues and voids it; parties scan,
+sign or decline; seal keepers seal; parties and staff read status, timeline, document and
+evidence."""
 
 from __future__ import annotations
 
@@ -10,17 +12,18 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import orders, reads, schemas, sealing, signing
+from api.contracts import completion, orders, reads, schemas, sealing, signing
 from api.contracts.acts import Client
 from api.contracts.cancellation_routes import ROUTES as CANCELLATION_ROUTES
 from api.contracts.filing_routes import ROUTES as FILING_ROUTES
 from api.contracts.keystore import Keystore
 from api.contracts.models import OrderStatus
 from api.contracts.policy import ContractPolicy
+from api.contracts.resale_routes import ROUTES as RESALE_ROUTES
 from api.core.clock import Clock
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
-from api.identity.guards import agents_only, citizens_only, logged_in, seal_keepers_only, staff_only
+from api.identity.guards import agents_only, citizens_only, logged_in, seal_keepers_only
 from api.identity.principal import Principal
 from api.settings import Settings
 from notifications.sms import SmsChannel
@@ -87,7 +90,12 @@ class ContractController(Controller):
         )
         return answer
 
-    @post("/{order_id:str}/issue", status_code=200, guards=[agents_only], summary="生成签约二维码")
+    @post(
+        "/{order_id:str}/issue",
+        status_code=200,
+        guards=[logged_in],
+        summary="生成签约二维码 (the agent, or the resale seller who made the order)",
+    )
     async def issue(
         self,
         order_id: FromPath[str],
@@ -101,7 +109,12 @@ class ContractController(Controller):
             db, keys, principal, parse_id(order_id, what=ORDER), now=clock.now(), policy=policy
         )
 
-    @post("/{order_id:str}/void", status_code=200, guards=[agents_only], summary="作废合同订单")
+    @post(
+        "/{order_id:str}/void",
+        status_code=200,
+        guards=[logged_in],
+        summary="作废合同订单 / 注销电子合同订单 (before it is a contract)",
+    )
     async def void(
         self,
         order_id: FromPath[str],
@@ -117,12 +130,10 @@ class ContractController(Controller):
     async def _scan_url(
         self, db: AsyncSession, principal: Principal, order_id: str, clock: Clock, base: str
     ) -> str:
-        scene = await reads.scene_of(
-            db, principal, parse_id(order_id, what=ORDER), now=clock.now()
-        )
+        scene = await reads.scene_of(db, principal, parse_id(order_id, what=ORDER), now=clock.now())
         return orders.scan_link(base, scene)
 
-    @get("/{order_id:str}/qr.png", guards=[staff_only], summary="签约二维码 (PNG)")
+    @get("/{order_id:str}/qr.png", guards=[logged_in], summary="签约二维码 (PNG)")
     async def qr_png(
         self,
         order_id: FromPath[str],
@@ -134,7 +145,7 @@ class ContractController(Controller):
         url = await self._scan_url(db, principal, order_id, clock, settings.public_base_url)
         return Response(qr_png(url), media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    @get("/{order_id:str}/qr.svg", guards=[staff_only], summary="签约二维码 (SVG)")
+    @get("/{order_id:str}/qr.svg", guards=[logged_in], summary="签约二维码 (SVG)")
     async def qr_svg(
         self,
         order_id: FromPath[str],
@@ -161,6 +172,7 @@ class ContractController(Controller):
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         sms: NamedDependency[SmsChannel],
+        policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> schemas.ChallengeAnswer:
         return await signing.signature_challenge(
@@ -169,6 +181,7 @@ class ContractController(Controller):
             sms,
             principal,
             parse_id(order_id, what=ORDER),
+            policy=policy,
             now=clock.now(),
         )
 
@@ -176,7 +189,7 @@ class ContractController(Controller):
         "/{order_id:str}/signatures",
         status_code=200,
         guards=[citizens_only],
-        summary="签署合同 (buyer)",
+        summary="签署合同 (a buyer, or a resale's seller)",
     )
     async def sign(
         self,
@@ -187,6 +200,7 @@ class ContractController(Controller):
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         keystore: NamedDependency[Keystore],
+        policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> schemas.Signed:
         return await signing.sign(
@@ -196,6 +210,7 @@ class ContractController(Controller):
             principal,
             parse_id(order_id, what=ORDER),
             data,
+            policy=policy,
             client=_client(request),
             now=clock.now(),
         )
@@ -229,7 +244,7 @@ class ContractController(Controller):
         keys: NamedDependency[ServiceKeys],
         principal: NamedDependency[Principal],
     ) -> Response[schemas.PasswordOnce]:
-        shown = await sealing.reveal_password(
+        shown = await completion.reveal_password(
             db, keys, principal, parse_id(order_id, what=ORDER), now=clock.now()
         )
         return Response(shown, headers={"Cache-Control": "no-store"})
@@ -307,9 +322,7 @@ class ContractController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.DocumentAnswer:
-        return await reads.document(
-            db, principal, parse_id(order_id, what=ORDER), now=clock.now()
-        )
+        return await reads.document(db, principal, parse_id(order_id, what=ORDER), now=clock.now())
 
     @get("/{order_id:str}/evidence", guards=[logged_in], summary="证据包 (verifies offline)")
     async def evidence(
@@ -341,4 +354,4 @@ async def scan(
     return await signing.scan(db, principal, scene=data.scene.strip(), now=clock.now())
 
 
-ROUTES = [ContractController, scan, *FILING_ROUTES, *CANCELLATION_ROUTES]
+ROUTES = [ContractController, scan, *FILING_ROUTES, *CANCELLATION_ROUTES, *RESALE_ROUTES]

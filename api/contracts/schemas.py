@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -9,17 +10,32 @@ from typing import Annotated, Any
 import msgspec
 
 from api.contracts.models import CancellationStatus, ContractKind, OrderStatus, PaymentMethod
+from api.contracts.terms import ResaleTerms
 from api.core.schemas import RequestBody, ResponseBody
+from api.core.validators import IdType
 from api.outbox.schemas import NotificationEntry
 
 Fen = Annotated[int, msgspec.Meta(ge=0, le=10**13)]
 
 
+class CoOwnership(enum.StrEnum):
+    sole = "sole"  # 单独所有
+    joint = "joint"  # 共同共有
+    by_share = "by_share"  # 按份共有: each buyer's share given
+
+
+class TaxBearer(enum.StrEnum):
+    by_law = "by_law"  # each side pays what the law puts on it
+    buyer = "buyer"
+    seller = "seller"
+
+
 class BuyerIn(RequestBody):
-    name: Annotated[str, msgspec.Meta(min_length=2, max_length=30)]
-    id_number: Annotated[str, msgspec.Meta(min_length=15, max_length=20)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=30)]
+    id_number: Annotated[str, msgspec.Meta(min_length=5, max_length=20)]
     phone: Annotated[str, msgspec.Meta(min_length=11, max_length=16)]
     share: Annotated[str, msgspec.Meta(max_length=16)] = ""  # co-ownership share, e.g. "1/2"
+    id_type: IdType = IdType.resident_id  # the identity document (居民身份证 by default)
 
 
 class NewOrder(RequestBody):
@@ -32,6 +48,64 @@ class NewOrder(RequestBody):
     deposit_fen: Fen = 0
     down_payment_fen: Fen = 0
     template: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] = "gf-2014-0171"
+
+
+class TitleCheckIn(RequestBody):
+    """房源验证: the number on the title (房产证号 or 不动产权证号) and its check code."""
+
+    certificate_no: Annotated[str, msgspec.Meta(min_length=4, max_length=64)]
+    check_code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+
+
+class TitleOwnerAnswer(ResponseBody):
+    name: str  # masked
+    id_number_masked: str
+    share: str
+    me: bool
+
+
+class TitleAnswer(ResponseBody):
+    title_id: uuid.UUID
+    certificate_no: str
+    registered_on: date
+    unit_id: uuid.UUID
+    address: str
+    project: str
+    building: str
+    room_no: str
+    building_area: str  # m², two decimals
+    use: str
+    owners: list[TitleOwnerAnswer]
+    mortgaged: bool  # 已抵押: may be sold; the contract says so
+    restrictions: list[str]  # what is recorded on it that does not stop a sale
+    live_order_id: uuid.UUID | None  # an order already holding it, if it is mine
+
+
+class SellerAccountIn(RequestBody):
+    """Where the supervised money goes once the title is transferred (in the sellers' name)."""
+
+    bank_name: Annotated[str, msgspec.Meta(min_length=2, max_length=60)]
+    account_number: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{8,30}$")]
+
+
+class NewResaleOrder(RequestBody):
+    """The contract a seller fills in for their title (seed 004 四、五)."""
+
+    title_id: uuid.UUID
+    buyers: Annotated[list[BuyerIn], msgspec.Meta(min_length=1, max_length=6)]
+    # Every owner on the title signs: their phones in the title's order ("" for mine).
+    seller_phones: Annotated[
+        list[Annotated[str, msgspec.Meta(max_length=16)]], msgspec.Meta(max_length=10)
+    ]
+    price_fen: Annotated[int, msgspec.Meta(gt=0, le=10**13)]
+    payment_method: PaymentMethod
+    delivery_date: date
+    taxes_borne_by: TaxBearer
+    funds_supervised: bool  # 是否选择监管交易资金 (the seed recommends yes)
+    co_ownership: CoOwnership = CoOwnership.sole  # of several buyers: joint or by_share
+    deposit_fen: Fen = 0
+    down_payment_fen: Fen = 0
+    seller_account: SellerAccountIn | None = None  # required when the funds are supervised
 
 
 class Reason(RequestBody):
@@ -105,6 +179,34 @@ class OrderAnswer(ResponseBody):
     end_reason: str
     parties: list[PartyAnswer]
     my_party_id: uuid.UUID | None = None
+    resale: ResaleTerms | None = None  # the title, co-ownership, taxes, supervision
+    transfer_registered_at: datetime | None = None  # resale: 转移登记完成
+
+
+class Submitted(ResponseBody):
+    """A resale submitted by its seller: the contract is signed (已签约)."""
+
+    order: OrderAnswer
+    contract_number: str
+    password: str  # shown once, like a sealed contract's; every party gets it by SMS
+
+
+class SignatureTask(ResponseBody):
+    """我的签署: an order or a cancellation waiting for my signature."""
+
+    kind: str  # contract or cancellation
+    order_id: uuid.UUID
+    cancellation_id: uuid.UUID | None
+    scene: str  # what the QR would have carried: open it without scanning
+    role: str
+    unit: UnitAnswer
+    contract_kind: ContractKind
+    contract_number: str | None
+    expires_at: datetime | None
+
+
+class SignatureTasks(ResponseBody):
+    items: list[SignatureTask]
 
 
 class OrderList(ResponseBody):

@@ -5,7 +5,6 @@ the SMS to every buyer and the hand-over to escrow.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import datetime, time
 from typing import Any
@@ -15,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
 from api.contracts.acts import SEAL_PURPOSE, Client, SigningCode, company_seals
+from api.contracts.completion import complete_contract
 from api.contracts.filing import submit_for_filing
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
     ContractKind,
     ContractOrder,
-    ContractParty,
     OrderStatus,
 )
 from api.contracts.policy import ContractPolicy
@@ -32,20 +31,14 @@ from api.contracts.queries import (
     get_order,
     hand_to_escrow,
     is_contract,
-    message_parties,
-    my_party,
-    next_number,
     order_answer,
-    parties_of,
     record_event,
     refuse_ended,
     staff_label,
     staff_may_touch,
     store_signature,
 )
-from api.contracts.terms import (
-    terms_of,
-)
+from api.contracts.terms import developer_of, terms_of
 from api.core.clock import SHANGHAI, Clock, business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
@@ -57,14 +50,6 @@ from api.identity.principal import Principal
 from api.identity.staff import company_staff, staff_identity
 from api.outbox import service as outbox
 from notifications.sms import SmsChannel
-from signing.pii import mask_name
-
-PASSWORD_FIELD = "contract_party.password"  # noqa: S105  (an encryption field label)
-
-
-PASSWORD_PURPOSE = "contract-password"  # noqa: S105  (a hash domain label)
-
-
 
 
 async def _sealable(
@@ -139,7 +124,7 @@ async def seal(
         keys,
         keystore,
         staff,
-        terms_of(order).developer,
+        developer_of(order),
         document_hash=order.document_hash,
         order_id=str(order.id),
         typed=SigningCode(data.challenge_id, data.code, _seal_subject(order)),
@@ -163,83 +148,19 @@ async def seal(
         now=now,
         detail={"challenge_id": challenge_id},
     )
-    number, password, parties = await _complete(session, keys, order, policy, now=now)
-    return schemas.Sealed(
-        order=await order_answer(session, order, now, parties=parties),
-        contract_number=number,
-        password=password,
-    )
-
-
-async def _complete(
-    session: AsyncSession,
-    keys: ServiceKeys,
-    order: ContractOrder,
-    policy: ContractPolicy,
-    *,
-    now: datetime,
-) -> tuple[str, str, list[ContractParty]]:
-    """The sealed contract is signed: its number and password (kept only as a keyed hash,
-    and encrypted for each buyer until shown once), the seed's SMS to every buyer with
-    both, the contract handed to escrow for its payment notices, and filing."""
     prefix = "YS" if order.kind is ContractKind.presale else "XS"
-    number = await next_number(session, f"{prefix}{business_date(now).year}")
-    password = f"{secrets.randbelow(10**8):08d}"
-    order.contract_number = number
-    order.password_hash = keys.credential_hash(PASSWORD_PURPOSE, password)
-    order.status = OrderStatus.signed
-    order.completed_at = now
-    order.updated_at = now
-    await session.flush()
-    await record_event(
-        session, order, "completed", actor=SYSTEM_ACTOR, now=now, detail={"contract_number": number}
-    )
-    parties = await parties_of(session, order.id)
-    for party in parties:
-        party.password_encrypted = keys.pii.encrypt(password, field=PASSWORD_FIELD)
-    await message_parties(
-        session,
-        keys,
-        order,
-        parties,
-        template="contract_signed",
-        params={"contract_number": number, "password": password},
-        event="signed",
-        now=now,
-        by_name=True,
+    number, password, parties = await complete_contract(
+        session, keys, order, prefix=prefix, template="contract_signed", now=now
     )
     await hand_to_escrow(
         session, keys, order, kinds=(NoticeKind.deposit, NoticeKind.down_payment), now=now
     )
     await submit_for_filing(session, keys, order, policy, now=now)
-    return number, password, parties
-
-
-async def reveal_password(
-    session: AsyncSession,
-    keys: ServiceKeys,
-    principal: Principal,
-    order_id: uuid.UUID,
-    *,
-    now: datetime,
-) -> schemas.PasswordOnce:
-    """The contract password for the calling buyer, once: then it is wiped (the SMS has it
-    too). Kept encrypted until then, never in clear."""
-    order = await get_order(session, order_id, lock=True)
-    party = await my_party(session, principal, order)
-    if order.contract_number is None:
-        raise DomainError("contract_not_signed", "合同尚未签订完成，还没有合同密码。")
-    if party.password_encrypted is None:
-        raise DomainError(
-            "password_already_shown",
-            "合同密码仅显示一次，您已查看过；请查阅短信或联系售楼处。",
-        )
-    password = keys.pii.decrypt(party.password_encrypted, field=PASSWORD_FIELD)
-    party.password_encrypted = None
-    await record_event(
-        session, order, "password_shown", actor=mask_name(party.name), now=now, detail={}
+    return schemas.Sealed(
+        order=await order_answer(session, order, now, parties=parties),
+        contract_number=number,
+        password=password,
     )
-    return schemas.PasswordOnce(contract_number=order.contract_number, password=password)
 
 
 # Reminders (催签) go out once a day, from this hour (Asia/Shanghai).
@@ -259,8 +180,7 @@ async def remind_to_seal(session: AsyncSession, keys: ServiceKeys, *, now: datet
             select(ContractOrder)
             .where(
                 ContractOrder.status == OrderStatus.awaiting_seal,
-                func.coalesce(ContractOrder.reminded_at, ContractOrder.updated_at)
-                < start_of_today,
+                func.coalesce(ContractOrder.reminded_at, ContractOrder.updated_at) < start_of_today,
             )
             .order_by(ContractOrder.updated_at)
             .limit(200)

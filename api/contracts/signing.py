@@ -1,28 +1,41 @@
-"""Buyers sign: scanning the order's QR code binds a face-verified citizen to their party
-(every scan, refused ones too, is in the timeline); an SMS code bound to the order, the
-party and the document hash; a per-signing certificate and signature; or declining.
+"""Parties sign: scanning the order's QR code binds a face-verified citizen to their party
+when both their document and their name match it (every scan, refused ones too, is in the
+timeline); a face check passed in the last minutes and an SMS code bound to the order, the
+party and the document hash; a per-signing certificate and signature; or declining. When
+every party has signed, a new home waits for the developer's seal and a resale for its
+seller to submit it.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
-from api.contracts.acts import SIGN_PURPOSE, Client, SigningCode, checked_code, person_signs
+from api.contracts.acts import (
+    SIGN_PURPOSE,
+    Client,
+    SigningCode,
+    checked_code,
+    person_signs,
+    require_recent_face,
+)
 from api.contracts.keystore import Keystore
 from api.contracts.models import (
     OPEN_CANCELLATION_STATUSES,
     ContractCancellation,
+    ContractKind,
     ContractOrder,
     ContractParty,
     OrderStatus,
 )
+from api.contracts.people import name_mismatch, same_person
+from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
     SYSTEM_ACTOR,
     challenge_answer,
@@ -45,7 +58,7 @@ from api.escrow.notices import admit_party, deposit_settled
 from api.identity.codes import issue_code
 from api.identity.models import IdentityLevel
 from api.identity.principal import Principal
-from api.identity.verification import citizen_identity
+from api.identity.verification import CitizenIdentity, citizen_identity
 from notifications.sms import SmsChannel
 from signing.pii import mask_name
 from signing.qr import is_valid_scene
@@ -107,6 +120,8 @@ async def scan(
     if party is None:
         await refuse(DomainError("not_a_party", "您不是该合同的签约方。"))
     assert party is not None
+    if not same_person(party.name, citizen.name):
+        await refuse(name_mismatch())
     if party.citizen_id is None:
         party.citizen_id = citizen.id
         await admit_party(session, order.id, citizen.id)
@@ -133,8 +148,10 @@ async def _signable(
     order_id: uuid.UUID,
     now: datetime,
     *,
-    to_sign: bool = True,
-) -> tuple[ContractOrder, ContractParty]:
+    face_max_age: timedelta | None,
+) -> tuple[ContractOrder, ContractParty, CitizenIdentity]:
+    """The order and the caller's party, ready for a signature (``face_max_age``: how
+    recent the caller's face check must be; None when declining, which needs none)."""
     order = await get_order(session, order_id, lock=True)
     party = await my_party(session, principal, order)
     await expire_if_due(session, order, now)
@@ -145,12 +162,20 @@ async def _signable(
         )
     if party.signed_at is not None:
         raise DomainError("already_signed", "您已签署该合同。")
+    assert principal.citizen_id is not None
+    citizen = await citizen_identity(session, principal.citizen_id)
+    assert citizen is not None
+    if face_max_age is None:
+        return order, party, citizen
     # A deposit notice opened at issue (seed 001) must be paid in full before anyone signs.
-    if to_sign and not await deposit_settled(session, order.id):
+    if not await deposit_settled(session, order.id):
         raise DomainError(
             "deposit_unpaid", "定金尚未缴清（实缴金额须等于应缴金额），缴清后才能签署合同。"
         )
-    return order, party
+    if not citizen.phone:
+        raise DomainError("phone_required", "请先绑定手机号。")
+    require_recent_face(citizen, now=now, max_age=face_max_age)
+    return order, party, citizen
 
 
 def _sign_subject(order: ContractOrder, party: ContractParty) -> str:
@@ -164,13 +189,13 @@ async def signature_challenge(
     principal: Principal,
     order_id: uuid.UUID,
     *,
+    policy: ContractPolicy,
     now: datetime,
 ) -> schemas.ChallengeAnswer:
-    order, party = await _signable(session, principal, order_id, now)
-    assert principal.citizen_id is not None
-    citizen = await citizen_identity(session, principal.citizen_id)
-    if citizen is None or not citizen.phone:
-        raise DomainError("phone_required", "请先绑定手机号。")
+    order, party, citizen = await _signable(
+        session, principal, order_id, now, face_max_age=policy.face_max_age
+    )
+    assert citizen.phone is not None
     challenge_id, sent = await issue_code(
         session,
         keys,
@@ -201,14 +226,14 @@ async def sign(
     order_id: uuid.UUID,
     data: schemas.SignIn,
     *,
+    policy: ContractPolicy,
     client: Client,
     now: datetime,
 ) -> schemas.Signed:
-    order, party = await _signable(session, principal, order_id, now)
-    assert principal.citizen_id is not None and order.document_hash is not None
-    citizen = await citizen_identity(session, principal.citizen_id)
-    if citizen is None or not citizen.phone:
-        raise DomainError("phone_required", "请先绑定手机号。")
+    order, party, citizen = await _signable(
+        session, principal, order_id, now, face_max_age=policy.face_max_age
+    )
+    assert citizen.phone is not None and order.document_hash is not None
     challenge_id = await checked_code(
         session,
         keys,
@@ -243,12 +268,13 @@ async def sign(
         "signed",
         actor=mask_name(party.name),
         now=now,
-        detail={"party": party.position, "role": "buyer", "challenge_id": challenge_id},
+        detail={"party": party.position, "role": party.role, "challenge_id": challenge_id},
     )
     parties = await parties_of(session, order.id)
     if all(p.signed_at is not None for p in parties):
-        order.status = OrderStatus.awaiting_seal
-        await record_event(session, order, "awaiting_seal", actor=SYSTEM_ACTOR, now=now)
+        resale = order.kind is ContractKind.resale
+        order.status = OrderStatus.awaiting_submit if resale else OrderStatus.awaiting_seal
+        await record_event(session, order, order.status.value, actor=SYSTEM_ACTOR, now=now)
     await session.flush()
     return schemas.Signed(
         order=await order_answer(session, order, now, parties=parties, my_party_id=party.id),
@@ -265,7 +291,7 @@ async def decline(
     reason: str,
     now: datetime,
 ) -> schemas.OrderAnswer:
-    order, party = await _signable(session, principal, order_id, now, to_sign=False)
+    order, party, _ = await _signable(session, principal, order_id, now, face_max_age=None)
     party.declined_at = now
     await end_order(
         session, order, OrderStatus.voided, reason=f"declined: {reason.strip()}", now=now

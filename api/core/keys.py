@@ -6,7 +6,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from api.core.validators import IdType
 from signing.pii import (
+    FIELD_ID_NUMBER,
     PURPOSE_OTP_HASH,
     PURPOSE_PII_INDEX,
     PiiCipher,
@@ -36,16 +38,23 @@ class ServiceKeys:
             signer_id=derive_key(master, "signer-id"),
         )
 
-    def protect_id_number(self, id_number: str, *, field: str) -> ProtectedIdNumber:
+    def protect_id_number(
+        self, id_number: str, *, field: str, id_type: IdType = IdType.resident_id
+    ) -> ProtectedIdNumber:
         """What we store of an ID number: ciphertext, blind index and the masked form."""
         return ProtectedIdNumber(
             encrypted=self.pii.encrypt(id_number, field=field),
-            index=id_number_index(self.pii_index, id_number),
+            index=self.id_index(id_number, id_type),
             masked=mask_id_number(id_number),
         )
 
-    def id_index(self, id_number: str) -> str:
-        return id_number_index(self.pii_index, id_number)
+    def id_index(self, id_number: str, id_type: IdType = IdType.resident_id) -> str:
+        """The keyed lookup of a document number. Each document type has its own (a
+        passport number may equal another person's permit number); resident IDs keep the
+        index they always had."""
+        if id_type is IdType.resident_id:
+            return id_number_index(self.pii_index, id_number)
+        return id_number_index(self.pii_index, id_number, field=f"{FIELD_ID_NUMBER}/{id_type}")
 
     def credential_hash(self, purpose: str, secret: str) -> str:
         """Keyed hash of a short secret printed on paper (a title's check code, a

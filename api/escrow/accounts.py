@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.errors import DomainError
 from api.escrow import ledger, schemas
 from api.escrow.models import (
+    AccountScope,
     AccountStatus,
     Instruction,
     InstructionKind,
@@ -198,6 +199,7 @@ async def ensure_account_ledgers(
         LedgerKind.supervised,
         LedgerKind.developer_payouts,
         LedgerKind.buyer_refunds,
+        LedgerKind.seller_payouts,
         LedgerKind.suspense,
     ]
     codes = {ledger.account_code(kind, supervised_account_id): kind for kind in kinds}
@@ -229,6 +231,32 @@ async def approved_account_for_project(
     )
 
 
+@dataclass(frozen=True)
+class CityAccount:
+    """The city's account for resale buyers' money (存量房交易资金监管账户), as a contract
+    names it: a public account, so its number is given in full."""
+
+    id: uuid.UUID
+    bank_name: str
+    account_name: str
+    account_number: str
+
+
+async def city_resale_account(session: AsyncSession) -> CityAccount | None:
+    account = await session.scalar(
+        select(SupervisedAccount)
+        .where(
+            SupervisedAccount.scope == AccountScope.resale,
+            SupervisedAccount.status == AccountStatus.approved,
+        )
+        .order_by(SupervisedAccount.reviewed_at.desc())
+        .limit(1)
+    )
+    if account is None:
+        return None
+    return CityAccount(account.id, account.bank_name, account.account_name, account.account_number)
+
+
 async def list_accounts(session: AsyncSession, principal: Principal) -> list[SupervisedAccount]:
     statement = select(SupervisedAccount).order_by(SupervisedAccount.created_at)
     if not is_regulator(principal):
@@ -250,6 +278,7 @@ def account_answer(account: SupervisedAccount) -> schemas.SupervisedAccountAnswe
         id=account.id,
         company_id=account.company_id,
         project_id=account.project_id,
+        scope=account.scope.value,
         bank_name=account.bank_name,
         account_name=account.account_name,
         account_number_masked=mask_account(account.account_number),
@@ -275,22 +304,25 @@ def account_answer(account: SupervisedAccount) -> schemas.SupervisedAccountAnswe
 async def register_approved_account(
     session: AsyncSession,
     *,
-    project_id: uuid.UUID,
-    company_id: uuid.UUID,
+    project_id: uuid.UUID | None,
+    company_id: uuid.UUID | None,
     bank_name: str,
     account_name: str,
     account_number: str,
     milestones: list[dict[str, Any]],
     note: str,
     now: datetime,
+    scope: AccountScope = AccountScope.project,
 ) -> SupervisedAccount:
     """An account the platform registers as already approved, outside the admin-and-
-    regulator review (the demo world; accounts brought over from a city's old system)."""
+    regulator review: the city's resale account (no project, no company, no milestones),
+    the demo world's, accounts brought over from a city's old system."""
     platform = uuid.UUID(int=0)
     account = SupervisedAccount(
         id=uuid.uuid4(),
         company_id=company_id,
         project_id=project_id,
+        scope=scope,
         bank_name=bank_name,
         account_name=account_name,
         account_number=account_number,
@@ -316,12 +348,14 @@ class AccountFigures:
     suspense_fen: int
     released_fen: int
     releases_pending_fen: int
+    payouts_pending_fen: int = 0  # resale money owed to sellers, waiting for the bank
 
     @property
     def available_for_release_fen(self) -> int:
         return (
             self.bank_balance_fen
             - self.refunds_pending_fen
+            - self.payouts_pending_fen
             - self.suspense_fen
             - self.releases_pending_fen
         )
@@ -364,6 +398,7 @@ async def figures(session: AsyncSession, account_id: uuid.UUID, *, now: datetime
         suspense_fen=values.get(LedgerKind.suspense, 0),
         released_fen=values.get(LedgerKind.developer_payouts, 0),
         releases_pending_fen=int(pending or 0),
+        payouts_pending_fen=values.get(LedgerKind.seller_payouts, 0),
     )
 
 

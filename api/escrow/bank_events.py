@@ -22,6 +22,7 @@ from api.escrow.accounts import ensure_account_ledgers, lock_account
 from api.escrow.instructions import request_refund
 from api.escrow.ledger import Posting
 from api.escrow.models import (
+    AccountScope,
     BankEvent,
     EscrowContract,
     Instruction,
@@ -186,6 +187,14 @@ async def _apply_payment(
     return "overpaid" if paid > notice.due_fen else "applied"
 
 
+# Where the money an instruction pays out waits until the bank confirms it.
+_PAID_FROM = {
+    InstructionKind.refund: LedgerKind.buyer_refunds,
+    InstructionKind.release: LedgerKind.developer_payouts,
+    InstructionKind.payout: LedgerKind.seller_payouts,
+}
+
+
 async def _apply_instruction(
     session: AsyncSession,
     keys: ServiceKeys,
@@ -195,7 +204,7 @@ async def _apply_instruction(
     *,
     now: datetime,
 ) -> str:
-    kind = InstructionKind.refund if event_type == "refund.completed" else InstructionKind.release
+    kind = InstructionKind(event_type.removesuffix(".completed"))
     try:
         instruction_id = uuid.UUID(data.instruction_id)
     except ValueError:
@@ -212,9 +221,7 @@ async def _apply_instruction(
     if instruction.status is not InstructionStatus.approved:
         raise DomainError("bank_instruction_not_open", "该支付指令不在待执行状态。")
     ids = await ensure_account_ledgers(session, account.id, now=now)
-    source = (
-        LedgerKind.buyer_refunds if kind is InstructionKind.refund else LedgerKind.developer_payouts
-    )
+    source = _PAID_FROM[kind]
     await ledger.post(
         session,
         [
@@ -232,16 +239,24 @@ async def _apply_instruction(
     instruction.status = InstructionStatus.completed
     instruction.completed_at = now
     instruction.bank_event_id = event_id
-    if kind is InstructionKind.refund and instruction.contract_id is not None:
+    if kind is not InstructionKind.release and instruction.contract_id is not None:
         contract = await session.get(EscrowContract, instruction.contract_id)
         assert contract is not None
+        resale = account.scope is AccountScope.resale
+        template, done = {
+            InstructionKind.refund: (
+                "resale_refund_completed" if resale else "refund_completed",
+                "refunded",
+            ),
+            InstructionKind.payout: ("seller_paid", "paid"),
+        }[kind]
         await notify_buyers(
             session,
             keys,
             contract,
-            template="refund_completed",
+            template=template,
             params={"contract_number": contract.contract_number, "amount_fen": data.amount_fen},
-            event_key=f"{data.transaction_id}:refunded",
+            event_key=f"{data.transaction_id}:{done}",
             now=now,
         )
     return "applied"
@@ -293,7 +308,5 @@ async def assign_suspense(
         return contract
     event = await session.get(BankEvent, original.bank_event_id)
     assert event is not None
-    await arrived_sms(
-        session, keys, contract, notice, event.txn_id, original.amount_fen, now=now
-    )
+    await arrived_sms(session, keys, contract, notice, event.txn_id, original.amount_fen, now=now)
     return contract

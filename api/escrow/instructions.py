@@ -37,6 +37,51 @@ async def request_refund(
     """Called by contracts when a contract is cancelled: instruct the bank to refund all the
     contract still holds (what was paid, overpayments included). None if nothing is held.
     The money is reserved at once (contract -> buyer_refunds) so it cannot be released."""
+    instruction = await _pay_out_everything(
+        session,
+        contract_id,
+        InstructionKind.refund,
+        reason="合同解除退款",
+        requested_by=requested_by,
+        now=now,
+    )
+    if instruction is not None:
+        await _releases_yield_to_refunds(session, instruction.supervised_account_id, now=now)
+    return instruction
+
+
+async def pay_sellers(
+    session: AsyncSession, *, contract_id: uuid.UUID, requested_by: uuid.UUID | None, now: datetime
+) -> Instruction | None:
+    """Called by contracts when a resale's transfer is registered (转移登记完成): instruct the
+    bank to pay everything the contract holds to the sellers' account. None if nothing is
+    held. Reserved at once (contract -> seller_payouts), like a refund."""
+    return await _pay_out_everything(
+        session,
+        contract_id,
+        InstructionKind.payout,
+        reason="转移登记完成，交易资金划转出卖人",
+        requested_by=requested_by,
+        now=now,
+    )
+
+
+_RESERVES = {
+    InstructionKind.refund: (LedgerKind.buyer_refunds, "refund_reserved"),
+    InstructionKind.payout: (LedgerKind.seller_payouts, "payout_reserved"),
+}
+
+
+async def _pay_out_everything(
+    session: AsyncSession,
+    contract_id: uuid.UUID,
+    kind: InstructionKind,
+    *,
+    reason: str,
+    requested_by: uuid.UUID | None,
+    now: datetime,
+) -> Instruction | None:
+    """An approved instruction for all a contract holds, the money reserved for it."""
     contract = await session.get(EscrowContract, contract_id)
     if contract is None:
         return None
@@ -44,15 +89,13 @@ async def request_refund(
     held = await ledger.balance(session, contract.ledger_account_id)
     if held <= 0:
         return None
-    refunds = await ledger.ensure_account(
-        session,
-        LedgerKind.buyer_refunds,
-        supervised_account_id=contract.supervised_account_id,
-        now=now,
+    reserve_kind, posting_kind = _RESERVES[kind]
+    reserve = await ledger.ensure_account(
+        session, reserve_kind, supervised_account_id=contract.supervised_account_id, now=now
     )
     instruction = Instruction(
         id=uuid.uuid4(),
-        kind=InstructionKind.refund,
+        kind=kind,
         supervised_account_id=contract.supervised_account_id,
         contract_id=contract_id,
         amount_fen=held,
@@ -62,7 +105,7 @@ async def request_refund(
         requested_at=now,
         reviewed_by=None,
         reviewed_at=now,
-        reason="合同解除退款",
+        reason=reason,
         bank_event_id=None,
         completed_at=None,
     )
@@ -73,15 +116,14 @@ async def request_refund(
         [
             Posting(
                 contract.ledger_account_id,
-                refunds,
+                reserve,
                 held,
-                "refund_reserved",
+                posting_kind,
                 instruction_id=instruction.id,
             )
         ],
         now=now,
     )
-    await _releases_yield_to_refunds(session, contract.supervised_account_id, now=now)
     return instruction
 
 

@@ -31,6 +31,7 @@ KIND_RULES: dict[LedgerKind, tuple[Side, bool]] = {
     LedgerKind.contract: (Side.credit, True),
     LedgerKind.developer_payouts: (Side.debit, True),
     LedgerKind.buyer_refunds: (Side.credit, True),
+    LedgerKind.seller_payouts: (Side.credit, True),
     LedgerKind.suspense: (Side.credit, True),
 }
 

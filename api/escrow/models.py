@@ -24,6 +24,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from api.db.base import Base, HasId, str_enum
 
 
+class AccountScope(enum.StrEnum):
+    project = "project"  # 预售资金监管: a developer's account for one project
+    resale = "resale"  # 存量房交易资金监管: the city's account for resale buyers' money
+
+
 class AccountStatus(enum.StrEnum):
     pending = "pending"  # created by the company admin, waiting for a regulator
     approved = "approved"
@@ -37,6 +42,7 @@ class LedgerKind(enum.StrEnum):
     developer_payouts = "developer_payouts"  # released to the developer, per account
     buyer_refunds = "buyer_refunds"  # refunds instructed, waiting for the bank, per account
     suspense = "suspense"  # money nobody could match, per account (or global)
+    seller_payouts = "seller_payouts"  # resale: released to sellers, waiting for the bank
 
 
 class Side(enum.StrEnum):
@@ -52,6 +58,7 @@ class NoticeKind(enum.StrEnum):
 class InstructionKind(enum.StrEnum):
     refund = "refund"
     release = "release"
+    payout = "payout"  # resale: a contract's money to its sellers, on transfer registration
 
 
 class InstructionStatus(enum.StrEnum):
@@ -67,8 +74,12 @@ class SupervisedAccount(HasId, Base):
 
     __tablename__ = "escrow_supervised_accounts"
 
-    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
-    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"), index=True)
+    # A developer's account for one project; the city's resale account has neither.
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)
+    project_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("projects.id"), index=True)
+    scope: Mapped[AccountScope] = mapped_column(
+        str_enum(AccountScope, "escrow_account_scope"), default=AccountScope.project
+    )
     bank_name: Mapped[str] = mapped_column(String(200))
     account_name: Mapped[str] = mapped_column(String(200))
     account_number: Mapped[str] = mapped_column(String(40), unique=True)
@@ -117,7 +128,7 @@ class EscrowContract(Base):
     # 网签业务宗号, named in payment messages; the contract number once it is signed.
     business_number: Mapped[str] = mapped_column(String(64))
     contract_number: Mapped[str | None] = mapped_column(String(64))
-    company_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("companies.id"), index=True)
+    company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id"))
     supervised_account_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("escrow_supervised_accounts.id"), index=True
@@ -128,6 +139,8 @@ class EscrowContract(Base):
     room: Mapped[str] = mapped_column(String(32))
     # JSON list of {"phone", "name"}, encrypted (PII).
     buyers_encrypted: Mapped[str] = mapped_column(Text)
+    # Resale: the seller's account the money is released to, JSON, encrypted (PII).
+    payee_encrypted: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     # The contract was cancelled, or its order ended before signing: nothing more is due,
     # and whatever it holds, or still receives, goes back to the buyers.

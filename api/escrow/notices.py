@@ -28,6 +28,7 @@ from api.escrow.accounts import (
 )
 from api.escrow.instructions import request_refund
 from api.escrow.models import (
+    AccountScope,
     EscrowContract,
     EscrowContractParty,
     Instruction,
@@ -44,6 +45,7 @@ from api.outbox import service as outbox
 from signing.pii import mask_account
 
 BUYERS_FIELD = "escrow.buyers"
+PAYEE_FIELD = "escrow.payee"
 PAID_KINDS = ("payment", "suspense_assigned")  # what counts as paid on a notice
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a bank
 
@@ -69,26 +71,31 @@ async def hand_over(
     contract_id: uuid.UUID,
     business_number: str,
     project_id: uuid.UUID,
-    company_id: uuid.UUID,
+    company_id: uuid.UUID | None,
     buyers: list[NoticePayee],
     estate: str,
     building: str,
     room: str,
     now: datetime,
     contract_number: str | None = None,
+    account_id: uuid.UUID | None = None,
+    payee: str | None = None,
 ) -> EscrowContract:
-    """Called by contracts: what escrow keeps of an order, in the project's approved
-    supervised account. Once at issue when the deposit is paid before signing, again at
-    completion (the contract number, and the buyers as they signed); calling it again
-    updates, never duplicates."""
+    """Called by contracts: what escrow keeps of an order, in the account ``account_id``
+    (by default the project's approved supervised account). Once at issue when the deposit
+    is paid before signing, again at completion (the contract number, and the buyers as
+    they signed); calling it again updates, never duplicates. ``payee`` (JSON) is the
+    account a resale's money is released to."""
     contract = await session.get(EscrowContract, contract_id)
     buyers_json = msgspec.json.encode([{"phone": b.phone, "name": b.name} for b in buyers])
     if contract is None:
-        account = await approved_account_for_project(session, project_id)
+        account = (
+            await session.get(SupervisedAccount, account_id)
+            if account_id is not None
+            else await approved_account_for_project(session, project_id)
+        )
         if account is None:
-            raise DomainError(
-                "supervised_account_missing", "该项目尚无经审核的预售资金监管账户。"
-            )
+            raise DomainError("supervised_account_missing", "该项目尚无经审核的预售资金监管账户。")
         ledger_id = await ledger.ensure_account(
             session,
             LedgerKind.contract,
@@ -112,6 +119,8 @@ async def hand_over(
         session.add(contract)
     contract.contract_number = contract_number or contract.contract_number
     contract.buyers_encrypted = keys.pii.encrypt(buyers_json.decode(), field=BUYERS_FIELD)
+    if payee is not None:
+        contract.payee_encrypted = keys.pii.encrypt(payee, field=PAYEE_FIELD)
     await session.flush()
     known = set(
         await session.scalars(
@@ -197,9 +206,7 @@ async def create_payment_notices(
     return await notices_of(session, contract_id)
 
 
-async def admit_party(
-    session: AsyncSession, contract_id: uuid.UUID, citizen_id: uuid.UUID
-) -> None:
+async def admit_party(session: AsyncSession, contract_id: uuid.UUID, citizen_id: uuid.UUID) -> None:
     """A citizen just bound to a party of an order escrow knows (its deposit notice opened
     at issue) may read its notices from now on."""
     if await session.get(EscrowContract, contract_id) is None:
@@ -232,9 +239,14 @@ async def deposit_settled(session: AsyncSession, contract_id: uuid.UUID) -> bool
     return (await paid_by_notice(session, [notice.id]))[notice.id] == notice.due_fen
 
 
-async def close_contract(
-    session: AsyncSession, contract_id: uuid.UUID, *, now: datetime
-) -> int:
+async def notices_settled(session: AsyncSession, contract_id: uuid.UUID) -> bool:
+    """Whether every notice of a contract is paid in full (none open: True)."""
+    notices = await notices_of(session, contract_id)
+    paid = await paid_by_notice(session, [n.id for n in notices])
+    return all(paid[n.id] >= n.due_fen for n in notices)
+
+
+async def close_contract(session: AsyncSession, contract_id: uuid.UUID, *, now: datetime) -> int:
     """Called by contracts when a contract is cancelled or an order ends before signing:
     nothing more is due, and every fen it holds goes back to the buyers (a refund
     instruction to the bank). Money that still arrives later is refunded as it comes.
@@ -442,8 +454,12 @@ async def arrived_sms(
 ) -> None:
     """The seed's SMS to every buyer that money reached the supervised account: the down
     payment's wording (首付款…已到预售资金监管账户), and one of the same shape for the
-    deposit; it names the business number (网签业务宗号). Once per bank transaction."""
+    deposit; it names the business number (网签业务宗号). Once per bank transaction. A
+    resale's parties hear of the city's resale account instead."""
     template = "deposit_arrived" if notice.kind is NoticeKind.deposit else "down_payment_arrived"
+    account = await session.get(SupervisedAccount, contract.supervised_account_id)
+    if account is not None and account.scope is AccountScope.resale:
+        template = "resale_funds_arrived"
     await notify_buyers(
         session,
         keys,

@@ -34,6 +34,8 @@ FLOWS: dict[str, set[tuple[LedgerKind | None, LedgerKind | None]]] = {
     "refund_reserved": {(LedgerKind.contract, LedgerKind.buyer_refunds)},
     "refund_paid": {(LedgerKind.buyer_refunds, LedgerKind.supervised)},
     "release_paid": {(LedgerKind.developer_payouts, LedgerKind.supervised)},
+    "payout_reserved": {(LedgerKind.contract, LedgerKind.seller_payouts)},
+    "payout_paid": {(LedgerKind.seller_payouts, LedgerKind.supervised)},
 }
 
 
@@ -49,7 +51,7 @@ async def reconcile(session: AsyncSession) -> list[str]:
         own = raw[a.id] if a.side is Side.debit else -raw[a.id]
         if a.guarded and own < 0:
             problems.append(f"guarded account {a.code} is negative: {own}")
-    banked = {"payment", "suspense", "refund_paid", "release_paid"}
+    banked = {"payment", "suspense", "refund_paid", "release_paid", "payout_paid"}
     transfers = list(await session.scalars(select(Transfer)))
     kinds = {a.id: a.kind for a in accounts}
     for t in transfers:

@@ -69,8 +69,9 @@ class MilestoneAnswer(ResponseBody):
 
 class SupervisedAccountAnswer(ResponseBody):
     id: uuid.UUID
-    company_id: uuid.UUID
-    project_id: uuid.UUID
+    company_id: uuid.UUID | None  # None for the city's resale account
+    project_id: uuid.UUID | None
+    scope: Literal["project", "resale"]
     bank_name: str
     account_name: str
     account_number_masked: str
@@ -156,6 +157,7 @@ class Balances(ResponseBody):
     released_fen: int
     releases_pending_fen: int
     available_for_release_fen: int  # before the milestone's key supervised amount
+    payouts_pending_fen: int = 0  # resale money owed to sellers, waiting for the bank
 
 
 class Statement(ResponseBody):
@@ -195,7 +197,7 @@ class BankEventData(RequestBody):
 
 class BankWebhook(RequestBody):
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-    type: Literal["payment.received", "refund.completed", "release.completed"]
+    type: Literal["payment.received", "refund.completed", "release.completed", "payout.completed"]
     created: int
     data: BankEventData
 

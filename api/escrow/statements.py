@@ -85,6 +85,7 @@ async def statement(
             released_fen=numbers.released_fen,
             releases_pending_fen=numbers.releases_pending_fen,
             available_for_release_fen=numbers.available_for_release_fen,
+            payouts_pending_fen=numbers.payouts_pending_fen,
         ),
         entries=entries,
         instructions=[instruction_answer(i) for i in instructions],

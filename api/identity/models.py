@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from api.core.validators import IdType
 from api.db.base import Base, HasId, str_enum
 
 
@@ -56,6 +57,8 @@ class Citizen(HasId, Base):
     wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     wechat_unionid: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(100))
+    # The identity document proven at real-name (居民身份证 unless said otherwise).
+    id_type: Mapped[IdType] = mapped_column(str_enum(IdType, "id_type"), default=IdType.resident_id)
     id_number_encrypted: Mapped[str | None] = mapped_column(String(200))
     # One real-name identity belongs to one account.
     id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)

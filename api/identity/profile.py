@@ -1,5 +1,4 @@
-"""The caller's own account: the rows behind a ``Principal`` and ``GET /api/v1/me``.
-"""
+"""The caller's own account: the rows behind a ``Principal`` and ``GET /api/v1/me``."""
 
 from __future__ import annotations
 
@@ -41,9 +40,7 @@ async def project_refs(session: AsyncSession, staff_id: uuid.UUID) -> list[schem
             select(staff_projects.c.project_id).where(staff_projects.c.staff_id == staff_id)
         )
     )
-    return [
-        schemas.ProjectRef(id=p.id, name=p.name) for p in await get_projects(session, ids)
-    ]
+    return [schemas.ProjectRef(id=p.id, name=p.name) for p in await get_projects(session, ids)]
 
 
 async def profile(session: AsyncSession, principal: Principal) -> schemas.Me:
@@ -56,6 +53,7 @@ async def profile(session: AsyncSession, principal: Principal) -> schemas.Me:
             phone_masked=mask_phone(citizen.phone) if citizen.phone else None,
             name=citizen.name,
             id_number_masked=citizen.id_number_masked,
+            id_type=citizen.id_type if citizen.id_number_index else None,
             identity_level=citizen.identity_level,
             wechat_bound=citizen.wechat_openid is not None,
         )

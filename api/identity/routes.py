@@ -209,6 +209,7 @@ class MeController(Controller):
             principal,
             name=data.name,
             id_number=data.id_number,
+            id_type=data.id_type,
             now=clock.now(),
         )
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from api.core.schemas import RequestBody, ResponseBody
+from api.core.validators import IdType
 from api.identity.models import (
     FaceStatus,
     IdentityLevel,
@@ -49,6 +50,7 @@ class BindPhone(RequestBody):
 class RealName(RequestBody):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
     id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    id_type: IdType = IdType.resident_id
 
 
 class TotpConfirm(RequestBody):
@@ -102,6 +104,7 @@ class Me(ResponseBody):
     phone_masked: str | None
     name: str | None = None
     id_number_masked: str | None = None
+    id_type: IdType | None = None  # the identity document proven at real name
     identity_level: IdentityLevel | None = None
     wechat_bound: bool | None = None
     company: CompanyRef | None = None

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import resident_id_problem
+from api.core.validators import ID_TYPE_LABELS, IdType, checked_id_document
 from api.identity import schemas
 from api.identity.clients import FaceClient, IdCheckClient
 from api.identity.models import (
@@ -27,7 +27,6 @@ from api.identity.models import (
 )
 from api.identity.principal import Principal
 from api.identity.profile import caller_citizen, profile
-from signing.pii import normalize_id_number
 
 ID_NUMBER_FIELD = "citizen.id_number"
 
@@ -43,34 +42,30 @@ async def submit_real_name(
     *,
     name: str,
     id_number: str,
+    id_type: IdType = IdType.resident_id,
     now: datetime,
 ) -> schemas.Me:
     citizen = await caller_citizen(session, principal)
     name = name.strip()
     if not 2 <= len(name) <= 30 or any(c.isdigit() for c in name):
-        raise DomainError("name_invalid", "请填写身份证上的姓名。")
-    id_number = normalize_id_number(id_number)
-    problem = resident_id_problem(id_number, today=business_date(now))
-    if problem is not None:
-        detail = {
-            "format": "身份证号码应为 18 位（最后一位可为 X）。",
-            "birth_date": "身份证号码中的出生日期不存在。",
-            "check_char": "身份证号码校验位不正确，请核对。",
-        }[problem]
-        raise DomainError(f"id_number_{problem}", detail)
-    index = keys.id_index(id_number)
+        raise DomainError("name_invalid", "请填写证件上的姓名。")
+    id_number = checked_id_document(id_type, id_number, today=business_date(now))
+    index = keys.id_index(id_number, id_type)
+    label = ID_TYPE_LABELS[id_type]
+    taken = DomainError("id_number_taken", f"该{label}号码已在其他账号完成实名认证。")
     if citizen.id_number_index is not None:
         if citizen.id_number_index == index and citizen.name == name:
             return await profile(session, principal)
         raise DomainError("real_name_already_set", "该账号已完成实名认证，不能更换身份。")
     if await session.scalar(select(Citizen.id).where(Citizen.id_number_index == index)):
-        raise DomainError("id_number_taken", "该身份证号码已在其他账号完成实名认证。")
+        raise taken
     result = await idcheck.verify(name, id_number)
     if result != "match":
         # "mismatch" and "not_found" look the same: we are no oracle for the ID database.
-        raise DomainError("real_name_mismatch", "姓名与身份证号码不一致，请核对后重试。")
-    protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD)
+        raise DomainError("real_name_mismatch", f"姓名与{label}号码不一致，请核对后重试。")
+    protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD, id_type=id_type)
     citizen.name = name
+    citizen.id_type = id_type
     citizen.id_number_encrypted = protected.encrypted
     citizen.id_number_index = protected.index
     citizen.id_number_masked = protected.masked
@@ -79,7 +74,7 @@ async def submit_real_name(
     try:
         await session.flush()
     except IntegrityError:
-        raise DomainError("id_number_taken", "该身份证号码已在其他账号完成实名认证。") from None
+        raise taken from None
     return await profile(session, principal)
 
 
@@ -155,7 +150,7 @@ async def face_session_result(
         same_person = (
             citizen.id_number_index is not None
             and result.id_number
-            and keys.id_index(result.id_number) == citizen.id_number_index
+            and keys.id_index(result.id_number, citizen.id_type) == citizen.id_number_index
             and result.name.strip() == (citizen.name or "")
         )
         if same_person:

@@ -37,7 +37,7 @@ async def verify_contract(
             building_area=format_area(unit.building_area_units),
             use=unit.use,
         ),
-        company=found.terms.developer.name,
+        company=found.terms.developer.name if found.terms.developer else None,
         parties=[{"role": role, "name": name} for role, name in found.parties],
         document_hash=found.document_hash,
         signatures=[

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -21,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from api.core.validators import IdType
 from api.db.base import Base, HasId, str_enum
 
 
@@ -279,7 +281,21 @@ class TitleOwner(HasId, Base):
     title_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resale_titles.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(100))
+    id_type: Mapped[IdType] = mapped_column(str_enum(IdType, "id_type"), default=IdType.resident_id)
     id_number_encrypted: Mapped[str] = mapped_column(String(200))
     id_number_index: Mapped[str] = mapped_column(String(64), index=True)
     id_number_masked: Mapped[str] = mapped_column(String(32))
     share: Mapped[str] = mapped_column(String(16), default="")  # e.g. "1/2"; empty when sole
+
+
+class TitleCheck(HasId, Base):
+    """One try at a title's check code (校验码): wrong ones are counted per title and day
+    (a 6-character code must not be guessable); a right one lets its owner sell for a while."""
+
+    __tablename__ = "title_checks"
+    __table_args__ = (Index("ix_title_checks_title_id_checked_at", "title_id", "checked_at"),)
+
+    title_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("resale_titles.id"))
+    citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    checked_at: Mapped[datetime]

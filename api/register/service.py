@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import is_valid_uscc, resident_id_problem
+from api.core.validators import IdType, checked_id_document, is_valid_uscc
 from api.register.models import (
     Building,
     Company,
@@ -28,7 +28,7 @@ from api.register.models import (
 from api.register.permits import grant_permit, revoke_permit
 from api.register.queries import TITLE_CHECK_CODE
 from api.register.restrictions import add_restriction, lift_restriction
-from signing.pii import normalize_id_number
+from api.register.titles import TITLE_OWNER_ID_FIELD
 
 __all__ = [
     "TitleOwnerInput",
@@ -127,6 +127,7 @@ class TitleOwnerInput:
     name: str
     id_number: str
     share: str = ""
+    id_type: IdType = IdType.resident_id
 
 
 async def register_title(
@@ -144,10 +145,12 @@ async def register_title(
         raise DomainError.not_found("户室")
     if not owners:
         raise DomainError("title_without_owner", "不动产权证须至少有一名权利人。")
-    for owner in owners:
-        problem = resident_id_problem(owner.id_number, today=now.date())
-        if problem is not None:
-            raise DomainError(f"id_number_{problem}", f"权利人 {owner.name} 的身份证号码不正确。")
+    numbers = [
+        checked_id_document(
+            owner.id_type, owner.id_number, today=now.date(), whose=f"权利人 {owner.name} 的"
+        )
+        for owner in owners
+    ]
     title = ResaleTitle(
         unit_id=unit_id,
         certificate_no=certificate_no.strip(),
@@ -160,15 +163,16 @@ async def register_title(
         await session.flush()
     except IntegrityError:
         raise DomainError("title_exists", "该不动产权证号已登记。") from None
-    for position, owner in enumerate(owners):
+    for position, (owner, number) in enumerate(zip(owners, numbers, strict=True)):
         protected = keys.protect_id_number(
-            normalize_id_number(owner.id_number), field="title_owner.id_number"
+            number, field=TITLE_OWNER_ID_FIELD, id_type=owner.id_type
         )
         session.add(
             TitleOwner(
                 title_id=title.id,
                 position=position,
                 name=owner.name,
+                id_type=owner.id_type,
                 id_number_encrypted=protected.encrypted,
                 id_number_index=protected.index,
                 id_number_masked=protected.masked,

@@ -218,3 +218,84 @@ async def relogin(client: httpx.AsyncClient, d: Demo) -> None:
     """Staff log in again after the clock moved past their sessions' idle time."""
     d.agent = await login_phone(client, AGENT.phone)
     d.seal_keeper = await login_phone(client, SEAL_KEEPER.phone)
+
+
+# ---------------------------------------------------------------- resale (存量房)
+
+SELLER = WANG  # the demo title's owner
+
+
+def resale_body(title_id: str, *buyers: DemoPerson, **overrides: Any) -> dict[str, Any]:
+    """A resale contract as the seller fills it: one owner, supervised funds."""
+    body: dict[str, Any] = {
+        "title_id": title_id,
+        "buyers": [
+            {"name": b.name, "id_number": b.id_number, "phone": b.phone, "share": ""}
+            for b in buyers
+        ],
+        "seller_phones": [""],
+        "price_fen": 1_800_000_00,
+        "payment_method": "commercial_loan",
+        "deposit_fen": 20_000_00,
+        "down_payment_fen": 520_000_00,
+        "delivery_date": "2027-03-31",
+        "taxes_borne_by": "by_law",
+        "funds_supervised": True,
+        "seller_account": {"bank_name": "示范银行老城支行", "account_number": "6217000012345678"},
+    }
+    body.update(overrides)
+    return body
+
+
+async def check_title(
+    client: httpx.AsyncClient, token: str, certificate_no: str, check_code: str
+) -> httpx.Response:
+    return await client.post(
+        "/api/v1/resale/title-checks",
+        json={"certificate_no": certificate_no, "check_code": check_code},
+        headers=bearer(token),
+    )
+
+
+async def resale_issued(
+    client: httpx.AsyncClient, d: Demo, seller: str, *buyers: DemoPerson, **overrides: Any
+) -> dict[str, Any]:
+    """The demo title checked by its owner (token ``seller``), the contract filled for
+    ``buyers`` and issued: the answer of the issue (order, scene, QR urls)."""
+    title = d.world["resale_title"]
+    checked = await check_title(client, seller, title["certificate_no"], title["check_code"])
+    assert checked.status_code == 200, checked.text
+    created = await client.post(
+        "/api/v1/resale/orders",
+        json=resale_body(title["id"], *buyers, **overrides),
+        headers=bearer(seller),
+    )
+    assert created.status_code == 201, created.text
+    issued = await client.post(
+        f"/api/v1/contracts/{created.json()['id']}/issue", headers=bearer(seller)
+    )
+    assert issued.status_code == 200, issued.text
+    return issued.json()
+
+
+async def resale_contract(
+    client: httpx.AsyncClient, d: Demo, *buyers: DemoPerson, **overrides: Any
+) -> Signed:
+    """The demo title sold to ``buyers`` all the way to 已签约: checked, filled, issued,
+    scanned and signed by every party, submitted by the seller."""
+    seller = await face_verified(client, SELLER)
+    issued = await resale_issued(client, d, seller, *buyers, **overrides)
+    order_id = issued["order"]["id"]
+    tokens = {SELLER.name: seller}
+    for buyer in buyers:
+        tokens[buyer.name] = await face_verified(client, buyer)
+        assert (await scan(client, tokens[buyer.name], issued["scene"])).status_code == 200
+    for person in (*buyers, SELLER):
+        signed, _ = await sign(client, tokens[person.name], order_id, person.phone)
+        assert signed.status_code == 200, signed.text
+    submitted = await client.post(f"/api/v1/contracts/{order_id}/submit", headers=bearer(seller))
+    assert submitted.status_code == 200, submitted.text
+    done = submitted.json()
+    return Signed(
+        order_id, done["contract_number"], done["password"], issued["scene"], tokens, done["order"]
+    )

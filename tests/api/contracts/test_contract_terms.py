@@ -57,7 +57,7 @@ async def test_the_document_carries_the_terms_field_for_field(
     assert set(terms["unit"]) == UNIT_FIELDS and terms["unit"]["room_no"] == "301"
     assert [p["role"] for p in terms["parties"]] == ["buyer", "buyer", "seal"]
     buyer, _, seal = terms["parties"]
-    assert set(buyer) == {"role", "name", "id_hash", "id_number_masked", "share"}
+    assert set(buyer) == {"role", "name", "id_type", "id_hash", "id_number_masked", "share"}
     assert buyer["name"] == ZHANG.name and buyer["share"] == "1/2"
     assert ZHANG.id_number not in document["canonical_json"]
     assert buyer["id_number_masked"] == ZHANG.id_number[:4] + "*" * 10 + ZHANG.id_number[-4:]

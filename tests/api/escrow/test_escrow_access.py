@@ -92,9 +92,10 @@ async def test_roles_and_companies(
     assert (await mock_client.get(f"{account}/statement", headers=agent)).status_code == 200
     assert (await mock_client.get(notices_path, headers=escrow.regulator)).status_code == 200
     regulator_list = await mock_client.get("/api/v1/escrow/accounts", headers=escrow.regulator)
-    assert [a["account_number_masked"] for a in regulator_list.json()["items"]] == [
-        "6222 **** **** 3445"
-    ]
+    # The project's account and the city's resale account (存量房交易资金监管).
+    assert sorted(
+        (a["scope"], a["account_number_masked"]) for a in regulator_list.json()["items"]
+    ) == [("project", "6222 **** **** 3445"), ("resale", "6222 **** **** 7665")]
     assert ACCOUNT_NUMBER not in regulator_list.text
     # An account for another company's project cannot be registered; nor can a regulator
     # approve twice, nor a company admin approve at all.

@@ -94,7 +94,7 @@ def test_reconcile_command(
     assert "对账通过" in capsys.readouterr().out
 
 
-async def test_the_demo_world_has_one_approved_account(
+async def test_the_demo_world_has_one_approved_account_of_each_scope(
     session: AsyncSession, keys: ServiceKeys, clock: MovableClock
 ) -> None:
     from api.demo import load_demo_world
@@ -105,14 +105,17 @@ async def test_the_demo_world_has_one_approved_account(
         "company_id": uuid.UUID(world["company"]["id"]),
     }
     first = await accounts.approved_account_for_project(session, ids["project_id"])
-    await load_demo_world(session, keys, now=clock.now())  # a second load reuses it
+    city = await accounts.city_resale_account(session)
+    await load_demo_world(session, keys, now=clock.now())  # a second load reuses them
     again = await accounts.approved_account_for_project(session, ids["project_id"])
     assert first is not None and again is not None
     assert first.id == again.id and first.status.value == "approved"
+    assert city is not None and city == await accounts.city_resale_account(session)
     regulator = Principal(
         kind=PrincipalKind.staff, session_id=uuid.uuid4(), role=StaffRole.regulator
     )
-    assert len(await accounts.list_accounts(session, regulator)) == 1
+    listed = await accounts.list_accounts(session, regulator)
+    assert sorted(a.scope.value for a in listed) == ["project", "resale"]
     notices = await create_payment_notices(
         session,
         keys,
