@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from datetime import timedelta
 from typing import Any
@@ -33,7 +34,7 @@ from api.escrow.routes import ROUTES as ESCROW_ROUTES
 from api.identity.authentication import BearerAuthentication, provide_principal
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
 from api.identity.sessions import SessionPolicy
-from api.outbox.routes import NotificationController
+from api.outbox.routes import NotificationController, SmsReceiptController
 from api.outbox.worker import EmbeddedWorker, build_worker
 from api.outside import OutsideServices, build_outside, mock_routes, new_http_client
 from api.public.routes import ROUTES as PUBLIC_ROUTES
@@ -41,6 +42,7 @@ from api.settings import Settings
 from notifications.templates import check_templates
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger("wangqian.app")
 
 
 async def provide_db(
@@ -92,13 +94,14 @@ def create_app(
     keys = ServiceKeys.from_master(settings.master_secret())
     http = new_http_client(http_transport)
     outside = build_outside(settings, http, unix_time=lambda: clock.now().timestamp())
-    check_templates()  # a template that cannot render stops the start, not a 3 a.m. send
+    check_templates()  # a template that breaks a provider rule stops the start
+    for warning in outside.warnings:
+        log.warning(warning)
     outbox = build_worker(
         database,
         keys,
         clock,
-        sms=outside.sms,
-        wechat=outside.wechat_messages,
+        outside=outside,
         periodic=[expiry_sweep(database, clock)],
     )
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
@@ -122,6 +125,7 @@ def create_app(
         *PUBLIC_ROUTES,
         *IDENTITY_ROUTES,
         NotificationController,
+        SmsReceiptController,
         *CONTRACT_ROUTES,
         *ESCROW_ROUTES,
     ]
@@ -179,6 +183,8 @@ def _dependencies(
         "keystore": constant(Keystore.from_settings(settings)),  # opened on first use
         "session_policy": constant(session_policy),
         "sms": constant(outside.sms),
+        "sms_receipt_token": constant(outside.sms_receipt_token),
+        "wechat_templates": constant(outside.wechat_templates),
         "wechat": constant(outside.wechat),
         "idcheck": constant(outside.idcheck),
         "face": constant(outside.face),

@@ -171,13 +171,14 @@ async def _work(settings: Settings, *, once: bool) -> int:
     database = create_database(settings)
     http = new_http_client()
     outside = build_outside(settings, http)
+    for warning in outside.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     clock = SystemClock()
     worker = build_worker(
         database,
         ServiceKeys.from_master(settings.master_secret()),
         clock,
-        sms=outside.sms,
-        wechat=outside.wechat_messages,
+        outside=outside,
         periodic=[expiry_sweep(database, clock)],
     )
     try:

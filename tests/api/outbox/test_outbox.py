@@ -21,10 +21,11 @@ from api.db.engine import Database
 from api.outbox import service
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.worker import OutboxWorker
-from miniapp_mock.app import MockSettings, create_mock_app
+from api.outside import mock_wechat_templates
+from miniapp_mock.app import create_mock_app
 from notifications.delivery import Dispatcher, RetryPolicy
-from notifications.sms import HttpSmsChannel
-from notifications.wechat import WeChatSubscribeChannel
+from notifications.wechat import WeChatSubscribeChannel, WeChatTokenSource
+from tests.notifications.sms_rig import LosesAnswers, aliyun, mock_settings
 
 SIGNED = {
     "estate": "明湖花园",
@@ -43,11 +44,12 @@ class Rig:
     worker: OutboxWorker
     dispatcher: Dispatcher
     http: httpx.AsyncClient
+    transport: LosesAnswers
 
     def inbox(self, phone: str = PHONE) -> list[Any]:
         return list(self.mock.state.mock_services.sms.inbox.get(phone, []))
 
-    async def fail_sms(self, count: int, code: str = "GATEWAY_BUSY", status: int = 503) -> None:
+    async def fail_sms(self, count: int, code: str = "isp.SYSTEM_ERROR", status: int = 200) -> None:
         response = await self.http.post(
             "http://mock/sms/faults", json={"next_code": code, "status": status, "count": count}
         )
@@ -63,28 +65,23 @@ class Rig:
 
 @pytest.fixture
 async def rig(database: Database, keys: ServiceKeys, clock: MovableClock) -> AsyncIterator[Rig]:
+    wechat_templates = mock_wechat_templates()
     mock = create_mock_app(
-        MockSettings(
-            sms_access_key="ak",
-            sms_secret="sms-secret",
-            wechat_appid="wxappid",
-            wechat_secret="wx-secret",
-            idcheck_key="k",
-            face_key="k",
+        mock_settings(
+            wechat_templates={t.template_id: list(t.data) for t in wechat_templates.values()}
         ),
         clock=clock.now,
     )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mock)) as http:
+    transport = LosesAnswers(httpx.ASGITransport(app=mock), lose=0)
+    async with httpx.AsyncClient(transport=transport) as http:
+        tokens = WeChatTokenSource("http://mock/wechat", "wx-test", "wx-test-secret", http)
         dispatcher = Dispatcher(
-            HttpSmsChannel(
-                "http://mock", "ak", "sms-secret", http, clock=lambda: clock.now().timestamp()
-            ),
-            WeChatSubscribeChannel("http://mock/wechat", "wxappid", "wx-secret", http),
+            aliyun(http, clock.now), WeChatSubscribeChannel(tokens), wechat_templates
         )
         worker = OutboxWorker(
             database, dispatcher, keys, clock, name="w1", policy=RetryPolicy(max_attempts=4)
         )
-        yield Rig(mock, worker, dispatcher, http)
+        yield Rig(mock, worker, dispatcher, http, transport)
 
 
 async def _enqueue(
@@ -119,7 +116,7 @@ async def test_a_committed_message_is_delivered_once_and_its_secrets_purged(
     assert await rig.worker.run_once() == 0
     inbox = rig.inbox()
     assert len(inbox) == 1
-    assert inbox[0].text.startswith("您好！尊敬的张三，您购买的明湖花园1栋301室已签订网签合同")
+    assert inbox[0].text.startswith("【网签测试】尊敬的张三，您购买的明湖花园，1栋，301室已签订网签合同")
     assert "合同编号为：YS2026000123" in inbox[0].text and "12345678" in inbox[0].text
     message = await _message(database, message_id)
     assert message.status == MessageStatus.sent and message.channel == "sms"
@@ -197,7 +194,7 @@ async def test_out_of_attempts_the_message_is_dead_until_staff_retry_it(
         clock.advance(timedelta(hours=1))
     message = await _message(database, message_id)
     assert message.status == MessageStatus.dead and message.attempts == 4
-    assert "GATEWAY_BUSY" in (message.last_error or "")
+    assert "isp.SYSTEM_ERROR" in (message.last_error or "")
     assert await rig.worker.run_once() == 0
     async with database.writer() as session, session.begin():
         await service.retry_dead(session, message_id, by="staff:陈管理", now=clock.now())
@@ -210,7 +207,7 @@ async def test_a_permanent_refusal_is_dead_at_once(
 ) -> None:
     message_id = await _enqueue(database, keys, clock)
     assert message_id is not None
-    await rig.fail_sms(1, code="PHONE_BLACKLISTED", status=400)
+    await rig.fail_sms(1, code="isv.MOBILE_NUMBER_ILLEGAL")
     await rig.worker.run_once()
     message = await _message(database, message_id)
     assert message.status == MessageStatus.dead and message.attempts == 1
@@ -334,7 +331,7 @@ async def test_wechat_first_and_sms_when_the_user_refused(
     for openid, accept in (("o-accepts", True), ("o-refuses", False)):
         await rig.http.post(
             "http://mock/wechat/subscriptions",
-            json={"openid": openid, "template_id": "tmpl_contract_signed", "accept": accept},
+            json={"openid": openid, "template_id": "mock-contract-signed", "accept": accept},
         )
     accepted = await _enqueue(database, keys, clock, dedupe_key="a", openid="o-accepts")
     refused = await _enqueue(
@@ -358,7 +355,7 @@ async def test_wechat_busy_without_a_phone_is_retried(
     rig.mock.state.mock_services.wechat.known_openids.add("o-only")
     await rig.http.post(
         "http://mock/wechat/subscriptions",
-        json={"openid": "o-only", "template_id": "tmpl_contract_signed", "accept": True},
+        json={"openid": "o-only", "template_id": "mock-contract-signed", "accept": True},
     )
     await rig.http.post("http://mock/wechat/subscribe/faults", json={"next_errcode": -1})
     message_id = await _enqueue(database, keys, clock, dedupe_key="w", openid="o-only", phone=None)
