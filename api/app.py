@@ -30,6 +30,7 @@ from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS
 from api.core.ratelimit import RateLimiter, create_store
 from api.db.engine import Database, create_database
+from api.escrow.bank_gateway import instruction_push
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
 from api.identity.authentication import BearerAuthentication, provide_principal
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
@@ -102,7 +103,12 @@ def create_app(
         keys,
         clock,
         outside=outside,
-        periodic=[expiry_sweep(database, clock)],
+        periodic=[
+            expiry_sweep(database, clock),
+            instruction_push(
+                database, clock.now, http, outside.bank.gateway_url, outside.bank.gateway_secret
+            ),
+        ],
     )
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
     session_policy = SessionPolicy(

@@ -163,6 +163,7 @@ async def _work(settings: Settings, *, once: bool) -> int:
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
+    from api.escrow.bank_gateway import instruction_push
     from api.outbox.worker import build_worker
     from api.outside import build_outside, new_http_client
     from notifications.templates import check_templates
@@ -179,7 +180,12 @@ async def _work(settings: Settings, *, once: bool) -> int:
         ServiceKeys.from_master(settings.master_secret()),
         clock,
         outside=outside,
-        periodic=[expiry_sweep(database, clock)],
+        periodic=[
+            expiry_sweep(database, clock),
+            instruction_push(
+                database, clock.now, http, outside.bank.gateway_url, outside.bank.gateway_secret
+            ),
+        ],
     )
     try:
         if once:
@@ -200,8 +206,10 @@ async def _work(settings: Settings, *, once: bool) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    """Check the escrow ledger against the recorded bank events and its invariants."""
-    problems, summary = asyncio.run(_reconcile(_settings(args)))
+    """Check the escrow ledger against the recorded bank events and its invariants, and
+    with ``--statement FILE`` against the bank's daily statement file (对账文件)."""
+    statement = Path(args.statement).read_bytes() if args.statement else None
+    problems, summary = asyncio.run(_reconcile(_settings(args), statement))
     print(summary)
     for problem in problems:
         print(f"  不一致: {problem}", file=sys.stderr)
@@ -209,14 +217,22 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
-async def _reconcile(settings: Settings) -> tuple[list[str], str]:
+async def _reconcile(settings: Settings, statement: bytes | None) -> tuple[list[str], str]:
     from api.db.engine import create_database
     from api.escrow.reconcile import reconcile, reconcile_summary
+    from api.escrow.statement_import import compare_statement, parse_statement
 
     database = create_database(settings)
     try:
         async with database.reader() as session:
-            return await reconcile(session), await reconcile_summary(session)
+            problems = await reconcile(session)
+            summary = await reconcile_summary(session)
+            if statement is not None:
+                lines, unreadable = parse_statement(statement)
+                problems += [f"对账文件 {p}" for p in unreadable]
+                problems += await compare_statement(session, lines)
+                summary += f" 对账文件 {len(lines)} 笔。"
+            return problems, summary
     finally:
         await database.dispose()
 
@@ -271,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = sub.add_parser(
         "reconcile", help="check the escrow ledger against bank events and its invariants"
     )
+    reconcile.add_argument("--statement", help="the bank's daily statement file (CSV) to compare")
     data_dir(reconcile)
     reconcile.set_defaults(func=cmd_reconcile)
 

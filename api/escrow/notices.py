@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import msgspec
 from sqlalchemy import func, select
@@ -34,6 +33,7 @@ from api.escrow.models import (
     SupervisedAccount,
     Transfer,
 )
+from api.escrow.pay_links import signed_pay_url
 from api.identity.principal import Principal
 from api.outbox import service as outbox
 from signing.pii import mask_account
@@ -183,18 +183,18 @@ async def readable_contract(
     raise DomainError.not_found("缴款通知")
 
 
-def pay_url(pay_base: str, reference: str, outstanding_fen: int, account_number: str) -> str | None:
-    """The bank's payment page for a notice: the one address the QR and the button open."""
+def pay_url(
+    pay_base: str, reference: str, outstanding_fen: int, account_number: str, secret: str = ""
+) -> str | None:
+    """The bank's payment page for a notice: the one address the QR and the button open,
+    its reference, amount and account signed (``pay_links``)."""
     if not pay_base or outstanding_fen <= 0:
         return None
-    query = urlencode(
-        {"reference": reference, "amount_fen": outstanding_fen, "account": account_number}
-    )
-    return f"{pay_base}?{query}"
+    return signed_pay_url(pay_base, secret, reference, outstanding_fen, account_number)
 
 
 async def notice_answers(
-    session: AsyncSession, contract: EscrowContract, *, pay_base: str = ""
+    session: AsyncSession, contract: EscrowContract, *, pay_base: str = "", pay_secret: str = ""
 ) -> list[schemas.NoticeAnswer]:
     account = await session.get(SupervisedAccount, contract.supervised_account_id)
     assert account is not None
@@ -223,7 +223,8 @@ async def notice_answers(
                 account_number_masked=mask_account(account.account_number),
                 qr_png=f"/api/v1/payment-notices/{n.id}/qr.png",
                 pay_url=pay_url(
-                    pay_base, n.reference, max(n.due_fen - p, 0), account.account_number
+                    pay_base, n.reference, max(n.due_fen - p, 0), account.account_number,
+                    pay_secret,
                 ),
                 created_at=n.created_at,
             )
@@ -232,7 +233,12 @@ async def notice_answers(
 
 
 async def pay_page_of(
-    session: AsyncSession, principal: Principal, notice_id: uuid.UUID, *, pay_base: str
+    session: AsyncSession,
+    principal: Principal,
+    notice_id: uuid.UUID,
+    *,
+    pay_base: str,
+    pay_secret: str = "",
 ) -> str:
     """The bank's payment page for what is still due on a notice (its QR code opens it)."""
     notice = await session.get(PaymentNotice, notice_id)
@@ -244,7 +250,9 @@ async def pay_page_of(
     account = await session.get(SupervisedAccount, contract.supervised_account_id)
     assert account is not None
     paid = (await paid_by_notice(session, [notice.id]))[notice.id]
-    url = pay_url(pay_base, notice.reference, notice.due_fen - paid, account.account_number)
+    url = pay_url(
+        pay_base, notice.reference, notice.due_fen - paid, account.account_number, pay_secret
+    )
     if url is None:
         raise DomainError("notice_closed", "该缴款通知已缴清，无需再次缴款。")
     return url

@@ -200,7 +200,9 @@ class EscrowController(Controller):
         )
         return schemas.NoticeList(
             contract_id=contract.contract_id,
-            items=await notices.notice_answers(db, contract, pay_base=bank.pay_page_base),
+            items=await notices.notice_answers(
+                db, contract, pay_base=bank.pay_page_base, pay_secret=bank.pay_link_secret
+            ),
         )
 
 
@@ -223,7 +225,9 @@ class PaymentNoticeController(Controller):
         contract = await notices.readable_contract(db, principal, _id(contract_id, "合同"))
         return schemas.NoticeList(
             contract_id=contract.contract_id,
-            items=await notices.notice_answers(db, contract, pay_base=bank.pay_page_base),
+            items=await notices.notice_answers(
+                db, contract, pay_base=bank.pay_page_base, pay_secret=bank.pay_link_secret
+            ),
         )
 
     @get(
@@ -239,7 +243,11 @@ class PaymentNoticeController(Controller):
         bank: NamedDependency[BankLink],
     ) -> Response[bytes]:
         url = await notices.pay_page_of(
-            db, principal, _id(notice_id, "缴款通知"), pay_base=bank.pay_page_base
+            db,
+            principal,
+            _id(notice_id, "缴款通知"),
+            pay_base=bank.pay_page_base,
+            pay_secret=bank.pay_link_secret,
         )
         return Response(
             qr_png(url),

@@ -1,0 +1,192 @@
+"""The outbound instruction channel to the supervising bank's gateway (银企直联 front-end).
+
+An instruction that reaches ``approved`` (a refund on cancellation, a release a regulator
+approved) is queued here in the same transaction; the worker pushes it to
+``WANGQIAN_BANK_GATEWAY_URL`` as ``POST`` with a JSON body, ``Idempotency-Key: <instruction
+id>`` and ``X-Wangqian-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`` (the
+same scheme as the bank's webhooks, the other way round). The bank answers 200 with
+``{"accepted": true, "bank_reference": "..."}``, also for a repeat of an instruction it
+already has; the acknowledgement is recorded. Transport errors, timeouts and 5xx are tried
+again with backoff (the key makes that safe); any other refusal stops for a person. The
+bank confirms the payment itself later with its signed webhook (``bank_events``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db.engine import insert_into
+from api.escrow.models import (
+    DeliveryState,
+    Instruction,
+    InstructionDelivery,
+    SupervisedAccount,
+)
+
+log = logging.getLogger("wangqian.escrow.gateway")
+
+HEADER = "X-Wangqian-Signature"
+MAX_ATTEMPTS = 12
+LEASE = timedelta(minutes=5)
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def backoff(attempt: int) -> timedelta:
+    return min(timedelta(hours=1), timedelta(seconds=30) * 2 ** max(attempt - 1, 0))
+
+
+class InstructionBody(msgspec.Struct, kw_only=True):
+    instruction_id: str
+    kind: str  # refund | release
+    account_number: str
+    amount_fen: int
+    contract_id: str | None
+    milestone: str
+    reason: str
+    approved_at: str
+
+
+class _Acknowledgement(msgspec.Struct):
+    accepted: bool = False
+    bank_reference: str = ""
+    code: str = ""
+
+
+async def queue_instruction(
+    session: AsyncSession, instruction_id: uuid.UUID, *, now: datetime
+) -> None:
+    """Queue an approved instruction for the bank, once (called where it is approved)."""
+    await session.execute(
+        insert_into(session, InstructionDelivery)
+        .values(
+            instruction_id=instruction_id,
+            state=DeliveryState.pending,
+            attempts=0,
+            next_attempt_at=now,
+            bank_reference="",
+            last_error="",
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["instruction_id"])
+    )
+
+
+async def _claim(session: AsyncSession, now: datetime, limit: int) -> list[InstructionBody]:
+    rows = await session.scalars(
+        select(InstructionDelivery)
+        .where(
+            InstructionDelivery.state == DeliveryState.pending,
+            InstructionDelivery.next_attempt_at <= now,
+        )
+        .order_by(InstructionDelivery.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    bodies = []
+    for delivery in rows:
+        delivery.attempts += 1
+        delivery.next_attempt_at = now + LEASE  # another worker leaves it alone meanwhile
+        instruction = await session.get(Instruction, delivery.instruction_id)
+        assert instruction is not None
+        account = await session.get(SupervisedAccount, instruction.supervised_account_id)
+        assert account is not None
+        bodies.append(
+            InstructionBody(
+                instruction_id=str(instruction.id),
+                kind=instruction.kind.value,
+                account_number=account.account_number,
+                amount_fen=instruction.amount_fen,
+                contract_id=str(instruction.contract_id) if instruction.contract_id else None,
+                milestone=instruction.milestone,
+                reason=instruction.reason,
+                approved_at=(instruction.reviewed_at or now).isoformat(),
+            )
+        )
+    await session.flush()
+    return bodies
+
+
+async def _push(
+    http: httpx.AsyncClient, url: str, secret: str, body: InstructionBody, now: datetime
+) -> tuple[str, str]:
+    """(outcome, detail): acknowledged (detail: the bank's reference), retry or refused."""
+    raw = msgspec.json.encode(body)
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": body.instruction_id,
+        HEADER: sign(secret, int(now.timestamp()), raw),
+    }
+    try:
+        response = await http.post(url, content=raw, headers=headers)
+    except httpx.HTTPError as exc:
+        return "retry", f"transport: {type(exc).__name__}"
+    if response.status_code >= 500 or response.status_code == 429:
+        return "retry", f"HTTP {response.status_code}"
+    try:
+        answer = msgspec.json.decode(response.content, type=_Acknowledgement)
+    except msgspec.DecodeError:
+        answer = _Acknowledgement()
+    if response.status_code == 200 and answer.accepted and answer.bank_reference:
+        return "acknowledged", answer.bank_reference
+    return "refused", f"HTTP {response.status_code} {answer.code or response.text[:200]}"
+
+
+async def _record(
+    session: AsyncSession, instruction_id: str, outcome: str, detail: str, now: datetime
+) -> None:
+    delivery = await session.get(InstructionDelivery, uuid.UUID(instruction_id))
+    assert delivery is not None
+    if outcome == "acknowledged":
+        delivery.state = DeliveryState.acknowledged
+        delivery.bank_reference = detail[:100]
+        delivery.acknowledged_at = now
+        delivery.last_error = ""
+        return
+    delivery.last_error = detail[:500]
+    if outcome == "refused" or delivery.attempts >= MAX_ATTEMPTS:
+        delivery.state = DeliveryState.dead
+        log.error("bank gateway refused instruction %s: %s", instruction_id, detail)
+    else:
+        delivery.next_attempt_at = now + backoff(delivery.attempts)
+
+
+async def push_due(
+    database: Any, now: Callable[[], datetime], http: httpx.AsyncClient, url: str, secret: str,
+    *, limit: int = 20,
+) -> int:
+    """Push what is due; returns how many the bank acknowledged."""
+    async with database.writer() as session, session.begin():
+        bodies = await _claim(session, now(), limit)
+    outcomes = [await _push(http, url, secret, body, now()) for body in bodies]
+    async with database.writer() as session, session.begin():
+        for body, (outcome, detail) in zip(bodies, outcomes, strict=True):
+            await _record(session, body.instruction_id, outcome, detail, now())
+    return sum(1 for outcome, _ in outcomes if outcome == "acknowledged")
+
+
+def instruction_push(
+    database: Any, now: Callable[[], datetime], http: httpx.AsyncClient, url: str, secret: str
+) -> Callable[[], Awaitable[int]]:
+    """The periodic job of the worker loop; does nothing where the bank pulls instead."""
+
+    async def push_bank_instructions() -> int:
+        if not (url and secret):
+            return 0
+        return await push_due(database, now, http, url, secret)
+
+    return push_bank_instructions

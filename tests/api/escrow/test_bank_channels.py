@@ -1,0 +1,171 @@
+"""Around the bank's webhook: approved instructions pushed to the bank's gateway (signed,
+idempotent, retried, acknowledged), pay links whose amount and reference are signed, and
+the bank's daily statement file compared with the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.cli import main as wangqian
+from api.core.clock import MovableClock
+from api.core.keys import ServiceKeys
+from api.db.engine import Database
+from api.escrow.models import DeliveryState, InstructionDelivery
+from api.escrow.statement_import import compare_statement, parse_statement
+from api.settings import Settings
+from tests.api.escrow.helpers import ACCOUNT_NUMBER, pay, setup
+
+
+async def _approved_release(client: httpx.AsyncClient, escrow: object, amount: int) -> str:
+    asked = await client.post(
+        f"/api/v1/escrow/accounts/{escrow.account_id}/releases",  # type: ignore[attr-defined]
+        headers=escrow.admin,  # type: ignore[attr-defined]
+        json={"amount_fen": amount, "milestone": "foundation"},
+    )
+    assert asked.status_code == 201, asked.text
+    release_id = asked.json()["id"]
+    approved = await client.post(
+        f"/api/v1/escrow/releases/{release_id}/approve",
+        headers=escrow.regulator,  # type: ignore[attr-defined]
+        json={},
+    )
+    assert approved.json()["status"] == "approved"
+    return release_id
+
+
+async def _delivery(database: Database, instruction_id: str) -> InstructionDelivery:
+    import uuid
+
+    async with database.reader() as session:
+        row = await session.get(InstructionDelivery, uuid.UUID(instruction_id))
+        assert row is not None
+        return row
+
+
+def _push_job(app: Litestar) -> object:
+    return next(j for j in app.state.outbox.periodic if j.__name__ == "push_bank_instructions")
+
+
+async def test_an_approved_release_reaches_the_banks_gateway_once(
+    mock_app: Litestar, mock_client: httpx.AsyncClient, session: AsyncSession,
+    keys: ServiceKeys, clock: MovableClock, mock_settings: Settings, database: Database,
+) -> None:
+    escrow = await setup(mock_client, session, keys, clock, mock_settings)
+    await pay(mock_client, escrow, clock, "deposit", 2_000_000)
+    clock.advance(timedelta(minutes=1))
+    release_id = await _approved_release(mock_client, escrow, 1_500_000)
+    push = _push_job(mock_app)
+    await mock_client.post("/mock/bank/gateway/faults", json={"status": 503})
+    assert await push() == 0  # type: ignore[operator]
+    waiting = await _delivery(database, release_id)
+    assert waiting.state is DeliveryState.pending and waiting.last_error == "HTTP 503"
+    assert await push() == 0  # type: ignore[operator]  # not due yet
+    clock.set(waiting.next_attempt_at)
+    assert await push() == 1  # type: ignore[operator]
+    acknowledged = await _delivery(database, release_id)
+    assert acknowledged.state is DeliveryState.acknowledged
+    arrived = (await mock_client.get("/mock/bank/gateway/instructions")).json()[release_id]
+    assert acknowledged.bank_reference == arrived["bank_reference"]
+    sent = arrived["instruction"]
+    assert (sent["kind"], sent["amount_fen"], sent["account_number"]) == (
+        "release", 1_500_000, ACCOUNT_NUMBER)
+    clock.advance(timedelta(hours=1))
+    assert await push() == 0  # type: ignore[operator]  # acknowledged: never pushed again
+    # The bank executes it and confirms with its webhook, as before.
+    done = await mock_client.post(
+        f"/mock/bank/instructions/{release_id}/execute",
+        json={"kind": "release", "account_number": ACCOUNT_NUMBER, "amount_fen": 1_500_000},
+    )
+    assert done.json()["status"] == 200
+
+
+async def test_the_gateway_refuses_what_is_not_signed_or_conflicts(
+    mock_client: httpx.AsyncClient,
+) -> None:
+    body = b'{"instruction_id": "i-1", "amount_fen": 1}'
+    unsigned = await mock_client.post("/mock/bank/gateway", content=body,
+                                      headers={"Idempotency-Key": "i-1"})
+    assert unsigned.status_code == 401
+
+
+async def test_a_gateway_that_refuses_for_good_leaves_it_to_a_person(
+    mock_app: Litestar, mock_client: httpx.AsyncClient, session: AsyncSession,
+    keys: ServiceKeys, clock: MovableClock, mock_settings: Settings, database: Database,
+) -> None:
+    escrow = await setup(mock_client, session, keys, clock, mock_settings)
+    await pay(mock_client, escrow, clock, "deposit", 2_000_000)
+    clock.advance(timedelta(minutes=1))
+    release_id = await _approved_release(mock_client, escrow, 1_500_000)
+    await mock_client.post("/mock/bank/gateway/faults", json={"status": 400})
+    assert await _push_job(mock_app)() == 0  # type: ignore[operator]
+    dead = await _delivery(database, release_id)
+    assert dead.state is DeliveryState.dead and "400" in dead.last_error
+
+
+async def test_a_changed_pay_link_is_refused_by_the_bank(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys,
+    clock: MovableClock, mock_settings: Settings,
+) -> None:
+    escrow = await setup(mock_client, session, keys, clock, mock_settings)
+    url = escrow.notices["deposit"]["pay_url"]
+    parts = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    assert query["sig"] and query["amount_fen"] == str(escrow.notices["deposit"]["due_fen"])
+    assert (await mock_client.get(parts.path, params=query)).status_code == 200
+    for field, value in (("amount_fen", "1"), ("reference", "WQOTHER"), ("sig", "0" * 64)):
+        changed = await mock_client.get(f"{parts.path}?{urlencode({**query, field: value})}")
+        assert changed.status_code == 400 and "已被修改" in changed.text, field
+
+
+STATEMENT_HEADER = "date,transaction_id,account_number,direction,amount,reference\n"
+
+
+async def test_the_daily_statement_is_compared_with_the_ledger(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys,
+    clock: MovableClock, mock_settings: Settings, tmp_path: Path,
+) -> None:
+    escrow = await setup(mock_client, session, keys, clock, mock_settings)
+    await pay(mock_client, escrow, clock, "deposit", 2_000_000, txn="BK001")
+    await pay(mock_client, escrow, clock, "deposit", 5_000, txn="BK002")
+    day = clock.now().date().isoformat()  # 10:00 in Shanghai: the same business day
+    good = (f"{STATEMENT_HEADER}{day},BK001,{ACCOUNT_NUMBER},credit,20000.00,x\n"
+            f"{day},BK002,{ACCOUNT_NUMBER},credit,50.00,x\n")
+    lines, problems = parse_statement(("\ufeff" + good).encode())
+    assert problems == [] and [line.amount_fen for line in lines] == [2_000_000, 5_000]
+    assert await compare_statement(session, lines) == []
+
+    bad = (f"{STATEMENT_HEADER}{day},BK001,{ACCOUNT_NUMBER},credit,20000.01,x\n"
+           f"{day},BK009,{ACCOUNT_NUMBER},credit,1.00,x\n"
+           f"{day},BK010,{ACCOUNT_NUMBER},sideways,1.00,x\n"
+           f"{day},BK011,{ACCOUNT_NUMBER},credit,1.001,x\n")
+    lines, problems = parse_statement(bad.encode())
+    assert [p[:5] for p in problems] == ["第 4 行", "第 5 行"]
+    differences = await compare_statement(session, lines)
+    assert any("BK001" in d and "金额" in d for d in differences)
+    assert any("BK009" in d and "网签账本没有" in d for d in differences)
+    assert any(d.startswith("BK002") and "银行对账文件没有" in d for d in differences)
+    assert parse_statement(b"when,what\n")[1][0].startswith("表头应为")
+
+    path = tmp_path / "statement.csv"
+    path.write_text(bad, encoding="utf-8")
+    argv = ["reconcile", "--statement", str(path), "--data-dir", str(mock_settings.data_dir)]
+    if mock_settings.database_url:
+        import os
+
+        os.environ["WANGQIAN_DATABASE_URL"] = mock_settings.database_url
+    try:
+        # The command runs its own event loop: give it a thread of its own.
+        assert await asyncio.to_thread(wangqian, argv) == 1
+        path.write_text(good, encoding="utf-8")
+        assert await asyncio.to_thread(wangqian, argv) == 0
+    finally:
+        import os
+
+        os.environ.pop("WANGQIAN_DATABASE_URL", None)
