@@ -260,7 +260,11 @@ class BankWebhookController(Controller):
     path = "/api/v1/webhooks"
     tags = ("escrow",)
 
-    @post("/bank", status_code=200, summary="银行回调 (signed: X-Bank-Signature t=,v1=)")
+    @post(
+        "/bank",
+        status_code=200,
+        summary="银行回调 (X-Bank-Signature t=,v1= HMAC, or X-Bank-Signature-Cert t=,sig=)",
+    )
     async def bank_event(
         self,
         request: Request[Any, Any, Any],
@@ -272,13 +276,23 @@ class BankWebhookController(Controller):
     ) -> schemas.WebhookAnswer:
         body = await request.body()
         now = clock.now()
-        signature.verify(
-            request.headers.get(signature.HEADER),
-            body,
-            list(bank.webhook_secrets),
-            now_unix=now.timestamp(),
-            tolerance=settings.bank_webhook_tolerance_seconds,
-        )
+        signed_by_certificate = request.headers.get(signature.CERT_HEADER)
+        if signed_by_certificate and bank.webhook_certificate:
+            signature.verify_certificate(
+                signed_by_certificate,
+                body,
+                bank.webhook_certificate,
+                now_unix=now.timestamp(),
+                tolerance=settings.bank_webhook_tolerance_seconds,
+            )
+        else:
+            signature.verify(
+                request.headers.get(signature.HEADER),
+                body,
+                list(bank.webhook_secrets),
+                now_unix=now.timestamp(),
+                tolerance=settings.bank_webhook_tolerance_seconds,
+            )
         return await bank_events.ingest_bank_event(db, keys, body=body, now=now)
 
 

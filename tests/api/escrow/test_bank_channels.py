@@ -5,22 +5,30 @@ the bank's daily statement file compared with the ledger."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import base64
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import msgspec
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.app import create_app
 from api.cli import main as wangqian
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
+from api.escrow import signature
 from api.escrow.models import DeliveryState, InstructionDelivery
 from api.escrow.statement_import import compare_statement, parse_statement
 from api.settings import Settings
-from tests.api.escrow.helpers import ACCOUNT_NUMBER, pay, setup
+from tests.api.escrow.helpers import ACCOUNT_NUMBER, event, pay, setup
 
 
 async def _approved_release(client: httpx.AsyncClient, escrow: object, amount: int) -> str:
@@ -169,3 +177,48 @@ async def test_the_daily_statement_is_compared_with_the_ledger(
         import os
 
         os.environ.pop("WANGQIAN_DATABASE_URL", None)
+
+
+def _bank_certificate() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "示范银行 webhook (test)")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return key, certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+async def test_a_webhook_signed_with_the_banks_certificate_is_accepted(
+    mock_settings: Settings, clock: MovableClock, database: Database, session: AsyncSession,
+    keys: ServiceKeys,
+) -> None:
+    key, pem = _bank_certificate()
+    settings = msgspec.structs.replace(mock_settings, bank_webhook_certificate=pem)
+    loopback = httpx.ASGITransport(app=None)  # type: ignore[arg-type]
+    app = create_app(settings, clock=clock, database=database, http_transport=loopback)
+    loopback.app = app
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://testserver") as client:
+        escrow = await setup(client, session, keys, clock, settings)
+        body = event(amount_fen=1000, reference=escrow.notices["deposit"]["reference"])
+        stamp = int(clock.now().timestamp())
+
+        def signed(message: bytes) -> dict[str, str]:
+            sig = base64.b64encode(key.sign(message, ec.ECDSA(hashes.SHA256()))).decode()
+            return {"content-type": "application/json",
+                    signature.CERT_HEADER: f"t={stamp},sig={sig}"}
+
+        good = await client.post("/api/v1/webhooks/bank", content=body,
+                                 headers=signed(f"{stamp}.".encode() + body))
+        assert good.status_code == 200 and good.json()["outcome"] == "applied"
+        forged = await client.post("/api/v1/webhooks/bank", content=body.replace(b"1000", b"9000"),
+                                   headers=signed(f"{stamp}.".encode() + body))
+        assert forged.status_code == 401 and forged.json()["code"] == "bank_signature_invalid"
+        clock.advance(timedelta(minutes=10))
+        stale = await client.post("/api/v1/webhooks/bank", content=body,
+                                  headers=signed(f"{stamp}.".encode() + body))
+        assert stale.json()["code"] == "bank_signature_stale"
