@@ -20,8 +20,6 @@ makes the next checks answer a provider error (test helpers, not Tencent's API).
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -34,12 +32,13 @@ from litestar.params import FromQuery, JSONBody, URLEncodedBody
 from litestar.response import Redirect
 
 from miniapp_mock._common import Clock, new_id, normalize_id_number
+from miniapp_mock._tencent import error as _error
+from miniapp_mock._tencent import refusal
+from miniapp_mock._tencent import respond as _respond
 from miniapp_mock.face_page import render_page
-from notifications import tc3
 
 VERSION = "2018-03-01"
 TOKEN_TTL = timedelta(minutes=30)
-TIMESTAMP_TOLERANCE = 300
 SIM_PASSED = "93.50"
 SIM_FAILED = "41.20"
 ID_DESCRIPTIONS = {"0": "姓名和身份证号一致", "-1": "姓名和身份证号不一致",
@@ -101,37 +100,6 @@ class FaceIdState:
         return self.clock() - session.created_at >= TOKEN_TTL
 
 
-def _respond(**fields: Any) -> Response[dict[str, Any]]:
-    return Response({"Response": {**fields, "RequestId": secrets.token_hex(16)}})
-
-
-def _error(code: str, message: str = "") -> Response[dict[str, Any]]:
-    return _respond(Error={"Code": code, "Message": message or code})
-
-
-def _authenticate(request: Request, body: bytes, state: FaceIdState) -> str | None:
-    headers = request.headers
-    call = tc3.parse_authorization(headers.get("authorization", ""))
-    if call is None:
-        return "AuthFailure.InvalidAuthorization"
-    if not hmac.compare_digest(call.secret_id.encode(), state.secret_id.encode()):
-        return "AuthFailure.SecretIdNotFound"
-    stamp = headers.get("x-tc-timestamp", "")
-    if not stamp.isdigit() or abs(state.clock().timestamp() - int(stamp)) > TIMESTAMP_TOLERANCE:
-        return "AuthFailure.SignatureExpire"
-    expected = tc3.authorization(
-        call.secret_id, state.secret_key, service="faceid", host=headers.get("host", ""),
-        action=headers.get("x-tc-action", ""), timestamp=int(stamp), payload=body,
-    )
-    if call.service != "faceid" or not hmac.compare_digest(
-        expected.encode(), headers.get("authorization", "").encode()
-    ):
-        return "AuthFailure.SignatureFailure"
-    if headers.get("x-tc-version") != VERSION:
-        return "NoSuchVersion"
-    return None
-
-
 def _id_card(data: dict[str, Any], state: FaceIdState) -> Response[dict[str, Any]]:
     id_card, name = str(data.get("IdCard", "")), str(data.get("Name", ""))
     if not id_card or not name:
@@ -189,7 +157,10 @@ async def faceid_endpoint(
     request: Request, faceid: NamedDependency[FaceIdState]
 ) -> Response[dict[str, Any]]:
     body = await request.body()
-    refused = _authenticate(request, body, faceid)
+    refused = refusal(
+        request, body, service="faceid", version=VERSION, secret_id=faceid.secret_id,
+        secret_key=faceid.secret_key, now=faceid.clock(),
+    )
     if refused is not None:
         return _error(refused)
     action = request.headers.get("x-tc-action", "")

@@ -6,8 +6,6 @@ number. Receipts can be pulled ``RECEIPT_DELAY`` after a send (the handset's rep
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from datetime import timedelta, timezone
 from typing import Any
 
@@ -15,11 +13,12 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
+from miniapp_mock._tencent import error as _error
+from miniapp_mock._tencent import refusal
+from miniapp_mock._tencent import respond as _respond
 from miniapp_mock.sms_gateway import PHONE, SmsGatewayState, variable_problem
-from notifications import tc3
 
 VERSION = "2021-01-11"
-TIMESTAMP_TOLERANCE = 300
 RECEIPT_DELAY = timedelta(seconds=5)
 VARIABLE_LIMIT = 20
 SHANGHAI = timezone(timedelta(hours=8))
@@ -51,36 +50,6 @@ class PullRequest(msgspec.Struct, forbid_unknown_fields=True):
     PhoneNumber: str
     SmsSdkAppId: str
     EndTime: int | None = None
-
-
-def _respond(**fields: Any) -> Response[dict[str, Any]]:
-    return Response({"Response": {**fields, "RequestId": secrets.token_hex(16)}})
-
-
-def _error(code: str, message: str = "") -> Response[dict[str, Any]]:
-    return _respond(Error={"Code": code, "Message": message or code})
-
-
-def _authenticate(request: Request, body: bytes, state: SmsGatewayState) -> str | None:
-    """None if genuine, else Tencent's error code."""
-    headers = request.headers
-    call = tc3.parse_authorization(headers.get("authorization", ""))
-    if call is None:
-        return "AuthFailure.InvalidAuthorization"
-    if not hmac.compare_digest(call.secret_id.encode(), state.access_key.encode()):
-        return "AuthFailure.SecretIdNotFound"
-    stamp = headers.get("x-tc-timestamp", "")
-    if not stamp.isdigit() or abs(state.clock().timestamp() - int(stamp)) > TIMESTAMP_TOLERANCE:
-        return "AuthFailure.SignatureExpire"
-    if call.service != "sms" or call.date != tc3.utc_date(int(stamp)):
-        return "AuthFailure.SignatureFailure"
-    expected = tc3.authorization(
-        call.secret_id, state.secret, service="sms", host=headers.get("host", ""),
-        action=headers.get("x-tc-action", ""), timestamp=int(stamp), payload=body,
-    )
-    if not hmac.compare_digest(expected.encode(), headers.get("authorization", "").encode()):
-        return "AuthFailure.SignatureFailure"
-    return None
 
 
 def _send(body: bytes, state: SmsGatewayState) -> Response[dict[str, Any]]:
@@ -163,13 +132,12 @@ async def tencent_endpoint(
     request: Request, sms_gateway: NamedDependency[SmsGatewayState]
 ) -> Response[dict[str, Any]]:
     body = await request.body()
-    refused = _authenticate(request, body, sms_gateway)
+    refused = refusal(
+        request, body, service="sms", version=VERSION, secret_id=sms_gateway.access_key,
+        secret_key=sms_gateway.secret, now=sms_gateway.clock(),
+    )
     if refused is not None:
         return _error(refused)
-    if request.headers.get("x-tc-version") != VERSION:
-        return _error("NoSuchVersion", "The requested version does not exist.")
-    if not request.headers.get("x-tc-region"):
-        return _error("MissingParameter", "The X-TC-Region header is missing.")
     action = request.headers.get("x-tc-action", "")
     if action == "SendSms":
         return _send(body, sms_gateway)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -29,19 +29,21 @@ import msgspec
 
 from notifications import acs3
 from notifications.sms import (
+    SHANGHAI,
     ProviderTemplate,
     SmsDeliveryError,
     SmsReceipt,
     SmsStatus,
     decode_answer,
+    decode_receipts,
     not_mapped,
+    shanghai_time,
 )
 
 __all__ = ["RETRYABLE_CODES", "AliyunSmsChannel", "parse_receipts"]
 
 VERSION = "2017-05-25"
 DEFAULT_ENDPOINT = "https://dysmsapi.aliyuncs.com"
-SHANGHAI = timezone(timedelta(hours=8))
 
 # Codes after which a later try may succeed; every other code needs a person (a template
 # not approved, a bad number, an account problem).
@@ -95,12 +97,6 @@ class _Report(msgspec.Struct):
     out_id: str = ""
     report_time: str = ""
 
-
-def _local_time(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI).astimezone(UTC)
-    except ValueError:
-        return None
 
 
 class AliyunSmsChannel:
@@ -203,7 +199,7 @@ class AliyunSmsChannel:
                 return SmsStatus(
                     state,  # type: ignore[arg-type]
                     provider_id=provider_id, request_id=request_id, code=row.ErrCode,
-                    at=_local_time(row.ReceiveDate),
+                    at=shanghai_time(row.ReceiveDate),
                 )
         # The day's list (at most 50 a page; a person gets far fewer) does not hold it.
         return SmsStatus("absent", request_id=request_id)
@@ -217,15 +213,12 @@ class AliyunSmsChannel:
 
 def parse_receipts(body: bytes) -> list[SmsStatus]:
     """SmsReport pushes; raises ``ValueError`` when the body is not one."""
-    try:
-        reports = msgspec.json.decode(body, type=list[_Report])
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"not an Alibaba Cloud SmsReport: {exc}") from None
+    reports = decode_receipts(body, _Report, "Alibaba Cloud")
     return [
         SmsStatus(
             "delivered" if r.success else "failed",
             provider_id=r.biz_id, request_id=r.out_id, code=r.err_code, detail=r.err_msg,
-            at=_local_time(r.report_time),
+            at=shanghai_time(r.report_time),
         )
         for r in reports
     ]

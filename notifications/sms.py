@@ -15,7 +15,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
@@ -168,6 +168,24 @@ def parse_template_codes(
 
 
 _Answer = TypeVar("_Answer")
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def shanghai_time(text: str) -> datetime | None:
+    """A provider's ``2026-03-01 16:00:05`` (Beijing time) as UTC, or None."""
+    try:
+        local = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return local.replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+def decode_receipts(body: bytes, kind: type[_Answer], provider: str) -> list[_Answer]:
+    """A callback's JSON array of receipts; ``ValueError`` when it is not one."""
+    try:
+        return msgspec.json.decode(body, type=list[kind])  # type: ignore[valid-type]
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a {provider} SMS receipt: {exc}") from None
 
 
 def decode_answer(response: httpx.Response, kind: type[_Answer]) -> _Answer | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +34,9 @@ from notifications.sms import (
     SmsReceipt,
     SmsStatus,
     decode_answer,
+    decode_receipts,
     not_mapped,
+    shanghai_time,
 )
 
 __all__ = ["RETRYABLE_CODES", "TencentSmsChannel", "parse_receipts"]
@@ -42,7 +44,6 @@ __all__ = ["RETRYABLE_CODES", "TencentSmsChannel", "parse_receipts"]
 SERVICE = "sms"
 VERSION = "2021-01-11"
 DEFAULT_ENDPOINT = "https://sms.tencentcloudapi.com"
-SHANGHAI = timezone(timedelta(hours=8))
 
 # Codes after which a later try may succeed (frequency limits, Tencent's own trouble);
 # every other code needs a person (template or signature not approved, bad number, ...).
@@ -113,12 +114,6 @@ class _Callback(msgspec.Struct):
 def e164(phone: str) -> str:
     return phone if phone.startswith("+") else "+86" + phone
 
-
-def _local_time(text: str) -> datetime | None:
-    try:
-        return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=SHANGHAI).astimezone(UTC)
-    except ValueError:
-        return None
 
 
 class TencentSmsChannel:
@@ -219,7 +214,7 @@ class TencentSmsChannel:
                 return SmsStatus(
                     "delivered" if row.ReportStatus == "SUCCESS" else "failed",
                     provider_id=row.SerialNo, request_id=request_id, code=row.ReportStatus,
-                    detail=row.Description, at=_local_time(row.UserReceiveTime),
+                    detail=row.Description, at=shanghai_time(row.UserReceiveTime),
                 )
         # No receipt yet: it may still be on its way, or it never left.
         return SmsStatus("unknown", request_id=request_id)
@@ -232,15 +227,12 @@ class TencentSmsChannel:
 
 
 def parse_receipts(body: bytes) -> list[SmsStatus]:
-    try:
-        reports = msgspec.json.decode(body, type=list[_Callback])
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"not a Tencent Cloud SMS receipt: {exc}") from None
+    reports = decode_receipts(body, _Callback, "Tencent Cloud")
     return [
         SmsStatus(
             "delivered" if r.report_status == "SUCCESS" else "failed",
             provider_id=r.sid, request_id=str(r.ext.get("context", "")), code=r.errmsg,
-            detail=r.description, at=_local_time(r.user_receive_time),
+            detail=r.description, at=shanghai_time(r.user_receive_time),
         )
         for r in reports
     ]
