@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -98,18 +98,8 @@ def create_app(
     check_templates()  # a template that breaks a provider rule stops the start
     for warning in outside.warnings:
         log.warning(warning)
-    outbox = build_worker(
-        database,
-        keys,
-        clock,
-        outside=outside,
-        periodic=[
-            expiry_sweep(database, clock),
-            instruction_push(
-                database, clock.now, http, outside.bank.gateway_url, outside.bank.gateway_secret
-            ),
-        ],
-    )
+    jobs = periodic_jobs(database, clock, outside, http)
+    outbox = build_worker(database, keys, clock, outside=outside, periodic=jobs)
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
     session_policy = SessionPolicy(
         idle=timedelta(minutes=settings.session_idle_minutes),
@@ -165,6 +155,18 @@ def create_app(
         debug=False,
         request_max_body_size=4 * 1024 * 1024,
     )
+
+
+def periodic_jobs(
+    database: Database, clock: Clock, outside: OutsideServices, http: httpx.AsyncClient
+) -> list[Callable[[], Awaitable[object]]]:
+    """What the worker loop does besides messages: expire overdue orders, push approved
+    instructions to the bank's gateway."""
+    bank = outside.bank
+    return [
+        expiry_sweep(database, clock),
+        instruction_push(database, clock.now, http, bank.gateway_url, bank.gateway_secret),
+    ]
 
 
 def _dependencies(

@@ -159,11 +159,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
-    from api.contracts.orders import expiry_sweep
+    from api.app import periodic_jobs
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
-    from api.escrow.bank_gateway import instruction_push
     from api.outbox.worker import build_worker
     from api.outside import build_outside, new_http_client
     from notifications.templates import check_templates
@@ -180,12 +179,7 @@ async def _work(settings: Settings, *, once: bool) -> int:
         ServiceKeys.from_master(settings.master_secret()),
         clock,
         outside=outside,
-        periodic=[
-            expiry_sweep(database, clock),
-            instruction_push(
-                database, clock.now, http, outside.bank.gateway_url, outside.bank.gateway_secret
-            ),
-        ],
+        periodic=periodic_jobs(database, clock, outside, http),
     )
     try:
         if once:

@@ -75,7 +75,7 @@ async def queue_instruction(
         insert_into(session, InstructionDelivery)
         .values(
             instruction_id=instruction_id,
-            state=DeliveryState.pending,
+            status=DeliveryState.pending,
             attempts=0,
             next_attempt_at=now,
             bank_reference="",
@@ -90,7 +90,7 @@ async def _claim(session: AsyncSession, now: datetime, limit: int) -> list[Instr
     rows = await session.scalars(
         select(InstructionDelivery)
         .where(
-            InstructionDelivery.state == DeliveryState.pending,
+            InstructionDelivery.status == DeliveryState.pending,
             InstructionDelivery.next_attempt_at <= now,
         )
         .order_by(InstructionDelivery.next_attempt_at)
@@ -152,14 +152,14 @@ async def _record(
     delivery = await session.get(InstructionDelivery, uuid.UUID(instruction_id))
     assert delivery is not None
     if outcome == "acknowledged":
-        delivery.state = DeliveryState.acknowledged
+        delivery.status = DeliveryState.acknowledged
         delivery.bank_reference = detail[:100]
         delivery.acknowledged_at = now
         delivery.last_error = ""
         return
     delivery.last_error = detail[:500]
     if outcome == "refused" or delivery.attempts >= MAX_ATTEMPTS:
-        delivery.state = DeliveryState.dead
+        delivery.status = DeliveryState.dead
         log.error("bank gateway refused instruction %s: %s", instruction_id, detail)
     else:
         delivery.next_attempt_at = now + backoff(delivery.attempts)

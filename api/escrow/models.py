@@ -241,7 +241,7 @@ class InstructionDelivery(Base):
     instruction_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("escrow_instructions.id"), primary_key=True
     )
-    state: Mapped[DeliveryState] = mapped_column(str_enum(DeliveryState, "escrow_delivery_state"))
+    status: Mapped[DeliveryState] = mapped_column(str_enum(DeliveryState, "escrow_delivery_state"))
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(index=True)
     bank_reference: Mapped[str] = mapped_column(String(100), default="")

@@ -73,12 +73,12 @@ async def test_an_approved_release_reaches_the_banks_gateway_once(
     await mock_client.post("/mock/bank/gateway/faults", json={"status": 503})
     assert await push() == 0  # type: ignore[operator]
     waiting = await _delivery(database, release_id)
-    assert waiting.state is DeliveryState.pending and waiting.last_error == "HTTP 503"
+    assert waiting.status is DeliveryState.pending and waiting.last_error == "HTTP 503"
     assert await push() == 0  # type: ignore[operator]  # not due yet
     clock.set(waiting.next_attempt_at)
     assert await push() == 1  # type: ignore[operator]
     acknowledged = await _delivery(database, release_id)
-    assert acknowledged.state is DeliveryState.acknowledged
+    assert acknowledged.status is DeliveryState.acknowledged
     arrived = (await mock_client.get("/mock/bank/gateway/instructions")).json()[release_id]
     assert acknowledged.bank_reference == arrived["bank_reference"]
     sent = arrived["instruction"]
@@ -114,7 +114,7 @@ async def test_a_gateway_that_refuses_for_good_leaves_it_to_a_person(
     await mock_client.post("/mock/bank/gateway/faults", json={"status": 400})
     assert await _push_job(mock_app)() == 0  # type: ignore[operator]
     dead = await _delivery(database, release_id)
-    assert dead.state is DeliveryState.dead and "400" in dead.last_error
+    assert dead.status is DeliveryState.dead and "400" in dead.last_error
 
 
 async def test_a_changed_pay_link_is_refused_by_the_bank(

@@ -21,7 +21,7 @@ def upgrade() -> None:
         "escrow_instruction_deliveries",
         sa.Column("instruction_id", sa.Uuid(), nullable=False),
         sa.Column(
-            "state",
+            "status",
             sa.Enum(
                 "pending",
                 "acknowledged",
