@@ -116,7 +116,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     bank_pay_link_secret: str = ""
     # The bank's instruction gateway (银企直联 front-end): approved refunds and releases
     # are POSTed there, signed with BANK_GATEWAY_SECRET. Empty = the bank pulls them
-    # (GET /api/v1/bank/instructions); with mocks enabled = the mock bank.
+    # (GET /api/v1/webhooks/bank/instructions); with mocks enabled = the mock bank.
     bank_gateway_url: str = ""
     bank_gateway_secret: str = ""
     # PEM certificate(s) of the bank whose key signs webhooks (X-Bank-Signature-Cert);

@@ -86,21 +86,22 @@ async def queue_instruction(
     )
 
 
-async def _claim(session: AsyncSession, now: datetime, limit: int) -> list[InstructionBody]:
-    rows = await session.scalars(
-        select(InstructionDelivery)
-        .where(
-            InstructionDelivery.status == DeliveryState.pending,
-            InstructionDelivery.next_attempt_at <= now,
+async def _claim(
+    session: AsyncSession, now: datetime, limit: int, *, due_only: bool = True
+) -> list[InstructionBody]:
+    query = select(InstructionDelivery).where(InstructionDelivery.status == DeliveryState.pending)
+    if due_only:
+        query = query.where(InstructionDelivery.next_attempt_at <= now).with_for_update(
+            skip_locked=True
         )
-        .order_by(InstructionDelivery.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    rows = await session.scalars(
+        query.order_by(InstructionDelivery.created_at).limit(limit)
     )
     bodies = []
     for delivery in rows:
-        delivery.attempts += 1
-        delivery.next_attempt_at = now + LEASE  # another worker leaves it alone meanwhile
+        if due_only:
+            delivery.attempts += 1
+            delivery.next_attempt_at = now + LEASE  # another worker leaves it alone meanwhile
         instruction = await session.get(Instruction, delivery.instruction_id)
         assert instruction is not None
         account = await session.get(SupervisedAccount, instruction.supervised_account_id)
@@ -190,3 +191,29 @@ def instruction_push(
         return await push_due(database, now, http, url, secret)
 
     return push_bank_instructions
+
+
+# ------------------------------------------------------------------ the bank pulls instead
+
+
+PULL_LIMIT = 100
+
+
+async def pending_instructions(
+    session: AsyncSession, *, now: datetime, limit: int = PULL_LIMIT
+) -> list[InstructionBody]:
+    """For a bank that pulls: the approved instructions it has not acknowledged yet, oldest
+    first (the same bodies the push sends)."""
+    return await _claim(session, now, limit, due_only=False)
+
+
+async def acknowledge(
+    session: AsyncSession, instruction_id: uuid.UUID, bank_reference: str, *, now: datetime
+) -> bool:
+    """The bank took an instruction it pulled; False if there is no such pending one."""
+    delivery = await session.get(InstructionDelivery, instruction_id, with_for_update=True)
+    if delivery is None or delivery.status is DeliveryState.dead:
+        return False
+    if delivery.status is DeliveryState.pending:
+        await _record(session, str(instruction_id), "acknowledged", bank_reference, now)
+    return True

@@ -222,3 +222,36 @@ async def test_a_webhook_signed_with_the_banks_certificate_is_accepted(
         stale = await client.post("/api/v1/webhooks/bank", content=body,
                                   headers=signed(f"{stamp}.".encode() + body))
         assert stale.json()["code"] == "bank_signature_stale"
+
+
+async def test_a_bank_may_pull_pending_instructions_instead(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys,
+    clock: MovableClock, mock_settings: Settings, database: Database,
+) -> None:
+    escrow = await setup(mock_client, session, keys, clock, mock_settings)
+    await pay(mock_client, escrow, clock, "deposit", 2_000_000)
+    clock.advance(timedelta(minutes=1))
+    release_id = await _approved_release(mock_client, escrow, 1_500_000)
+    stamp = int(clock.now().timestamp())
+
+    def signed(body: bytes) -> dict[str, str]:
+        return {signature.HEADER: signature.sign_header(escrow.secret, stamp, body)}
+
+    unsigned = await mock_client.get("/api/v1/webhooks/bank/instructions")
+    assert unsigned.status_code == 401
+    listed = await mock_client.get("/api/v1/webhooks/bank/instructions",
+                                   headers=signed(b"GET /api/v1/webhooks/bank/instructions"))
+    assert listed.status_code == 200, listed.text
+    [pending] = listed.json()["items"]
+    assert (pending["instruction_id"], pending["amount_fen"]) == (release_id, 1_500_000)
+    ack = b'{"bank_reference": "ZL-PULLED-1"}'
+    forged = await mock_client.post(f"/api/v1/webhooks/bank/instructions/{release_id}/ack", content=ack,
+                                    headers=signed(b'{"bank_reference": "other"}'))
+    assert forged.status_code == 401
+    taken = await mock_client.post(f"/api/v1/webhooks/bank/instructions/{release_id}/ack", content=ack,
+                                   headers=signed(ack))
+    assert taken.status_code == 200
+    assert (await _delivery(database, release_id)).bank_reference == "ZL-PULLED-1"
+    empty = await mock_client.get("/api/v1/webhooks/bank/instructions",
+                                  headers=signed(b"GET /api/v1/webhooks/bank/instructions"))
+    assert empty.json()["items"] == []
