@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -31,11 +32,12 @@ from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS
 from api.core.ratelimit import RateLimiter, create_store
 from api.db.engine import Database, create_database
+from api.escrow.bank_gateway import instruction_push
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
 from api.identity.authentication import BearerAuthentication, provide_principal
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
 from api.identity.sessions import SessionPolicy
-from api.outbox.routes import NotificationController
+from api.outbox.routes import NotificationController, SmsReceiptController
 from api.outbox.worker import EmbeddedWorker, build_worker
 from api.outside import OutsideServices, build_outside, mock_routes, new_http_client
 from api.public.routes import ROUTES as PUBLIC_ROUTES
@@ -44,6 +46,7 @@ from api.settings import Settings
 from notifications.templates import check_templates
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+log = logging.getLogger("wangqian.app")
 
 
 async def provide_db(
@@ -95,15 +98,11 @@ def create_app(
     keys = ServiceKeys.from_master(settings.master_secret())
     http = new_http_client(http_transport)
     outside = build_outside(settings, http, unix_time=lambda: clock.now().timestamp())
-    check_templates()  # a template that cannot render stops the start, not a 3 a.m. send
-    outbox = build_worker(
-        database,
-        keys,
-        clock,
-        sms=outside.sms,
-        wechat=outside.wechat_messages,
-        periodic=[expiry_sweep(database, clock), seal_reminder_sweep(database, clock, keys)],
-    )
+    check_templates()  # a template that breaks a provider rule stops the start
+    for warning in outside.warnings:
+        log.warning(warning)
+    jobs = periodic_jobs(database, clock, keys, outside, http)
+    outbox = build_worker(database, keys, clock, outside=outside, periodic=jobs)
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
     session_policy = SessionPolicy(
         idle=timedelta(minutes=settings.session_idle_minutes),
@@ -125,6 +124,7 @@ def create_app(
         *PUBLIC_ROUTES,
         *IDENTITY_ROUTES,
         NotificationController,
+        SmsReceiptController,
         *CONTRACT_ROUTES,
         *ESCROW_ROUTES,
         *REGISTER_ROUTES,
@@ -161,6 +161,24 @@ def create_app(
     )
 
 
+def periodic_jobs(
+    database: Database,
+    clock: Clock,
+    keys: ServiceKeys,
+    outside: OutsideServices,
+    http: httpx.AsyncClient,
+) -> list[Callable[[], Awaitable[object]]]:
+    """What the worker loop does besides messages: expire overdue orders, remind seal
+    keepers of orders waiting for their seal, push approved instructions to the bank's
+    gateway."""
+    bank = outside.bank
+    return [
+        expiry_sweep(database, clock),
+        seal_reminder_sweep(database, clock, keys),
+        instruction_push(database, keys, clock.now, http, bank.gateway_url, bank.gateway_secret),
+    ]
+
+
 def _dependencies(
     settings: Settings,
     clock: Clock,
@@ -184,6 +202,8 @@ def _dependencies(
         "session_policy": constant(session_policy),
         "policy": constant(ContractPolicy.from_settings(settings)),
         "sms": constant(outside.sms),
+        "sms_receipt_token": constant(outside.sms_receipt_token),
+        "wechat_templates": constant(outside.wechat_templates),
         "wechat": constant(outside.wechat),
         "idcheck": constant(outside.idcheck),
         "face": constant(outside.face),

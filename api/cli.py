@@ -168,8 +168,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
-    from api.contracts.orders import expiry_sweep
-    from api.contracts.sealing import seal_reminder_sweep
+    from api.app import periodic_jobs
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
@@ -181,15 +180,16 @@ async def _work(settings: Settings, *, once: bool) -> int:
     database = create_database(settings)
     http = new_http_client()
     outside = build_outside(settings, http)
+    for warning in outside.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     clock = SystemClock()
     keys = ServiceKeys.from_master(settings.master_secret())
     worker = build_worker(
         database,
         keys,
         clock,
-        sms=outside.sms,
-        wechat=outside.wechat_messages,
-        periodic=[expiry_sweep(database, clock), seal_reminder_sweep(database, clock, keys)],
+        outside=outside,
+        periodic=periodic_jobs(database, clock, keys, outside, http),
     )
     try:
         if once:
@@ -210,8 +210,10 @@ async def _work(settings: Settings, *, once: bool) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    """Check the escrow ledger against the recorded bank events and its invariants."""
-    problems, summary = asyncio.run(_reconcile(_settings(args)))
+    """Check the escrow ledger against the recorded bank events and its invariants, and
+    with ``--statement FILE`` against the bank's daily statement file (对账文件)."""
+    statement = Path(args.statement).read_bytes() if args.statement else None
+    problems, summary = asyncio.run(_reconcile(_settings(args), statement))
     print(summary)
     for problem in problems:
         print(f"  不一致: {problem}", file=sys.stderr)
@@ -219,14 +221,22 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
-async def _reconcile(settings: Settings) -> tuple[list[str], str]:
+async def _reconcile(settings: Settings, statement: bytes | None) -> tuple[list[str], str]:
     from api.db.engine import create_database
     from api.escrow.reconcile import reconcile, reconcile_summary
+    from api.escrow.statement_import import compare_statement, parse_statement
 
     database = create_database(settings)
     try:
         async with database.reader() as session:
-            return await reconcile(session), await reconcile_summary(session)
+            problems = await reconcile(session)
+            summary = await reconcile_summary(session)
+            if statement is not None:
+                lines, unreadable = parse_statement(statement)
+                problems += [f"对账文件 {p}" for p in unreadable]
+                problems += await compare_statement(session, lines)
+                summary += f" 对账文件 {len(lines)} 笔。"
+            return problems, summary
     finally:
         await database.dispose()
 
@@ -281,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile = sub.add_parser(
         "reconcile", help="check the escrow ledger against bank events and its invariants"
     )
+    reconcile.add_argument("--statement", help="the bank's daily statement file (CSV) to compare")
     data_dir(reconcile)
     reconcile.set_defaults(func=cmd_reconcile)
 

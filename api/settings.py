@@ -32,24 +32,55 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A request holding a key that has not answered after this long is presumed dead.
     idempotency_lock_seconds: int = 60
 
-    # Outside services (issue #3). An empty base means "not configured": calls answer 503,
-    # except with mocks enabled, where it means the mock under PUBLIC_BASE_URL/mock with
-    # credentials derived from the master secret (api.outside.mock_credentials).
-    # WeChat server API (jscode2session), e.g. https://api.weixin.qq.com
+    # Outside services. Each is chosen here; the choice is made in api/outside.py alone.
+    # With mocks enabled, a service not configured means its stand-in under
+    # PUBLIC_BASE_URL/mock, speaking the provider's own protocol, with credentials derived
+    # from the master secret (api.outside.mock_credentials); with mocks off, "not
+    # configured" (calls answer 503, messages fail with a clear code). Endpoints default to
+    # the providers' public hosts; set them for tests, private gateways or a city's proxy.
+    # WeChat server API (jscode2session, stable_token, subscribe messages, face checks).
     wechat_api_base: str = ""
     # The mini program's AppID and AppSecret.
     wechat_appid: str = ""
     wechat_secret: str = ""
-    # SMS gateway (notifications.sms.HttpSmsChannel protocol) and its account.
-    sms_gateway_base: str = ""
+    # Subscribe-message templates of this mini program (issued in the WeChat console):
+    # JSON {"contract_signed": {"id": "...", "data": {"thing1": "estate", ...}}, ...}.
+    wechat_templates: str = ""
+    # SMS: "aliyun" (Alibaba Cloud dysmsapi) | "tencent" (Tencent Cloud SMS) | "mock" (the
+    # mounted stand-in, over the Alibaba Cloud protocol); empty = "mock" with mocks enabled.
+    sms_provider: Literal["", "aliyun", "tencent", "mock"] = ""
+    sms_endpoint: str = ""
+    # AccessKeyId / SecretId and AccessKeySecret / SecretKey.
     sms_access_key: str = ""
     sms_secret: str = ""
-    # Identity provider for the real-name check (name + ID number) and its API key.
-    idcheck_base: str = ""
-    idcheck_key: str = ""
-    # Face verification provider (人脸核身) and its API key.
-    face_base: str = ""
-    face_key: str = ""
+    # The approved signature (签名), without 【】.
+    sms_sign_name: str = ""
+    # JSON: our template keys -> the provider's template codes (and, optionally, the
+    # order of their variables): {"one_time_code": "SMS_123", "contract_signed": {...}}.
+    sms_template_codes: str = ""
+    # Tencent: the SmsSdkAppId and the API region.
+    sms_app_id: str = ""
+    sms_region: str = "ap-guangzhou"
+    # The secret path segment of the delivery-receipt callback URL given to the provider
+    # (/api/v1/webhooks/sms/<token>); empty = derived from the master secret.
+    sms_receipt_token: str = ""
+    # Real-name check: "tencent" (FaceID IdCardVerification) | "mock"; empty = "mock" with
+    # mocks enabled.
+    idcheck_provider: Literal["", "tencent", "mock"] = ""
+    idcheck_endpoint: str = ""
+    idcheck_secret_id: str = ""
+    idcheck_secret_key: str = ""
+    # Face check: "tencent" (FaceID DetectAuth, H5) | "wechat" (WeChat's face verification
+    # for government mini programs, uses the WeChat settings) | "mock"; empty = "mock" with
+    # mocks enabled (the mock speaks the Tencent FaceID protocol).
+    face_provider: Literal["", "tencent", "wechat", "mock"] = ""
+    face_endpoint: str = ""
+    face_secret_id: str = ""
+    face_secret_key: str = ""
+    # Tencent FaceID: the RuleId of the business flow configured in its console.
+    face_rule_id: str = ""
+    # Tencent Cloud API region of FaceID (real-name and face checks).
+    faceid_region: str = "ap-guangzhou"
     # Login sessions end after this long without a request ...
     session_idle_minutes: int = 30
     # ... and in any case this long after login.
@@ -80,6 +111,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The bank's payment page a payment notice's QR code opens (?reference=&amount_fen=&account=).
     # Empty with mocks enabled = the mock bank under PUBLIC_BASE_URL/mock/bank/pay.
     bank_pay_url: str = ""
+    # The secret the pay link's amount and reference are signed with; the bank's pay page
+    # checks it (empty with mocks enabled = derived from the master secret).
+    bank_pay_link_secret: str = ""
+    # The bank's instruction gateway (银企直联 front-end): approved refunds and releases
+    # are POSTed there, signed with BANK_GATEWAY_SECRET. Empty = the bank pulls them
+    # (GET /api/v1/webhooks/bank/instructions); with mocks enabled = the mock bank.
+    bank_gateway_url: str = ""
+    bank_gateway_secret: str = ""
+    # PEM certificate(s) of the bank whose key signs webhooks (X-Bank-Signature-Cert);
+    # when set, certificate signatures are accepted besides the shared secrets.
+    bank_webhook_certificate: str = ""
 
     # After the seal: "review" (a contract waits for a regulator's filing decision, 待备案)
     # or "auto" (cities where signing online is filing, 网签即备案: filed at the seal).

@@ -3,7 +3,7 @@
 Measures in one run, against the mock SMS gateway reached over HTTP-shaped in-process
 calls (httpx ASGITransport, so no sockets and no network noise):
 
-- baseline: direct ``HttpSmsChannel.send`` calls, no database;
+- baseline: direct ``AliyunSmsChannel.send`` calls to the mock, no database;
 - enqueue: one message per committed transaction, as a request handler does;
 - deliver: the worker claiming, sending and recording what was enqueued.
 
@@ -32,10 +32,11 @@ from api.db.engine import create_database
 from api.db.migrate import upgrade
 from api.outbox import service
 from api.outbox.worker import OutboxWorker
+from api.outside import mock_sms_specs, mock_sms_templates
 from api.settings import Settings
 from miniapp_mock.app import MockSettings, create_mock_app
+from notifications.aliyun_sms import AliyunSmsChannel
 from notifications.delivery import Dispatcher
-from notifications.sms import HttpSmsChannel
 
 PARAMS = {
     "estate": "明湖花园",
@@ -56,18 +57,23 @@ async def one_round(messages: int, data_dir: Path, round_no: int) -> tuple[float
         MockSettings(
             sms_access_key="ak",
             sms_secret="s",
+            sms_sign_name="基准",
+            sms_templates=mock_sms_specs(),
             wechat_appid="wx",
             wechat_secret="w",
-            idcheck_key="i",
-            face_key="f",
+            faceid_secret_id="i",
+            faceid_secret_key="f",
         )
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mock)) as http:
-        channel = HttpSmsChannel("http://mock", "ak", "s", http)
+        channel = AliyunSmsChannel(
+            "http://mock/sms/aliyun", "ak", "s", "基准", mock_sms_templates(), http
+        )
         started = time.perf_counter()
         for n in range(messages):
             await channel.send(
-                f"1390{round_no:03d}{n:04d}", "基准短信", template="bench", params={}
+                f"1390{round_no:03d}{n % 10000:04d}", "", template="one_time_code",
+                params={"code": "123456"},
             )
         baseline = messages / (time.perf_counter() - started)
 

@@ -14,8 +14,17 @@ Protocol (what a real bank integration must speak; configuration swaps this mock
 
 Pages and endpoints (no ``/mock`` prefix; the API mounts this app there):
 
-- ``GET /bank/pay?reference=&amount_fen=&account=``: the mobile page a notice's QR opens;
-  the amount can be changed (to try partial and over-payments); paying posts ``/bank/pay``.
+- ``GET /bank/pay?reference=&amount_fen=&account=&sig=``: the mobile page a notice's QR
+  opens. ``sig`` is the hex HMAC-SHA256 (pay link secret) of ``reference|amount_fen|account``:
+  a link whose reference, amount or account was changed is refused. On the page the payer
+  may still pay another amount (to try partial and over-payments); paying posts
+  ``/bank/pay``.
+- ``POST /bank/gateway``: the bank's instruction gateway (银企直联 front-end). Our approved
+  refunds and releases arrive signed (``X-Wangqian-Signature: t=,v1=`` HMAC-SHA256 of
+  "t.body" with the gateway secret) with ``Idempotency-Key: <instruction id>``; the same
+  instruction again gets the same ``bank_reference``, a different body under the same key
+  409. ``POST /bank/gateway/faults {"status": 503, "count": 1}`` fails the next calls;
+  ``GET /bank/gateway/instructions`` lists what arrived.
 - ``POST /bank/payments`` (JSON): the same payment without a browser.
 - ``POST /bank/instructions/{id}/execute`` ``{kind, account_number, amount_fen}``: the bank
   clerk executes a refund or release and the confirmation webhook goes out.
@@ -37,7 +46,7 @@ from typing import Any, Literal
 
 import httpx
 import msgspec
-from litestar import Litestar, MediaType, Response, get, post
+from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, URLEncodedBody
 
@@ -66,11 +75,21 @@ class PayForm:
     payer_name: str = ""
 
 
+class GatewayFault(msgspec.Struct, forbid_unknown_fields=True):
+    status: int = 503
+    count: int = 1
+
+
 @dataclass
 class BankState:
     secret: str
     webhook_url: str
     clock: Clock
+    gateway_secret: str = ""
+    pay_link_secret: str = ""
+    # Instructions received at the gateway: instruction id -> (body, bank reference).
+    instructions: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    gateway_faults: list[int] = field(default_factory=list)
     # Set by whoever mounts the mock (the API passes its own client, so tests stay in
     # process); None = a fresh client per delivery.
     http: httpx.AsyncClient | None = None
@@ -166,17 +185,29 @@ _FORM = """<div class="card">
 """
 
 
+def _link_ok(bank: BankState, reference: str, amount_fen: int, account: str, sig: str) -> bool:
+    if not bank.pay_link_secret:
+        return True
+    message = f"{reference}|{amount_fen}|{account}".encode()
+    expected = hmac.new(bank.pay_link_secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), sig.encode())
+
+
 @get("/bank/pay", media_type=MediaType.HTML)
 async def bank_pay_page(
-    reference: FromQuery[str], account: FromQuery[str], amount_fen: FromQuery[int] = 0
-) -> str:
+    reference: FromQuery[str], account: FromQuery[str], state: State,
+    amount_fen: FromQuery[int] = 0, sig: FromQuery[str] = "",
+) -> Response[str]:
+    if not _link_ok(_bank(state), reference, amount_fen, account, sig):
+        body = '<div class="card"><p>缴款链接已被修改或无效，请从网签系统重新打开。</p></div>'
+        return Response(_PAGE.format(body=body), media_type=MediaType.HTML, status_code=400)
     body = _FORM.format(
         reference=html.escape(reference),
         account=html.escape(account),
         account_masked=html.escape(_mask(account)),
         amount=amount_fen,
     )
-    return _PAGE.format(body=body)
+    return Response(_PAGE.format(body=body), media_type=MediaType.HTML)
 
 
 async def _pay(bank: BankState, data: PaymentRequest) -> dict[str, Any]:
@@ -254,6 +285,56 @@ async def bank_redeliver(transaction_id: FromPath[str], state: State) -> Respons
     return Response(await bank.deliver(event))
 
 
+def _gateway_refusal(bank: BankState, request: Request[Any, Any, Any], body: bytes) -> int:
+    """0 if the call is genuine, else the HTTP status to refuse it with."""
+    parts = dict(p.strip().partition("=")[::2] for p in request.headers.get(
+        "x-wangqian-signature", "").split(","))
+    stamp = parts.get("t", "")
+    if not stamp.isdigit() or abs(bank.clock().timestamp() - int(stamp)) > 300:
+        return 401
+    mac = hmac.new(bank.gateway_secret.encode(), stamp.encode() + b"." + body, hashlib.sha256)
+    return 0 if hmac.compare_digest(mac.hexdigest().encode(), parts.get("v1", "").encode()) else 401
+
+
+@post("/bank/gateway", status_code=200)
+async def bank_gateway(request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    bank = _bank(state)
+    body = await request.body()
+    if _gateway_refusal(bank, request, body):
+        return Response({"accepted": False, "code": "SIGNATURE_INVALID"}, status_code=401)
+    if bank.gateway_faults:
+        return Response({"accepted": False, "code": "BUSY"}, status_code=bank.gateway_faults.pop(0))
+    key = request.headers.get("idempotency-key", "")
+    try:
+        instruction = json.loads(body)
+    except ValueError:
+        instruction = {}
+    if not key or instruction.get("instruction_id") != key:
+        return Response({"accepted": False, "code": "BAD_REQUEST"}, status_code=400)
+    seen = bank.instructions.get(key)
+    if seen is not None and seen[0] != body:
+        return Response({"accepted": False, "code": "CONFLICT"}, status_code=409)
+    if seen is None:
+        seen = bank.instructions[key] = (body, "ZL" + secrets.token_hex(8).upper())
+    return Response({"accepted": True, "bank_reference": seen[1]})
+
+
+@get("/bank/gateway/instructions")
+async def bank_gateway_instructions(state: State) -> dict[str, Any]:
+    """What arrived at the gateway: instruction id -> {instruction, bank_reference}."""
+    return {
+        key: {"instruction": json.loads(body), "bank_reference": reference}
+        for key, (body, reference) in _bank(state).instructions.items()
+    }
+
+
+@post("/bank/gateway/faults", status_code=200)
+async def bank_gateway_faults(data: JSONBody[GatewayFault], state: State) -> dict[str, int]:
+    bank = _bank(state)
+    bank.gateway_faults.extend([data.status] * max(1, min(data.count, 100)))
+    return {"queued": len(bank.gateway_faults)}
+
+
 @get("/bank/events")
 async def bank_events(state: State) -> list[dict[str, Any]]:
     return list(_bank(state).deliveries)
@@ -265,6 +346,9 @@ ROUTES = [
     bank_payments,
     bank_execute,
     bank_redeliver,
+    bank_gateway,
+    bank_gateway_instructions,
+    bank_gateway_faults,
     bank_events,
 ]
 
@@ -275,6 +359,8 @@ def install(app: Litestar, settings: Any, clock: Clock) -> BankState:
         secret=getattr(settings, "bank_webhook_secret", ""),
         webhook_url=settings.api_public_base.rstrip("/") + "/api/v1/webhooks/bank",
         clock=clock,
+        gateway_secret=getattr(settings, "bank_gateway_secret", ""),
+        pay_link_secret=getattr(settings, "bank_pay_link_secret", ""),
     )
     for handler in ROUTES:
         app.register(handler)

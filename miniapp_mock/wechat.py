@@ -8,10 +8,17 @@ HTTP 200 with either ``{openid, session_key, unionid}`` or ``{errcode, errmsg}``
 Errors can be forced: user keys "risky" (40226), "busy" (-1) and "ratelimited" (45011),
 or ``POST /wechat/faults {"next_errcode": -1}`` to fail the next jscode2session call.
 
-Subscribe messages (订阅消息) follow the server API too: ``GET /wechat/cgi-bin/token``
-gives an access token (2 h), ``POST /wechat/cgi-bin/message/subscribe/send?access_token=``
-takes ``{touser, template_id, page, data}``. They are one-time subscriptions, as in WeChat:
-each "accept" of a template lets one message through, a send without one gets 43101.
+Subscribe messages (订阅消息) follow the server API too: ``POST /wechat/cgi-bin/stable_token``
+gives the stable access token (2 h; every caller gets the same one while it is valid,
+unless ``force_refresh``), ``GET /wechat/cgi-bin/token`` a plain one (each call makes a new
+token and retires the ones before it, as WeChat does), ``POST /wechat/cgi-bin/message/
+subscribe/send?access_token=`` takes ``{touser, template_id, page, data}``. Template ids
+are the mini program's own (``MockSettings.wechat_templates``: id -> data keys): any other
+id gets 40037; a data key the template lacks, an empty value, or a value that breaks its
+type (thing over 20 characters, amount not a currency sign and digits, time not 24-hour,
+character_string over 32 or not letters, digits and symbols) gets 47003. They are
+one-time subscriptions, as in WeChat: each "accept" of a template lets one message
+through, a send without one gets 43101.
 ``POST /wechat/subscribe/request {"user", "results": {template_id: "accept" | "reject"}}``
 plays the mini program's ``wx.requestSubscribeMessage()`` (the user's taps) and answers in
 its shape; ``POST /wechat/subscriptions {"openid", "template_id", "accept"}`` does the same
@@ -27,6 +34,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -47,6 +55,7 @@ ERRMSG: dict[int, str] = {
     40001: "invalid credential, access_token is invalid or not latest",
     40002: "invalid grant_type",
     40003: "invalid openid",
+    40037: "invalid template_id",
     43101: "user refuse to accept the msg",
     47003: "argument invalid! data.thing1.value invalid",
     40013: "invalid appid",
@@ -78,6 +87,32 @@ class SubscribeRequest(msgspec.Struct):
     page: str = ""
     miniprogram_state: str = "formal"
     lang: str = "zh_CN"
+
+
+class StableTokenRequest(msgspec.Struct):
+    grant_type: str = ""
+    appid: str = ""
+    secret: str = ""
+    force_refresh: bool = False
+
+
+_VALUE_RULES = {
+    "thing": re.compile(r"[^\n]{1,20}"),
+    "amount": re.compile(r"[¥$€][0-9]{1,10}(\.[0-9]{1,2})?元?"),
+    "time": re.compile(
+        r"([0-9]{4}年)?([0-9]{1,2}月[0-9]{1,2}日 ?)?([01]?[0-9]|2[0-3]):[0-5][0-9]"
+        r"(~([01]?[0-9]|2[0-3]):[0-5][0-9])?"
+    ),
+    "character_string": re.compile(r"[A-Za-z0-9_\-.#@]{1,32}"),
+    "number": re.compile(r"[0-9.]{1,32}"),
+    "phrase": re.compile(r"[\u4e00-\u9fff]{1,5}"),
+}
+
+
+def value_fits(key: str, value: str) -> bool:
+    """Does ``value`` fit WeChat's type of the data key ``key`` (its prefix)?"""
+    rule = _VALUE_RULES.get(re.sub(r"[0-9]+$", "", key))
+    return bool(value) and (rule is None or rule.fullmatch(value) is not None)
 
 
 class SubscriptionChoice(msgspec.Struct, forbid_unknown_fields=True):
@@ -122,15 +157,49 @@ class WeChatState:
     grants: dict[tuple[str, str], int] = field(default_factory=dict)
     subscribe_faults: deque[int] = field(default_factory=deque)
     subscribe_messages: list[dict[str, Any]] = field(default_factory=list)
+    # The mini program's subscribe templates: template id -> its data keys.
+    templates: dict[str, list[str]] = field(default_factory=dict)
+    stable: str | None = None
+    # Face verification checks (miniapp_mock.wechat_face): verify_id -> its check.
+    face_checks: dict[str, Any] = field(default_factory=dict)
 
-    def access_token(self, appid: str | None, secret: str | None) -> dict[str, Any]:
+    def _credentials_error(self, appid: str | None, secret: str | None) -> dict[str, Any] | None:
         if not appid or not hmac.compare_digest(appid.encode(), self.appid.encode()):
             return _error(40013)
         if not secret or not hmac.compare_digest(secret.encode(), self.secret.encode()):
             return _error(40125)
+        return None
+
+    def _issue(self, token: str) -> dict[str, Any]:
+        left = self.tokens[token] - self.clock()
+        return {"access_token": token, "expires_in": int(left.total_seconds())}
+
+    def access_token(self, appid: str | None, secret: str | None) -> dict[str, Any]:
+        """/cgi-bin/token: a new token each call; the ones before it stop working (WeChat
+        keeps them five more minutes, the mock not at all), so two processes that each
+        fetch their own keep breaking each other's."""
+        refused = self._credentials_error(appid, secret)
+        if refused is not None:
+            return refused
         token = secrets.token_urlsafe(32)
-        self.tokens[token] = self.clock() + TOKEN_TTL
-        return {"access_token": token, "expires_in": int(TOKEN_TTL.total_seconds())}
+        self.tokens = {token: self.clock() + TOKEN_TTL}
+        self.stable = None
+        return self._issue(token)
+
+    def stable_token(self, data: StableTokenRequest) -> dict[str, Any]:
+        """/cgi-bin/stable_token: the same token for every caller while it is valid."""
+        if data.grant_type != "client_credential":
+            return _error(40002)
+        refused = self._credentials_error(data.appid, data.secret)
+        if refused is not None:
+            return refused
+        now = self.clock()
+        current = self.stable
+        if data.force_refresh or current is None or self.tokens.get(current, now) <= now:
+            current = secrets.token_urlsafe(32)
+            self.tokens = {current: now + TOKEN_TTL}
+            self.stable = current
+        return self._issue(current)
 
     def subscribe_send(self, access_token: str | None, message: SubscribeRequest) -> dict[str, Any]:
         expires = self.tokens.get(access_token or "")
@@ -138,12 +207,18 @@ class WeChatState:
             return _error(40001)
         if self.subscribe_faults:
             return _error(self.subscribe_faults.popleft())
+        keys = self.templates.get(message.template_id)
+        if keys is None:
+            return _error(40037)
         if message.touser not in self.known_openids:
             return _error(40003)
         key = (message.touser, message.template_id)
         if self.grants.get(key, 0) <= 0:
             return _error(43101)
-        if not message.data or any(not v.get("value") for v in message.data.values()):
+        if not message.data or any(
+            name not in keys or not value_fits(name, value.get("value", ""))
+            for name, value in message.data.items()
+        ):
             return _error(47003)
         self.grants[key] -= 1
         msgid = secrets.randbelow(10**12)
@@ -245,6 +320,13 @@ async def wechat_token(
     return wechat.access_token(appid, secret)
 
 
+@post("/wechat/cgi-bin/stable_token", status_code=200)
+async def wechat_stable_token(
+    data: JSONBody[StableTokenRequest], wechat: NamedDependency[WeChatState]
+) -> dict[str, Any]:
+    return wechat.stable_token(data)
+
+
 @post("/wechat/cgi-bin/message/subscribe/send", status_code=200)
 async def wechat_subscribe_send(
     data: JSONBody[SubscribeRequest],
@@ -303,6 +385,7 @@ ROUTES = [
     wechat_login,
     wechat_faults,
     wechat_token,
+    wechat_stable_token,
     wechat_subscribe_send,
     wechat_subscriptions,
     wechat_subscribe_request,

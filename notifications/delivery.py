@@ -1,4 +1,5 @@
-"""Delivering one rendered message: channel choice, WeChat-to-SMS fallback, retry policy.
+"""Delivering one rendered message: channel choice, WeChat-to-SMS fallback, retry policy,
+and what to do with a message whose last send may or may not have reached the provider.
 
 No database here: the outbox in ``api.outbox`` decides *when* to call ``Dispatcher.deliver``
 and records what happened; this module decides *how*.
@@ -7,15 +8,28 @@ and records what happened; this module decides *how*.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from notifications.sms import SmsChannel, SmsDeliveryError
-from notifications.templates import TEMPLATES, TemplateError, render
+from notifications.templates import (
+    TEMPLATES,
+    RenderedMessage,
+    TemplateError,
+    WeChatTemplate,
+    render,
+    wechat_data,
+)
 from notifications.wechat import WeChatDeliveryError, WeChatSubscribeChannel
 
 __all__ = ["Delivered", "DeliveryFailedError", "Dispatcher", "Recipient", "RetryPolicy"]
+
+# How long a send whose outcome is unknown waits for the provider to say what became of it
+# before a person has to decide (receipts usually come within seconds; a one-time code is
+# useless after five minutes anyway).
+RECEIPT_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -32,12 +46,18 @@ class Delivered:
 
 
 class DeliveryFailedError(Exception):
-    def __init__(self, code: str, detail: str, *, retryable: bool, channel: str) -> None:
+    """``unknown``: the send may have reached the provider; the message must not be sent
+    again before the provider is asked."""
+
+    def __init__(
+        self, code: str, detail: str, *, retryable: bool, channel: str, unknown: bool = False
+    ) -> None:
         super().__init__(f"{channel} {code}: {detail}")
         self.code = code
         self.detail = detail
-        self.retryable = retryable
+        self.retryable = retryable or unknown
         self.channel = channel
+        self.unknown = unknown
 
 
 @dataclass(frozen=True)
@@ -57,38 +77,45 @@ class RetryPolicy:
 
 
 class Dispatcher:
-    def __init__(self, sms: SmsChannel, wechat: WeChatSubscribeChannel | None = None) -> None:
+    def __init__(
+        self,
+        sms: SmsChannel,
+        wechat: WeChatSubscribeChannel | None = None,
+        wechat_templates: Mapping[str, WeChatTemplate] | None = None,
+    ) -> None:
         self.sms = sms
         self.wechat = wechat
+        self.wechat_templates = dict(wechat_templates or {})
 
     async def deliver(
-        self, message_id: str, template_key: str, params: dict[str, Any], recipient: Recipient
+        self,
+        message_id: str,
+        template_key: str,
+        params: dict[str, Any],
+        recipient: Recipient,
+        *,
+        unknown_since: datetime | None = None,
+        now: datetime | None = None,
     ) -> Delivered:
-        """Deliver once or raise ``DeliveryFailedError``. ``message_id`` makes retries idempotent
-        at the SMS gateway (it is the gateway's request id)."""
+        """Deliver once or raise ``DeliveryFailedError``. ``message_id`` is stored with the
+        SMS provider (OutId, SessionContext) so that a send whose outcome was unknown
+        (``unknown_since``) is looked up before it is ever sent again."""
         try:
             rendered = render(template_key, params)
         except TemplateError as exc:
             raise DeliveryFailedError(
                 "TEMPLATE", str(exc), retryable=False, channel="none"
             ) from None
-        template = TEMPLATES[template_key]
         note = ""
+        configured = self.wechat_templates.get(template_key)
         if (
-            not template.urgent
-            and template.wechat is not None
-            and rendered.wechat_data is not None
+            not TEMPLATES[template_key].urgent
+            and configured is not None
             and recipient.openid
             and self.wechat is not None
         ):
             try:
-                receipt = await self.wechat.send(
-                    recipient.openid,
-                    template.wechat.template_id,
-                    template.wechat.page,
-                    rendered.wechat_data,
-                )
-                return Delivered(channel="wechat", provider_id=receipt.msgid)
+                return await self._wechat(recipient.openid, configured, rendered)
             except WeChatDeliveryError as exc:
                 if exc.retryable and not recipient.phone:
                     raise DeliveryFailedError(
@@ -101,6 +128,10 @@ class Dispatcher:
             raise DeliveryFailedError(
                 "NO_CHANNEL", "no phone and no usable openid", retryable=False, channel="none"
             )
+        if unknown_since is not None:
+            found = await self._look_up(recipient.phone, message_id, unknown_since, now)
+            if found is not None:
+                return found
         try:
             sms = await self.sms.send(
                 recipient.phone,
@@ -111,6 +142,40 @@ class Dispatcher:
             )
         except SmsDeliveryError as exc:
             raise DeliveryFailedError(
-                exc.code, exc.message, retryable=exc.retryable, channel="sms"
+                exc.code, exc.message, retryable=exc.retryable, channel="sms", unknown=exc.unknown
             ) from None
         return Delivered(channel="sms", provider_id=sms.message_id, note=note)
+
+    async def _wechat(
+        self, openid: str, configured: WeChatTemplate, rendered: RenderedMessage
+    ) -> Delivered:
+        try:
+            data = wechat_data(configured, rendered.values)
+        except TemplateError as exc:
+            raise WeChatDeliveryError(47003, str(exc)) from None
+        receipt = await self.wechat.send(  # type: ignore[union-attr]
+            openid, configured.template_id, configured.page, data
+        )
+        return Delivered(channel="wechat", provider_id=receipt.msgid)
+
+    async def _look_up(
+        self, phone: str, message_id: str, since: datetime, now: datetime | None
+    ) -> Delivered | None:
+        """After a send whose outcome is unknown: Delivered if the provider has it, None if
+        it surely does not (send again), and a retryable failure while it cannot say."""
+        found = await self.sms.status(phone, request_id=message_id, provider_id="", sent_at=since)
+        if found.state in ("delivered", "pending"):
+            return Delivered("sms", found.provider_id, note="发送超时，经向短信平台查询已受理")
+        if found.state in ("failed", "absent"):
+            return None
+        if now is not None and now - since >= RECEIPT_WINDOW:
+            raise DeliveryFailedError(
+                "SMS_OUTCOME_UNKNOWN",
+                "短信发送超时，短信平台至今未告知结果；为免重复发送，请核实后手动重发",
+                retryable=False,
+                channel="sms",
+            )
+        raise DeliveryFailedError(
+            "SMS_OUTCOME_PENDING", "waiting for the provider to tell", retryable=True,
+            channel="sms", unknown=True,
+        )

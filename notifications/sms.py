@@ -1,173 +1,206 @@
-"""SMS (短信) channel: the interface the API layer sends through, and an HTTP gateway client.
+"""SMS (短信) channel: the interface the API layer sends through, and what every provider's
+channel shares.
 
-The gateway protocol: ``POST {base_url}/sms/send`` with a JSON body
-``{phone, template, params, text, request_id}`` and four headers,
+A channel sends one templated message (the provider renders it from an approved template
+and our parameters; the signature comes from its SignName) and answers what became of a
+message it may have sent. Neither Alibaba Cloud nor Tencent Cloud de-duplicates sends, so
+a send that may have reached the provider (a timeout, a 5xx) raises ``SmsDeliveryError``
+with ``unknown=True``: the caller must ask ``status`` before sending again.
 
-* ``X-Sms-Access-Key``: which account is calling,
-* ``X-Sms-Timestamp``: Unix seconds,
-* ``X-Sms-Nonce``: random, never reused,
-* ``X-Sms-Signature``: hex HMAC-SHA256 with the account secret over
-  ``f"{timestamp}\\n{nonce}\\n{body}"`` (body is the exact bytes sent).
-
-It answers ``{"code": "OK", "message_id": ...}``; anything else is a failure carrying the
-gateway's code. `request_id` lets the gateway recognise a retry of the same message.
+Providers: ``aliyun_sms`` (dysmsapi 2017-05-25) and ``tencent_sms`` (sms 2021-01-11).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import secrets
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import httpx
 import msgspec
 
 __all__ = [
-    "HttpSmsChannel",
     "MemorySmsChannel",
+    "ProviderTemplate",
     "SentSms",
     "SmsChannel",
     "SmsDeliveryError",
     "SmsReceipt",
+    "SmsStatus",
     "UnconfiguredSmsChannel",
-    "sign_sms_request",
+    "parse_template_codes",
 ]
 
 
 @dataclass(frozen=True, slots=True)
 class SmsReceipt:
-    """The gateway accepted the message."""
+    """The provider accepted the message: its id (Alibaba BizId, Tencent SerialNo) and ours."""
 
     message_id: str
     request_id: str
 
 
 class SmsDeliveryError(Exception):
-    """The gateway refused the message or could not be reached.
+    """The provider refused the message or could not be reached.
 
-    `code` is the gateway's own code (e.g. "SIGNATURE_INVALID"), or "HTTP_<status>" when
-    it gave none, or "TRANSPORT_ERROR". `retryable` says whether trying again later with
-    the same request id may succeed.
+    ``code`` is the provider's own code (``isv.BUSINESS_LIMIT_CONTROL``,
+    ``LimitExceeded.PhoneNumberDailyLimit``), ``TEMPLATE_NOT_MAPPED`` or
+    ``TRANSPORT_ERROR``/``HTTP_<status>``. ``retryable``: trying again later may work.
+    ``unknown``: the provider may have accepted it; ask ``status`` before any resend.
     """
 
     def __init__(self, code: str, message: str = "", *, status: int | None = None,
-                 retryable: bool = False) -> None:
+                 retryable: bool = False, unknown: bool = False) -> None:
         super().__init__(f"{code}: {message}" if message else code)
         self.code = code
         self.message = message
         self.status = status
-        self.retryable = retryable
+        self.retryable = retryable or unknown
+        self.unknown = unknown
+
+
+SmsState = Literal["delivered", "failed", "pending", "absent", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class SmsStatus:
+    """What a provider says of one message.
+
+    ``delivered``/``failed``: the handset's receipt; ``pending``: accepted, no receipt yet;
+    ``absent``: the provider has no such message (it was never accepted: safe to send);
+    ``unknown``: the provider cannot tell (no receipt yet, or the lookup failed).
+    """
+
+    state: SmsState
+    provider_id: str = ""
+    request_id: str = ""
+    code: str = ""
+    detail: str = ""
+    at: datetime | None = None
 
 
 @runtime_checkable
 class SmsChannel(Protocol):
     async def send(self, phone: str, text: str, *, template: str,
                    params: dict[str, str], request_id: str | None = None) -> SmsReceipt:
-        """Send `text` (already rendered from `template` with `params`) to `phone`.
+        """Send our template ``template`` with ``params`` to ``phone`` (``text`` is the
+        rendered wording, for channels that keep it); ``request_id`` is our message id,
+        stored with the provider so ``status`` can find the message again."""
+        ...
 
-        The same `request_id` on a retry lets the gateway deliver the message only once.
-        """
+    async def status(self, phone: str, *, request_id: str, provider_id: str,
+                     sent_at: datetime) -> SmsStatus:
+        """What became of the message sent (or perhaps sent) at ``sent_at``."""
+        ...
+
+    def receipts(self, body: bytes) -> list[SmsStatus]:
+        """The delivery receipts of a provider's callback; ``ValueError`` if it is none."""
+        ...
+
+    def receipt_answer(self) -> dict[str, object]:
+        """What the provider wants back once its receipts are recorded."""
         ...
 
 
 class UnconfiguredSmsChannel:
-    """The channel when no gateway is configured: every send fails, and says why."""
+    """The channel when no provider is configured: every send fails, and says why."""
 
     async def send(self, phone: str, text: str, *, template: str,
                    params: dict[str, str], request_id: str | None = None) -> SmsReceipt:
-        raise SmsDeliveryError("NOT_CONFIGURED", "no SMS gateway configured")
+        raise SmsDeliveryError("NOT_CONFIGURED", "no SMS provider configured")
+
+    async def status(self, phone: str, *, request_id: str, provider_id: str,
+                     sent_at: datetime) -> SmsStatus:
+        return SmsStatus("unknown", detail="no SMS provider configured")
+
+    def receipts(self, body: bytes) -> list[SmsStatus]:
+        raise ValueError("no SMS provider configured")
+
+    def receipt_answer(self) -> dict[str, object]:
+        return {}
 
 
-class _SendBody(msgspec.Struct, forbid_unknown_fields=True):
-    phone: str
-    template: str
-    params: dict[str, str]
-    text: str
-    request_id: str
+@dataclass(frozen=True, slots=True)
+class ProviderTemplate:
+    """One of our templates as registered with the provider: its code (Alibaba
+    ``SMS_123456789``, Tencent template id) and the variables it takes, in order (Tencent's
+    ``TemplateParamSet`` is positional: {1}, {2}, ...)."""
+
+    code: str
+    params: tuple[str, ...]
 
 
-class _GatewayAnswer(msgspec.Struct):
-    code: str = ""
-    message: str = ""
-    message_id: str = ""
+class _TemplateRef(msgspec.Struct, forbid_unknown_fields=True):
+    code: str
+    params: list[str] | None = None
 
 
-def sign_sms_request(secret: str, timestamp: str, nonce: str, body: bytes) -> str:
-    """Hex HMAC-SHA256 over ``timestamp\\nnonce\\nbody``."""
-    message = timestamp.encode("ascii") + b"\n" + nonce.encode("ascii") + b"\n" + body
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+def parse_template_codes(
+    raw: str, variables: Mapping[str, tuple[str, ...]]
+) -> dict[str, ProviderTemplate]:
+    """``WANGQIAN_SMS_TEMPLATE_CODES``: a JSON object from our template keys to the
+    provider's code, either ``"SMS_1"`` or ``{"code": "1234", "params": ["code"]}``.
+    ``variables`` gives each template's own variables (the default order). Raises
+    ``ValueError`` on a malformed map, an unknown key or a parameter the template lacks."""
+    if not raw.strip():
+        return {}
+    try:
+        decoded = msgspec.json.decode(raw, type=dict[str, str | _TemplateRef])
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"WANGQIAN_SMS_TEMPLATE_CODES is not a JSON object: {exc}") from None
+    mapped: dict[str, ProviderTemplate] = {}
+    for key, value in decoded.items():
+        if key not in variables:
+            raise ValueError(f"WANGQIAN_SMS_TEMPLATE_CODES names unknown template {key!r}")
+        ref = _TemplateRef(code=value) if isinstance(value, str) else value
+        order = tuple(ref.params) if ref.params is not None else variables[key]
+        if set(order) != set(variables[key]) or len(order) != len(variables[key]):
+            raise ValueError(
+                f"WANGQIAN_SMS_TEMPLATE_CODES[{key!r}] params {list(order)} must be exactly "
+                f"{list(variables[key])} in some order"
+            )
+        if not ref.code.strip():
+            raise ValueError(f"WANGQIAN_SMS_TEMPLATE_CODES[{key!r}] has an empty code")
+        mapped[key] = ProviderTemplate(ref.code.strip(), order)
+    return mapped
 
 
-# Gateway codes that mean "later may work"; everything else needs a person to fix it.
-_RETRYABLE_CODES = frozenset({"RATE_LIMITED", "BUSINESS_LIMIT_CONTROL", "SYSTEM_BUSY"})
+_Answer = TypeVar("_Answer")
+SHANGHAI = timezone(timedelta(hours=8))
 
 
-class HttpSmsChannel:
-    """SmsChannel over the signed HTTP gateway protocol described in the module docstring."""
+def shanghai_time(text: str) -> datetime | None:
+    """A provider's ``2026-03-01 16:00:05`` (Beijing time) as UTC, or None."""
+    try:
+        local = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return local.replace(tzinfo=SHANGHAI).astimezone(UTC)
 
-    def __init__(
-        self,
-        base_url: str,
-        access_key: str,
-        secret: str,
-        client: httpx.AsyncClient,
-        *,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._url = base_url.rstrip("/") + "/sms/send"
-        self._access_key = access_key
-        self._secret = secret
-        self._client = client
-        self._clock = clock
 
-    async def send(
-        self,
-        phone: str,
-        text: str,
-        *,
-        template: str,
-        params: dict[str, str],
-        request_id: str | None = None,
-    ) -> SmsReceipt:
-        """Send one message. Pass the same `request_id` when retrying the same message."""
-        request_id = request_id or secrets.token_hex(16)
-        body = msgspec.json.encode(
-            _SendBody(phone=phone, template=template, params=dict(params), text=text,
-                      request_id=request_id)
-        )
-        timestamp = str(int(self._clock()))
-        nonce = secrets.token_hex(16)
-        headers = {
-            "Content-Type": "application/json",
-            "X-Sms-Access-Key": self._access_key,
-            "X-Sms-Timestamp": timestamp,
-            "X-Sms-Nonce": nonce,
-            "X-Sms-Signature": sign_sms_request(self._secret, timestamp, nonce, body),
-        }
-        try:
-            response = await self._client.post(self._url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise SmsDeliveryError("TRANSPORT_ERROR", str(exc), retryable=True) from exc
+def decode_receipts(body: bytes, kind: type[_Answer], provider: str) -> list[_Answer]:
+    """A callback's JSON array of receipts; ``ValueError`` when it is not one."""
+    try:
+        return msgspec.json.decode(body, type=list[kind])  # type: ignore[valid-type]
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a {provider} SMS receipt: {exc}") from None
 
-        try:
-            answer = msgspec.json.decode(response.content, type=_GatewayAnswer)
-        except msgspec.DecodeError:
-            answer = None
-        status = response.status_code
-        server_trouble = status >= 500 or status == 429
-        if answer is None or not answer.code:
-            raise SmsDeliveryError(f"HTTP_{status}", response.text[:200], status=status,
-                                   retryable=server_trouble)
-        if not 200 <= status < 300 or answer.code != "OK":
-            raise SmsDeliveryError(answer.code, answer.message, status=status,
-                                   retryable=server_trouble or answer.code in _RETRYABLE_CODES)
-        if not answer.message_id:
-            raise SmsDeliveryError(f"HTTP_{status}", "no message_id in answer", status=status)
-        return SmsReceipt(message_id=answer.message_id, request_id=request_id)
+
+def decode_answer(response: httpx.Response, kind: type[_Answer]) -> _Answer | None:
+    """A provider's JSON answer as ``kind``, or None when it is not one."""
+    try:
+        return msgspec.json.decode(response.content, type=kind)
+    except msgspec.DecodeError:
+        return None
+
+
+def not_mapped(template: str) -> SmsDeliveryError:
+    return SmsDeliveryError(
+        "TEMPLATE_NOT_MAPPED",
+        f"template {template!r} has no provider template code (WANGQIAN_SMS_TEMPLATE_CODES)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +222,16 @@ class MemorySmsChannel:
         self.sent.append(SentSms(phone, text, template, dict(params)))
         return SmsReceipt(message_id=f"mem-{len(self.sent)}",
                           request_id=request_id or secrets.token_hex(8))
+
+    async def status(self, phone: str, *, request_id: str, provider_id: str,
+                     sent_at: datetime) -> SmsStatus:
+        return SmsStatus("unknown")
+
+    def receipts(self, body: bytes) -> list[SmsStatus]:
+        raise ValueError("the memory channel gets no receipts")
+
+    def receipt_answer(self) -> dict[str, object]:
+        return {}
 
     def last_to(self, phone: str) -> SentSms | None:
         """The newest message sent to `phone`, if any."""

@@ -2,8 +2,22 @@
 
 Each template names its parameters as a msgspec Struct, so a missing or mistyped
 parameter is refused before anything is queued. SMS wording follows the city templates
-(seed 002, 2.7: 买卖合同签订, 预售款到账, 商品房退房). ``check_templates()`` runs at start:
-every template must render from its sample and map its WeChat fields to parameters.
+(seed 002, 2.7: 买卖合同签订, 预售款到账, 商品房退房), rewritten to the rules the SMS
+providers review templates by, so that a city can submit them for approval as they are:
+
+* the signature (【…】) comes from the provider's SignName, never from the body, and the
+  body holds no 【】 or [] at all;
+* links are fixed text of the template, never variables (so the sign invitation names the
+  mini program instead of carrying the order's link);
+* no two variables touch, a variable appears once, a verification-code template has one
+  variable (Alibaba Cloud: "验证码模板仅支持添加一个变量") and says 验证码;
+* each variable has a kind with the provider's limits (``VARIABLE_RULES``).
+
+``check_templates()`` runs at start and enforces these rules on every template.
+
+WeChat subscribe messages: template ids and data keys are issued per mini program in the
+WeChat console, so they come from settings (``parse_wechat_templates``); values follow
+WeChat's types (``wechat_value``).
 
 No message may carry a full resident ID number: ``render`` refuses any text that contains
 one, whatever the parameters were.
@@ -13,24 +27,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 __all__ = [
     "TEMPLATES",
+    "VARIABLE_RULES",
     "RenderedMessage",
     "Template",
     "TemplateError",
+    "WeChatTemplate",
     "check_templates",
     "format_fen",
+    "parse_wechat_templates",
     "render",
+    "sms_variables",
 ]
 
 _ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
-_PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_LINKISH = re.compile(r"(https?://|www\.|\.(cn|com|net|gov)\b)", re.IGNORECASE)
 
 
 class TemplateError(ValueError):
@@ -38,8 +57,35 @@ class TemplateError(ValueError):
 
 
 def format_fen(amount_fen: int) -> str:
-    """12345600 -> "123,456.00" (yuan, as people read amounts)."""
-    return f"{Decimal(amount_fen) / 100:,.2f}"
+    """12345600 -> "123456.00": yuan with two decimals and no separators, the form both
+    providers' 金额 variables and WeChat's ``amount`` accept."""
+    return f"{Decimal(amount_fen) / 100:.2f}"
+
+
+VariableKind = Literal["code", "number", "amount", "time", "text"]
+
+
+@dataclass(frozen=True)
+class VariableRule:
+    """What a variable of one kind may hold. The lengths are the stricter of Alibaba
+    Cloud's and Tencent Cloud's published variable rules as far as we could check them
+    (Alibaba: 验证码 4-6, any variable 1-35; Tencent: 验证码 up to 6 digits; the
+    other kinds 1-20 as the providers' 变量属性 tables give them)."""
+
+    pattern: re.Pattern[str]
+    max_length: int
+    # Text may be shortened to fit (a long project name still names the project);
+    # codes, numbers, amounts and times may not.
+    truncate: bool = False
+
+
+VARIABLE_RULES: dict[VariableKind, VariableRule] = {
+    "code": VariableRule(re.compile(r"[0-9]{4,6}"), 6),
+    "number": VariableRule(re.compile(r"[A-Za-z0-9]{1,20}"), 20),
+    "amount": VariableRule(re.compile(r"[0-9]{1,17}(\.[0-9]{1,2})?"), 20),
+    "time": VariableRule(re.compile(r"[0-9年月日:：\- ]{1,20}"), 20),
+    "text": VariableRule(re.compile(r"[^【】\[\]{}<>]{1,20}"), 20, truncate=True),
+}
 
 
 class _Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -85,7 +131,9 @@ class FilingRejected(Unit):
 
 class CancellationInvitation(Unit):
     contract_number: str
-    link: str
+    # The cancellation's scan link: the mini program opens it; the SMS names the mini
+    # program's 我的签署 instead (providers refuse links in variables).
+    link: str = ""
 
 
 class SealReminder(Unit):
@@ -94,26 +142,28 @@ class SealReminder(Unit):
 
 
 class SignInvitation(Unit):
-    link: str
     expires_at: str  # already formatted in Shanghai time, e.g. "11月24日 24:00"
+    # The order's scan link: the mini program opens it; the SMS names the mini program
+    # instead (providers refuse links in variables).
+    link: str = ""
 
 
-class SignReminder(Unit):
-    link: str
-    expires_at: str
+class SignReminder(SignInvitation):
+    pass
 
 
 class OneTimeCode(_Params):
     code: str
-    purpose: str  # 登录, 签署合同, 合同盖章 ...
-    minutes: int
+    purpose: str = ""  # kept for callers; the wording of each code template is fixed
+    minutes: int = 5
 
 
 @dataclass(frozen=True)
-class WeChatTemplate:
-    """A subscribe-message template: WeChat data keys mapped to our parameter names."""
+class WeChatFields:
+    """A subscribe message's page and its data: WeChat keys (their prefix is WeChat's
+    type: thing, amount, time, character_string, ...) mapped to our parameter names.
+    The keys and the template id are the mini program's own, from settings."""
 
-    template_id: str
     page: str
     data: Mapping[str, str]
 
@@ -124,15 +174,39 @@ class Template:
     title: str
     params: type[_Params]
     sms: str
+    kinds: Mapping[str, VariableKind]
     sample: Mapping[str, Any]
-    wechat: WeChatTemplate | None = None
+    verification: bool = False  # a 验证码 template: one variable, its own review class
+    # WeChat subscribe message page and suggested data mapping, for templates a citizen
+    # may also receive on WeChat (the mini program's own keys come from settings).
+    wechat: WeChatFields | None = None
     # One-time codes go out at once, ahead of the queue, and never over WeChat.
     urgent: bool = False
 
+    @property
+    def variables(self) -> tuple[str, ...]:
+        return tuple(_PLACEHOLDER.findall(self.sms))
 
+
+_UNIT_KINDS: dict[str, VariableKind] = {"estate": "text", "building": "text", "room": "text"}
 _UNIT_SAMPLE = {"estate": "明湖花园", "building": "1栋", "room": "301"}
-_LINK_SAMPLE = {**_UNIT_SAMPLE, "link": "https://wq.example/s/A1", "expires_at": "11月24日 24:00"}
-_SIGN_PAGE_FIELDS = {"thing1": "estate", "time2": "expires_at"}
+_INVITE_SAMPLE = {**_UNIT_SAMPLE, "expires_at": "11月24日 24:00"}
+_SIGN_PAGE = WeChatFields("pages/contract/sign", {"thing1": "estate", "time2": "expires_at"})
+_CODE_KINDS: dict[str, VariableKind] = {"code": "code"}
+
+
+def _code_template(key: str, title: str, what: str) -> Template:
+    return Template(
+        key=key,
+        title=title,
+        params=OneTimeCode,
+        sms=f"您正在{what}，验证码为{{code}}，5分钟内有效。如非本人操作，请勿将验证码告诉他人。",
+        kinds=_CODE_KINDS,
+        sample={"code": "123456"},
+        verification=True,
+        urgent=True,
+    )
+
 
 TEMPLATES: dict[str, Template] = {
     t.key: t
@@ -143,17 +217,22 @@ TEMPLATES: dict[str, Template] = {
             params=ContractSigned,
             # Seed 002, word for word (its punctuation too).
             sms=(
-                "您好！尊敬的{buyer_name}业主,您购买的{estate}{building}{room}室已签订网签合同，"
-                "合同编号为：{contract_number}，合同密码为{password}。"
+                "尊敬的{buyer_name}，您购买的{estate}，{building}，{room}室已签订网签合同，"
+                "合同编号为：{contract_number}，合同密码为{password}。请妥善保管。"
             ),
+            kinds={
+                **_UNIT_KINDS,
+                "buyer_name": "text",
+                "contract_number": "number",
+                "password": "number",
+            },
             sample={
                 **_UNIT_SAMPLE,
                 "buyer_name": "张三",
                 "contract_number": "YS2026000123",
                 "password": "12345678",
             },
-            wechat=WeChatTemplate(
-                "tmpl_contract_signed",
+            wechat=WeChatFields(
                 "pages/contract/detail",
                 {"thing1": "estate", "character_string2": "contract_number", "thing3": "room"},
             ),
@@ -164,17 +243,22 @@ TEMPLATES: dict[str, Template] = {
             params=DownPaymentArrived,
             # Seed 002, word for word; business_no is the 网签业务宗号, not the contract number.
             sms=(
-                "您好！尊敬的{buyer_name}业主,您购买的{estate}{building}{room}室首付款"
-                "[{amount_yuan}元]已到预售资金监管账户,网签业务宗号：{business_no}。"
+                "尊敬的{buyer_name}，您购买的{estate}，{building}，{room}室首付款"
+                "{amount_yuan}元已到预售资金监管账户，网签业务宗号：{business_no}。"
             ),
+            kinds={
+                **_UNIT_KINDS,
+                "buyer_name": "text",
+                "amount_yuan": "amount",
+                "business_no": "number",
+            },
             sample={
                 **_UNIT_SAMPLE,
                 "buyer_name": "张三",
                 "amount_fen": 30000000,
                 "business_no": "YW202600000123",
             },
-            wechat=WeChatTemplate(
-                "tmpl_payment_arrived",
+            wechat=WeChatFields(
                 "pages/payments/list",
                 {"thing1": "estate", "amount2": "amount_yuan", "character_string3": "business_no"},
             ),
@@ -184,9 +268,10 @@ TEMPLATES: dict[str, Template] = {
             title="退款完成",
             params=RefundCompleted,
             sms=(
-                "您好！您购买的{estate}{building}{room}室（买卖合同编号：{contract_number}）"
+                "您购买的{estate}，{building}，{room}室（买卖合同编号：{contract_number}）"
                 "的已缴款项{amount_yuan}元已从预售资金监管账户退回，请注意查收。"
             ),
+            kinds={**_UNIT_KINDS, "contract_number": "number", "amount_yuan": "amount"},
             sample={**_UNIT_SAMPLE, "contract_number": "YS2026000123", "amount_fen": 30000000},
         ),
         Template(
@@ -195,9 +280,10 @@ TEMPLATES: dict[str, Template] = {
             params=ContractCancelled,
             # Seed 002, word for word.
             sms=(
-                "您好！您购买的{estate}{building}{room}室商品房(买卖合同编号为：{contract_number})，"
-                "已经成功退房！"
+                "您购买的{estate}，{building}，{room}室商品房（买卖合同编号为：{contract_number}），"
+                "已经成功退房。"
             ),
+            kinds={**_UNIT_KINDS, "contract_number": "number"},
             sample={**_UNIT_SAMPLE, "contract_number": "YS2026000123"},
         ),
         Template(
@@ -206,17 +292,22 @@ TEMPLATES: dict[str, Template] = {
             params=DownPaymentArrived,
             # The seed's down-payment text, of the same shape for the deposit (定金).
             sms=(
-                "您好！尊敬的{buyer_name}业主,您购买的{estate}{building}{room}室定金"
-                "[{amount_yuan}元]已到预售资金监管账户,网签业务宗号：{business_no}。"
+                "尊敬的{buyer_name}，您购买的{estate}，{building}，{room}室定金"
+                "{amount_yuan}元已到预售资金监管账户，网签业务宗号：{business_no}。"
             ),
+            kinds={
+                **_UNIT_KINDS,
+                "buyer_name": "text",
+                "amount_yuan": "amount",
+                "business_no": "number",
+            },
             sample={
                 **_UNIT_SAMPLE,
                 "buyer_name": "张三",
                 "amount_fen": 2000000,
                 "business_no": "YW202600000123",
             },
-            wechat=WeChatTemplate(
-                "tmpl_payment_arrived",
+            wechat=WeChatFields(
                 "pages/payments/list",
                 {"thing1": "estate", "amount2": "amount_yuan", "character_string3": "business_no"},
             ),
@@ -226,9 +317,10 @@ TEMPLATES: dict[str, Template] = {
             title="合同备案",
             params=ContractFiled,
             sms=(
-                "您好！您购买的{estate}{building}{room}室商品房买卖合同（合同编号：{contract_number}）"
+                "您购买的{estate}，{building}，{room}室商品房买卖合同（合同编号：{contract_number}）"
                 "已完成备案，备案号：{filing_number}。"
             ),
+            kinds={**_UNIT_KINDS, "contract_number": "number", "filing_number": "number"},
             sample={
                 **_UNIT_SAMPLE,
                 "contract_number": "YS2026000123",
@@ -240,9 +332,10 @@ TEMPLATES: dict[str, Template] = {
             title="备案退回",
             params=FilingRejected,
             sms=(
-                "您好！您购买的{estate}{building}{room}室商品房买卖合同（合同编号：{contract_number}）"
+                "您购买的{estate}，{building}，{room}室商品房买卖合同（合同编号：{contract_number}）"
                 "备案被主管部门退回，原因：{reason}。开发企业补正后将重新提交。"
             ),
+            kinds={**_UNIT_KINDS, "contract_number": "number", "reason": "text"},
             sample={**_UNIT_SAMPLE, "contract_number": "YS2026000123", "reason": "附件不全"},
         ),
         Template(
@@ -250,23 +343,21 @@ TEMPLATES: dict[str, Template] = {
             title="退房签署",
             params=CancellationInvitation,
             sms=(
-                "您好！{estate}{building}{room}室商品房买卖合同（合同编号：{contract_number}）"
-                "已申请解除，请打开 {link} 核对解除协议并签署。"
+                "您好，{estate}，{building}，{room}室商品房买卖合同（合同编号：{contract_number}）"
+                "已申请解除，请在微信小程序“网签”的“我的签署”中核对解除协议并签署。"
             ),
-            sample={
-                **_UNIT_SAMPLE,
-                "contract_number": "YS2026000123",
-                "link": "https://wq.example/s/B2",
-            },
+            kinds={**_UNIT_KINDS, "contract_number": "number"},
+            sample={**_UNIT_SAMPLE, "contract_number": "YS2026000123"},
         ),
         Template(
             key="seal_reminder",
             title="催办盖章",
             params=SealReminder,
             sms=(
-                "提醒：{estate}{building}{room}室（网签业务宗号：{business_no}）的买受人已全部签署，"
+                "提醒：{estate}，{building}，{room}室（网签业务宗号：{business_no}）的买受人已全部签署，"
                 "合同已等待盖章{days}天，请印章授权人尽快完成合同盖章。"
             ),
+            kinds={**_UNIT_KINDS, "business_no": "number", "days": "number"},
             sample={**_UNIT_SAMPLE, "business_no": "YW202600000123", "days": 1},
         ),
         Template(
@@ -274,35 +365,34 @@ TEMPLATES: dict[str, Template] = {
             title="邀请签约",
             params=SignInvitation,
             sms=(
-                "您好！{estate}{building}{room}室的网签合同已生成，请于{expires_at}前"
-                "打开 {link} 核对并签署，逾期合同将失效。"
+                "您好，{estate}，{building}，{room}室的网签合同已生成，请于{expires_at}前"
+                "在微信小程序“网签”的“我的合同”中核对并签署，逾期合同将失效。"
             ),
-            sample=_LINK_SAMPLE,
-            wechat=WeChatTemplate("tmpl_sign_invitation", "pages/contract/sign", _SIGN_PAGE_FIELDS),
+            kinds={**_UNIT_KINDS, "expires_at": "time"},
+            sample=_INVITE_SAMPLE,
+            wechat=_SIGN_PAGE,
         ),
         Template(
             key="sign_reminder",
             title="催签提醒",
             params=SignReminder,
             sms=(
-                "提醒：{estate}{building}{room}室的网签合同尚待您签署，将于{expires_at}失效，"
-                "请尽快打开 {link} 完成签署。"
+                "提醒：{estate}，{building}，{room}室的网签合同尚待您签署，将于{expires_at}失效，"
+                "请尽快在微信小程序“网签”中完成签署。"
             ),
-            sample=_LINK_SAMPLE,
-            wechat=WeChatTemplate("tmpl_sign_reminder", "pages/contract/sign", _SIGN_PAGE_FIELDS),
+            kinds={**_UNIT_KINDS, "expires_at": "time"},
+            sample=_INVITE_SAMPLE,
+            wechat=_SIGN_PAGE,
         ),
-        Template(
-            key="one_time_code",
-            title="验证码",
-            params=OneTimeCode,
-            sms="【网签】您的{purpose}验证码为{code}，{minutes}分钟内有效。请勿将验证码告诉他人。",
-            sample={"code": "123456", "purpose": "登录", "minutes": 5},
-            urgent=True,
-        ),
+        _code_template("one_time_code", "登录验证码", "登录网签"),
+        _code_template("sign_code", "签署合同验证码", "签署网签合同"),
+        _code_template("seal_code", "合同盖章验证码", "为网签合同盖章"),
+        _code_template("cancel_sign_code", "签署解除协议验证码", "签署网签合同的解除（注销）协议"),
     ]
 }
 
 _CONTRACT_SAMPLE = {**_UNIT_SAMPLE, "contract_number": "CL2026000123"}
+_CONTRACT_KINDS: dict[str, VariableKind] = {**_UNIT_KINDS, "contract_number": "number"}
 
 # Resale (存量房) parties are sellers and buyers alike: no "您购买的", no 预售 account.
 TEMPLATES.update(
@@ -314,9 +404,10 @@ TEMPLATES.update(
                 title="存量房合同签约",
                 params=ContractSigned,
                 sms=(
-                    "您好！尊敬的{buyer_name},{estate}{building}{room}室存量房买卖合同已签约，"
-                    "合同编号为：{contract_number}，合同密码为{password}。"
+                    "尊敬的{buyer_name}，{estate}，{building}，{room}室存量房买卖合同已签约，"
+                    "合同编号为：{contract_number}，合同密码为{password}。请妥善保管。"
                 ),
+                kinds={**_CONTRACT_KINDS, "buyer_name": "text", "password": "number"},
                 sample={**_CONTRACT_SAMPLE, "buyer_name": "张三", "password": "12345678"},
             ),
             Template(
@@ -324,9 +415,15 @@ TEMPLATES.update(
                 title="交易资金到账",
                 params=DownPaymentArrived,
                 sms=(
-                    "您好！尊敬的{buyer_name},{estate}{building}{room}室交易资金"
-                    "[{amount_yuan}元]已到存量房交易资金监管账户,网签业务宗号：{business_no}。"
+                    "尊敬的{buyer_name}，{estate}，{building}，{room}室交易资金"
+                    "{amount_yuan}元已到存量房交易资金监管账户，网签业务宗号：{business_no}。"
                 ),
+                kinds={
+                    **_UNIT_KINDS,
+                    "buyer_name": "text",
+                    "amount_yuan": "amount",
+                    "business_no": "number",
+                },
                 sample={
                     **_UNIT_SAMPLE,
                     "buyer_name": "张三",
@@ -339,9 +436,10 @@ TEMPLATES.update(
                 title="交易资金划转",
                 params=RefundCompleted,
                 sms=(
-                    "您好！{estate}{building}{room}室（存量房买卖合同编号：{contract_number}）"
+                    "{estate}，{building}，{room}室（存量房买卖合同编号：{contract_number}）"
                     "已完成转移登记，监管的交易资金{amount_yuan}元已划转至出卖人账户。"
                 ),
+                kinds={**_CONTRACT_KINDS, "amount_yuan": "amount"},
                 sample={**_CONTRACT_SAMPLE, "amount_fen": 30000000},
             ),
             Template(
@@ -349,9 +447,10 @@ TEMPLATES.update(
                 title="交易资金退回",
                 params=RefundCompleted,
                 sms=(
-                    "您好！{estate}{building}{room}室（存量房买卖合同编号：{contract_number}）"
+                    "{estate}，{building}，{room}室（存量房买卖合同编号：{contract_number}）"
                     "监管的交易资金{amount_yuan}元已退回买受人，请注意查收。"
                 ),
+                kinds={**_CONTRACT_KINDS, "amount_yuan": "amount"},
                 sample={**_CONTRACT_SAMPLE, "amount_fen": 30000000},
             ),
             Template(
@@ -359,9 +458,10 @@ TEMPLATES.update(
                 title="转移登记完成",
                 params=ContractCancelled,
                 sms=(
-                    "您好！{estate}{building}{room}室存量房买卖合同（合同编号：{contract_number}）"
+                    "{estate}，{building}，{room}室存量房买卖合同（合同编号：{contract_number}）"
                     "已完成不动产转移登记。"
                 ),
+                kinds=_CONTRACT_KINDS,
                 sample=_CONTRACT_SAMPLE,
             ),
             Template(
@@ -369,19 +469,21 @@ TEMPLATES.update(
                 title="注销签署",
                 params=CancellationInvitation,
                 sms=(
-                    "您好！{estate}{building}{room}室存量房买卖合同（合同编号：{contract_number}）"
-                    "已申请注销，请打开 {link} 核对注销协议并签署。"
+                    "您好，{estate}，{building}，{room}室存量房买卖合同（合同编号：{contract_number}）"
+                    "已申请注销，请在微信小程序“网签”的“我的签署”中核对注销协议并签署。"
                 ),
-                sample={**_CONTRACT_SAMPLE, "link": "https://wq.example/s/B2"},
+                kinds=_CONTRACT_KINDS,
+                sample=_CONTRACT_SAMPLE,
             ),
             Template(
                 key="resale_contract_cancelled",
                 title="存量房合同注销",
                 params=ContractCancelled,
                 sms=(
-                    "您好！{estate}{building}{room}室存量房买卖合同（合同编号：{contract_number}）"
+                    "{estate}，{building}，{room}室存量房买卖合同（合同编号：{contract_number}）"
                     "已注销。"
                 ),
+                kinds=_CONTRACT_KINDS,
                 sample=_CONTRACT_SAMPLE,
             ),
         ]
@@ -389,12 +491,18 @@ TEMPLATES.update(
 )
 
 
+def sms_variables() -> dict[str, tuple[str, ...]]:
+    """Each template's SMS variables in the order they appear (the default order of
+    Tencent's positional parameters)."""
+    return {key: t.variables for key, t in TEMPLATES.items()}
+
+
 @dataclass(frozen=True)
 class RenderedMessage:
     template: str
-    text: str
-    params: dict[str, str]  # every value as text, as gateways take them
-    wechat_data: dict[str, dict[str, str]] | None
+    text: str  # the body as the provider will show it, without the signature
+    params: dict[str, str]  # the SMS variables, as the provider takes them
+    values: dict[str, str] = field(default_factory=dict)  # every parameter as text
 
 
 def _text_values(params: _Params) -> dict[str, str]:
@@ -403,6 +511,16 @@ def _text_values(params: _Params) -> dict[str, str]:
     if isinstance(amount, int):
         values["amount_yuan"] = format_fen(amount)
     return values
+
+
+def _fit(key: str, name: str, kind: VariableKind, value: str) -> str:
+    rule = VARIABLE_RULES[kind]
+    value = value.strip()
+    if rule.truncate and len(value) > rule.max_length:
+        value = value[: rule.max_length]
+    if not rule.pattern.fullmatch(value) or _LINKISH.search(value):
+        raise TemplateError(f"{key}: {name}={value!r} is not a valid {kind} variable")
+    return value
 
 
 def render(key: str, params: Mapping[str, Any]) -> RenderedMessage:
@@ -414,22 +532,137 @@ def render(key: str, params: Mapping[str, Any]) -> RenderedMessage:
     except msgspec.ValidationError as exc:
         raise TemplateError(f"{key}: {exc}") from None
     values = _text_values(typed)
-    text = template.sms.format(**values)
+    if any(_ID_NUMBER.search(value) for value in values.values()):
+        raise TemplateError(f"{key}: refusing to send a full ID number")
+    variables = {
+        name: _fit(key, name, template.kinds[name], values[name]) for name in template.variables
+    }
+    text = template.sms.format(**variables)
     if _ID_NUMBER.search(text):
         raise TemplateError(f"{key}: refusing to send a full ID number")
-    wechat_data = None
-    if template.wechat is not None:
-        wechat_data = {k: {"value": values[name]} for k, name in template.wechat.data.items()}
-    return RenderedMessage(template=key, text=text, params=values, wechat_data=wechat_data)
+    return RenderedMessage(template=key, text=text, params=variables, values=values)
+
+
+def _provider_rule_problems(template: Template) -> list[str]:
+    """The review rules of Alibaba Cloud and Tencent Cloud SMS templates."""
+    problems = []
+    body = template.sms
+    names = template.variables
+    if any(mark in body for mark in "【】[]"):
+        problems.append("the body holds 【】 or []: the signature comes from SignName")
+    if re.search(r"\}\{", body):
+        problems.append("two variables touch")
+    if len(set(names)) != len(names):
+        problems.append("a variable appears twice")
+    if _LINKISH.search(_PLACEHOLDER.sub("", body)) and re.search(r"[/.]\{|\}[/.]", body):
+        problems.append("a link is built from a variable")
+    if any(name in ("link", "url") for name in names):
+        problems.append("a link is a variable")
+    if set(names) != set(template.kinds):
+        problems.append(f"variables {sorted(names)} and kinds {sorted(template.kinds)} differ")
+    if not names or len(_PLACEHOLDER.sub("", body)) < 4:
+        problems.append("a template of variables only")
+    if len(body) > 500:
+        problems.append("longer than 500 characters")
+    if template.verification and (
+        len(names) != 1 or template.kinds.get(names[0]) != "code" or "验证码" not in body
+    ):
+        problems.append("a verification template has exactly one code variable and says 验证码")
+    return problems
 
 
 def check_templates() -> None:
-    """Fail fast at start if any template cannot render from its own sample."""
+    """Fail fast at start if any template breaks a provider rule or cannot render from
+    its own sample."""
     for key, template in TEMPLATES.items():
+        problems = _provider_rule_problems(template)
+        if problems:
+            raise TemplateError(f"{key}: {'; '.join(problems)}")
         rendered = render(key, template.sample)
         if _PLACEHOLDER.search(rendered.text):
             raise TemplateError(f"{key}: unfilled placeholder in {rendered.text!r}")
         if template.wechat is not None:
-            missing = set(template.wechat.data.values()) - set(rendered.params)
+            missing = set(template.wechat.data.values()) - set(rendered.values)
             if missing:
                 raise TemplateError(f"{key}: WeChat fields name unknown parameters {missing}")
+
+
+# ------------------------------------------------------------------ WeChat subscribe messages
+
+
+@dataclass(frozen=True)
+class WeChatTemplate:
+    """One of our templates as a subscribe message of this mini program: WeChat's template
+    id and its data keys mapped to our parameter names."""
+
+    key: str
+    template_id: str
+    page: str
+    data: Mapping[str, str]
+
+
+class _WeChatRef(msgspec.Struct, forbid_unknown_fields=True):
+    id: str
+    data: dict[str, str] | None = None
+    page: str | None = None
+
+
+_WECHAT_TIME = re.compile(
+    r"([0-9]{4}年)?([0-9]{1,2}月[0-9]{1,2}日 ?)?([01]?[0-9]|2[0-3]):[0-5][0-9]"
+)
+_WECHAT_TYPES = ("thing", "amount", "time", "character_string", "number", "phrase", "date")
+
+
+def parse_wechat_templates(raw: str) -> dict[str, WeChatTemplate]:
+    """``WANGQIAN_WECHAT_TEMPLATES``: a JSON object from our template keys to
+    ``{"id": "<template id from the console>", "data": {"thing1": "estate", ...}}``;
+    ``data`` and ``page`` default to the template's suggested mapping. Raises
+    ``ValueError`` on anything that could not be sent."""
+    if not raw.strip():
+        return {}
+    try:
+        decoded = msgspec.json.decode(raw, type=dict[str, _WeChatRef])
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"WANGQIAN_WECHAT_TEMPLATES is not valid: {exc}") from None
+    configured = {}
+    for key, ref in decoded.items():
+        template = TEMPLATES.get(key)
+        if template is None or template.wechat is None or template.urgent:
+            raise ValueError(f"WANGQIAN_WECHAT_TEMPLATES: {key!r} is not sent over WeChat")
+        data = ref.data if ref.data is not None else dict(template.wechat.data)
+        known = set(_text_values(msgspec.convert(dict(template.sample), template.params)))
+        for wechat_key, name in data.items():
+            kind = re.sub(r"[0-9]+$", "", wechat_key)
+            if kind not in _WECHAT_TYPES or name not in known:
+                raise ValueError(f"WANGQIAN_WECHAT_TEMPLATES[{key!r}]: bad field {wechat_key}")
+        configured[key] = WeChatTemplate(
+            key, ref.id.strip(), ref.page or template.wechat.page, dict(data)
+        )
+    return configured
+
+
+def wechat_value(wechat_key: str, value: str) -> str:
+    """A value as WeChat's type of this key takes it: ``thing`` at most 20 characters
+    (shortened), ``amount`` a currency sign and digits, ``time`` 24-hour,
+    ``character_string`` at most 32 letters, digits and symbols (refused otherwise)."""
+    kind = re.sub(r"[0-9]+$", "", wechat_key)
+    value = value.strip()
+    if kind == "thing":
+        return value[:20]
+    if kind == "amount":
+        if not re.fullmatch(r"[0-9]{1,10}(\.[0-9]{1,2})?", value):
+            raise TemplateError(f"{wechat_key}: {value!r} is not an amount")
+        return f"¥{value}"
+    if kind == "time":
+        # 24:00 (end of the day, as the seed's deadlines read) is 23:59 in 24-hour form.
+        value = re.sub(r"\b24:00$", "23:59", value)
+        if not _WECHAT_TIME.fullmatch(value):
+            raise TemplateError(f"{wechat_key}: {value!r} is not a 24-hour time")
+        return value
+    if kind == "character_string" and not re.fullmatch(r"[A-Za-z0-9_\-]{1,32}", value):
+        raise TemplateError(f"{wechat_key}: {value!r} is not a character_string")
+    return value
+
+
+def wechat_data(template: WeChatTemplate, values: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    return {k: {"value": wechat_value(k, values[name])} for k, name in template.data.items()}

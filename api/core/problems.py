@@ -156,6 +156,7 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "unit_not_for_sale",
         "unit_restricted",
         "unit_unavailable",
+        "wechat_login_required",
         "wechat_not_bound",
     ),
     410: (
@@ -209,6 +210,7 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "share_invalid",
         "share_required",
         "shares_invalid",
+        "sms_receipt_invalid",
         "staff_company_invalid",
         "subscription_result_invalid",
         "subscription_template_unknown",

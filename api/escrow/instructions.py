@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.errors import DomainError
 from api.escrow import ledger, schemas
 from api.escrow.accounts import figures, lock_account
+from api.escrow.bank_gateway import queue_instruction
 from api.escrow.ledger import Posting
 from api.escrow.models import (
     AccountStatus,
@@ -124,6 +125,7 @@ async def _pay_out_everything(
         ],
         now=now,
     )
+    await queue_instruction(session, instruction.id, now=now)  # to the bank's gateway
     return instruction
 
 
@@ -265,6 +267,8 @@ async def review_release(
     instruction.reviewed_at = now
     instruction.reason = reason.strip() or instruction.reason
     await session.flush()
+    if approve:
+        await queue_instruction(session, instruction.id, now=now)  # to the bank's gateway
     return instruction
 
 

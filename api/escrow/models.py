@@ -118,6 +118,10 @@ class LedgerAccount(HasId, Base):
     created_at: Mapped[datetime]
 
 
+# The encryption field of ``EscrowContract.payee_encrypted``.
+PAYEE_FIELD = "escrow.payee"
+
+
 class EscrowContract(Base):
     """What escrow knows of a contract handed over to it (contracts call us; we never read
     them): from its issue when the deposit is paid before signing, else from completion."""
@@ -255,4 +259,29 @@ class Transfer(HasId, Base):
         ForeignKey("escrow_transfers.id"), unique=True
     )
     note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime]
+
+
+class DeliveryState(enum.StrEnum):
+    pending = "pending"  # waiting for its next push
+    acknowledged = "acknowledged"  # the bank's gateway took it (its reference recorded)
+    dead = "dead"  # refused by the bank, or out of attempts: a person must look
+
+
+class InstructionDelivery(Base):
+    """An approved instruction on its way to the bank's gateway (银企直联 front-end):
+    pushed as a signed, idempotent request (the instruction id is the key) until the bank
+    acknowledges it. Its completion still comes back as the bank's webhook."""
+
+    __tablename__ = "escrow_instruction_deliveries"
+
+    instruction_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("escrow_instructions.id"), primary_key=True
+    )
+    status: Mapped[DeliveryState] = mapped_column(str_enum(DeliveryState, "escrow_delivery_state"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(index=True)
+    bank_reference: Mapped[str] = mapped_column(String(100), default="")
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    acknowledged_at: Mapped[datetime | None]
     created_at: Mapped[datetime]

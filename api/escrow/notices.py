@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import msgspec
 from sqlalchemy import func, select
@@ -28,6 +27,7 @@ from api.escrow.accounts import (
 )
 from api.escrow.instructions import request_refund
 from api.escrow.models import (
+    PAYEE_FIELD,
     AccountScope,
     EscrowContract,
     EscrowContractParty,
@@ -40,12 +40,12 @@ from api.escrow.models import (
     SupervisedAccount,
     Transfer,
 )
+from api.escrow.pay_links import signed_pay_url
 from api.identity.principal import Principal
 from api.outbox import service as outbox
 from signing.pii import mask_account
 
 BUYERS_FIELD = "escrow.buyers"
-PAYEE_FIELD = "escrow.payee"
 PAID_KINDS = ("payment", "suspense_assigned")  # what counts as paid on a notice
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud at a bank
 
@@ -311,18 +311,18 @@ async def readable_contract(
     raise DomainError.not_found("缴款通知")
 
 
-def pay_url(pay_base: str, reference: str, outstanding_fen: int, account_number: str) -> str | None:
-    """The bank's payment page for a notice: the one address the QR and the button open."""
+def pay_url(
+    pay_base: str, reference: str, outstanding_fen: int, account_number: str, secret: str = ""
+) -> str | None:
+    """The bank's payment page for a notice: the one address the QR and the button open,
+    its reference, amount and account signed (``pay_links``)."""
     if not pay_base or outstanding_fen <= 0:
         return None
-    query = urlencode(
-        {"reference": reference, "amount_fen": outstanding_fen, "account": account_number}
-    )
-    return f"{pay_base}?{query}"
+    return signed_pay_url(pay_base, secret, reference, outstanding_fen, account_number)
 
 
 async def notice_answers(
-    session: AsyncSession, contract: EscrowContract, *, pay_base: str = ""
+    session: AsyncSession, contract: EscrowContract, *, pay_base: str = "", pay_secret: str = ""
 ) -> list[schemas.NoticeAnswer]:
     account = await session.get(SupervisedAccount, contract.supervised_account_id)
     assert account is not None
@@ -353,7 +353,9 @@ async def notice_answers(
                 account_name=account.account_name,
                 account_number_masked=mask_account(account.account_number),
                 qr_png=f"/api/v1/payment-notices/{n.id}/qr.png",
-                pay_url=pay_url(pay_base, n.reference, outstanding, account.account_number),
+                pay_url=pay_url(
+                    pay_base, n.reference, outstanding, account.account_number, pay_secret
+                ),
                 created_at=n.created_at,
             )
         )
@@ -361,7 +363,7 @@ async def notice_answers(
 
 
 async def notice_list(
-    session: AsyncSession, contract: EscrowContract, *, pay_base: str
+    session: AsyncSession, contract: EscrowContract, *, pay_base: str, pay_secret: str = ""
 ) -> schemas.NoticeList:
     """A contract's notices, and where its refunds stand."""
     refunds = dict(
@@ -378,14 +380,21 @@ async def notice_list(
     )
     return schemas.NoticeList(
         contract_id=contract.contract_id,
-        items=await notice_answers(session, contract, pay_base=pay_base),
+        items=await notice_answers(
+            session, contract, pay_base=pay_base, pay_secret=pay_secret
+        ),
         refunded_fen=int(refunds.get(InstructionStatus.completed, 0)),
         refunding_fen=int(refunds.get(InstructionStatus.approved, 0)),
     )
 
 
 async def pay_page_of(
-    session: AsyncSession, principal: Principal, notice_id: uuid.UUID, *, pay_base: str
+    session: AsyncSession,
+    principal: Principal,
+    notice_id: uuid.UUID,
+    *,
+    pay_base: str,
+    pay_secret: str = "",
 ) -> str:
     """The bank's payment page for what is still due on a notice (its QR code opens it)."""
     notice = await session.get(PaymentNotice, notice_id)
@@ -399,7 +408,9 @@ async def pay_page_of(
     account = await session.get(SupervisedAccount, contract.supervised_account_id)
     assert account is not None
     paid = (await paid_by_notice(session, [notice.id]))[notice.id]
-    url = pay_url(pay_base, notice.reference, notice.due_fen - paid, account.account_number)
+    url = pay_url(
+        pay_base, notice.reference, notice.due_fen - paid, account.account_number, pay_secret
+    )
     if url is None:
         raise DomainError("notice_closed", "该缴款通知已缴清，无需再次缴款。")
     return url

@@ -6,15 +6,26 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import Clock
+from api.core.errors import DomainError
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
-from api.escrow import accounts, bank_events, instructions, notices, schemas, signature, statements
+from api.escrow import (
+    accounts,
+    bank_events,
+    bank_gateway,
+    instructions,
+    notices,
+    schemas,
+    signature,
+    statements,
+)
 from api.identity.guards import company_admins_only, logged_in, regulators_only, staff_only
 from api.identity.principal import Principal
 from api.outside import BankLink
@@ -236,7 +247,9 @@ class EscrowController(Controller):
             notice_id=data.notice_id,
             now=clock.now(),
         )
-        return await notices.notice_list(db, contract, pay_base=bank.pay_page_base)
+        return await notices.notice_list(
+            db, contract, pay_base=bank.pay_page_base, pay_secret=bank.pay_link_secret
+        )
 
 
 class PaymentNoticeController(Controller):
@@ -256,7 +269,9 @@ class PaymentNoticeController(Controller):
         bank: NamedDependency[BankLink],
     ) -> schemas.NoticeList:
         contract = await notices.readable_contract(db, principal, _id(contract_id, "合同"))
-        return await notices.notice_list(db, contract, pay_base=bank.pay_page_base)
+        return await notices.notice_list(
+            db, contract, pay_base=bank.pay_page_base, pay_secret=bank.pay_link_secret
+        )
 
     @get(
         "/payment-notices/{notice_id:str}/qr.png",
@@ -271,7 +286,11 @@ class PaymentNoticeController(Controller):
         bank: NamedDependency[BankLink],
     ) -> Response[bytes]:
         url = await notices.pay_page_of(
-            db, principal, _id(notice_id, "缴款通知"), pay_base=bank.pay_page_base
+            db,
+            principal,
+            _id(notice_id, "缴款通知"),
+            pay_base=bank.pay_page_base,
+            pay_secret=bank.pay_link_secret,
         )
         return Response(
             qr_png(url),
@@ -284,7 +303,11 @@ class BankWebhookController(Controller):
     path = "/api/v1/webhooks"
     tags = ("escrow",)
 
-    @post("/bank", status_code=200, summary="银行回调 (signed: X-Bank-Signature t=,v1=)")
+    @post(
+        "/bank",
+        status_code=200,
+        summary="银行回调 (X-Bank-Signature t=,v1= HMAC, or X-Bank-Signature-Cert t=,sig=)",
+    )
     async def bank_event(
         self,
         request: Request[Any, Any, Any],
@@ -296,14 +319,79 @@ class BankWebhookController(Controller):
     ) -> schemas.WebhookAnswer:
         body = await request.body()
         now = clock.now()
-        signature.verify(
-            request.headers.get(signature.HEADER),
-            body,
-            list(bank.webhook_secrets),
-            now_unix=now.timestamp(),
-            tolerance=settings.bank_webhook_tolerance_seconds,
-        )
+        signed_by_certificate = request.headers.get(signature.CERT_HEADER)
+        if signed_by_certificate and bank.webhook_certificate:
+            signature.verify_certificate(
+                signed_by_certificate,
+                body,
+                bank.webhook_certificate,
+                now_unix=now.timestamp(),
+                tolerance=settings.bank_webhook_tolerance_seconds,
+            )
+        else:
+            signature.verify(
+                request.headers.get(signature.HEADER),
+                body,
+                list(bank.webhook_secrets),
+                now_unix=now.timestamp(),
+                tolerance=settings.bank_webhook_tolerance_seconds,
+            )
         return await bank_events.ingest_bank_event(db, keys, body=body, now=now)
 
 
-ROUTES = [EscrowController, PaymentNoticeController, BankWebhookController]
+class BankInstructionController(Controller):
+    """For a bank that pulls approved instructions instead of taking them at its gateway.
+    Both calls are signed like webhooks (``X-Bank-Signature``): the GET over
+    ``GET /api/v1/webhooks/bank/instructions`` as its body, the acknowledgement over its body."""
+
+    path = "/api/v1/webhooks/bank/instructions"
+    tags = ("escrow",)
+
+    @get("/", summary="待执行的支付指令 (the bank pulls; signed)")
+    async def pending(
+        self,
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        settings: NamedDependency[Settings],
+        keys: NamedDependency[ServiceKeys],
+        bank: NamedDependency[BankLink],
+    ) -> schemas.PendingInstructions:
+        now = clock.now()
+        signature.verify(
+            request.headers.get(signature.HEADER), b"GET /api/v1/webhooks/bank/instructions",
+            list(bank.webhook_secrets), now_unix=now.timestamp(),
+            tolerance=settings.bank_webhook_tolerance_seconds,
+        )
+        found = await bank_gateway.pending_instructions(db, keys, now=now)
+        return schemas.PendingInstructions(items=[msgspec.to_builtins(i) for i in found])
+
+    @post("/{instruction_id:str}/ack", status_code=200, summary="银行确认收到指令 (signed)")
+    async def acknowledge(
+        self,
+        instruction_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        settings: NamedDependency[Settings],
+        bank: NamedDependency[BankLink],
+    ) -> dict[str, bool]:
+        body = await request.body()
+        now = clock.now()
+        signature.verify(
+            request.headers.get(signature.HEADER), body, list(bank.webhook_secrets),
+            now_unix=now.timestamp(), tolerance=settings.bank_webhook_tolerance_seconds,
+        )
+        try:
+            ack = msgspec.json.decode(body, type=schemas.InstructionAck)
+        except msgspec.DecodeError:
+            raise DomainError("bank_event_invalid", "银行确认内容不符合协议。") from None
+        if not await bank_gateway.acknowledge(
+            db, _id(instruction_id, "支付指令"), ack.bank_reference, now=now
+        ):
+            raise DomainError.not_found("支付指令")
+        return {"acknowledged": True}
+
+
+ROUTES = [EscrowController, PaymentNoticeController, BankWebhookController,
+          BankInstructionController]

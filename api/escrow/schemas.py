@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -207,3 +207,13 @@ class WebhookAnswer(ResponseBody):
     duplicate: bool
     transaction_id: str
     outcome: str  # applied | suspense | overpaid | refunded (the contract was cancelled)
+
+
+class PendingInstructions(ResponseBody):
+    """Approved instructions not yet acknowledged by the bank (the gateway's bodies)."""
+
+    items: list[dict[str, Any]]
+
+
+class InstructionAck(RequestBody):
+    bank_reference: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]

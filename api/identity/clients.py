@@ -1,8 +1,9 @@
-"""Outbound HTTP clients of the identity context: WeChat, identity provider, face check, SMS.
+"""WeChat login (``jscode2session``), the outbound client of the identity context; the
+identity and face providers are in ``face_providers``.
 
-All share one ``httpx.AsyncClient`` made by ``create_app``. In tests that client gets an
+It shares one ``httpx.AsyncClient`` made by ``create_app``. In tests that client gets an
 ``httpx.ASGITransport`` and reaches the mock services in process (no sockets); in the
-demo it calls ``{public_base_url}/mock`` over loopback; in production the configured bases.
+demo it calls ``{public_base_url}/mock`` over loopback; in production the configured base.
 
 Provider answers become ``DomainError``s with stable codes here, so services and routes
 never see a provider's own error vocabulary.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
 import httpx
 import msgspec
@@ -92,106 +92,3 @@ class WeChatClient:
         if not answer.openid:
             raise _unavailable("wechat", "微信返回的数据不完整，请稍后再试。")
         return WeChatIdentity(openid=answer.openid, unionid=answer.unionid)
-
-
-# ------------------------------------------------------------------ identity provider
-
-
-class _IdCheckAnswer(msgspec.Struct):
-    result: str = ""
-
-
-IdCheckResult = Literal["match", "mismatch", "not_found"]
-
-
-class IdCheckClient:
-    """Two-element real-name check (二要素核验): does this name go with this ID number?"""
-
-    def __init__(self, base: str, key: str, http: httpx.AsyncClient) -> None:
-        self._base = base
-        self._key = key
-        self._http = http
-
-    async def verify(self, name: str, id_number: str) -> IdCheckResult:
-        if not (self._base and self._key):
-            raise _unavailable("idcheck", "实名核验服务未配置。")
-        try:
-            response = await self._http.post(
-                f"{self._base}/idcheck/verify",
-                json={"name": name, "id_number": id_number},
-                headers={"Authorization": f"Bearer {self._key}"},
-            )
-            answer = msgspec.json.decode(response.content, type=_IdCheckAnswer)
-        except (httpx.HTTPError, msgspec.DecodeError) as exc:
-            log.warning("idcheck failed: %s", type(exc).__name__)
-            raise _unavailable("idcheck", "实名核验服务暂时不可用，请稍后再试。") from None
-        if response.status_code != 200 or answer.result not in ("match", "mismatch", "not_found"):
-            log.error("idcheck answered HTTP %s", response.status_code)
-            raise _unavailable("idcheck", "实名核验服务暂时不可用，请稍后再试。")
-        return answer.result  # type: ignore[return-value]
-
-
-# ------------------------------------------------------------------ face verification
-
-
-class _DetectAuth(msgspec.Struct):
-    biz_token: str = ""
-    url: str = ""
-
-
-class FaceResult(msgspec.Struct):
-    status: str = ""
-    id_number: str = ""
-    name: str = ""
-    similarity: float | None = None
-
-
-class FaceClient:
-    """Face verification by redirect: start with the identity, fetch the result by token."""
-
-    def __init__(self, base: str, key: str, http: httpx.AsyncClient) -> None:
-        self._base = base
-        self._key = key
-        self._http = http
-
-    async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
-        if not (self._base and self._key):
-            raise _unavailable("face", "人脸核身服务未配置。")
-        try:
-            return await self._http.post(
-                f"{self._base}{path}", json=body, headers={"Authorization": f"Bearer {self._key}"}
-            )
-        except httpx.HTTPError as exc:
-            log.warning("face provider call failed: %s", type(exc).__name__)
-            raise _unavailable("face", "人脸核身服务暂时不可用，请稍后再试。") from None
-
-    async def start(self, *, id_number: str, name: str, redirect_url: str) -> tuple[str, str]:
-        """(biz_token, url of the provider's page)."""
-        response = await self._post(
-            "/face/detect-auth",
-            {"id_number": id_number, "name": name, "redirect_url": redirect_url},
-        )
-        try:
-            answer = msgspec.json.decode(response.content, type=_DetectAuth)
-        except msgspec.DecodeError:
-            answer = _DetectAuth()
-        if response.status_code != 200 or not answer.biz_token or not answer.url:
-            log.error("face detect-auth answered HTTP %s", response.status_code)
-            raise _unavailable("face", "人脸核身服务暂时不可用，请稍后再试。")
-        return answer.biz_token, answer.url
-
-    async def result(self, biz_token: str) -> FaceResult:
-        response = await self._post("/face/get-detect-info", {"biz_token": biz_token})
-        try:
-            answer = msgspec.json.decode(response.content, type=FaceResult)
-        except msgspec.DecodeError:
-            answer = FaceResult()
-        if response.status_code != 200 or answer.status not in (
-            "pending",
-            "passed",
-            "failed",
-            "expired",
-        ):
-            log.error("face get-detect-info answered HTTP %s", response.status_code)
-            raise _unavailable("face", "人脸核身服务暂时不可用，请稍后再试。")
-        return answer

@@ -158,8 +158,13 @@ class FaceSession(HasId, Base):
     __tablename__ = "face_sessions"
 
     citizen_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("citizens.id"), index=True)
-    biz_token: Mapped[str] = mapped_column(String(100), unique=True)
-    url: Mapped[str] = mapped_column(String(500))
+    # The provider's token: Tencent FaceID BizToken, WeChat verify_id (up to 256).
+    biz_token: Mapped[str] = mapped_column(String(300), unique=True)
+    url: Mapped[str] = mapped_column(String(500))  # the H5 page; "" for WeChat's SDK
+    # Our serial number of the check where the provider wants it back (WeChat out_seq_no).
+    reference: Mapped[str] = mapped_column(String(64), default="")
+    # What the client does with the token: tencent_faceid or wechat_facial_verify.
+    sdk: Mapped[str] = mapped_column(String(32), default="tencent_faceid")
     status: Mapped[FaceStatus] = mapped_column(
         str_enum(FaceStatus, "face_status"), default=FaceStatus.pending
     )

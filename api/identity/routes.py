@@ -23,7 +23,8 @@ from api.core.ratelimit import RateLimiter
 from api.core.validators import normalize_phone
 from api.db.engine import Database
 from api.identity import codes, profile, schemas, sessions, staff, subscriptions, verification
-from api.identity.clients import FaceClient, IdCheckClient, WeChatClient
+from api.identity.clients import WeChatClient
+from api.identity.face_providers import FaceCheck, IdCheck
 from api.identity.guards import (
     citizens_only,
     company_admins_only,
@@ -35,6 +36,7 @@ from api.identity.principal import Principal
 from api.identity.sessions import SessionPolicy
 from api.settings import Settings
 from notifications.sms import SmsChannel
+from notifications.templates import WeChatTemplate
 
 
 def _ip(request: Request[Any, Any, Any]) -> str:
@@ -197,7 +199,7 @@ class MeController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        idcheck: NamedDependency[IdCheckClient],
+        idcheck: NamedDependency[IdCheck],
         principal: NamedDependency[Principal],
         limiter: NamedDependency[RateLimiter],
     ) -> schemas.Me:
@@ -215,9 +217,12 @@ class MeController(Controller):
 
     @get("/wechat-subscriptions", guards=[citizens_only], summary="微信订阅消息 (what is allowed)")
     async def wechat_subscriptions(
-        self, db: NamedDependency[AsyncSession], principal: NamedDependency[Principal]
+        self,
+        db: NamedDependency[AsyncSession],
+        principal: NamedDependency[Principal],
+        wechat_templates: NamedDependency[dict[str, WeChatTemplate]],
     ) -> schemas.Subscriptions:
-        return await subscriptions.wechat_subscriptions(db, principal)
+        return await subscriptions.wechat_subscriptions(db, principal, wechat_templates)
 
     @post(
         "/wechat-subscriptions",
@@ -232,10 +237,11 @@ class MeController(Controller):
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
         limiter: NamedDependency[RateLimiter],
+        wechat_templates: NamedDependency[dict[str, WeChatTemplate]],
     ) -> schemas.Subscriptions:
         await limiter.hit("subscriptions", str(principal.citizen_id), limit=30, window_seconds=3600)
         return await subscriptions.record_wechat_subscriptions(
-            db, principal, results=data.results, now=clock.now()
+            db, principal, wechat_templates, results=data.results, now=clock.now()
         )
 
     @post("/face-sessions", guards=[citizens_only], summary="发起人脸核身")
@@ -244,7 +250,7 @@ class MeController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        face: NamedDependency[FaceClient],
+        face: NamedDependency[FaceCheck],
         principal: NamedDependency[Principal],
         limiter: NamedDependency[RateLimiter],
         settings: NamedDependency[Settings],
@@ -270,7 +276,7 @@ class MeController(Controller):
         state: State,
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        face: NamedDependency[FaceClient],
+        face: NamedDependency[FaceCheck],
         principal: NamedDependency[Principal],
     ) -> schemas.FaceSessionAnswer:
         database: Database = state.database

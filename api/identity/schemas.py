@@ -127,7 +127,11 @@ class TotpEnabled(ResponseBody):
 class FaceSessionAnswer(ResponseBody):
     id: uuid.UUID
     status: FaceStatus
-    url: str | None
+    url: str | None  # the provider's H5 page (Tencent FaceID), while pending
+    # While pending, what the mini program hands to the provider's SDK: the BizToken
+    # (Tencent FaceID's mini program SDK) or the verify_id (wx.requestFacialVerify).
+    token: str | None
+    sdk: str
     expires_at: datetime
     identity_level: IdentityLevel
     reason: str = ""
@@ -166,7 +170,8 @@ class SubscriptionResults(RequestBody):
 
 
 class Subscription(ResponseBody):
-    template_id: str
+    template_id: str  # the mini program's own (pass it to wx.requestSubscribeMessage)
+    key: str  # which of our messages it is (contract_signed, down_payment_arrived, ...)
     title: str
     remaining: int  # messages the citizen has allowed and not yet received
 

@@ -1,10 +1,14 @@
 """WeChat subscribe messages (订阅消息): what a citizen allowed in the mini program, one
 message per "accept" (WeChat's one-time subscriptions), used up by the outbox.
+
+The mini program knows WeChat's template ids (issued in its console, from settings);
+consents are kept by our template key, so the outbox needs no WeChat configuration.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import case, select, update
@@ -19,7 +23,7 @@ from api.identity.models import (
 )
 from api.identity.principal import Principal
 from api.identity.profile import caller_citizen
-from notifications.templates import TEMPLATES
+from notifications.templates import TEMPLATES, WeChatTemplate
 
 # Consents a citizen can bank per template: enough for a purchase's messages, and a bound
 # on what a script tapping "accept" can pile up.
@@ -29,19 +33,14 @@ MAX_SUBSCRIPTION_GRANTS = 20
 _SUBSCRIPTION_ANSWERS = {"accept", "reject", "ban", "filter"}
 
 
-def subscribable_templates() -> dict[str, str]:
-    """WeChat template id -> title, for every message a citizen may receive over WeChat.
-    Several of our messages may share one WeChat template (the deposit and the down payment
-    both arrive as 预售款到账); the first one registered names it."""
-    offered: dict[str, str] = {}
-    for template in TEMPLATES.values():
-        if template.wechat is not None:
-            offered.setdefault(template.wechat.template_id, template.title)
-    return offered
+def subscribable_templates(templates: Mapping[str, WeChatTemplate]) -> dict[str, str]:
+    """WeChat template id -> our template key, for every message a citizen may receive
+    over WeChat with this mini program."""
+    return {t.template_id: key for key, t in templates.items()}
 
 
 async def wechat_subscriptions(
-    session: AsyncSession, principal: Principal
+    session: AsyncSession, principal: Principal, templates: Mapping[str, WeChatTemplate]
 ) -> schemas.Subscriptions:
     """The messages the mini program can ask to subscribe to, with what is left of each."""
     citizen = await caller_citizen(session, principal)
@@ -52,17 +51,25 @@ async def wechat_subscriptions(
                 WeChatSubscription.openid == citizen.wechat_openid
             )
         )
-        remaining = {template_id: count for template_id, count in rows.all()}
+        remaining = {key: count for key, count in rows.all()}
     return schemas.Subscriptions(
         subscriptions=[
-            schemas.Subscription(template_id=tid, title=title, remaining=remaining.get(tid, 0))
-            for tid, title in subscribable_templates().items()
+            schemas.Subscription(
+                template_id=tid, key=key, title=TEMPLATES[key].title,
+                remaining=remaining.get(key, 0),
+            )
+            for tid, key in subscribable_templates(templates).items()
         ]
     )
 
 
 async def record_wechat_subscriptions(
-    session: AsyncSession, principal: Principal, *, results: dict[str, str], now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    templates: Mapping[str, WeChatTemplate],
+    *,
+    results: dict[str, str],
+    now: datetime,
 ) -> schemas.Subscriptions:
     """Record what the citizen answered in wx.requestSubscribeMessage: each "accept" allows
     one more message of that template, "ban" turns it off, "reject" and "filter" leave what
@@ -70,7 +77,7 @@ async def record_wechat_subscriptions(
     citizen = await caller_citizen(session, principal)
     if citizen.wechat_openid is None:
         raise DomainError("wechat_not_bound", "请先用微信登录小程序，再订阅消息提醒。")
-    known = subscribable_templates()
+    known = subscribable_templates(templates)
     unknown = sorted(set(results) - set(known))
     if unknown:
         raise DomainError("subscription_template_unknown", f"未知的消息模板：{unknown[0]}。")
@@ -85,7 +92,7 @@ async def record_wechat_subscriptions(
         statement = insert_into(session, WeChatSubscription).values(
             id=uuid.uuid4(),
             openid=citizen.wechat_openid,
-            template_id=template_id,
+            template_id=known[template_id],
             remaining=1 if accepted else 0,
             updated_at=now,
         )
@@ -100,13 +107,13 @@ async def record_wechat_subscriptions(
                 set_={"remaining": more if accepted else 0, "updated_at": now},
             )
         )
-    return await wechat_subscriptions(session, principal)
+    return await wechat_subscriptions(session, principal, templates)
 
 
 async def take_wechat_subscription(
-    session: AsyncSession, *, phone: str, template_id: str, now: datetime
+    session: AsyncSession, *, phone: str, template: str, now: datetime
 ) -> str | None:
-    """The openid to send one ``template_id`` message to the citizen who holds ``phone``,
+    """The openid to send one ``template`` message to the citizen who holds ``phone``,
     using up one of their consents; None when they have none left (or no WeChat login)."""
     openid = await session.scalar(
         select(Citizen.wechat_openid).where(
@@ -119,7 +126,7 @@ async def take_wechat_subscription(
         update(WeChatSubscription)
         .where(
             WeChatSubscription.openid == openid,
-            WeChatSubscription.template_id == template_id,
+            WeChatSubscription.template_id == template,
             WeChatSubscription.remaining > 0,
         )
         .values(remaining=WeChatSubscription.remaining - 1, updated_at=now)

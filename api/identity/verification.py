@@ -18,7 +18,7 @@ from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.core.validators import ID_TYPE_LABELS, IdType, checked_id_document
 from api.identity import schemas
-from api.identity.clients import FaceClient, IdCheckClient
+from api.identity.face_providers import FaceCheck, FaceOutcome, IdCheck
 from api.identity.models import (
     Citizen,
     FaceSession,
@@ -37,7 +37,7 @@ FACE_TTL = timedelta(minutes=7)
 async def submit_real_name(
     session: AsyncSession,
     keys: ServiceKeys,
-    idcheck: IdCheckClient,
+    idcheck: IdCheck,
     principal: Principal,
     *,
     name: str,
@@ -79,10 +79,13 @@ async def submit_real_name(
 
 
 def _face_answer(face: FaceSession, citizen: Citizen) -> schemas.FaceSessionAnswer:
+    pending = face.status is FaceStatus.pending
     return schemas.FaceSessionAnswer(
         id=face.id,
         status=face.status,
-        url=face.url if face.status is FaceStatus.pending else None,
+        url=(face.url or None) if pending else None,
+        token=face.biz_token if pending else None,
+        sdk=face.sdk,
         expires_at=face.expires_at,
         reason=face.reason,
         identity_level=citizen.identity_level,
@@ -92,7 +95,7 @@ def _face_answer(face: FaceSession, citizen: Citizen) -> schemas.FaceSessionAnsw
 async def start_face_session(
     session: AsyncSession,
     keys: ServiceKeys,
-    face: FaceClient,
+    face: FaceCheck,
     principal: Principal,
     *,
     redirect_url: str,
@@ -102,13 +105,16 @@ async def start_face_session(
     if citizen.id_number_encrypted is None or citizen.name is None:
         raise DomainError("real_name_required", "请先完成实名认证。")
     id_number = keys.pii.decrypt(citizen.id_number_encrypted, field=ID_NUMBER_FIELD)
-    biz_token, url = await face.start(
-        id_number=id_number, name=citizen.name, redirect_url=redirect_url
+    started = await face.start(
+        id_number=id_number, name=citizen.name, redirect_url=redirect_url,
+        openid=citizen.wechat_openid,
     )
     row = FaceSession(
         citizen_id=citizen.id,
-        biz_token=biz_token,
-        url=url,
+        biz_token=started.token,
+        url=started.url,
+        reference=started.reference,
+        sdk=started.sdk,
         status=FaceStatus.pending,
         created_at=now,
         expires_at=now + FACE_TTL,
@@ -121,7 +127,7 @@ async def start_face_session(
 async def face_session_result(
     session: AsyncSession,
     keys: ServiceKeys,
-    face: FaceClient,
+    face: FaceCheck,
     principal: Principal,
     *,
     face_session_id: uuid.UUID,
@@ -138,15 +144,29 @@ async def face_session_result(
         raise DomainError.not_found("人脸核身记录")
     if row.status is not FaceStatus.pending:
         return _face_answer(row, citizen)
-    if now >= row.expires_at:
-        row.status, row.completed_at, row.reason = FaceStatus.expired, now, "expired"
-        await session.flush()
+    assert citizen.id_number_encrypted is not None and citizen.name is not None
+    # The provider is asked first, also after our deadline: someone who finished at 6:59
+    # and comes back at 7:01 has passed; only an unfinished check expires.
+    result = await face.result(
+        row.biz_token,
+        reference=row.reference,
+        id_number=keys.pii.decrypt(citizen.id_number_encrypted, field=ID_NUMBER_FIELD),
+        name=citizen.name,
+        openid=citizen.wechat_openid,
+    )
+    if result.status == "pending" and now < row.expires_at:
         return _face_answer(row, citizen)
-    result = await face.result(row.biz_token)
-    if result.status == "pending":
-        return _face_answer(row, citizen)
+    _record_face_outcome(keys, row, citizen, result, now)
+    await session.flush()
+    return _face_answer(row, citizen)
+
+
+def _record_face_outcome(
+    keys: ServiceKeys, row: FaceSession, citizen: Citizen, result: FaceOutcome, now: datetime
+) -> None:
     row.completed_at = now
     if result.status == "passed":
+        # The provider's own word on whose face it was must be this citizen's identity.
         same_person = (
             citizen.id_number_index is not None
             and result.id_number
@@ -159,12 +179,10 @@ async def face_session_result(
             citizen.face_verified_at = now
         else:
             row.status, row.reason = FaceStatus.failed, "identity_mismatch"
-    elif result.status == "expired":
+    elif result.status in ("expired", "pending"):
         row.status, row.reason = FaceStatus.expired, "expired"
     else:
         row.status, row.reason = FaceStatus.failed, "face_mismatch"
-    await session.flush()
-    return _face_answer(row, citizen)
 
 
 @dataclass(frozen=True)

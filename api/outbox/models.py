@@ -24,6 +24,7 @@ class OutboxMessage(HasId, Base):
     __table_args__ = (
         Index("ix_outbox_messages_due", "status", "next_attempt_at"),
         Index("ix_outbox_messages_recipient_sent", "recipient_phone", "sent_at"),
+        Index("ix_outbox_messages_provider_id", "provider_id"),
     )
 
     # (event, recipient, template): the same event never messages the same person twice.
@@ -49,6 +50,12 @@ class OutboxMessage(HasId, Base):
     note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # A send that may have reached the provider (a timeout): since when its outcome is
+    # unknown. The worker asks the provider before any resend (neither de-duplicates).
+    outcome_unknown_since: Mapped[datetime | None]
+    # The handset's receipt, from the provider's callback or a status query.
+    delivery_status: Mapped[str | None] = mapped_column(String(16))  # delivered, failed
+    delivered_at: Mapped[datetime | None]
 
 
 class DeliveryAttempt(HasId, Base):
@@ -58,7 +65,8 @@ class DeliveryAttempt(HasId, Base):
     attempt: Mapped[int] = mapped_column(Integer)
     worker: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
-    outcome: Mapped[str] = mapped_column(String(16))  # sent, retry, dead, manual_retry
+    outcome: Mapped[str] = mapped_column(String(16))  # sent, retry, unknown, dead, manual_retry,
+    # delivered, undelivered (receipts)
     error_code: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(500))
     at: Mapped[datetime]

@@ -97,12 +97,9 @@ async def enqueue_to_person(
         session, keys, template=template, params=params, dedupe_key=dedupe_key, now=now,
         phone=phone, company_id=company_id, contract_id=contract_id,
     )
-    wechat = TEMPLATES[template].wechat
-    if queued is None or wechat is None:
+    if queued is None or TEMPLATES[template].wechat is None:
         return queued
-    openid = await take_wechat_subscription(
-        session, phone=phone, template_id=wechat.template_id, now=now
-    )
+    openid = await take_wechat_subscription(session, phone=phone, template=template, now=now)
     if openid is not None:
         await enqueue(
             session, keys, template=template, params=params, dedupe_key=f"{dedupe_key}:wechat",
@@ -174,6 +171,8 @@ class ClaimedMessage:
     params: dict[str, Any]
     recipient: Recipient
     attempt: int
+    # Set when an earlier send may have reached the provider: ask before sending again.
+    unknown_since: datetime | None = None
 
 
 async def claim(
@@ -221,6 +220,10 @@ async def claim(
         message.locked_by = worker
         message.locked_until = now + lease
         message.attempts += 1
+        # Until an outcome is recorded, this send may have reached the provider: if this
+        # worker dies, whoever claims the message next looks it up before sending.
+        unknown_since = message.outcome_unknown_since
+        message.outcome_unknown_since = unknown_since or now
         assert message.params_encrypted is not None
         claimed.append(
             ClaimedMessage(
@@ -231,6 +234,7 @@ async def claim(
                 ),
                 recipient=Recipient(phone=message.recipient_phone, openid=message.recipient_openid),
                 attempt=message.attempts,
+                unknown_since=unknown_since,
             )
         )
     await session.flush()
@@ -307,6 +311,7 @@ async def record_sent(
     message.note = delivered.note or None
     message.locked_until = None
     message.params_encrypted = None  # nothing secret outlives its delivery
+    message.outcome_unknown_since = None
     session.add(
         DeliveryAttempt(
             message_id=message_id,
@@ -334,10 +339,15 @@ async def record_failed(
     message = await _owned(session, message_id, worker)
     if message is None:
         return None
-    give_up = not failure.retryable or message.attempts >= policy.max_attempts
+    # A send whose outcome is unknown is not an attempt used up: it waits to be looked up.
+    give_up = not failure.retryable or (
+        message.attempts >= policy.max_attempts and not failure.unknown
+    )
     message.status = MessageStatus.dead if give_up else MessageStatus.pending
     message.locked_until = None
     message.last_error = f"{failure.channel}:{failure.code} {failure.detail}"[:500]
+    if not failure.unknown:
+        message.outcome_unknown_since = None  # the provider said: it was not sent
     if not give_up:
         message.next_attempt_at = now + policy.delay(message.attempts)
     session.add(
@@ -346,7 +356,7 @@ async def record_failed(
             attempt=message.attempts,
             worker=worker,
             channel=failure.channel,
-            outcome="dead" if give_up else "retry",
+            outcome="dead" if give_up else ("unknown" if failure.unknown else "retry"),
             error_code=failure.code[:64],
             detail=failure.detail[:500] or None,
             at=now,

@@ -3,7 +3,9 @@
 It runs inside the API process for the embedded default (``create_app`` starts it) and as
 ``wangqian worker`` beside several API nodes. Every step is its own short transaction, so a
 crash at any point loses nothing: a claimed message whose worker died is claimed again
-when its lease runs out, and the SMS gateway recognises the retry by the message id.
+when its lease runs out. SMS providers do not de-duplicate, so a message claimed again
+after its worker died is looked up with the provider (by the message id it carries)
+before it is sent again.
 """
 
 from __future__ import annotations
@@ -19,9 +21,8 @@ from api.core.clock import Clock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.outbox import service
+from api.outside import OutsideServices
 from notifications.delivery import Delivered, DeliveryFailedError, Dispatcher, RetryPolicy
-from notifications.sms import SmsChannel
-from notifications.wechat import WeChatSubscribeChannel
 
 log = logging.getLogger("wangqian.outbox")
 
@@ -63,8 +64,8 @@ class OutboxWorker:
 
         One transaction claims a batch, the sends run concurrently (a slow gateway call
         does not hold up the others), and one transaction records every outcome. If that
-        last one is lost, the lease runs out and the batch goes again; the gateway knows
-        each message id and does not deliver it twice.
+        last one is lost, the lease runs out and the batch is claimed again, and each of
+        its messages is looked up with the provider before it is sent again.
         """
         async with self.database.writer() as session, session.begin():
             claimed = await service.claim(
@@ -84,7 +85,12 @@ class OutboxWorker:
             async with gate:
                 try:
                     return await self.dispatcher.deliver(
-                        str(message.id), message.template, message.params, message.recipient
+                        str(message.id),
+                        message.template,
+                        message.params,
+                        message.recipient,
+                        unknown_since=message.unknown_since,
+                        now=self.clock.now(),
                     )
                 except DeliveryFailedError as failure:
                     return failure
@@ -177,11 +183,9 @@ def build_worker(
     keys: ServiceKeys,
     clock: Clock,
     *,
-    sms: SmsChannel,
-    wechat: WeChatSubscribeChannel | None,
+    outside: OutsideServices,
     name: str | None = None,
     periodic: Sequence[Callable[[], Awaitable[object]]] = (),
 ) -> OutboxWorker:
-    return OutboxWorker(
-        database, Dispatcher(sms, wechat), keys, clock, name=name, periodic=periodic
-    )
+    dispatcher = Dispatcher(outside.sms, outside.wechat_messages, outside.wechat_templates)
+    return OutboxWorker(database, dispatcher, keys, clock, name=name, periodic=periodic)

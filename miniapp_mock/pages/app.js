@@ -8,8 +8,9 @@
   var PENDING = "wq.pendingScene";
   var FACE = "wq.faceSession";
   var WX_USER = "wq.wechatUser";  // the mock WeChat user, for the mock wx APIs
-  // The news a buyer can ask for after signing (a mini program's configured tmplIds).
-  var AFTER_SIGNING = ["tmpl_contract_signed", "tmpl_payment_arrived"];
+  // The news a buyer can ask for after signing (our template keys; the API gives each
+  // its template id, which is the mini program's own, configured in its WeChat console).
+  var AFTER_SIGNING = ["contract_signed", "down_payment_arrived"];
   var view = document.getElementById("view");
   var titleEl = document.getElementById("title");
   var whoEl = document.getElementById("who");
@@ -703,10 +704,10 @@
   /* wx.requestSubscribeMessage, played by the page: WeChat's own sheet lists the messages
    * and the user allows or cancels; WeChat records the choice (the mock here), and the
    * mini program tells our server, which then may send one message per "allow". */
-  function askSubscription(templateIds) {
+  function askSubscription(keys) {
     api("GET", "/api/v1/me/wechat-subscriptions").then(function (offered) {
       var titles = (offered.subscriptions || []).filter(function (t) {
-        return templateIds.indexOf(t.template_id) >= 0;
+        return keys.indexOf(t.key) >= 0;
       });
       var sheet = document.createElement("div");
       sheet.className = "sheet";
@@ -728,7 +729,7 @@
           return api("POST", "/api/v1/me/wechat-subscriptions", { results: wx });
         }).then(function (now) {
           var on = (now.subscriptions || []).filter(function (t) {
-            return templateIds.indexOf(t.template_id) >= 0 && t.remaining > 0;
+            return keys.indexOf(t.key) >= 0 && t.remaining > 0;
           });
           document.getElementById("subscribe-msg").innerHTML = on.length ?
             '<p class="ok" id="subscribed">已订阅：' + on.map(function (t) { return esc(t.title); }).join("、") + "</p>" :

@@ -226,7 +226,7 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
             break
         time.sleep(0.2)
     assert [(m["template_id"], m["data"]["character_string2"]["value"]) for m in sent] == [
-        ("tmpl_contract_signed", number)
+        ("mock-contract-signed", number)
     ]
 
     for page in pages.values():

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from miniapp_mock.app import MockSettings, create_mock_app
 from tests.miniapp_mock.helpers import ZHANG_ID, FakeClock
+from tests.notifications.sms_rig import mock_settings
 
 
 @pytest.fixture
 def settings() -> MockSettings:
-    return MockSettings(
-        sms_access_key="sms-ak",
-        sms_secret="sms-secret",
+    return msgspec.structs.replace(
+        mock_settings(wechat_templates={
+            "tmpl-signed": ["thing1", "character_string2", "amount3", "time4"],
+            "tmpl-paid": ["thing1", "amount2"],
+        }),
         wechat_appid="wx0123456789abcdef",
         wechat_secret="wechat-secret",
-        idcheck_key="idcheck-key",
-        face_key="face-key",
         public_base_url="http://127.0.0.1:8000/mock",
         api_public_base="http://127.0.0.1:8000",
         people={ZHANG_ID: "张三", "110101198001010010": "李四"},

@@ -1,176 +1,152 @@
-"""Mock identity provider (name + ID number) and mock face verification."""
+"""The mock Tencent Cloud FaceID (real-name check and H5 face check), driven through our
+own clients over its TC3-signed protocol, in process."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+import pytest
 from litestar import Litestar
-from litestar.testing import TestClient
 
+from api.core.errors import DomainError
+from api.identity.face_providers import (
+    FACEID_VERSION,
+    TencentCloud,
+    TencentFaceId,
+    TencentIdCheck,
+)
+from miniapp_mock.app import MockSettings
 from tests.miniapp_mock.helpers import ZHANG_ID, FakeClock
 
-Client = TestClient[Litestar]
-ID_AUTH = {"Authorization": "Bearer idcheck-key"}
-FACE_AUTH = {"Authorization": "Bearer face-key"}
-REDIRECT = "http://127.0.0.1:8000/miniapp/face-done?session=s1"
+REDIRECT = "http://127.0.0.1:8000/api/v1/auth/face-return"
 
 
-def idcheck(client: Client, name: str, id_number: str, headers: dict[str, str] = ID_AUTH) -> Any:
-    return client.post(
-        "/idcheck/verify", json={"name": name, "id_number": id_number}, headers=headers
+@pytest.fixture
+async def http(mock_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=mock_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+        yield client
+
+
+def faceid(http: httpx.AsyncClient, settings: MockSettings, clock: FakeClock, *,
+           key: str | None = None) -> TencentCloud:
+    return TencentCloud(
+        "http://mock/faceid", settings.faceid_secret_id, key or settings.faceid_secret_key,
+        "faceid", FACEID_VERSION, "ap-guangzhou", http, lambda: clock().timestamp(),
     )
 
 
-def test_idcheck_results(client: Client) -> None:
-    answer = idcheck(client, "张三", ZHANG_ID).json()
-    assert answer["result"] == "match" and answer["request_id"]
-    assert idcheck(client, "张三", ZHANG_ID.lower()).json()["result"] == "match"
-    assert idcheck(client, "张四", ZHANG_ID).json()["result"] == "mismatch"
-    assert idcheck(client, "张三", "440101199001011234").json()["result"] == "not_found"
+async def test_idcheck_results(http: httpx.AsyncClient, settings: MockSettings,
+                               clock: FakeClock) -> None:
+    check = TencentIdCheck(faceid(http, settings, clock))
+    assert await check.verify("张三", ZHANG_ID) == "match"
+    assert await check.verify("张三", ZHANG_ID.lower()) == "match"
+    assert await check.verify("张四", ZHANG_ID) == "mismatch"
+    assert await check.verify("张三", "440101199001011234") == "not_found"
 
 
-def test_idcheck_needs_the_key(client: Client) -> None:
-    response = idcheck(client, "张三", ZHANG_ID, {"Authorization": "Bearer nope"})
-    assert response.status_code == 401
-    assert idcheck(client, "张三", ZHANG_ID, {}).status_code == 401
+async def test_provider_errors_are_retried_and_never_a_match(
+    http: httpx.AsyncClient, settings: MockSettings, clock: FakeClock, mock_app: Litestar
+) -> None:
+    check = TencentIdCheck(faceid(http, settings, clock))
+    await http.post("/faceid/faults", json={"result": "-4", "count": 2})
+    assert await check.verify("张三", ZHANG_ID) == "match"  # the third try answers
+    await http.post("/faceid/faults", json={"result": "-6", "count": 3})
+    with pytest.raises(DomainError) as down:
+        await check.verify("张三", ZHANG_ID)
+    assert down.value.code == "idcheck_unavailable"
+    assert mock_app.state.mock_services.faceid.calls.count("IdCardVerification") == 6
 
 
-def test_people_can_be_added(client: Client) -> None:
+async def test_a_wrong_key_is_refused(http: httpx.AsyncClient, settings: MockSettings,
+                                      clock: FakeClock) -> None:
+    api = faceid(http, settings, clock, key="wrong")
+    answer = await api.call("IdCardVerification", {"IdCard": ZHANG_ID, "Name": "张三"})
+    assert answer["Error"]["Code"] == "AuthFailure.SignatureFailure"
+    with pytest.raises(DomainError):
+        await TencentIdCheck(api).verify("张三", ZHANG_ID)
+    unsigned = await http.post("/faceid", json={"IdCard": ZHANG_ID, "Name": "张三"},
+                               headers={"X-TC-Action": "IdCardVerification"})
+    assert unsigned.json()["Response"]["Error"]["Code"] == "AuthFailure.InvalidAuthorization"
+
+
+async def test_people_can_be_added(http: httpx.AsyncClient, settings: MockSettings,
+                                   clock: FakeClock) -> None:
     new = "440101199001011234"
-    response = client.post(
-        "/idcheck/people", json={"name": "王五", "id_number": new}, headers=ID_AUTH
-    )
-    assert response.status_code == 200
-    assert idcheck(client, "王五", new).json()["result"] == "match"
-    refused = client.post("/idcheck/people", json={"name": "x", "id_number": "1"})
-    assert refused.status_code == 401
+    assert (await http.post("/faceid/people", json={"name": "王五", "id_number": new})).is_success
+    assert await TencentIdCheck(faceid(http, settings, clock)).verify("王五", new) == "match"
 
 
-def start_face(
-    client: Client, name: str = "张三", id_number: str = ZHANG_ID, redirect_url: str = REDIRECT
-) -> dict[str, Any]:
-    response = client.post(
-        "/face/detect-auth",
-        headers=FACE_AUTH,
-        json={"id_number": id_number, "name": name, "redirect_url": redirect_url},
-    )
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def detect_info(client: Client, token: str) -> dict[str, Any]:
-    response = client.post("/face/get-detect-info", json={"biz_token": token}, headers=FACE_AUTH)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def press(client: Client, token: str, result: str) -> Any:
-    return client.post(
-        "/face/page/complete", data={"biz_token": token, "result": result}, follow_redirects=False
-    )
-
-
-def test_face_pass_flow(client: Client) -> None:
-    started = start_face(client)
-    token = started["biz_token"]
-    assert started["url"] == f"http://127.0.0.1:8000/mock/face/page?biz_token={token}"
-    assert detect_info(client, token)["status"] == "pending"
-
-    page = client.get("/face/page", params={"biz_token": token})
+async def press(http: httpx.AsyncClient, url: str, result: str) -> httpx.Response:
+    token = parse_qs(urlsplit(url).query)["biz_token"][0]
+    page = await http.get("/face/page", params={"biz_token": token})
     assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert "开始人脸核身" in page.text and 'name="viewport"' in page.text
-    assert ZHANG_ID not in page.text  # masked on the page
-
-    response = press(client, token, "pass")
-    assert response.status_code == 303
-    location = urlsplit(response.headers["location"])
-    assert location.netloc == "127.0.0.1:8000" and location.path == "/miniapp/face-done"
-    assert parse_qs(location.query) == {"session": ["s1"], "biz_token": [token]}
-
-    info = detect_info(client, token)
-    assert info == {"status": "passed", "id_number": ZHANG_ID, "name": "张三", "similarity": 93.5}
+    return await http.post("/face/page/complete", data={"biz_token": token, "result": result})
 
 
-def test_face_fail_button(client: Client) -> None:
-    token = start_face(client)["biz_token"]
-    assert press(client, token, "fail").status_code == 303
-    info = detect_info(client, token)
-    assert info["status"] == "failed" and info["similarity"] < 70
+def face(http: httpx.AsyncClient, settings: MockSettings, clock: FakeClock) -> TencentFaceId:
+    return TencentFaceId(faceid(http, settings, clock), settings.face_rule_id)
 
 
-def test_first_result_wins(client: Client) -> None:
-    token = start_face(client)["biz_token"]
-    press(client, token, "fail")
-    press(client, token, "pass")
-    assert detect_info(client, token)["status"] == "failed"
-    assert "未通过" in client.get("/face/page", params={"biz_token": token}).text
+async def outcome(check: TencentFaceId, token: str, name: str = "张三") -> object:
+    return await check.result(token, reference="", id_number=ZHANG_ID, name=name, openid=None)
 
 
-def test_unregistered_person_cannot_pass(client: Client) -> None:
-    token = start_face(client, name="张四")["biz_token"]
-    assert "未在模拟身份库中登记" in client.get("/face/page", params={"biz_token": token}).text
-    press(client, token, "pass")
-    assert detect_info(client, token)["status"] == "failed"
+async def test_face_pass_and_fail(http: httpx.AsyncClient, settings: MockSettings,
+                                  clock: FakeClock) -> None:
+    check = face(http, settings, clock)
+    started = await check.start(id_number=ZHANG_ID, name="张三", redirect_url=REDIRECT,
+                                openid=None)
+    assert started.sdk == "tencent_faceid" and started.url.startswith("http://127.0.0.1:8000/mock/face/page?")
+    assert (await outcome(check, started.token)).status == "pending"  # type: ignore[attr-defined]
+    done = await press(http, started.url, "pass")
+    assert done.status_code == 303
+    assert done.headers["location"] == f"{REDIRECT}?token={started.token}"
+    passed = await outcome(check, started.token)
+    assert passed.status == "passed" and passed.id_number == ZHANG_ID  # type: ignore[attr-defined]
+    assert passed.similarity == 93.5  # type: ignore[attr-defined]  # Sim, a string, as a number
+
+    again = await check.start(id_number=ZHANG_ID, name="张三", redirect_url=REDIRECT, openid=None)
+    await press(http, again.url, "fail")
+    await press(http, again.url, "pass")  # the first answer wins
+    failed = await outcome(check, again.token)
+    assert failed.status == "failed" and failed.code == "2004"  # type: ignore[attr-defined]
 
 
-def test_token_expires_after_seven_minutes(client: Client, clock: FakeClock) -> None:
-    token = start_face(client)["biz_token"]
-    clock.advance(minutes=6, seconds=59)
-    assert detect_info(client, token)["status"] == "pending"
-    clock.advance(seconds=1)
-    assert detect_info(client, token)["status"] == "expired"
-    assert "已过期" in client.get("/face/page", params={"biz_token": token}).text
-    # Pressing pass after expiry records nothing.
-    assert press(client, token, "pass").status_code == 303
-    assert detect_info(client, token)["status"] == "expired"
+async def test_an_unregistered_person_cannot_pass(http: httpx.AsyncClient, settings: MockSettings,
+                                                  clock: FakeClock) -> None:
+    check = face(http, settings, clock)
+    started = await check.start(id_number=ZHANG_ID, name="张四", redirect_url=REDIRECT,
+                                openid=None)
+    token = parse_qs(urlsplit(started.url).query)["biz_token"][0]
+    page = await http.get("/face/page", params={"biz_token": token})
+    assert "未在模拟身份库中登记" in page.text
+    await press(http, started.url, "pass")
+    assert (await outcome(check, started.token, "张四")).status == "failed"  # type: ignore[attr-defined]
 
 
-def test_result_completed_in_time_survives_expiry(client: Client, clock: FakeClock) -> None:
-    token = start_face(client)["biz_token"]
-    press(client, token, "pass")
-    clock.advance(minutes=30)
-    assert detect_info(client, token)["status"] == "passed"
+async def test_an_unfinished_token_expires(http: httpx.AsyncClient, settings: MockSettings,
+                                           clock: FakeClock) -> None:
+    check = face(http, settings, clock)
+    started = await check.start(id_number=ZHANG_ID, name="张三", redirect_url=REDIRECT,
+                                openid=None)
+    clock.advance(minutes=31)
+    assert (await outcome(check, started.token)).status == "expired"  # type: ignore[attr-defined]
+    await press(http, started.url, "pass")  # too late: nothing is recorded
+    assert (await outcome(check, started.token)).status == "expired"  # type: ignore[attr-defined]
 
 
-def test_face_api_needs_the_key(client: Client) -> None:
-    response = client.post(
-        "/face/detect-auth", json={"id_number": ZHANG_ID, "name": "张三", "redirect_url": REDIRECT}
-    )
-    assert response.status_code == 401
-    token = start_face(client)["biz_token"]
-    response = client.post(
-        "/face/get-detect-info",
-        json={"biz_token": token},
-        headers={"Authorization": "Bearer idcheck-key"},
-    )
-    assert response.status_code == 401
-
-
-def test_unknown_token(client: Client) -> None:
-    response = client.post("/face/get-detect-info", json={"biz_token": "nope"}, headers=FACE_AUTH)
-    assert response.status_code == 400
-    assert response.json()["code"] == "BIZ_TOKEN_INVALID"
-    assert client.get("/face/page", params={"biz_token": "nope"}).status_code == 404
-    assert press(client, "nope", "pass").status_code == 404
-
-
-def test_redirect_must_go_back_to_our_site(client: Client) -> None:
+async def test_redirect_must_go_back_to_our_site(http: httpx.AsyncClient, settings: MockSettings,
+                                                 clock: FakeClock) -> None:
+    api = faceid(http, settings, clock)
     for url in ("https://evil.example/steal", "javascript:alert(1)", "/relative"):
-        response = client.post(
-            "/face/detect-auth",
-            headers=FACE_AUTH,
-            json={"id_number": ZHANG_ID, "name": "张三", "redirect_url": url},
-        )
-        assert response.status_code == 400, url
-        assert response.json()["code"] == "REDIRECT_URL_INVALID"
-
-
-def test_client_cannot_set_the_result_through_the_api(client: Client) -> None:
-    token = start_face(client)["biz_token"]
-    response = client.post(
-        "/face/get-detect-info", headers=FACE_AUTH, json={"biz_token": token, "status": "passed"}
-    )
-    assert response.status_code == 400
-    assert detect_info(client, token)["status"] == "pending"
+        answer = await api.call("DetectAuth", {"RuleId": "1", "IdCard": ZHANG_ID, "Name": "张三",
+                                               "RedirectUrl": url})
+        assert answer["Error"]["Code"] == "InvalidParameterValue", url
+    wrong_rule = await api.call("DetectAuth", {"RuleId": "9", "IdCard": ZHANG_ID, "Name": "张三"})
+    assert wrong_rule["Error"]["Code"] == "InvalidParameterValue.RuleIdNotExist"
+    unknown = await api.call("GetDetectInfoEnhanced", {"BizToken": "nope", "RuleId": "1"})
+    assert unknown["Error"]["Code"] == "InvalidParameterValue.BizTokenIllegal"
+    assert (await http.get("/face/page", params={"biz_token": "nope"})).status_code == 404

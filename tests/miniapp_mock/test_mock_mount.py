@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urljoin
 
+import msgspec
 from litestar import Litestar
 from litestar.handlers import asgi
 from litestar.testing import TestClient
 from litestar.types import Receive, Scope, Send
 
 from miniapp_mock.app import MockServices, MockSettings, create_mock_app
+from notifications import tc3
 
 
 def test_mounted_under_mock(settings: MockSettings) -> None:
@@ -34,15 +37,15 @@ def test_mounted_under_mock(settings: MockSettings) -> None:
         assert "openid" in answer
         assert client.get("/mock/sms/inbox", params={"phone": "13800000000"}).json() == []
 
-        started = client.post(
-            "/mock/face/detect-auth",
-            headers={"Authorization": f"Bearer {settings.face_key}"},
-            json={
-                "id_number": "44010119900101123X",
-                "name": "张三",
-                "redirect_url": "http://127.0.0.1:8000/miniapp/",
-            },
-        ).json()
+        body = msgspec.json.encode({"RuleId": "1", "IdCard": "44010119900101123X",
+                                    "Name": "张三", "RedirectUrl": "http://127.0.0.1:8000/miniapp/"})
+        headers = tc3.signed_headers(
+            settings.faceid_secret_id, settings.faceid_secret_key, service="faceid",
+            host="testserver.local", action="DetectAuth", version="2018-03-01",
+            region="ap-guangzhou", timestamp=int(time.time()), payload=body,
+        )
+        started = client.post("/mock/faceid", content=body, headers=headers).json()["Response"]
+        started = {"url": started["Url"], "biz_token": started["BizToken"]}
         page_path = started["url"].removeprefix("http://127.0.0.1:8000")
         assert page_path.startswith("/mock/face/page?")
         page = client.get(page_path)

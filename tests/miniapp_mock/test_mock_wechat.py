@@ -117,18 +117,57 @@ def test_login_needs_a_user(client: Client) -> None:
     assert client.post("/wechat/login", json={"user": "a", "x": 1}).status_code == 400
 
 
-def _send(client: Client, openid: str, template_id: str = "tmpl_contract_signed") -> int:
-    token = client.get(
-        "/wechat/cgi-bin/token",
-        params={"grant_type": "client_credential", "appid": APPID, "secret": "wechat-secret"},
+def _stable_token(client: Client, **extra: object) -> str:
+    return client.post(
+        "/wechat/cgi-bin/stable_token",
+        json={"grant_type": "client_credential", "appid": APPID, "secret": "wechat-secret",
+              **extra},
     ).json()["access_token"]
+
+
+def _send(
+    client: Client, openid: str, template_id: str = "tmpl-signed",
+    data: dict[str, str] | None = None,
+) -> int:
     answer = client.post(
         "/wechat/cgi-bin/message/subscribe/send",
-        params={"access_token": token},
-        json={"touser": openid, "template_id": template_id, "data": {"thing1": {"value": "x"}}},
+        params={"access_token": _stable_token(client)},
+        json={"touser": openid, "template_id": template_id,
+              "data": {k: {"value": v} for k, v in (data or {"thing1": "明湖花园"}).items()}},
     )
     assert answer.status_code == 200
     return answer.json()["errcode"]
+
+
+def test_the_stable_token_is_shared_and_a_plain_token_retires_the_others(client: Client) -> None:
+    first = _stable_token(client)
+    assert _stable_token(client) == first  # another worker gets the same token
+    plain = client.get(
+        "/wechat/cgi-bin/token",
+        params={"grant_type": "client_credential", "appid": APPID, "secret": "wechat-secret"},
+    ).json()["access_token"]
+    assert plain != first
+    refused = client.post("/wechat/cgi-bin/message/subscribe/send", params={"access_token": first},
+                          json={"touser": "x", "template_id": "tmpl-signed", "data": {}})
+    assert refused.json()["errcode"] == 40001
+    assert _stable_token(client, force_refresh=True) != plain
+    wrong = client.post("/wechat/cgi-bin/stable_token",
+                        json={"grant_type": "client_credential", "appid": APPID, "secret": "x"})
+    assert wrong.json()["errcode"] == 40125
+
+
+def test_template_ids_and_values_follow_the_mini_programs_templates(client: Client) -> None:
+    openid = session(client, login(client, "dave"))["openid"]
+    assert _send(client, openid, "tmpl_contract_signed") == 40037  # not this mini program's
+    for _ in range(6):
+        client.post("/wechat/subscriptions",
+                    json={"openid": openid, "template_id": "tmpl-signed", "accept": True})
+    for bad in ({"thing1": "甲" * 21}, {"amount3": "300000.00"}, {"time4": "11月24日 24:00"},
+                {"character_string2": "YS 2026/1"}, {"thing9": "x"}, {"thing1": ""}):
+        assert _send(client, openid, data=bad) == 47003, bad
+    good = {"thing1": "明湖花园", "character_string2": "YS2026000123",
+            "amount3": "¥300000.00", "time4": "11月24日 23:59"}
+    assert _send(client, openid, data=good) == 0
 
 
 def test_subscriptions_are_one_time(client: Client) -> None:
@@ -138,26 +177,26 @@ def test_subscriptions_are_one_time(client: Client) -> None:
         "/wechat/subscribe/request",
         json={
             "user": "carol",
-            "results": {"tmpl_contract_signed": "accept", "tmpl_payment_arrived": "reject"},
+            "results": {"tmpl-signed": "accept", "tmpl-paid": "reject"},
         },
     )
     assert tapped.json() == {
         "errMsg": "requestSubscribeMessage:ok",
-        "tmpl_contract_signed": "accept",
-        "tmpl_payment_arrived": "reject",
+        "tmpl-signed": "accept",
+        "tmpl-paid": "reject",
     }
-    assert _send(client, openid, "tmpl_payment_arrived") == 43101
+    assert _send(client, openid, "tmpl-paid") == 43101
     assert _send(client, openid) == 0  # one "accept", one message
     assert _send(client, openid) == 43101
     delivered = client.get("/wechat/subscribe/messages", params={"openid": openid}).json()
-    assert [m["template_id"] for m in delivered] == ["tmpl_contract_signed"]
+    assert [m["template_id"] for m in delivered] == ["tmpl-signed"]
 
     client.post(
         "/wechat/subscriptions",
-        json={"openid": openid, "template_id": "tmpl_contract_signed", "accept": True},
+        json={"openid": openid, "template_id": "tmpl-signed", "accept": True},
     )
     client.post(
         "/wechat/subscriptions",
-        json={"openid": openid, "template_id": "tmpl_contract_signed", "accept": False},
+        json={"openid": openid, "template_id": "tmpl-signed", "accept": False},
     )
     assert _send(client, openid) == 43101  # turned off: what was allowed is gone

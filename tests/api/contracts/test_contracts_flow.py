@@ -261,5 +261,7 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     ).json()["genuine"] is True
 
     # The seal keeper's SMS code went to the seal keeper, bound to the order.
-    assert (await inbox(client, SEAL_KEEPER.phone))[0]["params"]["purpose"] == "合同盖章"
-    assert (await inbox(client, ZHANG.phone))[0]["params"]["purpose"] == "签署合同"
+    # Each purpose has its own verification-code template, which says what the code is for.
+    assert (await inbox(client, SEAL_KEEPER.phone))[0]["template"] == "seal_code"
+    assert "为网签合同盖章" in (await inbox(client, SEAL_KEEPER.phone))[0]["text"]
+    assert (await inbox(client, ZHANG.phone))[0]["template"] == "sign_code"

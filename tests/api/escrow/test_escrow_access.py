@@ -198,10 +198,9 @@ async def test_qr_and_mock_bank_page_pay_end_to_end(
         await mock_client.get("/api/v1/payment-notices/not-an-id/qr.png", headers=escrow.admin)
     ).status_code == 404
 
-    # The page the QR opens (its URL as the QR encodes it), then the pay button.
-    page_path = (
-        f"/mock/bank/pay?reference={notice['reference']}&amount_fen=12345&account={ACCOUNT_NUMBER}"
-    )
+    # The page the QR opens (its URL as the QR encodes it, signed), then the pay button.
+    page_path = notice["pay_url"].removeprefix("http://testserver")
+    assert f"reference={notice['reference']}&amount_fen=12345&account={ACCOUNT_NUMBER}&sig=" in page_path
     page = await mock_client.get(page_path)
     assert page.status_code == 200
     assert "确认支付" in page.text and "6222 **** **** 3445" in page.text

@@ -16,7 +16,7 @@ from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.demo import PEOPLE
 from api.identity import verification
-from api.identity.clients import FaceResult
+from api.identity.face_providers import FaceCheck, FaceOutcome, FaceStart
 from api.identity.models import Citizen, IdentityLevel, PrincipalKind
 from api.identity.principal import Principal
 from api.settings import Settings
@@ -342,6 +342,22 @@ async def test_a_failed_or_expired_face_check_changes_nothing(
     assert (await me(mock_client, token))["identity_level"] == "real_name"
 
 
+async def test_a_check_finished_in_time_counts_when_asked_after_the_deadline(
+    mock_client: httpx.AsyncClient, clock: MovableClock
+) -> None:
+    """Finished at 6:59, back at 7:01: the server asks the provider before it calls the
+    session expired, and the provider says passed."""
+    token = await real_named(mock_client, ZHANG)
+    face = (await mock_client.post("/api/v1/me/face-sessions", headers=bearer(token))).json()
+    assert face["token"] and face["sdk"] == "tencent_faceid"
+    clock.advance(timedelta(minutes=6, seconds=59))
+    await finish_face_page(mock_client, face["url"], "pass")
+    clock.advance(timedelta(seconds=2))
+    late = await mock_client.get(f"/api/v1/me/face-sessions/{face['id']}", headers=bearer(token))
+    assert late.json()["status"] == "passed"
+    assert (await me(mock_client, token))["identity_level"] == "face_verified"
+
+
 async def test_face_sessions_are_private(
     mock_client: httpx.AsyncClient, clock: MovableClock
 ) -> None:
@@ -355,16 +371,20 @@ async def test_face_sessions_are_private(
     assert bad.status_code == 404
 
 
-class _ProviderSays:
+class _ProviderSays(FaceCheck):
     """A face provider whose result names someone else (e.g. a swapped token)."""
 
-    def __init__(self, result: FaceResult) -> None:
+    def __init__(self, result: FaceOutcome) -> None:
         self.answer = result
 
-    async def start(self, *, id_number: str, name: str, redirect_url: str) -> tuple[str, str]:
-        return uuid.uuid4().hex, "https://face.example/page"
+    async def start(
+        self, *, id_number: str, name: str, redirect_url: str, openid: str | None
+    ) -> FaceStart:
+        return FaceStart(uuid.uuid4().hex, "https://face.example/page", "tencent_faceid")
 
-    async def result(self, biz_token: str) -> FaceResult:
+    async def result(
+        self, token: str, *, reference: str, id_number: str, name: str, openid: str | None
+    ) -> FaceOutcome:
         return self.answer
 
 
@@ -388,8 +408,8 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
         kind=PrincipalKind.citizen, session_id=uuid.uuid4(), citizen_id=citizen.id
     )
     for result in (
-        FaceResult(status="passed", id_number=LI.id_number, name=ZHANG.name),
-        FaceResult(status="passed", id_number=ZHANG.id_number, name=LI.name),
+        FaceOutcome(status="passed", id_number=LI.id_number, name=ZHANG.name),
+        FaceOutcome(status="passed", id_number=ZHANG.id_number, name=LI.name),
     ):
         provider = _ProviderSays(result)
         started = await verification.start_face_session(

@@ -20,7 +20,6 @@ from api.core.validators import ID_TYPE_LABELS, IdType
 from api.demo import PEOPLE
 from api.identity import verification
 from api.identity.models import Citizen
-from api.outside import mock_credentials
 from api.settings import Settings
 from signing.gb_codes import resident_id_check_char
 from signing.pii import id_number_index
@@ -56,11 +55,7 @@ async def register_person(
 ) -> None:
     """Put a person in the mock identity provider's registry (the stand-in for the
     database the real provider checks against)."""
-    response = await client.post(
-        "/mock/idcheck/people",
-        json={"name": name, "id_number": number},
-        headers=bearer(mock_credentials(settings).idcheck_key),
-    )
+    response = await client.post("/mock/faceid/people", json={"name": name, "id_number": number})
     assert response.status_code == 200, response.text
 
 

@@ -29,8 +29,8 @@ from tests.api.contracts.helpers import (
 from tests.api.contracts.helpers import create_issued as issue_order
 from tests.api.identity.helpers import bearer, login_phone, send_code, wechat_code
 
-SIGNED = "tmpl_contract_signed"
-ARRIVED = "tmpl_payment_arrived"
+SIGNED = "mock-contract-signed"
+ARRIVED = "mock-down-payment-arrived"
 
 
 async def _wechat_login(client: httpx.AsyncClient, user: str) -> str:

@@ -105,10 +105,8 @@ async def test_the_app_worker_delivers_and_a_dead_message_can_be_retried_by_an_a
     company = uuid.UUID(world["company"]["id"])
     message_id = await _enqueue(database, keys, clock, "to-die", company)
     worker = mock_app.state.outbox
-    # The gateway refuses the number for good: the message dies at once.
-    await mock_client.post(
-        "/mock/sms/faults", json={"next_code": "PHONE_BLACKLISTED", "status": 400}
-    )
+    # The provider refuses the number for good: the message dies at once.
+    await mock_client.post("/mock/sms/faults", json={"next_code": "isv.MOBILE_NUMBER_ILLEGAL"})
     assert await worker.run_once() == 0
     async with database.reader() as reader:
         message = await reader.get(OutboxMessage, message_id)

@@ -21,10 +21,11 @@ from api.db.engine import Database
 from api.outbox import service
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.worker import OutboxWorker
-from miniapp_mock.app import MockSettings, create_mock_app
+from api.outside import build_outside, mock_wechat_templates
+from miniapp_mock.app import create_mock_app
 from notifications.delivery import Dispatcher, RetryPolicy
-from notifications.sms import HttpSmsChannel
-from notifications.wechat import WeChatSubscribeChannel
+from notifications.wechat import WeChatSubscribeChannel, WeChatTokenSource
+from tests.notifications.sms_rig import LosesAnswers, aliyun, mock_settings
 
 SIGNED = {
     "estate": "明湖花园",
@@ -43,11 +44,12 @@ class Rig:
     worker: OutboxWorker
     dispatcher: Dispatcher
     http: httpx.AsyncClient
+    transport: LosesAnswers
 
     def inbox(self, phone: str = PHONE) -> list[Any]:
         return list(self.mock.state.mock_services.sms.inbox.get(phone, []))
 
-    async def fail_sms(self, count: int, code: str = "GATEWAY_BUSY", status: int = 503) -> None:
+    async def fail_sms(self, count: int, code: str = "isp.SYSTEM_ERROR", status: int = 200) -> None:
         response = await self.http.post(
             "http://mock/sms/faults", json={"next_code": code, "status": status, "count": count}
         )
@@ -63,28 +65,23 @@ class Rig:
 
 @pytest.fixture
 async def rig(database: Database, keys: ServiceKeys, clock: MovableClock) -> AsyncIterator[Rig]:
+    wechat_templates = mock_wechat_templates()
     mock = create_mock_app(
-        MockSettings(
-            sms_access_key="ak",
-            sms_secret="sms-secret",
-            wechat_appid="wxappid",
-            wechat_secret="wx-secret",
-            idcheck_key="k",
-            face_key="k",
+        mock_settings(
+            wechat_templates={t.template_id: list(t.data) for t in wechat_templates.values()}
         ),
         clock=clock.now,
     )
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=mock)) as http:
+    transport = LosesAnswers(httpx.ASGITransport(app=mock), lose=0)
+    async with httpx.AsyncClient(transport=transport) as http:
+        tokens = WeChatTokenSource("http://mock/wechat", "wx-test", "wx-test-secret", http)
         dispatcher = Dispatcher(
-            HttpSmsChannel(
-                "http://mock", "ak", "sms-secret", http, clock=lambda: clock.now().timestamp()
-            ),
-            WeChatSubscribeChannel("http://mock/wechat", "wxappid", "wx-secret", http),
+            aliyun(http, clock.now), WeChatSubscribeChannel(tokens), wechat_templates
         )
         worker = OutboxWorker(
             database, dispatcher, keys, clock, name="w1", policy=RetryPolicy(max_attempts=4)
         )
-        yield Rig(mock, worker, dispatcher, http)
+        yield Rig(mock, worker, dispatcher, http, transport)
 
 
 async def _enqueue(
@@ -119,7 +116,7 @@ async def test_a_committed_message_is_delivered_once_and_its_secrets_purged(
     assert await rig.worker.run_once() == 0
     inbox = rig.inbox()
     assert len(inbox) == 1
-    assert inbox[0].text.startswith("您好！尊敬的张三业主,您购买的明湖花园1栋301室已签订网签合同")
+    assert inbox[0].text.startswith("【网签测试】尊敬的张三，您购买的明湖花园，1栋，301室已签订网签合同")
     assert "合同编号为：YS2026000123" in inbox[0].text and "12345678" in inbox[0].text
     message = await _message(database, message_id)
     assert message.status == MessageStatus.sent and message.channel == "sms"
@@ -197,7 +194,7 @@ async def test_out_of_attempts_the_message_is_dead_until_staff_retry_it(
         clock.advance(timedelta(hours=1))
     message = await _message(database, message_id)
     assert message.status == MessageStatus.dead and message.attempts == 4
-    assert "GATEWAY_BUSY" in (message.last_error or "")
+    assert "isp.SYSTEM_ERROR" in (message.last_error or "")
     assert await rig.worker.run_once() == 0
     async with database.writer() as session, session.begin():
         await service.retry_dead(session, message_id, by="staff:陈管理", now=clock.now())
@@ -210,7 +207,7 @@ async def test_a_permanent_refusal_is_dead_at_once(
 ) -> None:
     message_id = await _enqueue(database, keys, clock)
     assert message_id is not None
-    await rig.fail_sms(1, code="PHONE_BLACKLISTED", status=400)
+    await rig.fail_sms(1, code="isv.MOBILE_NUMBER_ILLEGAL")
     await rig.worker.run_once()
     message = await _message(database, message_id)
     assert message.status == MessageStatus.dead and message.attempts == 1
@@ -334,7 +331,7 @@ async def test_wechat_first_and_sms_when_the_user_refused(
     for openid, accept in (("o-accepts", True), ("o-refuses", False)):
         await rig.http.post(
             "http://mock/wechat/subscriptions",
-            json={"openid": openid, "template_id": "tmpl_contract_signed", "accept": accept},
+            json={"openid": openid, "template_id": "mock-contract-signed", "accept": accept},
         )
     accepted = await _enqueue(database, keys, clock, dedupe_key="a", openid="o-accepts")
     refused = await _enqueue(
@@ -358,7 +355,7 @@ async def test_wechat_busy_without_a_phone_is_retried(
     rig.mock.state.mock_services.wechat.known_openids.add("o-only")
     await rig.http.post(
         "http://mock/wechat/subscriptions",
-        json={"openid": "o-only", "template_id": "tmpl_contract_signed", "accept": True},
+        json={"openid": "o-only", "template_id": "mock-contract-signed", "accept": True},
     )
     await rig.http.post("http://mock/wechat/subscribe/faults", json={"next_errcode": -1})
     message_id = await _enqueue(database, keys, clock, dedupe_key="w", openid="o-only", phone=None)
@@ -397,3 +394,121 @@ def test_enqueue_refuses_messages_without_a_recipient() -> None:
 
     with pytest.raises(ValueError, match="phone or an openid"):
         _asyncio.run(attempt())
+
+
+# ------------------------------------------------------------------ unknown outcomes
+
+
+async def _attempts(database: Database, message_id: uuid.UUID) -> list[tuple[str, str | None]]:
+    async with database.reader() as session:
+        rows = await session.scalars(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.message_id == message_id)
+            .order_by(DeliveryAttempt.at, DeliveryAttempt.attempt)
+        )
+        return [(row.outcome, row.error_code) for row in rows]
+
+
+async def test_a_timed_out_send_is_looked_up_not_sent_again(
+    rig: Rig, database: Database, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    """The contract password went out but its answer was lost: the worker asks Alibaba's
+    QuerySendDetails (by our OutId) and records the message as sent; nothing goes twice."""
+    message_id = await _enqueue(database, keys, clock)
+    assert message_id is not None
+    rig.transport.lose = 1
+    assert await rig.worker.run_once() == 0
+    message = await _message(database, message_id)
+    assert message.status == MessageStatus.pending and message.outcome_unknown_since is not None
+    clock.set(message.next_attempt_at)
+    assert await rig.worker.run_once() == 1
+    assert len(rig.inbox()) == 1
+    message = await _message(database, message_id)
+    assert message.status == MessageStatus.sent and message.outcome_unknown_since is None
+    assert "查询已受理" in (message.note or "")
+    assert await _attempts(database, message_id) == [("unknown", "TIMEOUT"), ("sent", None)]
+
+
+async def test_a_send_that_never_arrived_is_sent_after_the_provider_says_so(
+    rig: Rig, database: Database, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    message_id = await _enqueue(database, keys, clock)
+    assert message_id is not None
+
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("no route", request=request)
+
+    real = rig.transport.inner
+    rig.transport.inner = httpx.MockTransport(unreachable)
+    assert await rig.worker.run_once() == 0
+    rig.transport.inner = real
+    message = await _message(database, message_id)
+    clock.set(message.next_attempt_at)
+    assert await rig.worker.run_once() == 1  # QuerySendDetails: absent, so it is sent
+    assert len(rig.inbox()) == 1
+
+
+async def test_a_worker_that_died_mid_send_leaves_a_lookup_not_a_second_send(
+    rig: Rig, database: Database, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    message_id = await _enqueue(database, keys, clock)
+    assert message_id is not None
+    # The worker claimed it, sent it, and died before recording anything.
+    async with database.writer() as session, session.begin():
+        [claimed] = await service.claim(
+            session, keys, worker="dead-worker", now=clock.now(), limit=1,
+            lease=timedelta(seconds=60),
+        )
+    await rig.dispatcher.deliver(str(claimed.id), claimed.template, claimed.params,
+                                 claimed.recipient)
+    assert len(rig.inbox()) == 1
+    clock.advance(timedelta(seconds=61))
+    assert await rig.worker.run_once() == 1
+    assert len(rig.inbox()) == 1  # looked up and found, not sent again
+
+
+async def test_an_outcome_nobody_can_tell_waits_then_goes_to_a_person(
+    rig: Rig, database: Database, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    message_id = await _enqueue(database, keys, clock)
+    assert message_id is not None
+
+    def silent(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("silence", request=request)
+
+    rig.transport.inner = httpx.MockTransport(silent)
+    assert await rig.worker.run_once() == 0
+    for _ in range(20):
+        message = await _message(database, message_id)
+        if message.status is MessageStatus.dead:
+            break
+        clock.set(message.next_attempt_at)
+        await rig.worker.run_once()
+    assert message.status is MessageStatus.dead
+    assert "SMS_OUTCOME_UNKNOWN" in (message.last_error or "")
+    assert rig.inbox() == []
+
+
+async def test_delivery_receipts_are_recorded_in_the_delivery_log(
+    mock_app: Litestar, mock_client: httpx.AsyncClient, database: Database, keys: ServiceKeys,
+    clock: MovableClock,
+) -> None:
+    message_id = await _enqueue(database, keys, clock)
+    assert message_id is not None
+    assert await mock_app.state.outbox.run_once() == 1
+    message = await _message(database, message_id)
+    token = build_outside(mock_app.state.settings, httpx.AsyncClient()).sms_receipt_token
+    report = [{"phone_number": PHONE, "success": True, "err_code": "DELIVERED",
+               "err_msg": "用户接收成功", "biz_id": message.provider_id, "out_id": str(message_id),
+               "report_time": "2026-11-23 10:00:07", "send_time": "2026-11-23 10:00:00",
+               "sms_size": "1"}]
+    for _ in range(2):  # the provider pushes again until answered; recorded once
+        answer = await mock_client.post(f"/api/v1/webhooks/sms/{token}", json=report)
+        assert answer.status_code == 200 and answer.json() == {"code": 0, "msg": "成功"}
+    message = await _message(database, message_id)
+    assert message.delivery_status == "delivered"
+    assert await _attempts(database, message_id) == [("sent", None), ("delivered", "DELIVERED")]
+    wrong = await mock_client.post("/api/v1/webhooks/sms/not-the-token", json=report)
+    assert wrong.status_code == 404
+    garbage = await mock_client.post(f"/api/v1/webhooks/sms/{token}", json={"x": 1})
+    assert garbage.status_code == 422 and garbage.json()["code"] == "sms_receipt_invalid"
