@@ -23,7 +23,7 @@ not vary, so a signature has exactly one valid encoding; signatures made by othe
 are therefore refused), the algorithms, the messageDigest attribute, the ECDSA signature
 over the DER of the signed attributes, the chain signer -> issuing CA -> the given root,
 and that every certificate was valid at the signing time (so a contract stays verifiable
-after its 30-minute event certificate has expired). Results are lists of :class:`Check`,
+after its event certificate has expired). Results are lists of :class:`Check`,
 never bare booleans.
 """
 
