@@ -154,15 +154,31 @@ def _chain_ok(
 
 
 def verify_token(
-    text: str, root: x509.Certificate, certificates: Sequence[x509.Certificate]
+    text: str,
+    root: x509.Certificate,
+    certificates: Sequence[x509.Certificate],
+    *,
+    document_hash: str | None = None,
 ) -> QrVerification:
     """Check a QR text (or its token) offline against ``root`` and the platform's
-    published ``certificates``. Never raises on a bad code."""
+    published ``certificates``; with ``document_hash``, also that the code is for that
+    document (a genuine code copied onto another contract is refused). Never raises."""
     try:
         data, signature, fields, payload = _decode(token_of(text))
     except Exception as error:  # garbage in a QR code is a failed check
         return QrVerification((Check("token", False, f"unreadable QR payload: {error}"),))
     checks = [Check("token", True, f"contract {payload.contract_number}, signed payload")]
+    if document_hash is not None:
+        same = document_hash == payload.document_hash
+        checks.append(
+            Check(
+                "document",
+                same,
+                "the code is for this document"
+                if same
+                else f"the code is for another document ({payload.document_hash})",
+            )
+        )
     signer = next((c for c in certificates if key_id(c) == fields["k"]), None)
     if signer is None:
         checks.append(Check("key", False, "no published platform certificate has this key id"))

@@ -247,6 +247,8 @@ class PdfSignatureCheck:
     ok: bool
     whole_file: bool
     reason: str
+    # Made with a certificate under the root, whether or not the bytes still match.
+    under_root: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,35 +281,59 @@ def _padding_clean(signature: EmbeddedPdfSignature) -> bool:
     return end <= len(raw) and not any(raw[end:])
 
 
-async def _judge(signature: EmbeddedPdfSignature, context: ValidationContext) -> PdfSignatureCheck:
+def _under_root(signature: EmbeddedPdfSignature, root: x509.Certificate) -> bool:
+    """The signing certificate chains to ``root`` through a certificate embedded beside
+    it: pyHanko judges trust only for intact signatures, this is the question "whose"."""
+    try:
+        embedded = [
+            x509.load_der_x509_certificate(choice.chosen.dump())
+            for choice in signature.signed_data["certificates"]
+        ]
+        signer = x509.load_der_x509_certificate(signature.signer_cert.dump())
+        for issuer in embedded:
+            try:
+                signer.verify_directly_issued_by(issuer)
+                issuer.verify_directly_issued_by(root)
+            except Exception:  # noqa: S112 - not this one; try the next
+                continue
+            return True
+    except Exception:  # an unreadable signature is nobody's
+        return False
+    return False
+
+
+async def _judge(
+    signature: EmbeddedPdfSignature, context: ValidationContext, root: x509.Certificate
+) -> PdfSignatureCheck:
     name = str(signature.field_name)
     timestamp = signature.sig_object.get("/Type") == "/DocTimeStamp"
+    kind = "timestamp" if timestamp else "signature"
     try:
         if timestamp:
             status: Any = await async_validate_pdf_timestamp(signature, context)
             when = status.timestamp
+            # A document time-stamp has no bottom line of its own in pyHanko.
+            judged = status.intact and status.valid and status.trusted
         else:
             status = await async_validate_pdf_signature(
                 signature, signer_validation_context=context, ts_validation_context=context
             )
             when = status.signer_reported_dt
+            judged = status.bottom_line
         signer = status.signing_cert.subject.native.get("common_name", "?")
-        # A document time-stamp has no bottom line of its own in pyHanko: the same three.
-        judged = status.bottom_line if not timestamp else status.intact and status.valid
-        ok = bool(judged and status.trusted) and _padding_clean(signature)
-        whole = status.coverage.name == "ENTIRE_FILE"
-        reason = status.summary()
     except Exception as error:  # a damaged signature is a failed one, never a crash
-        return PdfSignatureCheck(name, "timestamp" if timestamp else "signature", "?", None,
-                                 False, False, f"cannot be validated: {error}")  # fmt: skip
+        return PdfSignatureCheck(
+            name, kind, "?", None, False, False, f"cannot be validated: {error}"
+        )
     return PdfSignatureCheck(
-        name,
-        "timestamp" if timestamp else "signature",
-        str(signer),
-        utc_seconds(when) if when is not None else None,
-        ok,
-        whole,
-        reason,
+        field=name,
+        kind=kind,
+        signer=str(signer),
+        signed_at=utc_seconds(when) if when is not None else None,
+        ok=bool(judged) and _padding_clean(signature),
+        whole_file=status.coverage.name == "ENTIRE_FILE",
+        reason=status.summary(),
+        under_root=_under_root(signature, root),
     )
 
 
@@ -331,7 +357,7 @@ async def verify_pdf(
         revocation_mode="soft-fail",
         moment=utc_seconds(now) if now is not None else None,
     )
-    judged = tuple([await _judge(signature, context) for signature in embedded])
+    judged = tuple([await _judge(signature, context, root) for signature in embedded])
     document = attached_document(pdf)
     return PdfVerification(judged, document, tuple(_contract_checks(judged, document)))
 

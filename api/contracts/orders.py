@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import schemas
+from api.contracts import documents, schemas
 from api.contracts.models import (
     LIVE_STATUSES,
     ContractKind,
@@ -41,7 +41,6 @@ from api.contracts.queries import (
 )
 from api.contracts.terms import (
     PAYMENT_LABELS,
-    TEMPLATE_VERSION,
     TEMPLATES,
     BuyerTerms,
     ContractTerms,
@@ -59,7 +58,7 @@ from api.identity.principal import Principal
 from api.identity.staff import staff_project_ids
 from api.register.queries import UnitContext, unit_context
 from signing.ca import signer_id_hash
-from signing.canonical import canonical_document, format_utc
+from signing.canonical import format_utc
 from signing.pii import mask_id_number, normalize_id_number
 from signing.qr import new_scene
 
@@ -215,7 +214,7 @@ async def create_order(
         down_payment_fen=data.down_payment_fen,
         delivery_date=data.delivery_date,
         template_id=data.template,
-        template_version=TEMPLATE_VERSION,
+        template_version=documents.current_version(data.template),
         terms_json=_new_terms(keys, unit, data, buyers).to_json(),
         end_reason="",
         created_at=now,
@@ -278,8 +277,9 @@ async def issue_order(
             "只有草稿状态的合同订单可以生成签约二维码。",
             order_status=order.status.value,
         )
-    document = canonical_document(
-        order.template_id, order.template_version, terms_of(order).to_document()
+    # The one way a document is frozen: the template's text rendered from the terms.
+    document = documents.freeze(
+        order.template_id, terms_of(order), version=order.template_version
     )
     order.document_json = document.canonical_text
     order.document_hash = document.document_hash

@@ -165,3 +165,12 @@ class DocumentAnswer(ResponseBody):
     document_hash: str
     canonical_json: str
     document: dict[str, Any]
+
+
+class DocumentOpened(RequestBody):
+    document_hash: Annotated[str, msgspec.Meta(min_length=64, max_length=64)]
+
+
+class OpenedAnswer(ResponseBody):
+    document_hash: str
+    opened_at: datetime

@@ -13,7 +13,6 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
-from api.contracts.keystore import Keystore
 from api.contracts.models import (
     ContractCounter,
     ContractKind,
@@ -21,6 +20,7 @@ from api.contracts.models import (
     ContractParty,
     OrderStatus,
 )
+from api.contracts.pdfs import ContractPdfs, finish
 from api.contracts.queries import (
     SYSTEM_ACTOR,
     Client,
@@ -137,7 +137,7 @@ async def _next_contract_number(session: AsyncSession, kind: ContractKind, now: 
 async def seal(
     session: AsyncSession,
     keys: ServiceKeys,
-    keystore: Keystore,
+    pdfs: ContractPdfs,
     principal: Principal,
     order_id: uuid.UUID,
     data: schemas.SealIn,
@@ -171,7 +171,7 @@ async def seal(
         raise DomainError(
             "seal_unavailable", "企业名称或统一社会信用代码无法用于印章证书，请联系平台。"
         ) from None
-    ca = await keystore.ca_with_seal(company, now)
+    ca = await pdfs.keystore.ca_with_seal(company, now)
     context = SigningContext(
         document_hash=order.document_hash,
         order_id=str(order.id),
@@ -200,6 +200,11 @@ async def seal(
         detail={"challenge_id": verified.challenge_id},
     )
     number, password, parties = await _complete(session, keys, order, terms, now=now)
+    # The seal's PDF revision, the platform's stamp and the document time-stamp.
+    await finish(
+        session, pdfs, order, ca, seal=record, credit_code=developer.credit_code,
+        company=developer.name, number=number, now=now,
+    )  # fmt: skip
     return schemas.Sealed(
         order=await order_answer(session, order, now, parties=parties),
         contract_number=number,

@@ -14,12 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
-from api.contracts.keystore import Keystore
 from api.contracts.models import (
     ContractOrder,
     ContractParty,
     OrderStatus,
 )
+from api.contracts.pdfs import ContractPdfs, sign_party
 from api.contracts.queries import (
     OPEN_STATUSES,
     PARTY_ID_FIELD,
@@ -50,7 +50,6 @@ from signing.ca import Signer, signer_id_hash
 from signing.cms import SignerRole, SigningContext
 from signing.pii import mask_name
 from signing.qr import is_valid_scene
-from signing.signatures import sign_once
 
 SIGN_PURPOSE = "sign"
 
@@ -165,7 +164,7 @@ async def signature_challenge(
 async def sign(
     session: AsyncSession,
     keys: ServiceKeys,
-    keystore: Keystore,
+    pdfs: ContractPdfs,
     principal: Principal,
     order_id: uuid.UUID,
     data: schemas.SignIn,
@@ -203,8 +202,12 @@ async def sign(
         client_ip=client_ip(client.ip),
         user_agent=client.user_agent[:300],
     )
-    ca = await keystore.ca(now)
-    record = sign_once(ca, Signer(party.name, id_hash, SignerRole.BUYER), context, now)
+    # The signing act: the evidence signature and the party's PDF revision, one key.
+    signer = Signer(party.name, id_hash, SignerRole.BUYER)
+    record = await sign_party(
+        session, pdfs, order, signer, context, signer_key=str(party.id),
+        ordinal=party.position + 1, now=now,
+    )  # fmt: skip
     await store_signature(
         session,
         order,
@@ -258,3 +261,30 @@ async def decline(
         detail={"party": party.position, "reason": reason.strip()},
     )
     return await order_answer(session, order, now, my_party_id=party.id)
+
+
+async def document_opened(
+    session: AsyncSession,
+    principal: Principal,
+    order_id: uuid.UUID,
+    data: schemas.DocumentOpened,
+    *,
+    now: datetime,
+) -> schemas.OpenedAnswer:
+    """A party opened the whole contract text: the timeline (evidence) records who,
+    which document and when, every time."""
+    order = await get_order(session, order_id, lock=True)
+    party = await my_party(session, principal, order)
+    if order.document_hash is None:
+        raise DomainError("document_not_issued", "合同文本尚未生成。")
+    if data.document_hash != order.document_hash:
+        raise DomainError("document_changed", "合同文本与您打开的版本不一致，请重新打开。")
+    await record_event(
+        session,
+        order,
+        "document_opened",
+        actor=mask_name(party.name),
+        now=now,
+        detail={"party": party.position, "document_hash": order.document_hash},
+    )
+    return schemas.OpenedAnswer(document_hash=order.document_hash, opened_at=now)

@@ -17,7 +17,6 @@ TEMPLATES = {
     "gf-2014-0171": "商品房买卖合同（预售）示范文本",
     "gf-2014-0172": "商品房买卖合同（现售）示范文本",
 }
-TEMPLATE_VERSION = "2014.1"
 PAYMENT_LABELS = {
     PaymentMethod.lump_sum: "一次性付款",
     PaymentMethod.installments: "分期付款",

@@ -1,13 +1,19 @@
 """Public contract verification (合同查询): anyone with a contract's number and password
-learns whether it is genuine and sees its status, its flat and its signing times."""
+learns whether it is genuine and sees its status, its flat and its signing times; anyone
+with the PDF or the QR code printed on it learns whether it is ours and unchanged."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.pdfs import ContractPdfs
 from api.contracts.reads import genuine_contract
+from api.contracts.recognition import recognise_pdf, recognise_qr
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.public.schemas import VerifiedUnit, VerifyAnswer
+from api.public.schemas import VerifiedUnit, VerifyAnswer, VerifyPdfAnswer, VerifyQrAnswer
 from signing.canonical import format_utc
 
 
@@ -35,4 +41,37 @@ async def verify_contract(
             for role, name, signed_at in found.signatures
         ],
         completed_at=found.completed_at,
+    )
+
+
+async def verify_pdf(
+    session: AsyncSession, pdfs: ContractPdfs, data: bytes, *, now: datetime
+) -> VerifyPdfAnswer:
+    """Anyone may ask whether a PDF is one of our contracts and unchanged."""
+    if data.lstrip()[:5] != b"%PDF-":
+        raise DomainError("pdf_invalid", "上传的文件不是 PDF 文件。")
+    found = await recognise_pdf(session, pdfs, data, now=now)
+    return VerifyPdfAnswer(
+        ours=found.ours,
+        unchanged=found.unchanged,
+        contract_number=found.contract_number,
+        status=found.status,
+        signed_at=found.signed_at,
+        document_hash=found.document_hash,
+        problems=list(found.problems) or None,
+    )
+
+
+async def verify_qr(
+    session: AsyncSession, pdfs: ContractPdfs, text: str, *, now: datetime
+) -> VerifyQrAnswer:
+    found = await recognise_qr(session, pdfs, text, now=now)
+    return VerifyQrAnswer(
+        genuine=found.genuine,
+        reason=found.reason,
+        contract_number=found.contract_number,
+        status_at_signing=found.status_at_signing,
+        status=found.status,
+        signed_at=found.signed_at,
+        document_hash=found.document_hash,
     )
