@@ -229,10 +229,10 @@ class TransportTimeStamper(TimeStamper):
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         answer = await self._transport(req.dump())
-        try:
-            return tsp.TimeStampResp.load(answer, strict=True)
-        except Exception as error:  # an answer that is not DER TimeStampResp
-            raise TimestampError(f"the time-stamping authority's answer: {error}") from None
+        status, fail_info, text = response_status(answer)
+        if status != "granted":
+            raise TimestampError(f"the time-stamping authority refused: {text} {sorted(fail_info)}")
+        return tsp.TimeStampResp.load(answer, strict=True)
 
     async def stamp(self, data: bytes) -> bytes:
         """A token (DER ContentInfo) over SHA-256 of ``data``."""
@@ -243,6 +243,20 @@ class TransportTimeStamper(TimeStamper):
         except Exception as error:  # pyHanko's TimestampRequestError, I/O errors
             raise TimestampError(str(error)) from None
         return bytes(token.dump())
+
+
+def response_status(answer: bytes) -> tuple[str, set[str], str]:
+    """(status, failure names, status text) of a DER TimeStampResp, also of a rejection
+    (which asn1crypto's TimeStampResp cannot load: it wants a token in every answer)."""
+    try:
+        status = _Rejection.load(answer)["status"]
+        return (
+            str(status["status"].native),
+            set(status["fail_info"].native or ()),
+            "; ".join(status["status_string"].native or ()),
+        )
+    except Exception as error:  # not a TimeStampResp at all
+        raise TimestampError(f"the time-stamping authority's answer: {error}") from None
 
 
 def run_sync(coroutine: Coroutine[Any, Any, _T]) -> _T:

@@ -1,4 +1,5 @@
-"""Builders shared by the signing tests: a fixed clock, signers, documents, bundles."""
+"""Builders shared by the signing tests: a fixed clock, signers, documents, bundles, and
+a contract PDF through its whole life."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from signing.ca import Company, PlatformCA, Signer, create_keystore, signer_id_hash
-from signing.canonical import CanonicalDocument, canonical_document
+from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
 from signing.cms import SignerRole, SigningContext
 from signing.evidence import build_bundle, chain_events
-from signing.signatures import SignatureRecord, seal_sign, sign_once
+from signing.offline_qr import QrPayload, make_token, qr_text
+from signing.pdf import Appearance, add_document_timestamp, render_contract
+from signing.seal_image import seal_image, signature_mark
+from signing.signatures import (
+    SignatureRecord,
+    platform_pdf,
+    seal_pdf,
+    seal_sign,
+    sign_once,
+    signing_act,
+)
+from signing.tsa import TimeStampAuthority, TransportTimeStamper
 
 # Monday 23 November 2026, 10:00 in Shanghai.
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -125,3 +137,40 @@ def make_bundle(ca: PlatformCA, now: datetime = NOW, events: int = 20) -> dict[s
     records = sign_parties(ca, doc, now)
     chain = chain_events(ORDER_ID, event_payloads(events))
     return build_bundle(ca, doc, ORDER_ID, records, chain, now + timedelta(minutes=3))
+
+
+def contract_document(chapters: int = 8) -> CanonicalDocument:
+    """A v2 document (the text inside): a buyer, a seller and the company seal."""
+    clause = "出卖人应当于2027年12月31日前交付房屋，总价款人民币壹佰捌拾玖万元整（¥1,890,000.00）。"
+    text = {
+        "title": "商品房买卖合同（预售）",
+        "chapters": [
+            {"heading": f"第{n}章　测试条款", "clauses": [f"第{n}条　{clause}"] * 4}
+            for n in range(1, chapters + 1)
+        ],
+    }
+    terms = document().terms()
+    masked = ("1101**********002X", "4401**********1234")  # the buyer's, the seller's
+    for party, shown in zip(terms["parties"][:2], masked, strict=True):
+        party["id_number_masked"] = shown
+    return canonical_document(
+        "gf-2014-0171", "2026.1", terms, text=text, template_sha256=sha256_hex(b"template")
+    )
+
+
+async def finished_pdf(ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime) -> bytes:
+    """The whole life of a contract PDF: typeset, a buyer's and a seller's signing acts,
+    the seal, the platform's QR stamp and the document time-stamp."""
+    stamper = TransportTimeStamper(TimeStampAuthority.of(ca).transport(lambda: now))
+    pdf = render_contract(doc, font, now)
+    for person, field in ((buyer(), "buyer-1"), (seller(), "seller-1")):
+        with signing_act(ca, person, ORDER_ID, now) as act:
+            act.sign_context(context_for(person, doc.document_hash, now))
+            mark = Appearance(now.strftime("%Y-%m-%d %H:%M:%S"), signature_mark("张*", font))
+            pdf = await act.sign_pdf(pdf, field_name=field, appearance=mark, timestamper=stamper)
+    seal = Appearance("No. YS202600000001", seal_image(COMPANY.name, font))
+    pdf = await seal_pdf(ca, COMPANY.credit_code, pdf, now, appearance=seal, timestamper=stamper)
+    token = make_token(ca, QrPayload("YS202600000001", doc.document_hash, "signed", now))
+    stamp = Appearance("No. YS202600000001", qr_url=qr_text("https://wq.example", token))
+    pdf = await platform_pdf(ca, pdf, now, appearance=stamp, timestamper=stamper)
+    return await add_document_timestamp(pdf, stamper)
