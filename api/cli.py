@@ -226,6 +226,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify_main([args.bundle, "--root", args.root])
 
 
+def cmd_verify_qr(args: argparse.Namespace) -> int:
+    from signing.verify import main_qr
+
+    extra = ["--document-hash", args.document_hash] if args.document_hash else []
+    return main_qr([args.code, "--root", args.root, "--certs", args.certs, *extra])
+
+
+def cmd_verify_pdf(args: argparse.Namespace) -> int:
+    from signing.verify import main_pdf
+
+    return main_pdf([args.pdf, "--root", args.root])
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -277,6 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle")
     verify.add_argument("--root", required=True, help="the platform root certificate (PEM)")
     verify.set_defaults(func=cmd_verify)
+
+    verify_qr = sub.add_parser("verify-qr", help="verify a contract's QR code offline")
+    verify_qr.add_argument("code", help="the QR code's text")
+    verify_qr.add_argument("--root", required=True, help="the platform root certificate (PEM)")
+    verify_qr.add_argument("--certs", required=True, help="the platform's certificates (PEM)")
+    verify_qr.add_argument("--document-hash", help="the document the code must be for")
+    verify_qr.set_defaults(func=cmd_verify_qr)
+
+    verify_pdf = sub.add_parser("verify-pdf", help="verify a signed contract PDF offline")
+    verify_pdf.add_argument("pdf")
+    verify_pdf.add_argument("--root", required=True, help="the platform root certificate (PEM)")
+    verify_pdf.set_defaults(func=cmd_verify_pdf)
     return parser
 
 

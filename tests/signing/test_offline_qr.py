@@ -59,3 +59,23 @@ def test_forged_and_misplaced_codes_are_refused(ca: PlatformCA, tmp_path: Path) 
     assert "certificate" in _failed(verify_token(forged, ca.root_certificate, _published(stranger)))
     for garbage in ("", "hello", "a.b", "x" * 2000, f"{head}.{tail}.{tail}"):
         assert _failed(verify_token(garbage, ca.root_certificate, _published(ca))) == ["token"]
+
+
+def test_the_command_checks_a_code_against_the_root(
+    ca: PlatformCA, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from api.cli import main
+
+    root = tmp_path / "root.pem"
+    root.write_bytes(ca.root_pem())
+    certs = tmp_path / "certs.pem"
+    certs.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in _published(ca)))
+    text = qr_text("https://wq.example", make_token(ca, QrPayload("YS1", HASH, "signed", NOW)))
+    common = ["--root", str(root), "--certs", str(certs)]
+    assert main(["verify-qr", text, *common, "--document-hash", HASH]) == 0
+    assert "VALID 有效" in capsys.readouterr().out
+    assert main(["verify-qr", text, *common, "--document-hash", "cd" * 32]) == 1
+    assert "another document" in capsys.readouterr().out
+    assert main(["verify-qr", text[:-2] + "xx", *common]) == 1

@@ -100,3 +100,21 @@ def test_a_missing_font_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_the_simplified_chinese_face_of_the_collection_is_chosen(font: PdfFont) -> None:
     assert font.family.endswith(" SC") and font.index == 2
+
+
+def test_the_command_verifies_a_pdf_offline(
+    made: tuple[PlatformCA, bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.cli import main
+
+    ca, pdf = made
+    root = tmp_path / "root.pem"
+    root.write_bytes(ca.root_pem())
+    good = tmp_path / "contract.pdf"
+    good.write_bytes(pdf)
+    assert main(["verify-pdf", str(good), "--root", str(root)]) == 0
+    assert "VALID 有效" in capsys.readouterr().out
+    bad = tmp_path / "changed.pdf"
+    bad.write_bytes(pdf + b"%%EOF\n")
+    assert main(["verify-pdf", str(bad), "--root", str(root)]) == 1
+    assert "INVALID" in capsys.readouterr().out
