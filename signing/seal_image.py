@@ -44,8 +44,10 @@ def _glyph(char: str, font: ImageFont.FreeTypeFont, angle: float) -> Image.Image
     return tile.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
 
 
+@functools.lru_cache(maxsize=64)
 def seal_image(company: str, font: PdfFont) -> Image.Image:
-    """A round contract seal for ``company`` (RGBA, transparent outside the ink)."""
+    """A round contract seal for ``company`` (RGBA, transparent outside the ink). Drawn
+    once per company and process; callers only read it."""
     image = Image.new("RGBA", (_SIZE, _SIZE), (0, 0, 0, 0))
     draw = ImageDraw.Draw(image)
     centre = _SIZE / 2

@@ -13,6 +13,7 @@ from signing.cms import SignerRole, SigningContext
 from signing.evidence import build_bundle, chain_events
 from signing.offline_qr import QrPayload, make_token, qr_text
 from signing.pdf import Appearance, add_document_timestamp, render_contract
+from signing.pdf_render import slots
 from signing.seal_image import seal_image, signature_mark
 from signing.signatures import (
     SignatureRecord,
@@ -158,19 +159,38 @@ def contract_document(chapters: int = 8) -> CanonicalDocument:
     )
 
 
-async def finished_pdf(ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime) -> bytes:
-    """The whole life of a contract PDF: typeset, a buyer's and a seller's signing acts,
-    the seal, the platform's QR stamp and the document time-stamp."""
+async def signed_by_parties(
+    ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime, pdf: bytes
+) -> bytes:
+    """Every person the document names signs their revision, one act each."""
     stamper = TransportTimeStamper(TimeStampAuthority.of(ca).transport(lambda: now))
-    pdf = render_contract(doc, font, now)
-    for person, field in ((buyer(), "buyer-1"), (seller(), "seller-1")):
+    people = [p for p in doc.terms()["parties"] if p["role"] != "seal"]
+    for party, slot in zip(people, [s for s in slots(doc.terms()) if not s.seal], strict=True):
+        person = Signer(party["name"], party["id_hash"], SignerRole(party["role"]))
         with signing_act(ca, person, ORDER_ID, now) as act:
             act.sign_context(context_for(person, doc.document_hash, now))
-            mark = Appearance(now.strftime("%Y-%m-%d %H:%M:%S"), signature_mark("张*", font))
-            pdf = await act.sign_pdf(pdf, field_name=field, appearance=mark, timestamper=stamper)
+            mark = Appearance(now.strftime("%Y-%m-%d %H:%M:%S"), signature_mark(slot.name, font))
+            pdf = await act.sign_pdf(
+                pdf, field_name=slot.field, appearance=mark, timestamper=stamper
+            )
+    return pdf
+
+
+async def finish(
+    ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime, pdf: bytes
+) -> bytes:
+    """The seal, the platform's QR stamp and the document time-stamp."""
+    stamper = TransportTimeStamper(TimeStampAuthority.of(ca).transport(lambda: now))
     seal = Appearance("No. YS202600000001", seal_image(COMPANY.name, font))
     pdf = await seal_pdf(ca, COMPANY.credit_code, pdf, now, appearance=seal, timestamper=stamper)
     token = make_token(ca, QrPayload("YS202600000001", doc.document_hash, "signed", now))
     stamp = Appearance("No. YS202600000001", qr_url=qr_text("https://wq.example", token))
     pdf = await platform_pdf(ca, pdf, now, appearance=stamp, timestamper=stamper)
     return await add_document_timestamp(pdf, stamper)
+
+
+async def finished_pdf(ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime) -> bytes:
+    """The whole life of a contract PDF: typeset, every person's signing act, the seal,
+    the platform's QR stamp and the document time-stamp."""
+    pdf = await signed_by_parties(ca, doc, font, now, render_contract(doc, font, now))
+    return await finish(ca, doc, font, now, pdf)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from signing.ca import PlatformCA
 from signing.pdf import attached_document, verify_pdf_sync
 from signing.pdf_render import FontError, PdfFont, load_font
-from tests.pdf_tools import pdf_text, pdfsig_report
+from tests.pdf_tools import pdf_text, pdfsig_report, poppler
 from tests.signing.helpers import NOW, contract_document, finished_pdf, new_ca
 
 FONT = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
@@ -53,7 +52,7 @@ def test_another_root_trusts_none_of_it(made: tuple[PlatformCA, bytes], tmp_path
     assert not any(s.ok or s.under_root for s in report.signatures)
 
 
-@pytest.mark.skipif(shutil.which("pdfsig") is None, reason="poppler-utils is not installed")
+@pytest.mark.skipif(not poppler(), reason="poppler-utils and libnss3-tools are not installed")
 def test_pdfsig_trusts_every_signature_and_lists_the_time_stamp(
     made: tuple[PlatformCA, bytes], tmp_path: Path
 ) -> None:

@@ -37,12 +37,7 @@ from tests.api.contracts.helpers import (
     sign,
 )
 from tests.api.identity.helpers import bearer
-from tests.pdf_tools import pdf_text, pdfsig_report
-
-needs_poppler = pytest.mark.skipif(
-    shutil.which("pdftotext") is None or shutil.which("pdfsig") is None,
-    reason="poppler-utils (pdftotext, pdfsig) is not installed; .ci/run installs it",
-)
+from tests.pdf_tools import pdf_text, pdfsig_report, poppler
 
 
 async def _signed_contract(
@@ -107,7 +102,7 @@ async def test_the_signed_pdf_carries_the_text_every_signature_and_a_timestamp(
     order = (await mock_client.get(f"/api/v1/contracts/{order_id}", headers=bearer(d.agent))).json()
     assert report.document.document_hash == order["document_hash"]
 
-    if shutil.which("pdftotext") and shutil.which("pdfsig"):
+    if poppler():
         text = pdf_text(pdf, tmp_path)
         assert number in text
         assert "张*" in text and "李*" in text and ZHANG.name not in text
