@@ -132,7 +132,7 @@ def _style(appearance: Appearance) -> TextStampStyle:
         background_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MID,
             y_align=AxisAlignment.ALIGN_MAX,
-            margins=Margins(bottom=14),
+            margins=Margins(bottom=24),
         ),
         inner_content_layout=SimpleBoxLayoutRule(
             x_align=AxisAlignment.ALIGN_MID, y_align=AxisAlignment.ALIGN_MIN
@@ -348,7 +348,8 @@ async def verify_pdf(
         return PdfVerification((), None, (Check("size", False, "the file is too large"),))
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
-        embedded = list(reader.embedded_signatures)
+        # In the order they were made (pyHanko lists them in the form's field order).
+        embedded = sorted(reader.embedded_signatures, key=lambda s: s.signed_revision)
     except Exception as error:  # not a PDF, or one pyHanko cannot read
         return PdfVerification((), None, (Check("pdf", False, f"not a readable PDF: {error}"),))
     context = ValidationContext(

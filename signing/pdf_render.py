@@ -47,7 +47,7 @@ LINE = 6.0
 # Top right of the first page: where the platform stamps the QR code and contract number.
 PLATFORM_BOX = (126.0, 10.0, 64.0, 30.0)  # x, y, width, height in millimetres
 PLATFORM_FIELD = "platform"
-SEAL_BOX = (44.0, 44.0)
+SEAL_BOX = (44.0, 54.0)  # the seal (42 mm, as real ones) above two lines of text
 PERSON_BOX = (72.0, 24.0)
 ATTACHMENT = "contract.json"
 
@@ -117,7 +117,8 @@ def field_name(role: str, ordinal: int) -> str:
 
 
 def slots(terms: Mapping[str, Any]) -> list[Slot]:
-    """The signature boxes the terms' parties call for, in their order."""
+    """The signature boxes the terms' parties call for: the seller's side first (the
+    developer's seal or the owners), then the buyers, each in the terms' order."""
     counts: dict[str, int] = {}
     found = []
     for party in terms["parties"]:
@@ -132,7 +133,7 @@ def slots(terms: Mapping[str, Any]) -> list[Slot]:
         found.append(
             Slot(field_name(role, counts[role]), _ROLE_LABELS[role], name, detail, role == "seal")
         )
-    return found
+    return sorted(found, key=lambda slot: slot.field.startswith("buyer"))
 
 
 @dataclass(frozen=True, slots=True)

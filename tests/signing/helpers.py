@@ -13,7 +13,8 @@ from signing.cms import SignerRole, SigningContext
 from signing.evidence import build_bundle, chain_events
 from signing.offline_qr import QrPayload, make_token, qr_text
 from signing.pdf import Appearance, add_document_timestamp, render_contract
-from signing.pdf_render import slots
+from signing.pdf_render import field_name
+from signing.pii import mask_name
 from signing.seal_image import seal_image, signature_mark
 from signing.signatures import (
     SignatureRecord,
@@ -164,14 +165,19 @@ async def signed_by_parties(
 ) -> bytes:
     """Every person the document names signs their revision, one act each."""
     stamper = TransportTimeStamper(TimeStampAuthority.of(ca).transport(lambda: now))
-    people = [p for p in doc.terms()["parties"] if p["role"] != "seal"]
-    for party, slot in zip(people, [s for s in slots(doc.terms()) if not s.seal], strict=True):
-        person = Signer(party["name"], party["id_hash"], SignerRole(party["role"]))
+    counts: dict[str, int] = {}
+    for party in doc.terms()["parties"]:
+        role = party["role"]
+        counts[role] = counts.get(role, 0) + 1
+        if role == "seal":
+            continue
+        person = Signer(party["name"], party["id_hash"], SignerRole(role))
         with signing_act(ca, person, ORDER_ID, now) as act:
             act.sign_context(context_for(person, doc.document_hash, now))
-            mark = Appearance(now.strftime("%Y-%m-%d %H:%M:%S"), signature_mark(slot.name, font))
+            name = mask_name(party["name"])
+            mark = Appearance(now.strftime("%Y-%m-%d %H:%M:%S"), signature_mark(name, font))
             pdf = await act.sign_pdf(
-                pdf, field_name=slot.field, appearance=mark, timestamper=stamper
+                pdf, field_name=field_name(role, counts[role]), appearance=mark, timestamper=stamper
             )
     return pdf
 

@@ -108,7 +108,7 @@ async def test_the_signed_pdf_carries_the_text_every_signature_and_a_timestamp(
         assert "张*" in text and "李*" in text and ZHANG.name not in text
         assert "人民币贰佰万元整" in text and "2,000,000.00" in text
         sig = pdfsig_report(pdf, root, tmp_path)
-        fields = ["buyer-1", "buyer-2", "seal", "platform", sig[-1]["field"]]
+        fields = ["seal", "buyer-1", "buyer-2", "platform", sig[-1]["field"]]  # form order
         assert [s["field"] for s in sig] == fields
         for entry in sig[:-1]:
             assert entry["validation"] == "Signature is Valid.", entry
