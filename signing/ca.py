@@ -72,6 +72,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -592,15 +593,21 @@ def _new_issuing(
     return _CertifiedKey(certificate, key)
 
 
-def _new_platform(
-    issuing: _CertifiedKey, org_name: str, generation: int, now: datetime
+def _new_service_key(
+    issuing: _CertifiedKey,
+    org_name: str,
+    common_name: str,
+    now: datetime,
+    lifetime: timedelta,
+    **extensions: list[x509.ExtensionType],
 ) -> _CertifiedKey:
+    """A key of the platform's own (signing, time-stamping) under the issuing CA."""
     key = _new_key()
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_name),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{org_name} Platform Signing G{generation}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
     certificate = _build(
@@ -609,36 +616,52 @@ def _new_platform(
         issuer=issuing,
         signing_key=issuing.private_key,
         now=now,
-        lifetime=PLATFORM_LIFETIME,
+        lifetime=lifetime,
         ca_path_length=None,
-        extra=[_utf8_extension(OID_SIGNER_ROLE, SignerRole.PLATFORM.value)],
+        **extensions,
     )
     return _CertifiedKey(certificate, key)
+
+
+def _new_platform(
+    issuing: _CertifiedKey, org_name: str, generation: int, now: datetime
+) -> _CertifiedKey:
+    return _new_service_key(
+        issuing,
+        org_name,
+        f"{org_name} Platform Signing G{generation}",
+        now,
+        PLATFORM_LIFETIME,
+        extra=[_utf8_extension(OID_SIGNER_ROLE, SignerRole.PLATFORM.value)],
+    )
 
 
 def _new_tsa(
     issuing: _CertifiedKey, org_name: str, generation: int, now: datetime
 ) -> _CertifiedKey:
-    key = _new_key()
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_name),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{org_name} TSA G{generation}"),
-        ]
-    )
-    certificate = _build(
-        subject=subject,
-        public_key=key.public_key(),
-        issuer=issuing,
-        signing_key=issuing.private_key,
-        now=now,
-        lifetime=TSA_LIFETIME,
-        ca_path_length=None,
-        # RFC 3161 section 2.3: exactly id-kp-timeStamping, marked critical.
+    # RFC 3161 section 2.3: exactly id-kp-timeStamping, marked critical.
+    return _new_service_key(
+        issuing,
+        org_name,
+        f"{org_name} TSA G{generation}",
+        now,
+        TSA_LIFETIME,
         critical_extra=[x509.ExtendedKeyUsage([OID_TIME_STAMPING])],
     )
-    return _CertifiedKey(certificate, key)
+
+
+def chains_to(
+    certificate: x509.Certificate, issuers: Sequence[x509.Certificate], root: x509.Certificate
+) -> bool:
+    """``certificate`` was issued by one of ``issuers``, itself issued by ``root``."""
+    for issuer in issuers:
+        try:
+            certificate.verify_directly_issued_by(issuer)
+            issuer.verify_directly_issued_by(root)
+        except Exception:  # noqa: S112 - not this issuer (or not a usable one): the next
+            continue
+        return True
+    return False
 
 
 def create_keystore(

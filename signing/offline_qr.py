@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from signing.ca import PlatformCA, certificate_role
+from signing.ca import PlatformCA, certificate_role, chains_to
 from signing.canonical import canonical_json, format_utc, parse_utc, utc_seconds
 from signing.cms import Check, SignerRole
 
@@ -140,19 +140,6 @@ def _decode(token: str) -> tuple[bytes, bytes, dict[str, object], QrPayload]:
     return data, signature, fields, payload
 
 
-def _chain_ok(
-    certificate: x509.Certificate, certificates: Sequence[x509.Certificate], root: x509.Certificate
-) -> bool:
-    for issuer in certificates:
-        try:
-            certificate.verify_directly_issued_by(issuer)
-            issuer.verify_directly_issued_by(root)
-        except Exception:  # noqa: S112 - not this issuer; try the next
-            continue
-        return True
-    return False
-
-
 def verify_token(
     text: str,
     root: x509.Certificate,
@@ -183,7 +170,7 @@ def verify_token(
     if signer is None:
         checks.append(Check("key", False, "no published platform certificate has this key id"))
         return QrVerification(tuple(checks), payload)
-    trusted = _chain_ok(signer, certificates, root) and certificate_role(signer) is (
+    trusted = chains_to(signer, certificates, root) and certificate_role(signer) is (
         SignerRole.PLATFORM
     )
     checks.append(

@@ -62,6 +62,7 @@ from pyhanko.stamp import QRStampStyle, TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
+from signing.ca import chains_to
 from signing.canonical import CanonicalDocument, format_utc, load_canonical_document, utc_seconds
 from signing.cms import Check
 from signing.pdf_render import (
@@ -290,16 +291,9 @@ def _under_root(signature: EmbeddedPdfSignature, root: x509.Certificate) -> bool
             for choice in signature.signed_data["certificates"]
         ]
         signer = x509.load_der_x509_certificate(signature.signer_cert.dump())
-        for issuer in embedded:
-            try:
-                signer.verify_directly_issued_by(issuer)
-                issuer.verify_directly_issued_by(root)
-            except Exception:  # noqa: S112 - not this one; try the next
-                continue
-            return True
     except Exception:  # an unreadable signature is nobody's
         return False
-    return False
+    return chains_to(signer, embedded, root)
 
 
 async def _judge(

@@ -275,11 +275,24 @@ async def seal_pdf(
     """The seal's revision of the contract PDF (field ``seal``), with its keystore key."""
     moment = utc_seconds(now)
     seal, issuing = _seal_key(ca, credit_code, moment)
+    return await _kept_key_revision(seal, issuing, "seal", pdf, moment, appearance, timestamper)
+
+
+async def _kept_key_revision(
+    holder: Any,
+    issuing: x509.Certificate,
+    field_name: str,
+    pdf: bytes,
+    moment: datetime,
+    appearance: pdf_signing.Appearance,
+    timestamper: TimeStamper | None,
+) -> bytes:
+    """A PDF revision signed with a key the keystore keeps (the seal's, the platform's)."""
     return await pdf_signing.sign_revision(
         pdf,
-        field_name="seal",
-        key=seal.private_key,
-        chain=(seal.certificate, issuing),
+        field_name=field_name,
+        key=holder.private_key,
+        chain=(holder.certificate, issuing),
         when=moment,
         appearance=appearance,
         timestamper=timestamper,
@@ -314,14 +327,8 @@ async def platform_pdf(
     """The platform's verification stamp on the contract PDF (field ``platform``)."""
     moment = utc_seconds(now)
     platform, issuing = _platform_key(ca, moment)
-    return await pdf_signing.sign_revision(
-        pdf,
-        field_name=pdf_signing.PLATFORM_FIELD,
-        key=platform.private_key,
-        chain=(platform.certificate, issuing),
-        when=moment,
-        appearance=appearance,
-        timestamper=timestamper,
+    return await _kept_key_revision(
+        platform, issuing, pdf_signing.PLATFORM_FIELD, pdf, moment, appearance, timestamper
     )
 
 

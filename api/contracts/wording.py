@@ -68,12 +68,14 @@ def _unit_fields(unit: UnitTerms) -> dict[str, str]:
     }
 
 
-def _payment_fields(
-    price_fen: int, deposit_fen: int, down_fen: int, method: str, label: str, area_units: int
-) -> tuple[dict[str, str], set[str]]:
+def _payment_fields(terms: ContractTerms | ResaleTerms) -> tuple[dict[str, str], set[str]]:
+    """Price, payment method, deposit and down payment (both kinds of sale name them alike)."""
+    price_fen, deposit_fen = terms.price_fen, terms.deposit_fen
+    down_fen, method = terms.down_payment_fen, terms.payment_method
+    area_units = terms.unit.building_area_units
     fields = {
         "price": money(price_fen),
-        "payment_method": label,
+        "payment_method": terms.payment_method_label,
         "deposit": money(deposit_fen),
         "down_payment": money(down_fen),
         "balance": money(price_fen - deposit_fen - down_fen),
@@ -99,14 +101,7 @@ def contract_fields(terms: ContractTerms) -> tuple[dict[str, str], set[str]]:
         "buyer_count": str(len(buyers)),
         "delivery_date": chinese_date(terms.delivery_date),
     }
-    payment, flags = _payment_fields(
-        terms.price_fen,
-        terms.deposit_fen,
-        terms.down_payment_fen,
-        terms.payment_method,
-        terms.payment_method_label,
-        terms.unit.building_area_units,
-    )
+    payment, flags = _payment_fields(terms)
     fields.update(payment)
     flags |= {f"kind:{terms.contract_kind}", "several_buyers" if len(buyers) > 1 else "one_buyer"}
     return fields, flags
@@ -123,14 +118,7 @@ def resale_fields(terms: ResaleTerms) -> tuple[dict[str, str], set[str]]:
         "title_certificate": terms.title_certificate,
         "delivery_date": chinese_date(terms.delivery_date),
     }
-    payment, flags = _payment_fields(
-        terms.price_fen,
-        terms.deposit_fen,
-        terms.down_payment_fen,
-        terms.payment_method,
-        terms.payment_method_label,
-        terms.unit.building_area_units,
-    )
+    payment, flags = _payment_fields(terms)
     fields.update(payment)
     flags |= {"kind:resale", "supervised" if terms.funds_supervised else "unsupervised"}
     flags.add("several_buyers" if len(buyers) > 1 else "one_buyer")

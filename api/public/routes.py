@@ -41,6 +41,13 @@ def _ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _body_type(request: Request[Any, Any, Any], allowed: tuple[str, ...], detail: str) -> None:
+    """Raw-body routes name what they take; anything else is refused before it is read."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in allowed:
+        raise DomainError("unsupported_media_type", detail)
+
+
 class PublicController(Controller):
     path = "/api/v1/public"
     tags = ("public",)
@@ -106,8 +113,6 @@ class PublicController(Controller):
         return Response(answer, headers={"Cache-Control": "no-store"})
 
 
-
-
 @post(
     "/api/v1/public/verify-pdf",
     status_code=200,
@@ -122,9 +127,7 @@ async def verify_pdf(
     pdfs: NamedDependency[ContractPdfs],
     limiter: NamedDependency[RateLimiter],
 ) -> Response[VerifyPdfAnswer]:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in PDF_MEDIA_TYPES:
-        raise DomainError("unsupported_media_type", "请以 application/pdf 上传 PDF 文件。")
+    _body_type(request, PDF_MEDIA_TYPES, "请以 application/pdf 上传 PDF 文件。")
     await limiter.hit("verify-pdf-ip", _ip(request), limit=VERIFY_PDF_PER_IP, window_seconds=3600)
     answer = await verification.verify_pdf(db, pdfs, await request.body(), now=clock.now())
     return Response(answer, headers={"Cache-Control": "no-store"})
@@ -165,9 +168,7 @@ async def tsa(
     clock: NamedDependency[Clock],
     pdfs: NamedDependency[ContractPdfs],
 ) -> Response[bytes]:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != REQUEST_MEDIA_TYPE:
-        raise DomainError("unsupported_media_type", "请以 application/timestamp-query 提交请求。")
+    _body_type(request, (REQUEST_MEDIA_TYPE,), "请以 application/timestamp-query 提交请求。")
     now = clock.now()
     authority = await pdfs.authority(now)
     reply = authority.respond(await request.body(), now)

@@ -4,6 +4,7 @@ with the PDF or the QR code printed on it learns whether it is ours and unchange
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,27 +52,11 @@ async def verify_pdf(
     if data.lstrip()[:5] != b"%PDF-":
         raise DomainError("pdf_invalid", "上传的文件不是 PDF 文件。")
     found = await recognise_pdf(session, pdfs, data, now=now)
-    return VerifyPdfAnswer(
-        ours=found.ours,
-        unchanged=found.unchanged,
-        contract_number=found.contract_number,
-        status=found.status,
-        signed_at=found.signed_at,
-        document_hash=found.document_hash,
-        problems=list(found.problems) or None,
-    )
+    return VerifyPdfAnswer(**{**asdict(found), "problems": list(found.problems) or None})
 
 
 async def verify_qr(
     session: AsyncSession, pdfs: ContractPdfs, text: str, *, now: datetime
 ) -> VerifyQrAnswer:
-    found = await recognise_qr(session, pdfs, text, now=now)
-    return VerifyQrAnswer(
-        genuine=found.genuine,
-        reason=found.reason,
-        contract_number=found.contract_number,
-        status_at_signing=found.status_at_signing,
-        status=found.status,
-        signed_at=found.signed_at,
-        document_hash=found.document_hash,
-    )
+    """Anyone may ask whether a contract's QR code is one the platform signed for it."""
+    return VerifyQrAnswer(**asdict(await recognise_qr(session, pdfs, text, now=now)))

@@ -66,6 +66,12 @@ async def _signed_contract(
     return {"order_id": order_id, "number": sealed.json()["contract_number"], "zhang": token}
 
 
+async def _as_agent(client: httpx.AsyncClient, d: Demo, order_id: str, what: str) -> Any:
+    answer = await client.get(f"/api/v1/contracts/{order_id}/{what}", headers=bearer(d.agent))
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
 async def test_the_signed_pdf_carries_the_text_every_signature_and_a_timestamp(
     mock_client: httpx.AsyncClient,
     session: AsyncSession,
@@ -126,9 +132,7 @@ async def test_opening_the_document_is_evidence_and_the_bundle_carries_timestamp
     d = await demo(mock_client, session, keys, clock)
     contract = await _signed_contract(mock_client, d, clock)
     order_id = contract["order_id"]
-    events = (
-        await mock_client.get(f"/api/v1/contracts/{order_id}/events", headers=bearer(d.agent))
-    ).json()["events"]
+    events = (await _as_agent(mock_client, d, order_id, "events")).json()["events"]
     types = [e["type"] for e in events]
     # Each buyer opened the document before signing it, and the time is recorded.
     for party in (0, 1):
@@ -140,9 +144,7 @@ async def test_opening_the_document_is_evidence_and_the_bundle_carries_timestamp
     finished = next(e for e in events if e["type"] == "pdf_finished")
     assert QR_PATH in finished["detail"]["qr"]
 
-    bundle = (
-        await mock_client.get(f"/api/v1/contracts/{order_id}/evidence", headers=bearer(d.agent))
-    ).json()
+    bundle = (await _as_agent(mock_client, d, order_id, "evidence")).json()
     assert bundle["format"] == "wangqian.evidence-bundle/v2"
     assert [t["signature"] for t in bundle["timestamps"]] == [0, 1, 2]
     root = (settings.data_dir / "keystore" / "root.crt.pem").read_bytes()
@@ -179,11 +181,7 @@ async def test_verify_pdf_knows_our_pdf_and_refuses_changed_and_foreign_ones(
 ) -> None:
     d = await demo(mock_client, session, keys, clock)
     contract = await _signed_contract(mock_client, d, clock)
-    pdf = (
-        await mock_client.get(
-            f"/api/v1/contracts/{contract['order_id']}/pdf", headers=bearer(d.agent)
-        )
-    ).content
+    pdf = (await _as_agent(mock_client, d, contract["order_id"], "pdf")).content
 
     async def verify(data: bytes, media_type: str = "application/pdf") -> httpx.Response:
         return await mock_client.post(
@@ -219,11 +217,7 @@ async def test_the_qr_code_verifies_online_and_a_changed_one_does_not(
 ) -> None:
     d = await demo(mock_client, session, keys, clock)
     contract = await _signed_contract(mock_client, d, clock)
-    events = (
-        await mock_client.get(
-            f"/api/v1/contracts/{contract['order_id']}/events", headers=bearer(d.agent)
-        )
-    ).json()["events"]
+    events = (await _as_agent(mock_client, d, contract["order_id"], "events")).json()["events"]
     qr = next(e for e in events if e["type"] == "pdf_finished")["detail"]["qr"]
     assert qr.startswith("http://testserver/miniapp/#/qr/") and len(qr) < 400
 
@@ -285,7 +279,9 @@ async def test_the_platform_tsa_answers_rfc_3161_requests(
     ).stdout
     assert "Status: Granted." in shown and re.search(r"Policy OID: 2\.25\.\d+\.3", shown)
     refused = await mock_client.post(
-        "/api/v1/public/tsa", content=b"nonsense", headers={"Content-Type": "application/timestamp-query"}
+        "/api/v1/public/tsa",
+        content=b"nonsense",
+        headers={"Content-Type": "application/timestamp-query"},
     )
     assert refused.status_code == 200 and b"malformed request" in refused.content
     wrong = await mock_client.post(
