@@ -277,6 +277,9 @@ def _stored_length(raw: bytes) -> int:
 
 
 def _padding_clean(signature: EmbeddedPdfSignature) -> bool:
+    """The space reserved for the CMS must be zeros after it: those bytes are covered by
+    no signature's range, and a DER reader stops before them, so a changed byte there
+    would otherwise pass unnoticed."""
     raw = bytes(signature.sig_object["/Contents"])
     end = _stored_length(raw)
     return end <= len(raw) and not any(raw[end:])
