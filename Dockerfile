@@ -10,7 +10,12 @@ RUN pip install --no-cache-dir --prefix=/install .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    WANGQIAN_DATA_DIR=/var/lib/wangqian
+    WANGQIAN_DATA_DIR=/var/lib/wangqian \
+    WANGQIAN_PDF_FONT=/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc
+# The CJK font contract PDFs are typeset in: without it the service refuses to start.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends fonts-noto-cjk \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build /install /usr/local
 RUN useradd --system --uid 10001 --home-dir /var/lib/wangqian --create-home wangqian
 USER wangqian

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
+from api.contracts.pdfs import ContractPdfs
 from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.contracts.sealing import seal_reminder_sweep
@@ -138,7 +139,7 @@ def create_app(
     return Litestar(
         route_handlers=route_handlers,
         state=State({"database": database, "settings": settings, "clock": clock, "outbox": outbox}),
-        dependencies=_dependencies(settings, clock, keys, outside, session_policy),
+        dependencies=_dependencies(settings, clock, keys, outside, session_policy, http),
         middleware=[
             RequestLogMiddleware,
             DefineMiddleware(
@@ -185,8 +186,11 @@ def _dependencies(
     keys: ServiceKeys,
     outside: OutsideServices,
     session_policy: SessionPolicy,
+    http: httpx.AsyncClient,
 ) -> dict[str, Provide]:
     """What handlers may ask for by name; each outside service is a dependency of its own."""
+    # Checks the PDF font now: a font that cannot typeset Chinese stops the start.
+    pdfs = ContractPdfs.build(settings, Keystore.from_settings(settings), http, clock)
 
     def constant(value: Any) -> Provide:
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)
@@ -198,7 +202,8 @@ def _dependencies(
         "keys": constant(keys),
         "settings": constant(settings),
         "limiter": constant(RateLimiter(create_store(settings.redis_url), clock)),
-        "keystore": constant(Keystore.from_settings(settings)),  # opened on first use
+        "keystore": constant(pdfs.keystore),  # opened on first use
+        "pdfs": constant(pdfs),
         "session_policy": constant(session_policy),
         "policy": constant(ContractPolicy.from_settings(settings)),
         "sms": constant(outside.sms),

@@ -97,6 +97,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("                  the termination in the mini program; the seal keeper")
     print("                  POST /api/v1/cancellations/<id>/seal/challenge and /seal; the")
     print("                  regulator POST /api/v1/cancellations/<id>/approve")
+    title = world["resale_title"]
+    assert isinstance(title, dict)
+    print("  resale 二手房 (the seller 王五 13900000003 sells to 张三):")
+    print("    1 王五 logs in, real-name and face check, then in the mini program 卖房 →")
+    print(f"      房源验证 {title['certificate_no']}, check code {title['check_code']}")
+    print("      (POST /api/v1/resale/title-checks); fills the contract for 张三")
+    print("      (POST /api/v1/resale/orders) and shows the QR (POST /api/v1/contracts/<id>/issue)")
+    print("    2 张三 scans it; both pass the face check and sign (我的签署 lists it too)")
+    print("    3 王五 submits (POST /api/v1/contracts/<id>/submit): 已签约, number and password;")
+    print("      张三 pays into the city's resale account from the payment notices")
+    print("    4 the regulator records 转移登记完成")
+    print("      (POST /api/v1/contracts/<id>/transfer-registered): the money goes to 王五's")
+    print("      account; or either party cancels online (注销) and")
+    print("      both sign again, the one who started it submits")
     for person in world["people"]:
         print(f"  {person['role']:<14}  {person['name']}  {person['phone']}")
     sys.stdout.flush()
@@ -247,6 +261,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return verify_main([args.bundle, "--root", args.root])
 
 
+def cmd_verify_qr(args: argparse.Namespace) -> int:
+    from signing.verify import main_qr
+
+    extra = ["--document-hash", args.document_hash] if args.document_hash else []
+    return main_qr([args.code, "--root", args.root, "--certs", args.certs, *extra])
+
+
+def cmd_verify_pdf(args: argparse.Namespace) -> int:
+    from signing.verify import main_pdf
+
+    return main_pdf([args.pdf, "--root", args.root])
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -299,6 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle")
     verify.add_argument("--root", required=True, help="the platform root certificate (PEM)")
     verify.set_defaults(func=cmd_verify)
+
+    verify_qr = sub.add_parser("verify-qr", help="verify a contract's QR code offline")
+    verify_qr.add_argument("code", help="the QR code's text")
+    verify_qr.add_argument("--root", required=True, help="the platform root certificate (PEM)")
+    verify_qr.add_argument("--certs", required=True, help="the platform's certificates (PEM)")
+    verify_qr.add_argument("--document-hash", help="the document the code must be for")
+    verify_qr.set_defaults(func=cmd_verify_qr)
+
+    verify_pdf = sub.add_parser("verify-pdf", help="verify a signed contract PDF offline")
+    verify_pdf.add_argument("pdf")
+    verify_pdf.add_argument("--root", required=True, help="the platform root certificate (PEM)")
+    verify_pdf.set_defaults(func=cmd_verify_pdf)
     return parser
 
 

@@ -295,6 +295,7 @@ async def _create_world(
         project_id=old_project.id,
         name="3栋",
         survey_no=RESALE_SURVEY_NO,
+        address="示范市老城区旧城路 3 号",
         structure="砖混",
         floors_above=6,
         now=now,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ from notifications.templates import (
 )
 from notifications.wechat import WeChatSubscribeChannel, WeChatTokenSource
 from signing.pii import derive_key
+from signing.tsa import TimestampError
 
 log = logging.getLogger("wangqian.outside")
 
@@ -378,3 +379,29 @@ def mock_routes(
         await mock_app(scope, receive, send)
 
     return [mock_mount, pages_router()]
+
+
+def tsa_transport(
+    settings: Settings, http: httpx.AsyncClient
+) -> Callable[[bytes], Awaitable[bytes]] | None:
+    """The outside time-stamping authority (RFC 3161 over HTTP, section 3.4) when
+    ``WANGQIAN_TSA_URL`` names one; None means the platform's own TSA, in process."""
+    if not settings.tsa_url:
+        return None
+    url = settings.tsa_url
+
+    async def post(request_der: bytes) -> bytes:
+        try:
+            response = await http.post(
+                url,
+                content=request_der,
+                headers={"Content-Type": "application/timestamp-query"},
+                timeout=settings.tsa_timeout_seconds,
+            )
+        except httpx.HTTPError as error:
+            raise TimestampError(f"the time-stamping authority is unreachable: {error}") from None
+        if response.status_code != 200:
+            raise TimestampError(f"the time-stamping authority answered {response.status_code}")
+        return response.content
+
+    return post

@@ -132,6 +132,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # A signature (a contract's or a cancellation's) needs a face check this recent.
     face_max_age_minutes: int = 10
 
+    # The signed contract PDF (issue 15): a Chinese OpenType/TrueType font or collection
+    # (its Simplified Chinese face is used), embedded as a subset. Checked when the
+    # service starts: a missing font stops it with a clear message.
+    pdf_font: str = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
+    # An RFC 3161 time-stamping authority for signatures, evidence and PDFs. Empty = the
+    # platform's own TSA (its certificate under the platform root, served at /api/v1/public/tsa).
+    tsa_url: str = ""
+    tsa_timeout_seconds: float = 10.0
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:

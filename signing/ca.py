@@ -4,9 +4,17 @@ Hierarchy (all ECDSA P-256, SHA-256)::
 
     root CA (20 years, path length 1)
       └─ issuing CA generation N (5 years, path length 0)
-           ├─ event certificates (事件证书): one per signing act, 30 minutes
+           ├─ event certificates (事件证书): one per signing act, 3 years (see below)
            ├─ company seal certificates (合同专用章): one per developer company, 3 years
-           └─ the platform signing certificate (receipts, evidence bundles), 2 years
+           ├─ the platform signing certificate (receipts, evidence bundles, PDF stamps), 2 years
+           └─ the platform time-stamping authority (RFC 3161, EKU timeStamping), 2 years
+
+An event certificate's private key exists only during its signing act (see
+:mod:`signing.signatures`): that, not the certificate's lifetime, is what keeps it from
+signing anything else. The certificate itself stays valid for years because PDF readers
+(poppler's ``pdfsig``, Acrobat without a timestamp policy) check certificates at the time
+they open the file, not at the signing time; a 30-minute certificate would turn every
+buyer's PDF signature "expired" half an hour after the contract was signed.
 
 Keystore layout (a directory)::
 
@@ -17,6 +25,8 @@ Keystore layout (a directory)::
     issuing-gN.crt.pem       every generation's certificate stays, so old chains rebuild
     issuing-gN.key.pem       only the current generation keeps a key
     platform-gN.crt.pem/.key.pem
+    tsa-gN.crt.pem/.key.pem  the time-stamping authority (keystores older than it get one
+                             on first use: :meth:`PlatformCA.issue_tsa_certificate`)
     seals/<credit code>.crt.pem/.key.pem
 
 Private keys are PKCS#8 PEM encrypted with ``BestAvailableEncryption``. Its PBKDF2 runs a
@@ -30,13 +40,13 @@ keeps them in memory inside a :class:`PlatformCA`; a wrong passphrase raises
 the keystore (rotation, a new seal) becomes visible after loading again.
 
 Rotation: :meth:`PlatformCA.rotate_issuing_ca` makes generation N+1, signed by the same
-root, re-issues the platform signing certificate under it, deletes generation N's private
-key, and keeps its certificate. Signatures made before rotation embed their own chain and
-are verified at their signing time against the unchanged root, so they stay valid; seal
-certificates issued under generation N remain usable until they expire. Rotate at least
-every two years, before the platform signing certificate expires (``platform_sign`` refuses
-an expired one). Rotating the root itself means publishing a new trust anchor and is
-deliberately not automated.
+root, re-issues the platform signing and time-stamping certificates under it, deletes
+generation N's private key, and keeps its certificate. Signatures made before rotation
+embed their own chain and are verified at their signing time against the unchanged root,
+so they stay valid; seal certificates issued under generation N remain usable until they
+expire. Rotate at least every two years, before the platform signing certificate expires
+(``platform_sign`` refuses an expired one). Rotating the root itself means publishing a
+new trust anchor and is deliberately not automated.
 
 Concurrency: signing with a loaded :class:`PlatformCA` only reads it and may be shared
 between threads; ``issue_seal_certificate`` and ``rotate_issuing_ca`` change it and its
@@ -62,6 +72,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -72,7 +83,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.canonical import utc_seconds
 from signing.cms import SignerRole
@@ -89,7 +100,9 @@ ROOT_LIFETIME = timedelta(days=20 * 365)
 ISSUING_LIFETIME = timedelta(days=5 * 365)
 PLATFORM_LIFETIME = timedelta(days=2 * 365)
 SEAL_LIFETIME = timedelta(days=3 * 365)
-EVENT_LIFETIME = timedelta(minutes=30)
+EVENT_LIFETIME = timedelta(days=3 * 365)
+TSA_LIFETIME = timedelta(days=2 * 365)
+OID_TIME_STAMPING = ExtendedKeyUsageOID.TIME_STAMPING
 
 _SCRYPT_N = 2**15
 _SCRYPT_R = 8
@@ -233,6 +246,7 @@ def _build(
     lifetime: timedelta,
     ca_path_length: int | None,
     extra: list[x509.ExtensionType] | None = None,
+    critical_extra: list[x509.ExtensionType] | None = None,
 ) -> x509.Certificate:
     not_before = utc_seconds(now)
     not_after = not_before + lifetime
@@ -278,6 +292,8 @@ def _build(
     )
     for extension in extra or []:
         builder = builder.add_extension(extension, False)
+    for extension in critical_extra or []:
+        builder = builder.add_extension(extension, True)
     return builder.sign(signing_key, hashes.SHA256(), ecdsa_deterministic=True)
 
 
@@ -348,6 +364,7 @@ class PlatformCA:
         issuing: _CertifiedKey,
         platform: _CertifiedKey,
         seals: dict[str, _CertifiedKey],
+        tsa: _CertifiedKey | None = None,
     ) -> None:
         self.directory = directory
         self._manifest = manifest
@@ -357,6 +374,7 @@ class PlatformCA:
         self._issuing = issuing
         self._platform = platform
         self._seals = seals
+        self._tsa = tsa
 
     def __repr__(self) -> str:
         return f"PlatformCA({self.organization!r}, {str(self.directory)!r})"
@@ -386,6 +404,25 @@ class PlatformCA:
     def platform_certificate(self) -> x509.Certificate:
         return self._platform.certificate
 
+    @property
+    def tsa_certificate(self) -> x509.Certificate | None:
+        """The time-stamping authority's certificate; None in a keystore made before it."""
+        return self._tsa.certificate if self._tsa else None
+
+    def issue_tsa_certificate(self, now: datetime) -> x509.Certificate:
+        """(Re)issue the time-stamping key under the current issuing CA and store it."""
+        generation = len(self._issuing_certificates)
+        tsa = _new_tsa(self._issuing, self.organization, generation, now)
+        name = f"tsa-g{generation}.key.pem"
+        self._store(name, tsa.private_key, tsa.certificate)
+        retired = self._manifest.get("tsa")
+        self._manifest["tsa"] = {"certificate": name.replace(".key.", ".crt."), "key": name}
+        self._write_manifest()
+        if retired and retired["key"] != name:
+            (self.directory / retired["key"]).unlink(missing_ok=True)
+        self._tsa = tsa
+        return tsa.certificate
+
     def issuer_of(self, certificate: x509.Certificate) -> x509.Certificate:
         """The issuing CA generation that signed ``certificate``."""
         for candidate in reversed(self._issuing_certificates):
@@ -406,7 +443,7 @@ class PlatformCA:
         order_id: str,
         now: datetime,
     ) -> x509.Certificate:
-        """A 30-minute certificate binding ``public_key`` to one signer of one order.
+        """A certificate binding ``public_key`` to one signer of one order (one act).
 
         Prefer :func:`signing.signatures.sign_once`, which also makes and discards the key.
         """
@@ -505,6 +542,8 @@ class PlatformCA:
         self._issuing_certificates.append(issuing.certificate)
         self._issuing = issuing
         self._platform = platform
+        if self._tsa is not None:
+            self.issue_tsa_certificate(now)
         return issuing.certificate
 
     def _store(
@@ -525,6 +564,9 @@ class PlatformCA:
 
     def _platform_key(self) -> _CertifiedKey:
         return self._platform
+
+    def _tsa_key(self) -> _CertifiedKey | None:
+        return self._tsa
 
 
 def _new_issuing(
@@ -551,15 +593,21 @@ def _new_issuing(
     return _CertifiedKey(certificate, key)
 
 
-def _new_platform(
-    issuing: _CertifiedKey, org_name: str, generation: int, now: datetime
+def _new_service_key(
+    issuing: _CertifiedKey,
+    org_name: str,
+    common_name: str,
+    now: datetime,
+    lifetime: timedelta,
+    **extensions: list[x509.ExtensionType],
 ) -> _CertifiedKey:
+    """A key of the platform's own (signing, time-stamping) under the issuing CA."""
     key = _new_key()
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, org_name),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"{org_name} Platform Signing G{generation}"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
     certificate = _build(
@@ -568,11 +616,52 @@ def _new_platform(
         issuer=issuing,
         signing_key=issuing.private_key,
         now=now,
-        lifetime=PLATFORM_LIFETIME,
+        lifetime=lifetime,
         ca_path_length=None,
-        extra=[_utf8_extension(OID_SIGNER_ROLE, SignerRole.PLATFORM.value)],
+        **extensions,
     )
     return _CertifiedKey(certificate, key)
+
+
+def _new_platform(
+    issuing: _CertifiedKey, org_name: str, generation: int, now: datetime
+) -> _CertifiedKey:
+    return _new_service_key(
+        issuing,
+        org_name,
+        f"{org_name} Platform Signing G{generation}",
+        now,
+        PLATFORM_LIFETIME,
+        extra=[_utf8_extension(OID_SIGNER_ROLE, SignerRole.PLATFORM.value)],
+    )
+
+
+def _new_tsa(
+    issuing: _CertifiedKey, org_name: str, generation: int, now: datetime
+) -> _CertifiedKey:
+    # RFC 3161 section 2.3: exactly id-kp-timeStamping, marked critical.
+    return _new_service_key(
+        issuing,
+        org_name,
+        f"{org_name} TSA G{generation}",
+        now,
+        TSA_LIFETIME,
+        critical_extra=[x509.ExtendedKeyUsage([OID_TIME_STAMPING])],
+    )
+
+
+def chains_to(
+    certificate: x509.Certificate, issuers: Sequence[x509.Certificate], root: x509.Certificate
+) -> bool:
+    """``certificate`` was issued by one of ``issuers``, itself issued by ``root``."""
+    for issuer in issuers:
+        try:
+            certificate.verify_directly_issued_by(issuer)
+            issuer.verify_directly_issued_by(root)
+        except Exception:  # noqa: S112 - not this issuer (or not a usable one): the next
+            continue
+        return True
+    return False
 
 
 def create_keystore(
@@ -608,6 +697,7 @@ def create_keystore(
     root = _CertifiedKey(root_certificate, root_key)
     issuing = _new_issuing(root, org_name, 1, now)
     platform = _new_platform(issuing, org_name, 1, now)
+    tsa = _new_tsa(issuing, org_name, 1, now)
     manifest: dict[str, Any] = {
         "format": KEYSTORE_FORMAT,
         "org_name": org_name,
@@ -623,6 +713,7 @@ def create_keystore(
             {"generation": 1, "certificate": "issuing-g1.crt.pem", "key": "issuing-g1.key.pem"}
         ],
         "platform": {"certificate": "platform-g1.crt.pem", "key": "platform-g1.key.pem"},
+        "tsa": {"certificate": "tsa-g1.crt.pem", "key": "tsa-g1.key.pem"},
         "seals": {},
     }
     ca = PlatformCA(
@@ -634,10 +725,12 @@ def create_keystore(
         issuing=issuing,
         platform=platform,
         seals={},
+        tsa=tsa,
     )
     ca._store("root.key.pem", root_key, root_certificate)
     ca._store("issuing-g1.key.pem", issuing.private_key, issuing.certificate)
     ca._store("platform-g1.key.pem", platform.private_key, platform.certificate)
+    ca._store("tsa-g1.key.pem", tsa.private_key, tsa.certificate)
     # The manifest goes last: its presence is what marks a complete keystore.
     ca._write_manifest()
     return ca
@@ -676,6 +769,7 @@ def load_keystore(directory: str | os.PathLike[str], passphrase: bytes | str) ->
         issuing = certified(manifest["issuing"][-1])
         platform = certified(manifest["platform"])
         seals = {code: certified(entry) for code, entry in manifest["seals"].items()}
+        tsa = certified(manifest["tsa"]) if manifest.get("tsa") else None
     except KeystoreError:
         raise
     except (OSError, KeyError, TypeError, ValueError) as error:
@@ -689,6 +783,7 @@ def load_keystore(directory: str | os.PathLike[str], passphrase: bytes | str) ->
         issuing=issuing,
         platform=platform,
         seals=seals,
+        tsa=tsa,
     )
 
 

@@ -1,11 +1,20 @@
 """Canonical documents: the exact bytes a contract signature covers.
 
 A contract's terms are frozen when the order is issued. The frozen document is a JSON
-object ``{"format", "template_id", "template_version", "terms"}`` serialized with the JSON
-Canonicalization Scheme (RFC 8785), so that any party can rebuild the same bytes from the
-same data; its SHA-256 in lowercase hex is the *document hash* that every signing context,
-certificate request and evidence bundle refers to. The template id and version live inside
-the signed content, so a signature cannot be replayed onto another template's text.
+object serialized with the JSON Canonicalization Scheme (RFC 8785), so that any party can
+rebuild the same bytes from the same data; its SHA-256 in lowercase hex is the *document
+hash* that every signing context, certificate request and evidence bundle refers to. The
+template id and version live inside the signed content, so a signature cannot be replayed
+onto another template's text.
+
+Two formats:
+
+- ``wangqian.contract/v1``: ``{"format", "template_id", "template_version", "terms"}``;
+  the terms only (documents frozen before the contract text existed).
+- ``wangqian.contract/v2``: the same plus ``"template_sha256"`` (the hash of the template
+  version's source) and ``"text"``: the rendered contract as the signer reads it,
+  ``{"title", "chapters": [{"heading", "clauses": [...]}]}``. What is read, printed into
+  the PDF and signed are then one and the same bytes.
 
 The same canonicalization (:func:`canonical_json`) serializes signing contexts, audit
 events and evidence bundles.
@@ -21,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +39,10 @@ from typing import Any
 import rfc8785
 
 DOCUMENT_FORMAT = "wangqian.contract/v1"
+DOCUMENT_FORMAT_V2 = "wangqian.contract/v2"
+_FIELDS_V1 = frozenset({"format", "template_id", "template_version", "terms"})
+_FIELDS_V2 = _FIELDS_V1 | {"template_sha256", "text"}
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 _UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -102,11 +116,44 @@ class CanonicalDocument:
     def terms(self) -> dict[str, Any]:
         return self.content()["terms"]
 
+    def text(self) -> dict[str, Any] | None:
+        """The rendered contract text (v2 documents), or None for a terms-only document."""
+        return self.content().get("text")
+
+
+def _check_text(text: Any) -> None:
+    if not isinstance(text, Mapping) or set(text) != {"title", "chapters"}:
+        raise CanonicalDocumentError("text must be exactly {title, chapters}")
+    chapters = text["chapters"]
+    if not isinstance(text["title"], str) or not text["title"]:
+        raise CanonicalDocumentError("text.title must be a non-empty string")
+    if not isinstance(chapters, list) or not chapters:
+        raise CanonicalDocumentError("text.chapters must be a non-empty list")
+    for position, chapter in enumerate(chapters):
+        if (
+            not isinstance(chapter, Mapping)
+            or set(chapter) != {"heading", "clauses"}
+            or not isinstance(chapter["heading"], str)
+            or not isinstance(chapter["clauses"], list)
+            or not all(isinstance(c, str) and c for c in chapter["clauses"])
+        ):
+            raise CanonicalDocumentError(
+                f"text.chapters[{position}] must be {{heading, clauses: [non-empty strings]}}"
+            )
+
 
 def canonical_document(
-    template_id: str, template_version: str, terms: Mapping[str, Any]
+    template_id: str,
+    template_version: str,
+    terms: Mapping[str, Any],
+    *,
+    text: Mapping[str, Any] | None = None,
+    template_sha256: str | None = None,
 ) -> CanonicalDocument:
-    """Freeze contract ``terms`` rendered from a template into a canonical document."""
+    """Freeze contract ``terms`` into a canonical document: v2 with the rendered ``text``
+    and the template's hash, v1 (terms only) without them."""
+    if (text is None) != (template_sha256 is None):
+        raise CanonicalDocumentError("text and template_sha256 come together")
     if not template_id or not isinstance(template_id, str):
         raise CanonicalDocumentError("template_id must be a non-empty string")
     if not template_version or not isinstance(template_version, str):
@@ -114,12 +161,19 @@ def canonical_document(
     if not isinstance(terms, Mapping):
         raise CanonicalDocumentError("terms must be a JSON object")
     _refuse_floats(terms, "terms")
-    content = {
+    content: dict[str, Any] = {
         "format": DOCUMENT_FORMAT,
         "template_id": template_id,
         "template_version": template_version,
         "terms": dict(terms),
     }
+    if text is not None:
+        if not isinstance(template_sha256, str) or not _HEX64.fullmatch(template_sha256):
+            raise CanonicalDocumentError("template_sha256 must be 64 lowercase hex characters")
+        _check_text(text)
+        content.update(
+            format=DOCUMENT_FORMAT_V2, template_sha256=template_sha256, text=dict(text)
+        )
     try:
         data = canonical_json(content)
     except rfc8785.CanonicalizationError as error:
@@ -140,16 +194,23 @@ def load_canonical_document(data: bytes | str) -> CanonicalDocument:
         raise CanonicalDocumentError(f"document is not valid JSON: {error}") from error
     if not isinstance(content, dict):
         raise CanonicalDocumentError("document is not a JSON object")
-    if set(content) != {"format", "template_id", "template_version", "terms"}:
+    expected = {DOCUMENT_FORMAT: _FIELDS_V1, DOCUMENT_FORMAT_V2: _FIELDS_V2}.get(
+        content.get("format")
+    )
+    if expected is None and set(content) in (_FIELDS_V1, _FIELDS_V2):
+        raise CanonicalDocumentError(f"unknown document format {content.get('format')!r}")
+    if set(content) != expected:
+        expected = expected or _FIELDS_V1
         raise CanonicalDocumentError(
-            "document fields must be exactly format, template_id, template_version, terms; "
-            f"got {sorted(content)}"
+            f"document fields must be exactly {sorted(expected)}; got {sorted(content)}"
         )
-    if content["format"] != DOCUMENT_FORMAT:
-        raise CanonicalDocumentError(f"unknown document format {content['format']!r}")
     try:
         rebuilt = canonical_document(
-            content["template_id"], content["template_version"], content["terms"]
+            content["template_id"],
+            content["template_version"],
+            content["terms"],
+            text=content.get("text"),
+            template_sha256=content.get("template_sha256"),
         )
     except (CanonicalDocumentError, TypeError) as error:
         raise CanonicalDocumentError(str(error)) from error

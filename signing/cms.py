@@ -23,7 +23,7 @@ not vary, so a signature has exactly one valid encoding; signatures made by othe
 are therefore refused), the algorithms, the messageDigest attribute, the ECDSA signature
 over the DER of the signed attributes, the chain signer -> issuing CA -> the given root,
 and that every certificate was valid at the signing time (so a contract stays verifiable
-after its 30-minute event certificate has expired). Results are lists of :class:`Check`,
+after its event certificate has expired). Results are lists of :class:`Check`,
 never bare booleans.
 """
 
@@ -42,6 +42,7 @@ from typing import Any
 from asn1crypto import algos
 from asn1crypto import cms as asn1_cms
 from asn1crypto import core as asn1_core
+from asn1crypto import tsp as _tsp  # noqa: F401 - see below
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -348,6 +349,9 @@ def _der(tag: int, content: bytes) -> bytes:
     return bytes((tag, 0x80 | len(length))) + length + content
 
 
+# asn1crypto builds a name table of content types the first time one is named, and its
+# tsp module adds "tst_info" (RFC 3161 tokens, which pyHanko names) only when imported:
+# importing it above, before the first name below, keeps that name known everywhere.
 _SHA256_ALGORITHM = algos.DigestAlgorithm({"algorithm": "sha256"}).dump()
 _ECDSA_SHA256_ALGORITHM = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"}).dump()
 _ID_DATA = asn1_cms.ContentType("data").dump()

@@ -11,8 +11,15 @@ root certificate::
       "signatures": [{"role", "context", "signature": "<base64 DER>",
                       "certificate_chain": ["<PEM signer>", "<PEM issuing CA>"]}, ...],
       "events": [{"index", "previous_hash", "payload", "hash"}, ...],
+      "timestamps": [{"signature": 0, "token": "<base64 DER>"}, ...],     (v2 only)
       "platform_signature": {"signature": "<base64 DER>", "certificate_chain": [...]}
     }
+
+Format v2 adds ``timestamps``: RFC 3161 time-stamp tokens, each over the SHA-256 of one
+signature's CMS DER (``signature`` is its index), from the platform's TSA or the
+configured one. They prove each signing act happened no later than the token's time,
+by a clock other than the signer's; verification checks each token against the root.
+A bundle without tokens stays v1.
 
 The canonical document is kept as text, byte for byte, so that re-serializing the bundle
 cannot change what was hashed. The order's audit events form a hash chain: each event's
@@ -54,8 +61,10 @@ from signing.signatures import (
     verify_platform_signature,
     verify_signature,
 )
+from signing.tsa import verify_token
 
 BUNDLE_FORMAT = "wangqian.evidence-bundle/v1"
+BUNDLE_FORMAT_V2 = "wangqian.evidence-bundle/v2"
 EVENT_CHAIN_FORMAT = "wangqian.audit-events/v1"
 
 _BUNDLE_FIELDS = frozenset(
@@ -313,6 +322,8 @@ def build_bundle(
     signatures: Sequence[SignatureRecord],
     events: Sequence[Mapping[str, Any]],
     now: datetime,
+    *,
+    timestamps: Sequence[bytes | None] | None = None,
 ) -> dict[str, Any]:
     """Assemble and platform-sign a contract's evidence bundle.
 
@@ -347,6 +358,14 @@ def build_bundle(
         "signatures": [record.to_dict() for record in signatures],
         "events": event_list,
     }
+    tokens = [
+        {"signature": position, "token": base64.b64encode(token).decode("ascii")}
+        for position, token in enumerate(timestamps or [])
+        if token is not None
+    ]
+    if tokens:
+        bundle["format"] = BUNDLE_FORMAT_V2
+        bundle["timestamps"] = tokens
     signature = platform_sign(ca, canonical_json(bundle), moment)
     bundle["platform_signature"] = signature.to_dict()
     return bundle
@@ -490,7 +509,8 @@ def _verify_bundle(
         return VerificationReport((Check("root", False, f"unusable root certificate: {error}"),))
     if not isinstance(bundle, Mapping):
         return VerificationReport((Check("bundle", False, "the bundle is not a JSON object"),))
-    if set(bundle) != _BUNDLE_FIELDS or bundle.get("format") != BUNDLE_FORMAT:
+    expected = {BUNDLE_FORMAT: _BUNDLE_FIELDS, BUNDLE_FORMAT_V2: _BUNDLE_FIELDS | {"timestamps"}}
+    if set(bundle) != expected.get(bundle.get("format"), set()):
         return VerificationReport(
             (
                 Check(
@@ -525,12 +545,53 @@ def _verify_bundle(
         checks.extend(_bundle_party_checks(bundle["document"], signatures))
 
     checks.extend(verify_event_chain(str(order_id), bundle["events"]))
+    if "timestamps" in bundle:
+        checks.extend(_timestamp_checks(bundle["timestamps"], signatures, created_at, root))
     checks.extend(_platform_checks(bundle, created_at, root))
     return VerificationReport(
         tuple(checks),
         order_id if isinstance(order_id, str) else None,
         document_hash,
     )
+
+
+def _timestamp_checks(
+    entries: Any, signatures: Any, created_at: datetime | None, root: x509.Certificate
+) -> list[Check]:
+    """Each token stamps its signature's CMS bytes, under the root, no earlier than the
+    signing act said it happened and no later than the bundle was made."""
+    if not isinstance(entries, list) or not entries:
+        return [Check("timestamps", False, "the time-stamp list is empty or malformed")]
+    checks: list[Check] = []
+    for position, entry in enumerate(entries):
+        name = f"timestamps[{position}]"
+        try:
+            index = entry["signature"]
+            record = SignatureRecord.from_dict(signatures[index])
+            token = base64.b64decode(entry["token"], validate=True)
+            if set(entry) != {"signature", "token"} or isinstance(index, bool) or index < 0:
+                raise ValueError("an entry has exactly signature (an index) and token")
+        except Exception as error:  # a report names what broke; it never raises
+            checks.append(Check(name, False, f"time-stamp #{position + 1} is unreadable: {error}"))
+            continue
+        label = f"time-stamp of signature #{index + 1} ({record.role.value})"
+        result = verify_token(token, record.signature_der, root)
+        checks.extend(check.prefixed(name, label) for check in result.checks)
+        if result.time is None:
+            continue
+        in_order = record.context.signing_time <= result.time and (
+            created_at is None or result.time <= created_at
+        )
+        checks.append(
+            Check(
+                f"{name}.time",
+                in_order,
+                f"{label}: {format_utc(result.time)}, after the signing act"
+                if in_order
+                else f"{label}: {format_utc(result.time)} is before the act or after the bundle",
+            )
+        )
+    return checks
 
 
 def _bundle_party_checks(document: Any, signatures: list[Any]) -> list[Check]:

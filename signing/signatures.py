@@ -2,13 +2,16 @@
 
 Three kinds of signature, all detached CMS over canonical bytes (see :mod:`signing.cms`):
 
-- :func:`sign_once` — a buyer or seller signs: a fresh P-256 key is made, an event
-  certificate (事件证书) is issued for it, the signing context is signed, and the key is
-  dropped before the function returns. Only the signature and certificates come back, so
-  no caller can keep, log or persist the private key.
-- :func:`seal_sign` — the developer company's seal (合同章) signs with the long-lived
-  seal key held in the keystore, after the seal keeper's one-time code was checked.
-- :func:`platform_sign` — the platform signs receipts and evidence bundles.
+- :func:`signing_act` / :func:`sign_once` — a buyer or seller signs: a fresh P-256 key is
+  made, an event certificate (事件证书) is issued for it, the signing context is signed
+  (and, inside the same act, the party's revision of the contract PDF, see
+  :mod:`signing.pdf`), and the key is dropped when the act ends. Only signatures and
+  certificates come out, so no caller can keep, log or persist the private key.
+- :func:`seal_sign` / :func:`seal_pdf` — the developer company's seal (合同章) signs with
+  the long-lived seal key held in the keystore, after the seal keeper's one-time code was
+  checked: the signing context, and the seal's revision of the contract PDF.
+- :func:`platform_sign` / :func:`platform_pdf` — the platform signs receipts, evidence
+  bundles and the verification stamp of a contract PDF.
 
 :func:`verify_signature` checks a party signature beyond the CMS itself: the certificate's
 role and order extensions and its keyed ID hash must match the signing context, and the
@@ -18,7 +21,8 @@ CMS signing-time must be the context's signing time.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -26,7 +30,9 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pyhanko.sign.timestamps.api import TimeStamper
 
+from signing import pdf as pdf_signing
 from signing.ca import (
     PlatformCA,
     Signer,
@@ -138,29 +144,108 @@ def _new_event_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+class SigningAct:
+    """One buyer's or seller's signing act: its key and certificate, usable only inside
+    ``with signing_act(...)``; afterwards the key is gone and every method refuses."""
+
+    def __init__(
+        self,
+        signer: Signer,
+        certificate: x509.Certificate,
+        issuing: x509.Certificate,
+        key: ec.EllipticCurvePrivateKey,
+        moment: datetime,
+    ) -> None:
+        self.signer = signer
+        self.chain = (certificate, issuing)
+        self._key: ec.EllipticCurvePrivateKey | None = key
+        self._moment = moment
+
+    def _live_key(self) -> ec.EllipticCurvePrivateKey:
+        if self._key is None:
+            raise SigningError("this signing act is over: its key was discarded")
+        return self._key
+
+    def sign_context(self, context: SigningContext) -> SignatureRecord:
+        """The evidence signature: detached CMS over the signing context."""
+        if context.role != self.signer.role:
+            raise SigningError(
+                f"context role {context.role} is not the signer's {self.signer.role}"
+            )
+        if context.signer_id_hash != self.signer.id_hash:
+            raise SigningError("context signer_id_hash is not the signer's id_hash")
+        if context.signing_time != self._moment:
+            raise SigningError(
+                f"context signing_time {format_utc(context.signing_time)} is not now "
+                f"({format_utc(self._moment)})"
+            )
+        certificate, issuing = self.chain
+        der = sign_detached(
+            context.canonical_bytes(), certificate, self._live_key(), [issuing], self._moment
+        )
+        return SignatureRecord(context, der, self.chain)
+
+    async def sign_pdf(
+        self,
+        pdf: bytes,
+        *,
+        field_name: str,
+        appearance: pdf_signing.Appearance,
+        timestamper: TimeStamper | None,
+    ) -> bytes:
+        """The party's revision of the contract PDF, with the same key and certificate."""
+        return await pdf_signing.sign_revision(
+            pdf,
+            field_name=field_name,
+            key=self._live_key(),
+            chain=self.chain,
+            when=self._moment,
+            appearance=appearance,
+            timestamper=timestamper,
+        )
+
+
+@contextmanager
+def signing_act(
+    ca: PlatformCA, signer: Signer, order_id: str, now: datetime
+) -> Iterator[SigningAct]:
+    """A fresh key and its event certificate for one act; the key is dropped on exit."""
+    moment = utc_seconds(now)
+    key = _new_event_key()
+    try:
+        certificate = ca.issue_event_certificate(key.public_key(), signer, order_id, now)
+        act = SigningAct(signer, certificate, ca.issuing_certificate, key, moment)
+    finally:
+        # The act holds the only reference from here on (and only until it ends), also
+        # when an exception's traceback outlives this frame.
+        del key
+    try:
+        yield act
+    finally:
+        act._key = None
+
+
 def sign_once(
     ca: PlatformCA, signer: Signer, context: SigningContext, now: datetime
 ) -> SignatureRecord:
     """One buyer/seller signing act with a key that exists only during this call."""
-    moment = utc_seconds(now)
     if context.role != signer.role:
         raise SigningError(f"context role {context.role} is not the signer's {signer.role}")
-    if context.signer_id_hash != signer.id_hash:
-        raise SigningError("context signer_id_hash is not the signer's id_hash")
-    if context.signing_time != moment:
+    with signing_act(ca, signer, context.order_id, now) as act:
+        return act.sign_context(context)
+
+
+def _seal_key(ca: PlatformCA, credit_code: str, moment: datetime) -> tuple[Any, x509.Certificate]:
+    seal = ca._seal_key(credit_code)
+    if seal is None:
+        raise SigningError(f"no seal certificate for company {credit_code}")
+    certificate = seal.certificate
+    if not certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
         raise SigningError(
-            f"context signing_time {format_utc(context.signing_time)} is not now "
-            f"({format_utc(moment)})"
+            f"the seal certificate of {credit_code} expired on "
+            f"{format_utc(certificate.not_valid_after_utc)}; issue a new one"
         )
-    key = _new_event_key()
-    try:
-        certificate = ca.issue_event_certificate(key.public_key(), signer, context.order_id, now)
-        issuing = ca.issuing_certificate
-        der = sign_detached(context.canonical_bytes(), certificate, key, [issuing], moment)
-    finally:
-        # Also unlinks the key from this frame if an exception's traceback outlives the call.
-        del key
-    return SignatureRecord(context, der, (certificate, issuing))
+    return seal, ca.issuer_of(certificate)
 
 
 def seal_sign(
@@ -172,30 +257,79 @@ def seal_sign(
         raise SigningError("a seal signature needs a context with role 'seal'")
     if context.signing_time != moment:
         raise SigningError("context signing_time is not now")
-    seal = ca._seal_key(credit_code)
-    if seal is None:
-        raise SigningError(f"no seal certificate for company {credit_code}")
+    seal, issuing = _seal_key(ca, credit_code, moment)
     certificate = seal.certificate
-    if not certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
-        raise SigningError(
-            f"the seal certificate of {credit_code} expired on "
-            f"{format_utc(certificate.not_valid_after_utc)}; issue a new one"
-        )
-    issuing = ca.issuer_of(certificate)
     der = sign_detached(context.canonical_bytes(), certificate, seal.private_key, [issuing], moment)
     return SignatureRecord(context, der, (certificate, issuing))
+
+
+async def seal_pdf(
+    ca: PlatformCA,
+    credit_code: str,
+    pdf: bytes,
+    now: datetime,
+    *,
+    appearance: pdf_signing.Appearance,
+    timestamper: TimeStamper | None,
+) -> bytes:
+    """The seal's revision of the contract PDF (field ``seal``), with its keystore key."""
+    moment = utc_seconds(now)
+    seal, issuing = _seal_key(ca, credit_code, moment)
+    return await _kept_key_revision(seal, issuing, "seal", pdf, moment, appearance, timestamper)
+
+
+async def _kept_key_revision(
+    holder: Any,
+    issuing: x509.Certificate,
+    field_name: str,
+    pdf: bytes,
+    moment: datetime,
+    appearance: pdf_signing.Appearance,
+    timestamper: TimeStamper | None,
+) -> bytes:
+    """A PDF revision signed with a key the keystore keeps (the seal's, the platform's)."""
+    return await pdf_signing.sign_revision(
+        pdf,
+        field_name=field_name,
+        key=holder.private_key,
+        chain=(holder.certificate, issuing),
+        when=moment,
+        appearance=appearance,
+        timestamper=timestamper,
+    )
+
+
+def _platform_key(ca: PlatformCA, moment: datetime) -> tuple[Any, x509.Certificate]:
+    platform = ca._platform_key()
+    certificate = platform.certificate
+    if not certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
+        raise SigningError("the platform signing certificate is not valid now; rotate the CA")
+    return platform, ca.issuer_of(certificate)
 
 
 def platform_sign(ca: PlatformCA, content: bytes, now: datetime) -> PlatformSignature:
     """The platform's detached CMS signature over ``content``."""
     moment = utc_seconds(now)
-    platform = ca._platform_key()
+    platform, issuing = _platform_key(ca, moment)
     certificate = platform.certificate
-    if not certificate.not_valid_before_utc <= moment <= certificate.not_valid_after_utc:
-        raise SigningError("the platform signing certificate is not valid now; rotate the CA")
-    issuing = ca.issuer_of(certificate)
     der = sign_detached(content, certificate, platform.private_key, [issuing], moment)
     return PlatformSignature(der, (certificate, issuing))
+
+
+async def platform_pdf(
+    ca: PlatformCA,
+    pdf: bytes,
+    now: datetime,
+    *,
+    appearance: pdf_signing.Appearance,
+    timestamper: TimeStamper | None,
+) -> bytes:
+    """The platform's verification stamp on the contract PDF (field ``platform``)."""
+    moment = utc_seconds(now)
+    platform, issuing = _platform_key(ca, moment)
+    return await _kept_key_revision(
+        platform, issuing, pdf_signing.PLATFORM_FIELD, pdf, moment, appearance, timestamper
+    )
 
 
 def _same_chain(result: CmsVerification, chain: Sequence[x509.Certificate]) -> bool:

@@ -22,7 +22,7 @@ from api.db.engine import commit_and_raise
 from api.identity.codes import verify_code
 from api.identity.staff import StaffIdentity, check_staff_totp
 from api.identity.verification import CitizenIdentity
-from signing.ca import CertificateIssueError, Company, Signer, signer_id_hash
+from signing.ca import CertificateIssueError, Company, PlatformCA, Signer, signer_id_hash
 from signing.cms import SignerRole, SigningContext
 from signing.signatures import SignatureRecord, seal_sign, sign_once
 
@@ -80,9 +80,8 @@ def require_recent_face(citizen: CitizenIdentity, *, now: datetime, max_age: tim
         )
 
 
-async def person_signs(
+def person_act(
     keys: ServiceKeys,
-    keystore: Keystore,
     party: ContractParty,
     *,
     document_hash: str,
@@ -90,8 +89,8 @@ async def person_signs(
     challenge_id: str,
     client: Client,
     now: datetime,
-) -> SignatureRecord:
-    """A party's signature through a per-signing certificate that names them."""
+) -> tuple[Signer, SigningContext]:
+    """Who signs (the per-signing certificate names them) and the context they sign."""
     id_number = keys.pii.decrypt(party.id_number_encrypted, field=PARTY_ID_FIELD)
     id_hash = signer_id_hash(id_number, keys.signer_id)
     role = SignerRole(party.role)
@@ -105,8 +104,32 @@ async def person_signs(
         client_ip=client_ip(client.ip),
         user_agent=client.user_agent[:300],
     )
-    ca = await keystore.ca(now)
-    return sign_once(ca, Signer(party.name, id_hash, role), context, now)
+    return Signer(party.name, id_hash, role), context
+
+
+async def person_signs(
+    keys: ServiceKeys,
+    keystore: Keystore,
+    party: ContractParty,
+    *,
+    document_hash: str,
+    order_id: str,
+    challenge_id: str,
+    client: Client,
+    now: datetime,
+) -> SignatureRecord:
+    """A party's signature through a per-signing certificate that names them, without a
+    PDF revision (a termination agreement; a contract's act goes through ``pdfs``)."""
+    signer, context = person_act(
+        keys,
+        party,
+        document_hash=document_hash,
+        order_id=order_id,
+        challenge_id=challenge_id,
+        client=client,
+        now=now,
+    )
+    return sign_once(await keystore.ca(now), signer, context, now)
 
 
 async def company_seals(
@@ -122,9 +145,10 @@ async def company_seals(
     totp_code: str | None,
     client: Client,
     now: datetime,
-) -> tuple[SignatureRecord, str]:
+) -> tuple[SignatureRecord, str, PlatformCA]:
     """The seal keeper proves it is them (TOTP when enrolled, then the SMS code); the
-    company seal signs. Returns the signature and the challenge id it answered."""
+    company seal signs. Returns the signature, the challenge id it answered and the CA
+    holding the seal's certificate (the seal's PDF revision is signed with it too)."""
     await check_staff_totp(session, keys, staff.id, totp_code, now)
     challenge_id = await checked_code(
         session, keys, phone=staff.phone, typed=typed, purpose=SEAL_PURPOSE, now=now
@@ -146,4 +170,4 @@ async def company_seals(
         client_ip=client_ip(client.ip),
         user_agent=client.user_agent[:300],
     )
-    return seal_sign(ca, developer.credit_code, context, now), challenge_id
+    return seal_sign(ca, developer.credit_code, context, now), challenge_id, ca

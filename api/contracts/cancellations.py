@@ -16,8 +16,9 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import schemas
+from api.contracts import documents, schemas
 from api.contracts.cancellation_reads import CANCELLATION, answer
+from api.contracts.document_terms import TerminatedContract, TerminationTerms
 from api.contracts.models import (
     OPEN_CANCELLATION_STATUSES,
     CancellationStatus,
@@ -39,18 +40,13 @@ from api.contracts.queries import (
     record_event,
     staff_actor,
 )
-from api.contracts.terms import (
-    TERMINATION_TEMPLATE,
-    TERMINATION_VERSION,
-    TerminationTerms,
-    terms_of,
-)
+from api.contracts.terms import TERMINATION_TEMPLATE, terms_of
 from api.core.clock import business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.escrow.notices import held_for
 from api.identity.principal import Principal
-from signing.canonical import CanonicalDocument, canonical_document
+from signing.canonical import CanonicalDocument
 from signing.pii import mask_name
 from signing.qr import new_scene
 
@@ -94,23 +90,33 @@ async def _agreement(
     *,
     now: datetime,
 ) -> CanonicalDocument:
-    """The termination agreement, frozen like a contract: the same parties sign it."""
+    """The termination agreement, frozen like a contract: the same parties sign it, and
+    every fen held in supervision for the contract goes back to the buyers."""
     terms = terms_of(order)
-    resale = order.kind is ContractKind.resale
+    assert order.contract_number is not None and order.document_hash is not None
+    assert order.completed_at is not None
     agreement = TerminationTerms(
-        title="存量房买卖合同注销协议" if resale else "商品房买卖合同解除协议",
-        contract_number=order.contract_number or "",
-        filing_number=order.filing_number or "",
-        unit=terms.unit,
+        agreement_kind="termination",
+        title="存量房买卖合同注销协议"
+        if order.kind is ContractKind.resale
+        else "商品房买卖合同解除协议",
+        contract=TerminatedContract(
+            contract_number=order.contract_number,
+            title=terms.title,
+            document_hash=order.document_hash,
+            signed_on=business_date(order.completed_at).isoformat(),
+            unit=terms.unit,
+            price_fen=order.price_fen,
+            filing_number=order.filing_number or "",
+        ),
         developer=terms.developer,
-        price_fen=order.price_fen,
+        parties=terms.parties,
         reason=reason,
         applicants=[party.name for party in applicants],
-        supervised_paid_fen=await held_for(session, order.id),
-        date=business_date(now).isoformat(),
-        parties=terms.parties,
+        refund_fen=await held_for(session, order.id),
+        agreed_on=business_date(now).isoformat(),
     )
-    return canonical_document(TERMINATION_TEMPLATE, TERMINATION_VERSION, agreement.to_document())
+    return documents.freeze(TERMINATION_TEMPLATE, agreement)
 
 
 async def start(

@@ -12,7 +12,7 @@ import asyncio
 import fcntl
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -72,17 +72,30 @@ class Keystore:
                         )
             return self._ca
 
-    def _with_seal(self, company: ca_module.Company, now: datetime) -> PlatformCA:
+    def _ensure(
+        self,
+        now: datetime,
+        present: Callable[[PlatformCA], bool],
+        issue: Callable[[PlatformCA], object],
+    ) -> PlatformCA:
+        """The CA with something issued once for all processes (a seal, the TSA key)."""
         ca = self._open(now)
-        if ca.seal_certificate(company.credit_code) is not None:
+        if present(ca):
             return ca
         with self._lock, self._file_lock():
             # Another process may have issued it meanwhile: look at the disk first.
             fresh = ca_module.load_keystore(self.directory, self._passphrase)
-            if fresh.seal_certificate(company.credit_code) is None:
-                fresh.issue_seal_certificate(company, now - BACKDATE)
+            if not present(fresh):
+                issue(fresh)
             self._ca = fresh
             return fresh
+
+    def _with_seal(self, company: ca_module.Company, now: datetime) -> PlatformCA:
+        return self._ensure(
+            now,
+            lambda ca: ca.seal_certificate(company.credit_code) is not None,
+            lambda ca: ca.issue_seal_certificate(company, now - BACKDATE),
+        )
 
     async def ca(self, now: datetime) -> PlatformCA:
         if self._ca is not None:
@@ -94,3 +107,15 @@ class Keystore:
         if ca is not None and ca.seal_certificate(company.credit_code) is not None:
             return ca
         return await asyncio.to_thread(self._with_seal, company, now)
+
+    async def ca_with_tsa(self, now: datetime) -> PlatformCA:
+        """The CA with its time-stamping key (keystores made before it get one now)."""
+        ca = self._ca
+        if ca is not None and ca.tsa_certificate is not None:
+            return ca
+        return await asyncio.to_thread(
+            self._ensure,
+            now,
+            lambda ca: ca.tsa_certificate is not None,
+            lambda ca: ca.issue_tsa_certificate(now - BACKDATE),
+        )

@@ -293,3 +293,29 @@ class CancellationDocument(HasId, Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by: Mapped[str] = mapped_column(String(100))
     uploaded_at: Mapped[datetime]
+
+
+class ContractDocument(HasId, Base):
+    """A contract's PDF as it grows: revision 0 (typeset), one incremental revision per
+    signing act, then the seal, the platform's stamp and the document time-stamp."""
+
+    __tablename__ = "contract_documents"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contract_orders.id"), unique=True)
+    pdf: Mapped[bytes] = mapped_column(LargeBinary)
+    # SHA-256 of the finished file, so verify-pdf finds it by its bytes.
+    pdf_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    complete: Mapped[bool]
+    updated_at: Mapped[datetime]
+
+
+class ContractTimestamp(HasId, Base):
+    """An RFC 3161 time-stamp token over one signing act's CMS signature."""
+
+    __tablename__ = "contract_timestamps"
+    __table_args__ = (UniqueConstraint("order_id", "signer_key"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contract_orders.id"), index=True)
+    signer_key: Mapped[str] = mapped_column(String(64))  # as ContractSignature.signer_key
+    token: Mapped[str] = mapped_column(Text)  # base64 DER
+    stamped_at: Mapped[datetime]

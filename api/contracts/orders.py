@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import schemas
+from api.contracts import documents, schemas
 from api.contracts.models import (
     LIVE_STATUSES,
     ContractKind,
@@ -44,7 +44,6 @@ from api.contracts.queries import (
 )
 from api.contracts.terms import (
     PAYMENT_LABELS,
-    TEMPLATE_VERSION,
     TEMPLATES,
     ContractTerms,
     DeveloperTerms,
@@ -60,7 +59,7 @@ from api.escrow.models import NoticeKind
 from api.identity.principal import Principal
 from api.identity.staff import staff_project_ids
 from api.register.queries import UnitContext, unit_context
-from signing.canonical import canonical_document, format_utc
+from signing.canonical import format_utc
 from signing.qr import new_scene
 
 
@@ -176,7 +175,7 @@ async def create_order(
         down_payment_fen=data.down_payment_fen,
         delivery_date=data.delivery_date,
         template_id=data.template,
-        template_version=TEMPLATE_VERSION,
+        template_version=documents.current_version(data.template),
         terms_json=_new_terms(keys, unit, data, buyers).to_json(),
         end_reason="",
         created_at=now,
@@ -225,8 +224,9 @@ async def issue_order(
             "只有草稿状态的合同订单可以生成签约二维码。",
             order_status=order.status.value,
         )
-    document = canonical_document(
-        order.template_id, order.template_version, terms_of(order).to_document()
+    # The one way a document is frozen: the template's text rendered from the terms.
+    document = documents.freeze(
+        order.template_id, terms_of(order), version=order.template_version
     )
     order.document_json = document.canonical_text
     order.document_hash = document.document_hash

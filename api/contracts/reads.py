@@ -29,6 +29,7 @@ from api.contracts.models import (
     ContractSignature,
     OrderStatus,
 )
+from api.contracts.pdfs import finished_pdf, timestamps_of
 from api.contracts.people import same_person
 from api.contracts.queries import (
     effective_status,
@@ -190,14 +191,15 @@ async def evidence(
     order, _ = await order_for(session, principal, order_id, now=now)
     if order.contract_number is None or order.document_json is None:
         raise DomainError("evidence_not_ready", "合同尚未签订完成，暂无证据包。")
-    records = [
-        SignatureRecord.from_dict(json.loads(raw))
-        for raw in await session.scalars(
-            select(ContractSignature.record_json)
+    rows = (
+        await session.execute(
+            select(ContractSignature.signer_key, ContractSignature.record_json)
             .where(ContractSignature.order_id == order.id)
             .order_by(ContractSignature.signed_at, ContractSignature.role)
         )
-    ]
+    ).all()
+    records = [SignatureRecord.from_dict(json.loads(raw)) for _, raw in rows]
+    tokens = await timestamps_of(session, order.id)
     chained = [
         json.loads(raw)
         for raw in await session.scalars(
@@ -208,8 +210,23 @@ async def evidence(
     ]
     ca = await keystore.ca(now)
     return build_bundle(
-        ca, load_canonical_document(order.document_json), str(order.id), records, chained, now
+        ca,
+        load_canonical_document(order.document_json),
+        str(order.id),
+        records,
+        chained,
+        now,
+        timestamps=[tokens.get(key) for key, _ in rows],
     )
+
+
+async def signed_pdf(
+    session: AsyncSession, principal: Principal, order_id: uuid.UUID, *, now: datetime
+) -> tuple[str, bytes]:
+    """The finished PDF for a party or the company's staff, with its file name."""
+    order, _ = await order_for(session, principal, order_id, now=now)
+    pdf = await finished_pdf(session, order)
+    return f"{order.contract_number}.pdf", pdf
 
 
 @dataclass(frozen=True)

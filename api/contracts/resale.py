@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import schemas
+from api.contracts import documents, schemas
 from api.contracts.completion import complete_contract
 from api.contracts.models import (
     LIVE_STATUSES,
@@ -25,6 +25,7 @@ from api.contracts.models import (
     OrderStatus,
 )
 from api.contracts.orders import check_money_and_dates, expire_due_orders, unit_terms
+from api.contracts.pdfs import ContractPdfs, finish
 from api.contracts.people import (
     SELLER_ACCOUNT_FIELD,
     Person,
@@ -80,7 +81,6 @@ from api.register.titles import (
 )
 from signing.pii import mask_account, mask_name
 
-RESALE_VERSION = "1"
 TITLE_UNAVAILABLE = "该房屋已有未完成的合同订单或已签约。"
 
 
@@ -333,7 +333,7 @@ def _new_order(
         down_payment_fen=data.down_payment_fen,
         delivery_date=data.delivery_date,
         template_id=RESALE_TEMPLATE,
-        template_version=RESALE_VERSION,
+        template_version=documents.current_version(RESALE_TEMPLATE),
         terms_json=terms.to_json(),
         end_reason="",
         expires_at=end_of_next_natural_day(now),
@@ -428,6 +428,7 @@ async def _resale_order(session: AsyncSession, order_id: uuid.UUID, now: datetim
 async def submit(
     session: AsyncSession,
     keys: ServiceKeys,
+    pdfs: ContractPdfs,
     principal: Principal,
     order_id: uuid.UUID,
     *,
@@ -450,6 +451,9 @@ async def submit(
     number, password, parties = await complete_contract(
         session, keys, order, prefix="CL", template="resale_contract_signed", now=now
     )
+    # No seal: the platform's stamp with the QR code and the document time-stamp.
+    ca = await pdfs.keystore.ca(now)
+    await finish(session, pdfs, order, ca, seal=None, company=None, number=number, now=now)
     await hand_to_escrow(
         session, keys, order, kinds=(NoticeKind.deposit, NoticeKind.down_payment), now=now
     )

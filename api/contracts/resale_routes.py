@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import reads, resale, schemas
+from api.contracts.pdfs import ContractPdfs
 from api.core.clock import Clock
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
@@ -60,10 +61,11 @@ async def submit(
     db: NamedDependency[AsyncSession],
     clock: NamedDependency[Clock],
     keys: NamedDependency[ServiceKeys],
+    pdfs: NamedDependency[ContractPdfs],
     principal: NamedDependency[Principal],
 ) -> Response[schemas.Submitted]:
     submitted = await resale.submit(
-        db, keys, principal, parse_id(order_id, what=ORDER), now=clock.now()
+        db, keys, pdfs, principal, parse_id(order_id, what=ORDER), now=clock.now()
     )
     # It carries the contract password: never stored for an idempotent replay, never cached.
     return Response(submitted, headers={"Cache-Control": "no-store"})

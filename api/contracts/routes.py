@@ -18,6 +18,7 @@ from api.contracts.cancellation_routes import ROUTES as CANCELLATION_ROUTES
 from api.contracts.filing_routes import ROUTES as FILING_ROUTES
 from api.contracts.keystore import Keystore
 from api.contracts.models import OrderStatus
+from api.contracts.pdfs import ContractPdfs
 from api.contracts.policy import ContractPolicy
 from api.contracts.resale_routes import ROUTES as RESALE_ROUTES
 from api.core.clock import Clock
@@ -199,14 +200,14 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        keystore: NamedDependency[Keystore],
+        pdfs: NamedDependency[ContractPdfs],
         policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> schemas.Signed:
         return await signing.sign(
             db,
             keys,
-            keystore,
+            pdfs,
             principal,
             parse_id(order_id, what=ORDER),
             data,
@@ -287,14 +288,14 @@ class ContractController(Controller):
         db: NamedDependency[AsyncSession],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
-        keystore: NamedDependency[Keystore],
+        pdfs: NamedDependency[ContractPdfs],
         policy: NamedDependency[ContractPolicy],
         principal: NamedDependency[Principal],
     ) -> Response[schemas.Sealed]:
         sealed = await sealing.seal(
             db,
             keys,
-            keystore,
+            pdfs,
             principal,
             parse_id(order_id, what=ORDER),
             data,
@@ -323,6 +324,44 @@ class ContractController(Controller):
         principal: NamedDependency[Principal],
     ) -> schemas.DocumentAnswer:
         return await reads.document(db, principal, parse_id(order_id, what=ORDER), now=clock.now())
+
+    @post(
+        "/{order_id:str}/document/opened",
+        status_code=200,
+        guards=[citizens_only],
+        summary="已打开合同全文 (a party read the contract; kept in the timeline)",
+    )
+    async def document_opened(
+        self,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.DocumentOpened],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+    ) -> schemas.OpenedAnswer:
+        return await signing.document_opened(
+            db, principal, parse_id(order_id, what=ORDER), data, now=clock.now()
+        )
+
+    @get("/{order_id:str}/pdf", guards=[logged_in], summary="签署版合同 PDF (PAdES, time-stamped)")
+    async def pdf(
+        self,
+        order_id: FromPath[str],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+    ) -> Response[bytes]:
+        name, data = await reads.signed_pdf(
+            db, principal, parse_id(order_id, what=ORDER), now=clock.now()
+        )
+        return Response(
+            data,
+            media_type="application/pdf",
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "Cache-Control": "no-store",
+            },
+        )
 
     @get("/{order_id:str}/evidence", guards=[logged_in], summary="证据包 (verifies offline)")
     async def evidence(

@@ -334,3 +334,12 @@ class CancellationList(ResponseBody):
 class CancellationSigned(ResponseBody):
     cancellation: CancellationAnswer
     signed_at: datetime
+
+
+class DocumentOpened(RequestBody):
+    document_hash: Annotated[str, msgspec.Meta(min_length=64, max_length=64)]
+
+
+class OpenedAnswer(ResponseBody):
+    document_hash: str
+    opened_at: datetime

@@ -16,12 +16,12 @@ from api.contracts import schemas
 from api.contracts.acts import SEAL_PURPOSE, Client, SigningCode, company_seals
 from api.contracts.completion import complete_contract
 from api.contracts.filing import submit_for_filing
-from api.contracts.keystore import Keystore
 from api.contracts.models import (
     ContractKind,
     ContractOrder,
     OrderStatus,
 )
+from api.contracts.pdfs import ContractPdfs, finish
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
     SYSTEM_ACTOR,
@@ -106,7 +106,7 @@ async def seal_challenge(
 async def seal(
     session: AsyncSession,
     keys: ServiceKeys,
-    keystore: Keystore,
+    pdfs: ContractPdfs,
     principal: Principal,
     order_id: uuid.UUID,
     data: schemas.SealIn,
@@ -119,12 +119,13 @@ async def seal(
     assert principal.staff_id is not None and order.document_hash is not None
     staff = await staff_identity(session, principal.staff_id)
     assert staff is not None
-    record, challenge_id = await company_seals(
+    developer = developer_of(order)
+    record, challenge_id, ca = await company_seals(
         session,
         keys,
-        keystore,
+        pdfs.keystore,
         staff,
-        developer_of(order),
+        developer,
         document_hash=order.document_hash,
         order_id=str(order.id),
         typed=SigningCode(data.challenge_id, data.code, _seal_subject(order)),
@@ -152,6 +153,8 @@ async def seal(
     number, password, parties = await complete_contract(
         session, keys, order, prefix=prefix, template="contract_signed", now=now
     )
+    # The seal's PDF revision, the platform's stamp and the document time-stamp.
+    await finish(session, pdfs, order, ca, seal=record, company=developer, number=number, now=now)
     await hand_to_escrow(
         session, keys, order, kinds=(NoticeKind.deposit, NoticeKind.down_payment), now=now
     )

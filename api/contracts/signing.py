@@ -22,10 +22,9 @@ from api.contracts.acts import (
     Client,
     SigningCode,
     checked_code,
-    person_signs,
+    person_act,
     require_recent_face,
 )
-from api.contracts.keystore import Keystore
 from api.contracts.models import (
     OPEN_CANCELLATION_STATUSES,
     ContractCancellation,
@@ -34,6 +33,7 @@ from api.contracts.models import (
     ContractParty,
     OrderStatus,
 )
+from api.contracts.pdfs import ContractPdfs, sign_party
 from api.contracts.people import name_mismatch, same_person
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
@@ -221,7 +221,7 @@ async def signature_challenge(
 async def sign(
     session: AsyncSession,
     keys: ServiceKeys,
-    keystore: Keystore,
+    pdfs: ContractPdfs,
     principal: Principal,
     order_id: uuid.UUID,
     data: schemas.SignIn,
@@ -242,15 +242,21 @@ async def sign(
         purpose=SIGN_PURPOSE,
         now=now,
     )
-    record = await person_signs(
+    signer, context = person_act(
         keys,
-        keystore,
         party,
         document_hash=order.document_hash,
         order_id=str(order.id),
         challenge_id=challenge_id,
         client=client,
         now=now,
+    )
+    parties = await parties_of(session, order.id)
+    # The signing act: the evidence signature and the party's PDF revision, one key; the
+    # PDF's boxes are numbered per role (seller-1, buyer-2...).
+    ordinal = 1 + sum(1 for p in parties if p.role == party.role and p.position < party.position)
+    record = await sign_party(
+        session, pdfs, order, signer, context, signer_key=str(party.id), ordinal=ordinal, now=now
     )
     await store_signature(
         session,
@@ -270,7 +276,6 @@ async def sign(
         now=now,
         detail={"party": party.position, "role": party.role, "challenge_id": challenge_id},
     )
-    parties = await parties_of(session, order.id)
     if all(p.signed_at is not None for p in parties):
         resale = order.kind is ContractKind.resale
         order.status = OrderStatus.awaiting_submit if resale else OrderStatus.awaiting_seal
@@ -305,3 +310,30 @@ async def decline(
         detail={"party": party.position, "reason": reason.strip()},
     )
     return await order_answer(session, order, now, my_party_id=party.id)
+
+
+async def document_opened(
+    session: AsyncSession,
+    principal: Principal,
+    order_id: uuid.UUID,
+    data: schemas.DocumentOpened,
+    *,
+    now: datetime,
+) -> schemas.OpenedAnswer:
+    """A party opened the whole contract text: the timeline (evidence) records who,
+    which document and when, every time."""
+    order = await get_order(session, order_id, lock=True)
+    party = await my_party(session, principal, order)
+    if order.document_hash is None:
+        raise DomainError("document_not_issued", "合同文本尚未生成。")
+    if data.document_hash != order.document_hash:
+        raise DomainError("document_changed", "合同文本与您打开的版本不一致，请重新打开。")
+    await record_event(
+        session,
+        order,
+        "document_opened",
+        actor=mask_name(party.name),
+        now=now,
+        detail={"party": party.position, "document_hash": order.document_hash},
+    )
+    return schemas.OpenedAnswer(document_hash=order.document_hash, opened_at=now)

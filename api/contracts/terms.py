@@ -18,7 +18,6 @@ TEMPLATES = {
     "gf-2014-0171": "商品房买卖合同（预售）示范文本",
     "gf-2014-0172": "商品房买卖合同（现售）示范文本",
 }
-TEMPLATE_VERSION = "2014.1"
 PAYMENT_LABELS = {
     PaymentMethod.lump_sum: "一次性付款",
     PaymentMethod.installments: "分期付款",
@@ -82,11 +81,11 @@ class SealTerms(_Terms, tag="seal", tag_field="role"):
 
 PartyTerms = BuyerTerms | SealTerms | SellerTerms
 
-RESALE_TEMPLATE = "resale-2026"
+RESALE_TEMPLATE = "wq-resale"
 RESALE_TITLE = "存量房买卖合同"
 CO_OWNERSHIP_LABELS = {"sole": "单独所有", "joint": "共同共有", "by_share": "按份共有"}
 TAX_BEARER_LABELS = {
-    "by_law": "按规定各自承担",
+    "by_law": "按照国家和当地的规定由各方分别承担",
     "buyer": "全部由买受人承担",
     "seller": "全部由出卖人承担",
 }
@@ -153,23 +152,6 @@ def developer_of(order: ContractOrder) -> DeveloperTerms:
     return developer
 
 
-# The termination agreement (解除协议) every party signs to cancel a contract.
-TERMINATION_TEMPLATE = "termination-2026"
-TERMINATION_VERSION = "1"
-
-
-class TerminationTerms(_Terms):
-    """What a termination agreement says: which contract ends, why, at whose request, and
-    that every fen the buyers paid into supervision goes back to them."""
-
-    title: str
-    contract_number: str
-    filing_number: str  # "" when the contract was never filed
-    unit: UnitTerms
-    developer: DeveloperTerms | None  # None for a resale: its sellers are among the parties
-    price_fen: int
-    reason: str
-    applicants: list[str]  # the buyers who applied (申请注销人), by name
-    supervised_paid_fen: int  # held in supervision when it started; all of it is refunded
-    date: str  # ISO date (Asia/Shanghai) the cancellation started
-    parties: list[PartyTerms]
+# The termination agreement (解除协议) every party signs to cancel a contract; its terms
+# are ``document_terms.TerminationTerms``.
+TERMINATION_TEMPLATE = "wq-termination"

@@ -42,6 +42,8 @@ def configure_logging(level: str, *, json_lines: bool) -> None:
     root.propagate = False
     # One line per outbound call at INFO, in another format, would drown our own log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # fontTools narrates every font subset of every contract PDF, table by table.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 class RequestLogMiddleware:

@@ -1,25 +1,51 @@
 """Public routes: no login, no personal data. Building tables and project lists may be
-cached for a while; contract verification never (it is asked with a password)."""
+cached for a while; contract verification never (it is asked with a password, a PDF or a
+QR code). The platform's time-stamping authority (RFC 3161) answers here too."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.pdfs import ContractPdfs, published_certificates
 from api.core.clock import Clock, business_date
+from api.core.errors import DomainError
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
 from api.core.ratelimit import RateLimiter
 from api.public import buildings, verification
-from api.public.schemas import BuildingTable, PublicProjectPage, VerifyAnswer
+from api.public.schemas import (
+    BuildingTable,
+    PublicProjectPage,
+    VerifyAnswer,
+    VerifyPdfAnswer,
+    VerifyQrAnswer,
+)
+from signing.offline_qr import MAX_TOKEN_CHARS
+from signing.tsa import MAX_REQUEST_BYTES, REPLY_MEDIA_TYPE, REQUEST_MEDIA_TYPE
 
 # Wrong contract passwords allowed per contract number and per IP address, per hour.
 VERIFY_FAILURES_PER_NUMBER = 5
 VERIFY_FAILURES_PER_IP = 20
+# verify-pdf checks every signature of a file: bounded per IP address and hour, and in size.
+VERIFY_PDF_PER_IP = 60
+MAX_PDF_BYTES = 4 * 1024 * 1024
+PDF_MEDIA_TYPES = ("application/pdf", "application/octet-stream")
+
+
+def _ip(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _body_type(request: Request[Any, Any, Any], allowed: tuple[str, ...], detail: str) -> None:
+    """Raw-body routes name what they take; anything else is refused before it is read."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in allowed:
+        raise DomainError("unsupported_media_type", detail)
 
 
 class PublicController(Controller):
@@ -73,7 +99,7 @@ class PublicController(Controller):
         number: Annotated[str, Parameter(min_length=1, max_length=32)],
         password: Annotated[str, Parameter(min_length=1, max_length=16)],
     ) -> Response[VerifyAnswer]:
-        ip = request.client.host if request.client else "unknown"
+        ip = _ip(request)
         key = number.strip().upper()
         hour = 3600
         await limiter.peek(
@@ -87,4 +113,66 @@ class PublicController(Controller):
         return Response(answer, headers={"Cache-Control": "no-store"})
 
 
-ROUTES = [PublicController]
+@post(
+    "/api/v1/public/verify-pdf",
+    status_code=200,
+    tags=["public"],
+    summary="核验合同 PDF (body: the PDF file, application/pdf, at most 4 MiB)",
+    request_max_body_size=MAX_PDF_BYTES,
+)
+async def verify_pdf(
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    clock: NamedDependency[Clock],
+    pdfs: NamedDependency[ContractPdfs],
+    limiter: NamedDependency[RateLimiter],
+) -> Response[VerifyPdfAnswer]:
+    _body_type(request, PDF_MEDIA_TYPES, "请以 application/pdf 上传 PDF 文件。")
+    await limiter.hit("verify-pdf-ip", _ip(request), limit=VERIFY_PDF_PER_IP, window_seconds=3600)
+    answer = await verification.verify_pdf(db, pdfs, await request.body(), now=clock.now())
+    return Response(answer, headers={"Cache-Control": "no-store"})
+
+
+@get("/api/v1/public/verify-qr", tags=["public"], summary="核验合同二维码 (the QR code's text)")
+async def verify_qr(
+    db: NamedDependency[AsyncSession],
+    clock: NamedDependency[Clock],
+    pdfs: NamedDependency[ContractPdfs],
+    code: Annotated[str, Parameter(min_length=1, max_length=MAX_TOKEN_CHARS + 200)],
+) -> Response[VerifyQrAnswer]:
+    answer = await verification.verify_qr(db, pdfs, code, now=clock.now())
+    return Response(answer, headers={"Cache-Control": "no-store"})
+
+
+@get(
+    "/api/v1/public/certificates",
+    tags=["public"],
+    summary="平台证书 (PEM: root, issuing CAs, platform signing, TSA) for offline checks",
+)
+async def certificates(
+    clock: NamedDependency[Clock], pdfs: NamedDependency[ContractPdfs]
+) -> Response[bytes]:
+    pem = await published_certificates(pdfs, clock.now())
+    return Response(pem, media_type="application/x-pem-file")
+
+
+@post(
+    "/api/v1/public/tsa",
+    status_code=200,
+    tags=["public"],
+    summary="时间戳服务 (RFC 3161: application/timestamp-query in, timestamp-reply out)",
+    request_max_body_size=MAX_REQUEST_BYTES,
+)
+async def tsa(
+    request: Request[Any, Any, Any],
+    clock: NamedDependency[Clock],
+    pdfs: NamedDependency[ContractPdfs],
+) -> Response[bytes]:
+    _body_type(request, (REQUEST_MEDIA_TYPE,), "请以 application/timestamp-query 提交请求。")
+    now = clock.now()
+    authority = await pdfs.authority(now)
+    reply = authority.respond(await request.body(), now)
+    return Response(reply, media_type=REPLY_MEDIA_TYPE, headers={"Cache-Control": "no-store"})
+
+
+ROUTES = [PublicController, verify_pdf, verify_qr, certificates, tsa]

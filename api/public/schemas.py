@@ -149,3 +149,28 @@ class VerifyAnswer(ResponseBody, omit_defaults=True):
     document_hash: str | None = None
     signatures: list[dict[str, Any]] | None = None
     completed_at: datetime | None = None
+
+
+class VerifyPdfAnswer(ResponseBody, omit_defaults=True):
+    """verify-pdf: whether an uploaded PDF is one of our contracts, byte for byte as the
+    platform finished it, and which contract: its number, status and signing time."""
+
+    ours: bool
+    unchanged: bool
+    contract_number: str | None = None
+    status: OrderStatus | None = None
+    signed_at: datetime | None = None
+    document_hash: str | None = None
+    problems: list[str] | None = None
+
+
+class VerifyQrAnswer(ResponseBody, omit_defaults=True):
+    """The QR code of a contract: whether the platform signed it for that contract."""
+
+    genuine: bool
+    reason: str
+    contract_number: str | None = None
+    status_at_signing: str | None = None
+    status: OrderStatus | None = None
+    signed_at: datetime | None = None
+    document_hash: str | None = None

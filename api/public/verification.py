@@ -1,14 +1,21 @@
 """Public contract verification (合同查询): anyone with a contract's number (or its filing
 number) and password learns whether it is genuine and sees its status, its filing, its flat
-and its signing times."""
+and its signing times; anyone with the PDF or the QR code printed on it learns whether it
+is ours and unchanged."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.pdfs import ContractPdfs
 from api.contracts.reads import genuine_contract
+from api.contracts.recognition import recognise_pdf, recognise_qr
+from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.public.schemas import VerifiedUnit, VerifyAnswer
+from api.public.schemas import VerifiedUnit, VerifyAnswer, VerifyPdfAnswer, VerifyQrAnswer
 from api.register.queries import format_area
 from signing.canonical import format_utc
 
@@ -46,3 +53,20 @@ async def verify_contract(
         ],
         completed_at=found.completed_at,
     )
+
+
+async def verify_pdf(
+    session: AsyncSession, pdfs: ContractPdfs, data: bytes, *, now: datetime
+) -> VerifyPdfAnswer:
+    """Anyone may ask whether a PDF is one of our contracts and unchanged."""
+    if data.lstrip()[:5] != b"%PDF-":
+        raise DomainError("pdf_invalid", "上传的文件不是 PDF 文件。")
+    found = await recognise_pdf(session, pdfs, data, now=now)
+    return VerifyPdfAnswer(**{**asdict(found), "problems": list(found.problems) or None})
+
+
+async def verify_qr(
+    session: AsyncSession, pdfs: ContractPdfs, text: str, *, now: datetime
+) -> VerifyQrAnswer:
+    """Anyone may ask whether a contract's QR code is one the platform signed for it."""
+    return VerifyQrAnswer(**asdict(await recognise_qr(session, pdfs, text, now=now)))

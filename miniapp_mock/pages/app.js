@@ -61,6 +61,8 @@
     seal_code_sent: "发送盖章验证码",
     seal_reminded: "提醒开发企业盖章",
     sealed: "开发企业盖章",
+    document_opened: "阅读合同全文",
+    pdf_finished: "生成签署版 PDF",
     completed: "签约完成",
     password_shown: "查看合同密码",
     filing_submitted: "提交备案",
@@ -527,7 +529,9 @@
           '<div class="card"><h2>签约各方</h2><ul class="list">', partiesHtml(order), "</ul></div>",
           filingHtml(order),
           hasMoney ? '<div class="card" id="notices"><h2>缴款通知</h2><p class="hint">加载中…</p></div>' : "",
+          contractText(doc.text),
           canSign ? '<a class="button" id="to-sign" href="#/sign/' + esc(order.id) + '">我已阅读，去签署</a>' : "",
+          me && isContract(order.status) ? pdfButton() : "",
           me && isContract(order.status) ? '<div class="card" id="cancellations"><h2>退房</h2><p class="hint">加载中…</p></div>' : "",
           '<div class="card"><h2>业务进度</h2><div id="timeline"><p class="hint">加载中…</p></div></div>',
           '<p class="hash">文件摘要（SHA-256）：', esc(order.document_hash || "-"), "</p>",
@@ -535,6 +539,13 @@
         loadTimeline(order.id);
         if (hasMoney) { loadNotices(order.id); }
         if (me && isContract(order.status)) { loadCancellations(order); }
+        on("download-pdf", "click", function (ev) { downloadPdf(ev.target, order); });
+        // A party who was shown the whole text: the timeline keeps who opened which
+        // document and when (the evidence that it was read before signing).
+        if (me && doc.text && order.document_hash) {
+          api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/document/opened",
+            { document_hash: order.document_hash }).then(null, function () { return null; });
+        }
       }, function (e) { showError(view, e); });
   };
 
@@ -563,6 +574,41 @@
         (!open.length && order.status !== "cancellation_pending"
           ? '<a class="button secondary" id="to-cancel" href="#/cancel/' + esc(order.id) + '">申请退房</a>' : "");
     }, function (e) { showError("cancellations", e); });
+  }
+
+  /* The whole contract as it is signed: every chapter and clause of the document's text. */
+  function contractText(text) {
+    if (!text || !text.chapters) { return ""; }
+    return '<div class="card contract-text" id="contract-text"><h2>合同全文</h2>' +
+      '<p class="hint">请完整阅读以下条款；您签署的正是这份文本。</p>' +
+      '<h3 class="doc-title">' + esc(text.title) + "</h3>" +
+      text.chapters.map(function (chapter) {
+        return '<section class="chapter"><h4>' + esc(chapter.heading) + "</h4>" +
+          chapter.clauses.map(function (clause) { return "<p>" + esc(clause) + "</p>"; }).join("") +
+          "</section>";
+      }).join("") + '<p class="hint" id="text-end">— 合同正文完 —</p></div>';
+  }
+
+  function pdfButton() {
+    return '<button id="download-pdf" class="secondary">下载签署版合同 PDF</button><div id="pdf-msg"></div>';
+  }
+
+  /* The signed PDF: fetched with the login token, saved under the contract number. */
+  function downloadPdf(button, order) {
+    busy(button, fetch("/api/v1/contracts/" + encodeURIComponent(order.id) + "/pdf",
+      { headers: { Authorization: "Bearer " + token() } }).then(function (r) {
+      if (!r.ok) { throw new Error("合同 PDF 暂不可用。"); }
+      return r.blob();
+    })).then(function (blob) {
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(blob);
+      link.download = (order.contract_number || "contract") + ".pdf";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      document.getElementById("pdf-msg").innerHTML =
+        '<p class="ok" id="pdf-saved">已下载 ' + esc(link.download) + "（含各方电子签名、合同章和可信时间戳）</p>";
+    }, function (e) { showError("pdf-msg", e); });
   }
 
   function loadTimeline(id) {
@@ -667,7 +713,8 @@
         body = '<h2>签约完成</h2><p>' + statusTag(order.status) + "</p>" +
           '<p>合同编号</p><p class="big" id="contract-number">' + esc(order.contract_number) + "</p>" +
           '<div id="password-box"><button id="show-password">查看合同密码（仅显示一次）</button></div>' +
-          '<p class="hint">合同密码也已通过短信发送给各买受人，请妥善保存。凭合同编号和密码可在「合同查询」中核验合同真伪。</p>';
+          '<p class="hint">合同密码也已通过短信发送给各买受人，请妥善保存。凭合同编号和密码可在「合同查询」中核验合同真伪。</p>' +
+          pdfButton();
       } else if (order.status === "awaiting_seal") {
         body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
           "<p>所有买受人已签署，等待开发企业盖章。盖章后您将收到合同编号和查询密码短信。</p>";
@@ -687,6 +734,7 @@
         '<a class="button secondary" href="#/contracts">我的合同</a></div>');
       on("refresh", "click", function () { route(); });
       on("subscribe", "click", function () { askSubscription(AFTER_SIGNING); });
+      on("download-pdf", "click", function (ev) { downloadPdf(ev.target, order); });
       on("show-password", "click", function (ev) {
         busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/password"))
           .then(function (shown) {
@@ -783,7 +831,9 @@
     render("解除协议", '<div class="card"><p class="hint">加载中…</p></div>');
     Promise.all([api("GET", base), api("GET", base + "/document"), api("GET", "/api/v1/me")]).then(function (all) {
       var c = all[0];
-      var terms = (all[1].document || {}).terms || {};
+      var agreement = all[1].document || {};
+      var terms = agreement.terms || {};
+      var ended = terms.contract || {};
       return loadOrder(c.order_id).then(function (order) {
         var me = myParty(order);
         var mine = c.signers.filter(function (s) { return me && s.party_id === me.id; })[0];
@@ -792,12 +842,12 @@
           '<div class="card"><h2>', esc(terms.title || "解除协议"), "</h2>",
           '<p><span class="status" data-cancel-status="', esc(c.status), '">', esc(CANCEL_STATUS[c.status] || c.status), "</span></p>",
           "<dl><dt>合同编号</dt><dd>", esc(c.contract_number), "</dd>",
-          terms.filing_number ? "<dt>备案号</dt><dd>" + esc(terms.filing_number) + "</dd>" : "",
+          ended.filing_number ? "<dt>备案号</dt><dd>" + esc(ended.filing_number) + "</dd>" : "",
           "<dt>房屋</dt><dd>", esc(c.unit.project), " ", esc(c.unit.building), " ", esc(c.unit.room_no), "</dd>",
           "<dt>解除原因</dt><dd>", esc(c.reason), "</dd>",
           "<dt>申请注销人</dt><dd>", esc((c.applicants || []).join("、")), "</dd>",
-          "<dt>已缴监管资金</dt><dd>", esc(yuan(terms.supervised_paid_fen || 0)), "（全部退还买受人）</dd></dl>",
-          "<p>各方同意解除上述商品房买卖合同；合同注销后，买受人已缴入预售资金监管账户的全部款项由监管银行原路退回。</p></div>",
+          "<dt>已缴监管资金</dt><dd>", esc(yuan(terms.refund_fen || 0)), "（全部退还买受人）</dd></dl></div>",
+          contractText(agreement.text),
           '<div class="card"><h2>签署情况</h2><ul class="list">',
           c.signers.map(function (s) {
             return "<li>" + esc(s.role === "seal" ? "开发企业：" : "买受人：") + esc(s.name) + " " +
@@ -886,9 +936,29 @@
     });
   };
 
+  /* The QR code printed on a signed contract: the platform's signed payload, checked. */
+  pages.qr = function () {
+    render("合同核验", '<div class="card"><p class="hint">正在核验…</p></div>');
+    api("GET", "/api/v1/public/verify-qr?code=" + encodeURIComponent(location.href)).then(function (r) {
+      if (!r.genuine) {
+        render("合同核验", '<div class="card"><h2>核验未通过</h2><p class="error" role="alert" id="qr-bad">' +
+          "此二维码不是平台为该合同签发的，合同可能被伪造或篡改。</p></div>");
+        return;
+      }
+      render("合同核验", '<div class="card"><h2>合同核验</h2><p class="ok" id="qr-genuine">二维码由平台签发，合同真实</p><dl>' +
+        "<dt>合同编号</dt><dd>" + esc(r.contract_number) + "</dd>" +
+        "<dt>签约时状态</dt><dd>" + statusTag(r.status_at_signing) + "</dd>" +
+        "<dt>当前状态</dt><dd>" + statusTag(r.status) + "</dd>" +
+        "<dt>签约时间</dt><dd>" + esc(when(r.signed_at)) + "</dd>" +
+        '<dt>文件摘要</dt><dd class="hash">' + esc(r.document_hash) + "</dd></dl>" +
+        '<p class="hint">凭合同编号和查询密码可查看更多信息。</p>' +
+        '<a class="button secondary" href="#/verify">合同查询</a></div>');
+    }, function (e) { showError(view, e); });
+  };
+
   /* ---------------------------------------------------------------- router */
 
-  var PUBLIC = { login: true, "phone-login": true, verify: true, scan: true };
+  var PUBLIC = { login: true, "phone-login": true, verify: true, scan: true, qr: true };
 
   function route() {
     var parts = (location.hash.replace(/^#\/?/, "") || "home").split("/");

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from api.demo import DEMO_ACCOUNT_NUMBER
@@ -120,8 +121,29 @@ def _seal_through_the_api(server: Server, path: str) -> dict[str, Any]:
     return sealed.json()
 
 
+def _read_the_contract(page: Any) -> None:
+    """The whole text, chapter by chapter, stands before the sign button."""
+    expect = _expect
+    text = page.locator("#contract-text")
+    expect(text).to_contain_text("商品房买卖合同（预售）")
+    for heading in ("第一章　合同当事人", "第三章　商品房价款及付款方式", "争议解决", "其他约定"):
+        expect(text).to_contain_text(heading)
+    expect(text).to_contain_text("人民币贰佰万元整（¥2,000,000.00）")
+    chapters = text.locator("section.chapter")
+    expect(chapters).to_have_count(10)
+    page.locator("#text-end").scroll_into_view_if_needed()
+    sign = page.get_by_role("link", name="我已阅读，去签署")
+    below = page.evaluate(
+        "() => document.getElementById('to-sign').getBoundingClientRect().top"
+        " > document.getElementById('text-end').getBoundingClientRect().top"
+    )
+    assert below, "the sign button comes after the whole text"
+    expect(sign).to_be_visible()
+
+
 def _sign(page: Any, server: Server, person: dict[str, Any], *, wrong_first: bool) -> None:
     expect = _expect
+    _read_the_contract(page)
     page.get_by_role("link", name="我已阅读，去签署").click()
     expect(page.locator("main").get_by_role("heading", name="短信验证签署")).to_be_visible()
     before = server.seen(person["phone"])
@@ -229,9 +251,11 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
         ("mock-contract-signed", number)
     ]
 
-    for page in pages.values():
+    for name, page in pages.items():
         page.get_by_role("button", name="刷新状态").click()
         expect(page.locator("main").get_by_role("heading", name="签约完成")).to_be_visible()
+        if name == "张三":
+            _download_the_pdf(page, server, number)
         expect(page.locator("[data-status=filing_pending]").first).to_have_text("已签约·待备案")
         expect(page.locator("#contract-number")).to_have_text(number)
         # The password, shown once to each buyer; a second look says so.
@@ -262,6 +286,20 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
     page.reload()
     expect(page.locator("[data-status=filed]").first).to_have_text("已备案")
     expect(page.locator("#filing-number")).to_have_text(filing_number)
+
+    # The timeline shows both buyers opened the whole text before signing.
+    expect(page.locator("#timeline")).to_contain_text("阅读合同全文")
+
+    # The QR code printed on the PDF opens the public check, no login needed.
+    agent_events = server.http.get(f"/api/v1/contracts/{order_id}/events", headers=agent).json()
+    qr = next(e for e in agent_events["events"] if e["type"] == "pdf_finished")["detail"]["qr"]
+    checker = phone_page()
+    checker.goto(qr)
+    expect(checker.locator("#qr-genuine")).to_have_text("二维码由平台签发，合同真实")
+    expect(checker.locator("main")).to_contain_text(number)
+    checker.goto(qr[:-3] + ("AAA" if not qr.endswith("AAA") else "BBB"))
+    checker.reload()
+    expect(checker.locator("#qr-bad")).to_be_visible()
 
     # Anyone can check the contract with its number and password, without logging in.
     public = phone_page()
@@ -421,3 +459,42 @@ def test_a_failed_face_check_can_be_retried(server: Server, phone_page: Any) -> 
     expect(page.get_by_text("人脸核身通过")).to_be_visible()
     expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
     expect(page.locator("main")).to_contain_text("已实名并通过人脸核身")
+
+
+def _download_the_pdf(page: Any, server: Server, number: str) -> None:
+    """The buyer keeps the signed PDF: every signature and the time-stamp hold."""
+    from signing.ca import load_root_certificate
+    from signing.pdf import verify_pdf_sync
+
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="下载签署版合同 PDF").click()
+    download = download_info.value
+    assert download.suggested_filename == f"{number}.pdf"
+    pdf = Path(download.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    _expect(page.locator("#pdf-saved")).to_contain_text(number)
+    root = load_root_certificate((server.data_dir / "keystore" / "root.crt.pem").read_bytes())
+    report = verify_pdf_sync(pdf, root)
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert [s.field for s in report.signatures][:4] == ["buyer-1", "buyer-2", "seal", "platform"]
+    if os.environ.get("WANGQIAN_DOCS_SCREENSHOT"):  # the README's pictures of the PDF
+        _pdf_pages_for_docs(pdf)
+
+
+def _pdf_pages_for_docs(pdf: bytes) -> None:
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "contract.pdf"
+        source.write_bytes(pdf)
+        pages = subprocess.run(
+            ["pdfinfo", str(source)], capture_output=True, text=True, check=True
+        ).stdout
+        last = int(re.search(r"^Pages:\s+(\d+)", pages, re.M).group(1))  # type: ignore[union-attr]
+        for page, name in ((1, "contract-first-page"), (last, "contract-signature-page")):
+            subprocess.run(
+                ["pdftoppm", "-png", "-r", "70", "-f", str(page), "-l", str(page),
+                 "-singlefile", str(source), str(ROOT / "docs" / name)],
+                check=True,
+            )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Builders shared by the signing tests: a fixed clock, signers, documents, bundles."""
+"""Builders shared by the signing tests: a fixed clock, signers, documents, bundles, and
+a contract PDF through its whole life."""
 
 from __future__ import annotations
 
@@ -7,10 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from signing.ca import Company, PlatformCA, Signer, create_keystore, signer_id_hash
-from signing.canonical import CanonicalDocument, canonical_document
+from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
 from signing.cms import SignerRole, SigningContext
 from signing.evidence import build_bundle, chain_events
-from signing.signatures import SignatureRecord, seal_sign, sign_once
+from signing.offline_qr import QrPayload, make_token, qr_text
+from signing.pdf import Appearance, add_document_timestamp, render_contract
+from signing.pdf_render import field_name
+from signing.pii import mask_name
+from signing.seal_image import seal_image, signature_mark
+from signing.signatures import (
+    SignatureRecord,
+    platform_pdf,
+    seal_pdf,
+    seal_sign,
+    sign_once,
+    signing_act,
+)
+from signing.tsa import TimeStampAuthority, TransportTimeStamper
 
 # Monday 23 November 2026, 10:00 in Shanghai.
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -125,3 +139,64 @@ def make_bundle(ca: PlatformCA, now: datetime = NOW, events: int = 20) -> dict[s
     records = sign_parties(ca, doc, now)
     chain = chain_events(ORDER_ID, event_payloads(events))
     return build_bundle(ca, doc, ORDER_ID, records, chain, now + timedelta(minutes=3))
+
+
+def contract_document(chapters: int = 8) -> CanonicalDocument:
+    """A v2 document (the text inside): a buyer, a seller and the company seal."""
+    clause = "出卖人应当于2027年12月31日前交付房屋，总价款人民币壹佰捌拾玖万元整（¥1,890,000.00）。"
+    text = {
+        "title": "商品房买卖合同（预售）",
+        "chapters": [
+            {"heading": f"第{n}章　测试条款", "clauses": [f"第{n}条　{clause}"] * 4}
+            for n in range(1, chapters + 1)
+        ],
+    }
+    terms = document().terms()
+    masked = ("1101**********002X", "4401**********1234")  # the buyer's, the seller's
+    for party, shown in zip(terms["parties"][:2], masked, strict=True):
+        party["id_number_masked"] = shown
+    return canonical_document(
+        "gf-2014-0171", "2026.1", terms, text=text, template_sha256=sha256_hex(b"template")
+    )
+
+
+async def signed_by_parties(
+    ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime, pdf: bytes
+) -> bytes:
+    """Every person the document names signs their revision, one act each."""
+    stamper = TransportTimeStamper(TimeStampAuthority.of(ca).transport(lambda: now))
+    counts: dict[str, int] = {}
+    for party in doc.terms()["parties"]:
+        role = party["role"]
+        counts[role] = counts.get(role, 0) + 1
+        if role == "seal":
+            continue
+        person = Signer(party["name"], party["id_hash"], SignerRole(role))
+        with signing_act(ca, person, ORDER_ID, now) as act:
+            act.sign_context(context_for(person, doc.document_hash, now))
+            name = mask_name(party["name"])
+            mark = Appearance(now.strftime("%Y-%m-%d %H:%M:%S"), signature_mark(name, font))
+            pdf = await act.sign_pdf(
+                pdf, field_name=field_name(role, counts[role]), appearance=mark, timestamper=stamper
+            )
+    return pdf
+
+
+async def finish(
+    ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime, pdf: bytes
+) -> bytes:
+    """The seal, the platform's QR stamp and the document time-stamp."""
+    stamper = TransportTimeStamper(TimeStampAuthority.of(ca).transport(lambda: now))
+    seal = Appearance("No. YS202600000001", seal_image(COMPANY.name, font))
+    pdf = await seal_pdf(ca, COMPANY.credit_code, pdf, now, appearance=seal, timestamper=stamper)
+    token = make_token(ca, QrPayload("YS202600000001", doc.document_hash, "signed", now))
+    stamp = Appearance("No. YS202600000001", qr_url=qr_text("https://wq.example", token))
+    pdf = await platform_pdf(ca, pdf, now, appearance=stamp, timestamper=stamper)
+    return await add_document_timestamp(pdf, stamper)
+
+
+async def finished_pdf(ca: PlatformCA, doc: CanonicalDocument, font: Any, now: datetime) -> bytes:
+    """The whole life of a contract PDF: typeset, every person's signing act, the seal,
+    the platform's QR stamp and the document time-stamp."""
+    pdf = await signed_by_parties(ca, doc, font, now, render_contract(doc, font, now))
+    return await finish(ca, doc, font, now, pdf)

@@ -152,10 +152,14 @@ async def test_buyers_sign_the_termination_and_the_regulator_decides(
     agreement = (
         await client.get(f"/api/v1/cancellations/{first['id']}/document", headers=li)
     ).json()["document"]
-    assert agreement["template_id"] == "termination-2026"
+    assert agreement["template_id"] == "wq-termination"
     terms = agreement["terms"]
-    assert terms["contract_number"] == contract.number and terms["filing_number"]
-    assert terms["supervised_paid_fen"] == 50_000_00 + 100_000_00
+    assert terms["contract"]["contract_number"] == contract.number
+    assert terms["contract"]["filing_number"]
+    assert terms["refund_fen"] == 50_000_00 + 100_000_00
+    assert terms["applicants"] == [ZHANG.name]
+    text = "".join("".join(c["clauses"]) for c in agreement["text"]["chapters"])
+    assert "备案号" + terms["contract"]["filing_number"] in text
     assert [p["role"] for p in terms["parties"]] == ["buyer", "buyer", "seal"]
     # Only whoever started it withdraws it; then the contract is as it was.
     assert problem(

@@ -11,11 +11,11 @@ import msgspec
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.documents import freeze
 from api.contracts.models import ContractOrder
 from api.contracts.terms import ContractTerms, terms_of
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
-from signing.canonical import canonical_document
 from tests.api.contracts.helpers import LI, ZHANG, create_issued, demo
 from tests.api.identity.helpers import bearer
 
@@ -67,9 +67,7 @@ async def test_the_document_carries_the_terms_field_for_field(
     # The stored terms decode into the type and render the very document that was hashed.
     order = await session.get(ContractOrder, uuid.UUID(order_id))
     assert order is not None
-    again = canonical_document(
-        order.template_id, order.template_version, terms_of(order).to_document()
-    )
+    again = freeze(order.template_id, terms_of(order), version=order.template_version)
     assert again.document_hash == document["document_hash"]
 
 

@@ -206,9 +206,10 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert password not in str(progress)  # the log shows what was sent, never the secret
     types = [e["type"] for e in timeline]
     assert types[:3] == ["created", "issued", "scan_refused"]
-    assert types.count("signed") == 2 and types[-5:] == [
+    assert types.count("signed") == 2 and types[-6:] == [
         "sealed",
         "completed",
+        "pdf_finished",  # the signed PDF, its hash and its QR code
         "filing_submitted",
         *["password_shown"] * 2,
     ]

@@ -1,4 +1,4 @@
-"""Migration 0004 creates exactly what the contract models describe (SQLite and PostgreSQL)."""
+"""Migrations 0004 and 0015 create exactly what the contract models describe (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ CONTRACT_TABLES = {
     "contract_signatures",
     "contract_events",
     "contract_counters",
+    "contract_documents",  # 0015
+    "contract_timestamps",  # 0015
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +29,7 @@ from api.register.restrictions import add_restriction
 from api.settings import Settings
 from signing.evidence import verify_bundle
 from signing.gb_codes import resident_id_check_char
+from signing.pdf import verify_pdf_sync
 from signing.verify import main as verify_main
 from tests.api.contracts.helpers import (
     SELLER,
@@ -149,6 +151,23 @@ async def test_the_seller_sells_the_buyer_pays_and_the_money_reaches_the_seller(
     assert sorted(m.recipient_phone for m in sms) == sorted([ZHANG.phone, SELLER.phone])
     again = await client.post(f"/api/v1/contracts/{order['id']}/submit", headers=bearer(seller))
     assert problem(again) == (409, "already_submitted")
+    # The signed PDF: the seller's and the buyer's revisions, the platform's stamp, no seal.
+    pdf = await client.get(f"/api/v1/contracts/{order['id']}/pdf", headers=bearer(zhang))
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    checked_pdf = await client.post(
+        "/api/v1/public/verify-pdf",
+        content=pdf.content,
+        headers={"Content-Type": "application/pdf"},
+    )
+    assert checked_pdf.json()["ours"] and checked_pdf.json()["unchanged"]
+    assert checked_pdf.json()["contract_number"] == number
+    root_cert = x509.load_pem_x509_certificate(
+        (settings.data_dir / "keystore" / "root.crt.pem").read_bytes()
+    )
+    report = verify_pdf_sync(pdf.content, root_cert, now=clock.now() + timedelta(minutes=1))
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert [s.field for s in report.signatures][:3] == ["buyer-1", "seller-1", "platform"]
+    assert report.signatures[-1].kind == "timestamp" and report.signatures[-1].whole_file
 
     # The buyer pays into the city's resale account; the seller sees the notices too.
     for kind in ("deposit", "down_payment"):

@@ -106,9 +106,14 @@ async def test_both_parties_sign_the_cancellation_and_its_starter_submits_it(
     scanned = await scan(client, zhang, cancellation["scene"])
     assert scanned.status_code == 200, scanned.text
     assert scanned.json()["cancellation_id"] == cid
-    terms = scanned.json()["document"]["terms"]
-    assert terms["title"] == "存量房买卖合同注销协议"
-    assert terms["supervised_paid_fen"] == 20_000_00 and terms["developer"] is None
+    agreement = scanned.json()["document"]
+    terms = agreement["terms"]
+    assert agreement["template_id"] == "wq-termination"
+    assert terms["title"] == "存量房买卖合同注销协议" and terms["developer"] is None
+    assert terms["refund_fen"] == 20_000_00 and terms["applicants"] == [SELLER.name]
+    assert terms["contract"]["contract_number"] == contract.number
+    text = "".join("".join(c["clauses"]) for c in agreement["text"]["chapters"])
+    assert "本协议经各出卖人、各买受人以数字证书电子签名后生效" in text
     assert (await _sign(client, zhang, cid, ZHANG.phone)).status_code == 200
     signed = await _sign(client, wang, cid, SELLER.phone)
     assert signed.status_code == 200, signed.text

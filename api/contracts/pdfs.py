@@ -1,0 +1,286 @@
+"""The contract PDF in the service, and trusted time.
+
+The PDF is made while the contract is signed (the design is in ``signing.pdf``): revision
+0 is typeset from the frozen document at the first signing act; each buyer's act adds
+the revision that carries their signature, with the act's own key; the seal adds the
+seal's revision, the platform its verification stamp (QR code with the signed offline
+payload) and a document time-stamp. The file is kept in ``contract_documents`` and served
+as it was finished; public ``verify-pdf`` recognises it by its SHA-256.
+
+Every signing act's CMS signature (the evidence bundle's) is also time-stamped (RFC 3161)
+by the configured authority, or the platform's own, and kept in ``contract_timestamps``.
+
+Documents frozen before contracts had text (format v1) get time-stamps but no PDF.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.contracts.keystore import Keystore
+from api.contracts.models import ContractDocument, ContractOrder, ContractTimestamp, OrderStatus
+from api.contracts.queries import SYSTEM_ACTOR, record_event
+from api.contracts.terms import DeveloperTerms
+from api.core.clock import SHANGHAI, Clock
+from api.core.errors import DomainError
+from api.outside import tsa_transport
+from api.settings import Settings
+from signing import offline_qr
+from signing.ca import PlatformCA, Signer
+from signing.canonical import CanonicalDocument, load_canonical_document
+from signing.cms import SigningContext
+from signing.pdf import Appearance, add_document_timestamp, render_contract
+from signing.pdf_render import PdfFont, field_name, load_font
+from signing.pii import mask_name
+from signing.seal_image import seal_image, signature_mark
+from signing.signatures import (
+    SignatureRecord,
+    platform_pdf,
+    seal_pdf,
+    sign_once,
+    signing_act,
+)
+from signing.tsa import TimeStampAuthority, TimestampError, Transport, TransportTimeStamper
+
+
+def local_time(moment: datetime) -> str:
+    """Times in signature boxes: Beijing time, written in ASCII (standard PDF fonts)."""
+    return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S (UTC+8)")
+
+
+@dataclass
+class ContractPdfs:
+    """One per app: the checked font, the keystore, and where trusted time comes from."""
+
+    font: PdfFont
+    keystore: Keystore
+    clock: Clock
+    public_base_url: str
+    remote_tsa: Transport | None = None  # the outside TSA, when one is configured
+    _stamper: TransportTimeStamper | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, keystore: Keystore, http: httpx.AsyncClient, clock: Clock
+    ) -> ContractPdfs:
+        """Raises ``signing.pdf_render.FontError`` when the configured font cannot
+        typeset Chinese: the service must not start and print empty boxes later."""
+        return cls(
+            font=load_font(settings.pdf_font),
+            keystore=keystore,
+            clock=clock,
+            public_base_url=settings.public_base_url,
+            remote_tsa=tsa_transport(settings, http),
+        )
+
+    async def authority(self, now: datetime) -> TimeStampAuthority:
+        """The platform's own time-stamping authority."""
+        return TimeStampAuthority.of(await self.keystore.ca_with_tsa(now))
+
+    async def stamper(self, now: datetime) -> TransportTimeStamper:
+        if self._stamper is None:
+            transport = self.remote_tsa or (await self.authority(now)).transport(self.clock.now)
+            self._stamper = TransportTimeStamper(transport)
+        return self._stamper
+
+    async def stamp(self, data: bytes, now: datetime) -> bytes:
+        with trusted_time_errors():
+            return await (await self.stamper(now)).stamp(data)
+
+
+@contextmanager
+def trusted_time_errors() -> Iterator[None]:
+    """An authority that cannot be reached or refuses is the caller's retry, not a bug."""
+    try:
+        yield
+    except TimestampError as error:
+        raise DomainError(
+            "tsa_unavailable", "可信时间戳服务暂时不可用，请稍后重试。", problem=str(error)
+        ) from None
+
+
+def _document(order: ContractOrder) -> CanonicalDocument:
+    assert order.document_json is not None
+    return load_canonical_document(order.document_json)
+
+
+async def _stored(session: AsyncSession, order_id: uuid.UUID) -> ContractDocument | None:
+    return await session.scalar(
+        select(ContractDocument).where(ContractDocument.order_id == order_id)
+    )
+
+
+async def _working_copy(
+    session: AsyncSession, pdfs: ContractPdfs, order: ContractOrder, now: datetime
+) -> ContractDocument:
+    """The PDF so far; revision 0 is typeset on first need (off the event loop)."""
+    row = await _stored(session, order.id)
+    if row is None:
+        issued = order.issued_at or now
+        pdf = await asyncio.to_thread(render_contract, _document(order), pdfs.font, issued)
+        row = ContractDocument(
+            order_id=order.id,
+            pdf=pdf,
+            pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+            complete=False,
+            updated_at=now,
+        )
+        session.add(row)
+    return row
+
+
+def _keep(row: ContractDocument, pdf: bytes, now: datetime, *, complete: bool = False) -> None:
+    row.pdf = pdf
+    row.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
+    row.complete = complete
+    row.updated_at = now
+
+
+async def _stamp_evidence(
+    session: AsyncSession,
+    pdfs: ContractPdfs,
+    order: ContractOrder,
+    signer_key: str,
+    record: SignatureRecord,
+    now: datetime,
+) -> None:
+    token = await pdfs.stamp(record.signature_der, now)
+    session.add(
+        ContractTimestamp(
+            order_id=order.id,
+            signer_key=signer_key,
+            token=base64.b64encode(token).decode("ascii"),
+            stamped_at=now,
+        )
+    )
+
+
+async def sign_party(
+    session: AsyncSession,
+    pdfs: ContractPdfs,
+    order: ContractOrder,
+    signer: Signer,
+    context: SigningContext,
+    *,
+    signer_key: str,
+    ordinal: int,
+    now: datetime,
+) -> SignatureRecord:
+    """A buyer's or seller's signing act: the evidence signature, and with the same key
+    the party's revision of the PDF; both time-stamped. The key ends with the act."""
+    ca = await pdfs.keystore.ca(now)
+    if _document(order).text() is None:
+        record = sign_once(ca, signer, context, now)
+    else:
+        row = await _working_copy(session, pdfs, order, now)
+        stamper = await pdfs.stamper(now)
+        appearance = Appearance(local_time(now), signature_mark(mask_name(signer.name), pdfs.font))
+        with trusted_time_errors(), signing_act(ca, signer, context.order_id, now) as act:
+            record = act.sign_context(context)
+            pdf = await act.sign_pdf(
+                row.pdf,
+                field_name=field_name(signer.role.value, ordinal),
+                appearance=appearance,
+                timestamper=stamper,
+            )
+        _keep(row, pdf, now)
+    await _stamp_evidence(session, pdfs, order, signer_key, record, now)
+    return record
+
+
+async def finish(
+    session: AsyncSession,
+    pdfs: ContractPdfs,
+    order: ContractOrder,
+    ca: PlatformCA,
+    *,
+    seal: SignatureRecord | None,
+    company: DeveloperTerms | None,
+    number: str,
+    now: datetime,
+) -> None:
+    """The contract is signed: the PDF finished with the seal's revision (a new home's
+    developer; a resale has none), the platform's stamp with the offline QR code, and a
+    document time-stamp over it all; the seal's act time-stamped like every other."""
+    if seal is not None:
+        await _stamp_evidence(session, pdfs, order, "seal", seal, now)
+    if _document(order).text() is None:
+        return
+    assert order.document_hash is not None
+    row = await _working_copy(session, pdfs, order, now)
+    stamper = await pdfs.stamper(now)
+    token = offline_qr.make_token(
+        ca, offline_qr.QrPayload(number, order.document_hash, OrderStatus.signed.value, now)
+    )
+    qr_link = offline_qr.qr_text(pdfs.public_base_url, token)
+    with trusted_time_errors():
+        pdf = row.pdf
+        if seal is not None and company is not None:
+            picture = await asyncio.to_thread(seal_image, company.name, pdfs.font)
+            pdf = await seal_pdf(
+                ca,
+                company.credit_code,
+                pdf,
+                now,
+                appearance=Appearance(f"No. {number}\n{local_time(now)}", picture),
+                timestamper=stamper,
+            )
+        pdf = await platform_pdf(
+            ca,
+            pdf,
+            now,
+            appearance=Appearance(
+                f"No. {number}\n{local_time(now)}\nScan to verify", qr_url=qr_link
+            ),
+            timestamper=stamper,
+        )
+        pdf = await add_document_timestamp(pdf, stamper)
+    _keep(row, pdf, now, complete=True)
+    await record_event(
+        session,
+        order,
+        "pdf_finished",
+        actor=SYSTEM_ACTOR,
+        now=now,
+        detail={"pdf_sha256": row.pdf_sha256, "qr": qr_link},
+    )
+
+
+async def timestamps_of(session: AsyncSession, order_id: uuid.UUID) -> dict[str, bytes]:
+    """Signer key -> time-stamp token of that signing act."""
+    rows = await session.execute(
+        select(ContractTimestamp.signer_key, ContractTimestamp.token).where(
+            ContractTimestamp.order_id == order_id
+        )
+    )
+    return {key: base64.b64decode(token) for key, token in rows}
+
+
+async def finished_pdf(session: AsyncSession, order: ContractOrder) -> bytes:
+    row = await _stored(session, order.id)
+    # Once signed it stays the contract's PDF, whatever filing or a cancellation did since.
+    if order.contract_number is None or row is None or not row.complete:
+        raise DomainError("pdf_not_ready", "合同尚未签订完成，暂无签署版 PDF。")
+    return row.pdf
+
+
+async def published_certificates(pdfs: ContractPdfs, now: datetime) -> bytes:
+    """PEM of the root, every issuing CA, the platform signing and TSA certificates:
+    what an offline checker of QR codes and PDFs needs (all public)."""
+    ca = await pdfs.keystore.ca_with_tsa(now)
+    chain = [ca.root_certificate, *ca.issuing_certificates, ca.platform_certificate]
+    if ca.tsa_certificate is not None:
+        chain.append(ca.tsa_certificate)
+    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)

@@ -1,0 +1,293 @@
+"""The contract typeset as a PDF: revision 0 of every signed contract PDF.
+
+:func:`render_contract` lays out a canonical document (format v2, which carries the
+rendered text, :mod:`signing.canonical`) on A4 pages with fpdf2, in a CJK font embedded as
+a subset: the title, every chapter and clause as the signer read them, page numbers and the
+document hash in the footer, and a signature page with one box per party. Then pyHanko
+adds an empty signature field over each box (and one top right of the first page for the
+platform's verification stamp) and the canonical document itself as an attached file
+(``contract.json``), so the PDF carries the exact bytes its signatures are about.
+
+The boxes stay empty in this revision: each signing act later fills its own field in an
+incremental revision (:mod:`signing.pdf`), so the pages a buyer signed are never rewritten.
+
+Fonts: :func:`load_font` checks the configured font file once per process (exists, is an
+OpenType/TrueType font or collection, has Chinese glyphs) and picks the Simplified
+Chinese face of a collection such as Noto Serif CJK, so a missing font is a clear error
+when the service starts instead of empty boxes in a contract.
+"""
+
+from __future__ import annotations
+
+import functools
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fontTools.ttLib import TTCollection, TTFont, TTLibError
+from fpdf import FPDF
+from fpdf.enums import WrapMode, XPos, YPos
+
+from signing.canonical import CanonicalDocument
+from signing.pii import mask_name
+
+# Characters every contract prints: a font without them cannot typeset one.
+_PROBE = (
+    "商品房买卖合同出卖人买受人第一章条款（）：；，。、"
+    "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元角分整" + string.ascii_letters + string.digits
+)
+MM = 72 / 25.4  # PDF points per millimetre
+PAGE_W, PAGE_H = 210.0, 297.0  # A4, millimetres
+MARGIN = 22.0
+BODY_SIZE = 10.5  # 五号
+LINE = 6.0
+# Top right of the first page: where the platform stamps the QR code and contract number.
+PLATFORM_BOX = (126.0, 10.0, 64.0, 30.0)  # x, y, width, height in millimetres
+PLATFORM_FIELD = "platform"
+SEAL_BOX = (44.0, 54.0)  # the seal (42 mm, as real ones) above two lines of text
+PERSON_BOX = (72.0, 24.0)
+ATTACHMENT = "contract.json"
+
+_ROLE_LABELS = {"buyer": "买受人（签名）", "seller": "出卖人（签名）", "seal": "出卖人（盖章）"}
+
+
+class FontError(ValueError):
+    """The configured font cannot typeset Chinese contracts."""
+
+
+@dataclass(frozen=True, slots=True)
+class PdfFont:
+    """A checked font file and, for a collection, the face to use."""
+
+    path: Path
+    index: int
+    family: str
+
+
+def _faces(path: Path) -> list[TTFont]:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        if head == b"ttcf":
+            return list(TTCollection(str(path), lazy=True).fonts)
+        return [TTFont(str(path), lazy=True)]
+    except (OSError, TTLibError, AssertionError, ValueError) as error:
+        raise FontError(f"{path} is not a readable OpenType/TrueType font: {error}") from None
+
+
+def _family(face: TTFont) -> str:
+    return str(face["name"].getDebugName(4) or face["name"].getDebugName(1) or "")
+
+
+@functools.lru_cache(maxsize=4)
+def load_font(path: str | Path) -> PdfFont:
+    """Check ``path`` can typeset Chinese; prefer the Simplified Chinese face of a collection."""
+    font_path = Path(path)
+    if not font_path.is_file():
+        raise FontError(
+            f"the PDF font {font_path} does not exist: install Debian's fonts-noto-cjk "
+            "or point WANGQIAN_PDF_FONT at a Chinese OpenType/TrueType font"
+        )
+    faces = _faces(font_path)
+    order = sorted(range(len(faces)), key=lambda i: not _family(faces[i]).endswith(" SC"))
+    for index in order:
+        cmap = faces[index].getBestCmap() or {}
+        if all(ord(char) in cmap for char in _PROBE):
+            return PdfFont(font_path, index, _family(faces[index]))
+    raise FontError(f"the PDF font {font_path} has no face with Chinese characters")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One signature box on the signature page."""
+
+    field: str
+    label: str
+    name: str
+    detail: str
+    seal: bool
+
+
+def field_name(role: str, ordinal: int) -> str:
+    """The signature field of a party: ``seal``, or ``buyer-1``, ``seller-2`` (1-based)."""
+    return "seal" if role == "seal" else f"{role}-{ordinal}"
+
+
+def slots(terms: Mapping[str, Any]) -> list[Slot]:
+    """The signature boxes the terms' parties call for: the seller's side first (the
+    developer's seal or the owners), then the buyers, each in the terms' order."""
+    counts: dict[str, int] = {}
+    found = []
+    for party in terms["parties"]:
+        role = party["role"]
+        counts[role] = counts.get(role, 0) + 1
+        if role == "seal":
+            detail = f"统一社会信用代码：{party['credit_code']}"
+            name = party["name"]
+        else:
+            detail = f"证件号码：{party.get('id_number_masked', '')}"
+            name = mask_name(party["name"])
+        found.append(
+            Slot(field_name(role, counts[role]), _ROLE_LABELS[role], name, detail, role == "seal")
+        )
+    return sorted(found, key=lambda slot: slot.field.startswith("buyer"))
+
+
+@dataclass(frozen=True, slots=True)
+class FieldBox:
+    """Where a signature field sits: page index and box in PDF points (origin bottom left)."""
+
+    name: str
+    page: int
+    box: tuple[int, int, int, int]
+
+
+def _points(page: int, x: float, y: float, width: float, height: float, name: str) -> FieldBox:
+    return FieldBox(
+        name,
+        page,
+        (
+            round(x * MM),
+            round((PAGE_H - y - height) * MM),
+            round((x + width) * MM),
+            round((PAGE_H - y) * MM),
+        ),
+    )
+
+
+class _Pages(FPDF):
+    """A4 pages with the contract's footer: page x of y and the document hash."""
+
+    def __init__(self, footer: str) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self._footer = footer
+        self.set_margins(MARGIN, 18, MARGIN)
+        self.set_auto_page_break(True, margin=20)
+
+    def footer(self) -> None:
+        self.set_y(-13)
+        self.set_font("cjk", size=7.5)
+        self.set_text_color(110)
+        self.cell(0, 4, self._footer, align="L")
+        self.set_x(MARGIN)
+        self.cell(0, 4, f"第 {self.page_no()} 页 共 {{nb}} 页", align="R")
+        self.set_text_color(0)
+
+
+def _text(pdf: _Pages, size: float, text: str, *, align: str = "J", height: float = LINE) -> None:
+    pdf.set_font("cjk", size=size)
+    pdf.multi_cell(
+        0, height, text, align=align, wrapmode=WrapMode.CHAR, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+    )
+
+
+def _title_page(pdf: _Pages, document: CanonicalDocument, text: Mapping[str, Any]) -> None:
+    pdf.add_page()
+    x, y, width, height = PLATFORM_BOX
+    pdf.set_draw_color(200)
+    pdf.set_dash_pattern(dash=1, gap=1)
+    pdf.rect(x, y, width, height)
+    pdf.set_dash_pattern()
+    pdf.set_font("cjk", size=7)
+    pdf.set_text_color(120)
+    pdf.set_xy(x, y + height + 0.5)
+    pdf.cell(width, 3.5, "合同编号及核验二维码（签约完成后由平台加盖）", align="C")
+    pdf.set_text_color(0)
+    pdf.set_y(y + height + 10)
+    _text(pdf, 18, text["title"], align="C", height=10)
+    pdf.set_text_color(90)
+    note = (
+        f"模板 {document.template_id} 第 {document.template_version} 版"
+        f" · 文件摘要（SHA-256）{document.document_hash}"
+    )
+    _text(pdf, 7.5, note, align="C", height=4.5)
+    pdf.set_text_color(0)
+    pdf.ln(4)
+
+
+def _chapters(pdf: _Pages, chapters: Sequence[Mapping[str, Any]]) -> None:
+    for chapter in chapters:
+        # A heading is never the last line of a page.
+        if pdf.get_y() > PAGE_H - 40:
+            pdf.add_page()
+        pdf.ln(2.5)
+        _text(pdf, 12.5, chapter["heading"], align="C", height=8)
+        for clause in chapter["clauses"]:
+            _text(pdf, BODY_SIZE, "\u3000\u3000" + clause)
+            pdf.ln(1.2)
+
+
+def _signature_page(pdf: _Pages, title: str, boxes: Sequence[Slot]) -> list[FieldBox]:
+    pdf.add_page()
+    _text(pdf, 14, "签署页", align="C", height=9)
+    _text(pdf, 9, f"（本页无正文，为《{title}》之签署页）", align="C", height=6)
+    pdf.ln(4)
+    fields = []
+    column_width = (PAGE_W - 2 * MARGIN) / 2
+    top = pdf.get_y()
+    for position, slot in enumerate(boxes):
+        column = position % 2
+        if column == 0 and position:
+            top += 14 + SEAL_BOX[1] + 8
+        if top + 14 + SEAL_BOX[1] > PAGE_H - 24:
+            pdf.add_page()
+            top = pdf.get_y()
+        x = MARGIN + column * column_width
+        pdf.set_xy(x, top)
+        pdf.set_font("cjk", size=10)
+        pdf.cell(column_width - 4, 6, f"{slot.label}：{slot.name}")
+        pdf.set_xy(x, top + 6)
+        pdf.set_font("cjk", size=8)
+        pdf.set_text_color(90)
+        pdf.cell(column_width - 4, 5, slot.detail)
+        pdf.set_text_color(0)
+        width, height = SEAL_BOX if slot.seal else PERSON_BOX
+        pdf.set_draw_color(200)
+        pdf.set_dash_pattern(dash=1, gap=1)
+        pdf.rect(x, top + 13, width, height)
+        pdf.set_dash_pattern()
+        fields.append(_points(pdf.page_no() - 1, x, top + 13, width, height, slot.field))
+    pdf.set_y(top + 14 + SEAL_BOX[1] + 10)
+    _text(pdf, 9, "签署时间以各方电子签名（数字证书）所载时间为准。", align="L")
+    return fields
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedContract:
+    """Revision 0 from fpdf2, and the signature fields to add over it."""
+
+    pdf: bytes
+    fields: tuple[FieldBox, ...]
+
+
+def render_pages(
+    document: CanonicalDocument, font: PdfFont, issued_at: datetime
+) -> RenderedContract:
+    """Typeset a v2 canonical document. Deterministic for a document, font and time."""
+    text = document.text()
+    if text is None:
+        raise ValueError("the document carries no contract text (format v1)")
+    pdf = _Pages(f"{text['title']} · 文件摘要 {document.document_hash[:16]}…")
+    pdf.add_font("cjk", fname=str(font.path), collection_font_number=font.index)
+    pdf.set_creation_date(issued_at)
+    pdf.set_title(text["title"])
+    pdf.set_subject(f"SHA-256 {document.document_hash}")
+    pdf.set_creator("Wangqian 网签")
+    pdf.set_producer("Wangqian 网签 (fpdf2, pyHanko)")
+    pdf.set_lang("zh-CN")
+    pdf.embed_file(
+        bytes=document.canonical_bytes,
+        basename=ATTACHMENT,
+        mime_type="application/json",
+        modification_date=issued_at,
+        desc="签署的规范化合同文件（RFC 8785）",
+    )
+    _title_page(pdf, document, text)
+    _chapters(pdf, text["chapters"])
+    fields = _signature_page(pdf, text["title"], slots(document.terms()))
+    x, y, width, height = PLATFORM_BOX
+    fields.append(_points(0, x, y, width, height, PLATFORM_FIELD))
+    return RenderedContract(bytes(pdf.output()), tuple(fields))

@@ -1,0 +1,290 @@
+"""The contract a person reads, signs and keeps, over HTTP: the whole text to read (and
+the record that it was opened), the signed PDF with every signature and the seal, the
+time-stamps in the evidence bundle, the QR code, and public verify-pdf."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.clock import MovableClock
+from api.core.keys import ServiceKeys
+from api.settings import Settings
+from signing.ca import load_root_certificate
+from signing.evidence import verify_bundle
+from signing.offline_qr import QR_PATH
+from signing.pdf import verify_pdf_sync
+from tests.api.contracts.helpers import (
+    LI,
+    WANG,
+    ZHANG,
+    Demo,
+    create_issued,
+    demo,
+    face_verified,
+    problem,
+    scan,
+    seal,
+    sign,
+)
+from tests.api.identity.helpers import bearer
+from tests.pdf_tools import pdf_text, pdfsig_report, poppler
+
+
+async def _signed_contract(
+    client: httpx.AsyncClient, d: Demo, clock: MovableClock, room: str = "301"
+) -> dict[str, Any]:
+    """Two buyers open the whole text and sign; the developer seals."""
+    issued = await create_issued(client, d, room, ZHANG, LI)
+    order_id = issued["order"]["id"]
+    for person in (ZHANG, LI):
+        token = await face_verified(client, person)
+        scanned = (await scan(client, token, issued["scene"])).json()
+        text = scanned["document"]["text"]
+        assert text["title"] == "商品房买卖合同（预售）"
+        assert [c["heading"][:3] for c in text["chapters"]][:2] == ["第一章", "第二章"]
+        opened = await client.post(
+            f"/api/v1/contracts/{order_id}/document/opened",
+            json={"document_hash": scanned["document_hash"]},
+            headers=bearer(token),
+        )
+        assert opened.status_code == 200, opened.text
+        clock.advance(timedelta(seconds=30))
+        signed, _ = await sign(client, token, order_id, person.phone)
+        assert signed.status_code == 200, signed.text
+    sealed = await seal(client, d, order_id, clock)
+    assert sealed.status_code == 200, sealed.text
+    return {"order_id": order_id, "number": sealed.json()["contract_number"], "zhang": token}
+
+
+async def _as_agent(client: httpx.AsyncClient, d: Demo, order_id: str, what: str) -> Any:
+    answer = await client.get(f"/api/v1/contracts/{order_id}/{what}", headers=bearer(d.agent))
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+async def test_the_signed_pdf_carries_the_text_every_signature_and_a_timestamp(
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    contract = await _signed_contract(mock_client, d, clock)
+    order_id, number = contract["order_id"], contract["number"]
+
+    answer = await mock_client.get(f"/api/v1/contracts/{order_id}/pdf", headers=bearer(d.agent))
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    assert f'filename="{number}.pdf"' in answer.headers["content-disposition"]
+    pdf = answer.content
+    same = await mock_client.get(
+        f"/api/v1/contracts/{order_id}/pdf", headers=bearer(contract["zhang"])
+    )
+    assert same.content == pdf  # the buyer gets the very same file
+
+    root = load_root_certificate((settings.data_dir / "keystore" / "root.crt.pem").read_bytes())
+    report = verify_pdf_sync(pdf, root, now=clock.now())
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert [(s.field, s.kind) for s in report.signatures] == [
+        ("buyer-1", "signature"),
+        ("buyer-2", "signature"),
+        ("seal", "signature"),
+        ("platform", "signature"),
+        (report.signatures[-1].field, "timestamp"),
+    ]
+    assert report.document is not None
+    order = (await mock_client.get(f"/api/v1/contracts/{order_id}", headers=bearer(d.agent))).json()
+    assert report.document.document_hash == order["document_hash"]
+
+    if poppler():
+        text = pdf_text(pdf, tmp_path)
+        assert number in text
+        assert "张*" in text and "李*" in text and ZHANG.name not in text
+        assert "人民币贰佰万元整" in text and "2,000,000.00" in text
+        sig = pdfsig_report(pdf, root, tmp_path)
+        fields = ["seal", "buyer-1", "buyer-2", "platform", sig[-1]["field"]]  # form order
+        assert [s["field"] for s in sig] == fields
+        for entry in sig[:-1]:
+            assert entry["validation"] == "Signature is Valid.", entry
+            assert entry["certificate"] == "Certificate is Trusted.", entry
+        assert sig[-1]["field"].startswith("Timestamp")  # the document time-stamp
+
+
+async def test_opening_the_document_is_evidence_and_the_bundle_carries_timestamps(
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    settings: Settings,
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    contract = await _signed_contract(mock_client, d, clock)
+    order_id = contract["order_id"]
+    events = (await _as_agent(mock_client, d, order_id, "events")).json()["events"]
+    types = [e["type"] for e in events]
+    # Each buyer opened the document before signing it, and the time is recorded.
+    for party in (0, 1):
+        opened = types.index(
+            "document_opened", *([] if party == 0 else [types.index("signed") + 1])
+        )
+        assert events[opened]["detail"]["party"] == party
+        assert opened < [i for i, t in enumerate(types) if t == "signed"][party]
+    finished = next(e for e in events if e["type"] == "pdf_finished")
+    assert QR_PATH in finished["detail"]["qr"]
+
+    bundle = (await _as_agent(mock_client, d, order_id, "evidence")).json()
+    assert bundle["format"] == "wangqian.evidence-bundle/v2"
+    assert [t["signature"] for t in bundle["timestamps"]] == [0, 1, 2]
+    root = (settings.data_dir / "keystore" / "root.crt.pem").read_bytes()
+    report = verify_bundle(bundle, root)
+    assert report.ok, report.to_text()
+    assert any(c.name == "timestamps[2].token.trusted" and c.ok for c in report.checks)
+    bundle["timestamps"][0]["signature"] = 1  # a token moved onto another signature
+    assert not verify_bundle(bundle, root).ok
+
+
+async def test_the_pdf_is_for_parties_and_staff_once_sealed(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    issued = await create_issued(mock_client, d, "302", ZHANG)
+    order_id = issued["order"]["id"]
+    zhang = await face_verified(mock_client, ZHANG)
+    await scan(mock_client, zhang, issued["scene"])
+    early = await mock_client.get(f"/api/v1/contracts/{order_id}/pdf", headers=bearer(zhang))
+    assert problem(early) == (409, "pdf_not_ready")
+    wrong = await mock_client.post(
+        f"/api/v1/contracts/{order_id}/document/opened",
+        json={"document_hash": "0" * 64},
+        headers=bearer(zhang),
+    )
+    assert problem(wrong) == (409, "document_changed")
+    wang = await face_verified(mock_client, WANG)
+    stranger = await mock_client.get(f"/api/v1/contracts/{order_id}/pdf", headers=bearer(wang))
+    assert problem(stranger) == (403, "not_a_party")
+
+
+async def test_verify_pdf_knows_our_pdf_and_refuses_changed_and_foreign_ones(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    contract = await _signed_contract(mock_client, d, clock)
+    pdf = (await _as_agent(mock_client, d, contract["order_id"], "pdf")).content
+
+    async def verify(data: bytes, media_type: str = "application/pdf") -> httpx.Response:
+        return await mock_client.post(
+            "/api/v1/public/verify-pdf", content=data, headers={"Content-Type": media_type}
+        )
+
+    genuine = (await verify(pdf)).json()
+    assert genuine["ours"] and genuine["unchanged"]
+    assert genuine["contract_number"] == contract["number"] and genuine["status"] == "filing_pending"  # sealed, waiting for filing
+    assert "signed_at" in genuine and ZHANG.name not in str(genuine)
+
+    # One changed character of the contract's own text: still ours, but not unchanged.
+    position = pdf.index(b"/Producer")
+    changed = pdf[:position] + b"/Producex" + pdf[position + 9 :]
+    answer = (await verify(changed)).json()
+    assert answer["ours"] and not answer["unchanged"]
+    assert answer["contract_number"] == contract["number"] and answer["problems"]
+
+    appended = (await verify(pdf + b"\n% appended\n")).json()
+    assert appended["unchanged"] is False
+
+    foreign = (await verify(_plain_pdf())).json()
+    assert foreign == {"ours": False, "unchanged": False, "problems": foreign["problems"]}
+
+    assert problem(await verify(b"not a pdf at all")) == (422, "pdf_invalid")
+    assert problem(await verify(pdf, "text/plain")) == (415, "unsupported_media_type")
+    too_big = await verify(b"%PDF-1.7\n" + b"0" * (4 * 1024 * 1024 + 10))
+    assert too_big.status_code == 413
+
+
+async def test_the_qr_code_verifies_online_and_a_changed_one_does_not(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    contract = await _signed_contract(mock_client, d, clock)
+    events = (await _as_agent(mock_client, d, contract["order_id"], "events")).json()["events"]
+    qr = next(e for e in events if e["type"] == "pdf_finished")["detail"]["qr"]
+    assert qr.startswith("http://testserver/miniapp/#/qr/") and len(qr) < 400
+
+    good = await mock_client.get("/api/v1/public/verify-qr", params={"code": qr})
+    assert good.status_code == 200, good.text
+    assert good.json()["genuine"] and good.json()["contract_number"] == contract["number"]
+    assert good.json()["status_at_signing"] == "signed"
+
+    head, tail = qr.rsplit(".", 1)
+    forged = head + "." + ("A" if tail[0] != "A" else "B") + tail[1:]
+    answer = (await mock_client.get("/api/v1/public/verify-qr", params={"code": forged})).json()
+    assert answer["genuine"] is False and "contract_number" not in answer
+
+    pem = await mock_client.get("/api/v1/public/certificates")
+    assert pem.status_code == 200 and pem.text.count("BEGIN CERTIFICATE") >= 4
+
+
+def _plain_pdf() -> bytes:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=12)
+    pdf.cell(0, 10, "Not a contract")
+    return bytes(pdf.output())
+
+
+async def test_the_platform_tsa_answers_rfc_3161_requests(
+    mock_client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    data = tmp_path / "data.txt"
+    data.write_bytes(b"any document")
+    query = (
+        await asyncio.to_thread(
+            subprocess.run,
+            [openssl, "ts", "-query", "-data", str(data), "-sha256", "-cert"],
+            capture_output=True,
+            check=True,
+        )
+    ).stdout
+    answer = await mock_client.post(
+        "/api/v1/public/tsa", content=query, headers={"Content-Type": "application/timestamp-query"}
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/timestamp-reply"
+    (tmp_path / "reply.tsr").write_bytes(answer.content)
+    (tmp_path / "query.tsq").write_bytes(query)
+    shown = (
+        await asyncio.to_thread(
+            subprocess.run,
+            [openssl, "ts", "-reply", "-in", str(tmp_path / "reply.tsr"), "-text"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    ).stdout
+    assert "Status: Granted." in shown and re.search(r"Policy OID: 2\.25\.\d+\.3", shown)
+    refused = await mock_client.post(
+        "/api/v1/public/tsa",
+        content=b"nonsense",
+        headers={"Content-Type": "application/timestamp-query"},
+    )
+    assert refused.status_code == 200 and b"malformed request" in refused.content
+    wrong = await mock_client.post(
+        "/api/v1/public/tsa", content=query, headers={"Content-Type": "application/json"}
+    )
+    assert problem(wrong) == (415, "unsupported_media_type")
