@@ -593,7 +593,13 @@
       });
       return;
     }
-    if (!token()) { sessionStorage.setItem(PENDING, scene); go("#/login"); return; }
+    // A scanned code is where the journey goes on: it outranks a page left earlier.
+    if (!token()) {
+      sessionStorage.setItem(PENDING, scene);
+      sessionStorage.removeItem(RETURN);
+      go("#/login");
+      return;
+    }
     render("扫码签约", '<div class="card"><p class="hint">正在打开合同…</p><div id="scan-msg"></div></div>');
     api("POST", "/api/v1/scan", { scene: scene }).then(function (answer) {
       sessionStorage.removeItem(PENDING);
@@ -602,6 +608,7 @@
       var extra = "";
       if (e.code === "face_verification_required") {
         sessionStorage.setItem(PENDING, scene);
+        sessionStorage.removeItem(RETURN);
         extra = '<a class="button" href="#/real-name">去实名认证</a>';
         return api("GET", "/api/v1/me").then(function (me) {
           if (me.identity_level === "real_name") { extra = '<a class="button" href="#/face">去人脸核身</a>'; }
