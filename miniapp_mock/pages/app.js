@@ -8,9 +8,13 @@
   var PENDING = "wq.pendingScene";
   var FACE = "wq.faceSession";
   var WX_USER = "wq.wechatUser";  // the mock WeChat user, for the mock wx APIs
+  var RETURN = "wq.returnTo";  // the page to come back to after logging in or a face check
+  var FACE_WHY = "wq.faceWhy";  // why the face check is asked for again (shown on its page)
+  var TITLE = "wq.checkedTitle";  // the title the seller just checked (房源验证), for the form
   // The news a buyer can ask for after signing (our template keys; the API gives each
   // its template id, which is the mini program's own, configured in its WeChat console).
   var AFTER_SIGNING = ["contract_signed", "down_payment_arrived"];
+  var LOADING = '<div class="card"><p class="hint">加载中…</p></div>';
   var view = document.getElementById("view");
   var titleEl = document.getElementById("title");
   var whoEl = document.getElementById("who");
@@ -19,26 +23,54 @@
     draft: "草稿",
     awaiting_signatures: "待签署",
     awaiting_seal: "待开发企业盖章",
+    awaiting_submit: "已完成签字·待出卖人提交",
     signed: "已签约",
     filing_pending: "已签约·待备案",
     filing_rejected: "备案退回",
     filed: "已备案",
     cancellation_pending: "注销办理中",
+    transferred: "已过户",
     cancelled: "已注销",
     expired: "已过期",
     voided: "已作废",
   };
-  // A sealed, numbered contract, whatever filing or a cancellation is doing to it.
-  var CONTRACT = ["signed", "filing_pending", "filing_rejected", "filed", "cancellation_pending"];
+  // A sealed (or submitted), numbered contract, whatever filing, a cancellation or the
+  // transfer of the title is doing to it.
+  var CONTRACT = ["signed", "filing_pending", "filing_rejected", "filed", "cancellation_pending", "transferred"];
   function isContract(status) { return CONTRACT.indexOf(status) >= 0; }
+  // What a cancellation may be started from (not while one is open, not after the transfer).
+  var CANCELLABLE = ["signed", "filing_pending", "filing_rejected", "filed"];
   var CANCEL_STATUS = {
     awaiting_signatures: "待买受人签署",
     awaiting_seal: "待开发企业盖章",
     awaiting_review: "待主管部门审核",
+    awaiting_submit: "已完成签字·待发起方提交",
     approved: "已注销",
     rejected: "已驳回",
     withdrawn: "已撤回",
   };
+  // A resale's cancellation (存量房合同注销线上) is signed by sellers and buyers alike.
+  var RESALE_CANCEL_STATUS = { awaiting_signatures: "待买卖双方签署" };
+  function cancelStatus(status, resale) {
+    return (resale && RESALE_CANCEL_STATUS[status]) || CANCEL_STATUS[status] || status;
+  }
+  var ROLE = { buyer: "买受人", seller: "出卖人", seal: "开发企业" };
+  var ID_TYPE = {
+    resident_id: "居民身份证",
+    hmt_residence_permit: "港澳台居民居住证",
+    foreign_permanent_residence: "外国人永久居留身份证",
+    hk_macao_permit: "港澳居民来往内地通行证",
+    taiwan_permit: "台湾居民来往大陆通行证",
+    passport: "护照",
+  };
+  var PAYMENT = {
+    lump_sum: "一次性付款",
+    installments: "分期付款",
+    commercial_loan: "商业贷款",
+    provident_fund_loan: "公积金贷款",
+    combined_loan: "组合贷款",
+  };
+  var TAXES = { by_law: "按规定各自承担", buyer: "全部由买受人承担", seller: "全部由出卖人承担" };
   var LEVEL = { none: "未实名", real_name: "已实名，待人脸核身", face_verified: "已实名并通过人脸核身" };
   var FACE_REASON = {
     face_mismatch: "人脸比对不一致",
@@ -49,15 +81,22 @@
   var NOTICE_STATUS = {
     unpaid: "未缴", partial: "部分缴纳", paid: "已缴清", overpaid: "多缴", cancelled: "已停止收款",
   };
+  // Every event the API records on a contract's timeline (tests/miniapp_mock/test_labels.py
+  // fails when one has no label here). Events named after an order's or a cancellation's
+  // status are labelled for every status.
   var EVENT = {
     created: "创建合同订单",
     issued: "生成签约二维码",
     scanned: "扫码查看合同",
     scan_refused: "扫码被拒绝",
     sign_code_sent: "发送签署验证码",
-    signed: "买受人签署",
-    declined: "买受人拒签",
+    signed: "签约方签署",
+    declined: "签约方拒签",
+    draft: "合同订单草稿",
+    awaiting_signatures: "合同订单待签署",
     awaiting_seal: "买受人全部签署，待开发企业盖章",
+    awaiting_submit: "买卖各方全部签字，待出卖人提交",
+    submitted: "出卖人提交合同",
     seal_code_sent: "发送盖章验证码",
     seal_reminded: "提醒开发企业盖章",
     sealed: "开发企业盖章",
@@ -65,23 +104,49 @@
     pdf_finished: "生成签署版 PDF",
     completed: "签约完成",
     password_shown: "查看合同密码",
+    filing_pending: "合同待备案",
     filing_submitted: "提交备案",
     filing_rejected: "备案退回",
     filing_resubmitted: "重新提交备案",
     filed: "备案完成",
+    transfer_registered: "转移登记完成",
+    transferred: "已过户",
+    cancellation_pending: "合同注销办理中",
     cancellation_started: "申请注销（退房）",
     cancellation_code_sent: "发送解除协议签署验证码",
-    cancellation_signed: "买受人签署解除协议",
+    cancellation_signed: "签署解除协议",
+    cancellation_awaiting_signatures: "解除协议待签署",
     cancellation_awaiting_seal: "解除协议待开发企业盖章",
+    cancellation_awaiting_review: "注销申请待主管部门审核",
+    cancellation_awaiting_submit: "注销协议各方已签署，待发起方提交",
     cancellation_seal_code_sent: "发送解除协议盖章验证码",
     cancellation_sealed: "开发企业盖章解除协议",
+    cancellation_approved: "注销申请通过",
     cancellation_withdrawn: "撤回注销申请",
     cancellation_rejected: "注销申请被驳回",
     cancelled: "合同已注销",
     voided: "合同订单作废",
     expired: "合同订单过期",
     draft_discarded: "草稿超时作废",
+    personal_data_purged: "订单已删除，个人信息已清除",
   };
+  // A resale says some of it in the words of seed 004.
+  var RESALE_EVENT = {
+    created: "出卖人填写合同",
+    issued: "生成电子合同订单",
+    voided: "注销电子合同订单",
+    expired: "未在期限内完成签字，合同已删除",
+    cancellation_started: "申请注销网签合同",
+    cancellation_code_sent: "发送注销协议签署验证码",
+    cancellation_signed: "签署注销协议",
+  };
+  function eventLabel(ev, resale) {
+    var detail = ev.detail || {};
+    if ((ev.type === "signed" || ev.type === "declined") && ROLE[detail.role]) {
+      return ROLE[detail.role] + (ev.type === "signed" ? "签署" : "拒签");
+    }
+    return (resale && RESALE_EVENT[ev.type]) || EVENT[ev.type] || ev.type;
+  }
 
   function esc(value) {
     return String(value === null || value === undefined ? "" : value).replace(/[&<>"']/g,
@@ -102,6 +167,20 @@
     var d = new Date(iso);
     return d.toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
   }
+  /* Yuan as typed ("1,860,000.29", "52 万" is not accepted) to integer fen, by the digits
+   * alone: never through a float (0.29 * 100 is 28.999999999999996). null when invalid. */
+  function fenFromYuan(text) {
+    var value = String(text || "").replace(/[\s,，]/g, "").replace(/元$/, "");
+    var parts = /^(\d{1,11})(?:\.(\d{0,2}))?$/.exec(value);
+    if (!parts) { return null; }
+    return parseInt(parts[1] + ((parts[2] || "") + "00").slice(0, 2), 10);
+  }
+  /* As the API masks names (signing.pii.mask_name): the first character kept. */
+  function maskName(name) {
+    var chars = Array.from(String(name || "").trim());
+    if (chars.length <= 1) { return chars.map(function () { return "*"; }).join(""); }
+    return chars[0] + chars.slice(1).map(function () { return "*"; }).join("");
+  }
   function token() { return sessionStorage.getItem(TOKEN); }
   function go(hash) {
     if (location.hash === hash) { route(); } else { location.hash = hash; }
@@ -109,12 +188,26 @@
 
   function ApiError(status, problem) {
     this.status = status;
+    this.problem = problem || {};
     this.code = (problem && problem.code) || "";
     this.message = (problem && (problem.detail || problem.errmsg || problem.title)) ||
       ("请求失败（" + status + "）");
   }
 
-  function api(method, path, body) {
+  /* Each route is a generation: what an earlier page asked for and gets answered after the
+   * user moved on (a refresh still loading when a link is tapped) must not draw over the
+   * page now shown, so its answer is dropped (the promise never settles). */
+  var generation = 0;
+  function current(promise) {
+    var asked = generation;
+    function stale() { return new Promise(function () { return null; }); }
+    return promise.then(function (value) { return asked === generation ? value : stale(); },
+      function (error) { if (asked !== generation) { return stale(); } throw error; });
+  }
+
+  function api(method, path, body) { return current(request(method, path, body)); }
+
+  function request(method, path, body) {
     var headers = { Accept: "application/json" };
     if (token()) { headers.Authorization = "Bearer " + token(); }
     var init = { method: method, headers: headers };
@@ -159,7 +252,7 @@
 
   function refreshWho() {
     if (!token()) { whoEl.textContent = "未登录"; return Promise.resolve(null); }
-    return api("GET", "/api/v1/me").then(function (me) {
+    return request("GET", "/api/v1/me").then(function (me) {  // the header, on any page
       whoEl.textContent = me.name ? me.name.charAt(0) + "*" : (me.phone_masked || "已登录");
       return me;
     });
@@ -179,12 +272,40 @@
   function next() {
     return api("GET", "/api/v1/me").then(function (me) {
       if (!me.phone_masked) { go("#/phone"); return; }
+      var back = sessionStorage.getItem(RETURN);
+      if (back) { sessionStorage.removeItem(RETURN); go(back); return; }
       var pending = sessionStorage.getItem(PENDING);
       if (pending && me.identity_level === "none") { go("#/real-name"); return; }
       if (pending && me.identity_level === "real_name") { go("#/face"); return; }
       if (pending) { go("#/scan/" + pending); return; }
       go("#/home");
     }, function (e) { showError(view, e); });
+  }
+
+  /* A signature needs a face check passed within the last few minutes (face_check_stale):
+   * through the face check, then back to this very page. */
+  function faceAgain(error) {
+    sessionStorage.setItem(RETURN, location.hash);
+    sessionStorage.setItem(FACE_WHY, error.message || String(error));
+    go("#/face");
+  }
+  /* Errors of a signing step: a stale face check leads through the face check and back. */
+  function signingError(box, error) {
+    if (error.code === "face_check_stale") { faceAgain(error); return; }
+    showError(box, error);
+  }
+  /* A QR image that needs the bearer (an <img> cannot send it): fetched, shown as a blob. */
+  function showQr(box, path, alt) {
+    current(fetch(path, { headers: { Authorization: "Bearer " + token() } })).then(function (r) {
+      if (r.ok) { return r.blob(); }
+      return r.json().then(function (problem) { throw new ApiError(r.status, problem); },
+        function () { throw new ApiError(r.status, null); });
+    }).then(function (blob) {
+      var target = document.getElementById(box);
+      if (target) {
+        target.innerHTML = '<img class="qr" alt="' + esc(alt) + '" src="' + URL.createObjectURL(blob) + '">';
+      }
+    }, function (e) { showError(box, e); });
   }
 
   function smsHelper(phoneInputId, boxId) {
@@ -198,6 +319,16 @@
           ? '<p class="ok">最新短信：' + esc(messages[0].text) + "</p>"
           : '<p class="hint">暂无短信。</p>';
       }, function () { box.innerHTML = '<p class="hint">模拟短信收件箱不可用。</p>'; });
+  }
+
+  function options(labels, chosen) {
+    return Object.keys(labels).map(function (key) {
+      return '<option value="' + esc(key) + '"' + (key === chosen ? " selected" : "") + ">" +
+        esc(labels[key]) + "</option>";
+    }).join("");
+  }
+  function idTypeSelect(id, chosen) {
+    return '<select id="' + esc(id) + '">' + options(ID_TYPE, chosen) + "</select>";
   }
 
   /* ---------------------------------------------------------------- pages */
@@ -266,7 +397,7 @@
 
   pages.home = function () {
     render("网上签约", '<div class="card"><p class="hint">加载中…</p></div>');
-    refreshWho().then(function (me) {
+    current(refreshWho()).then(function (me) {
       var level = me.identity_level || "none";
       var pending = sessionStorage.getItem(PENDING);
       function step(href, label, done) {
@@ -286,10 +417,21 @@
         "<li>", step("#/scan", "4. 扫码签约", false), "</li></ul>",
         pending ? '<a class="button" href="#/scan/' + esc(pending) + '">继续签约</a>' : "",
         "</div>",
-        '<div class="card"><a class="button secondary" href="#/contracts">我的合同</a>',
+        '<div class="card"><h2>存量房（二手房）</h2>',
+        '<p class="hint">房屋权利人在线签订存量房买卖合同：房源验证、填写合同、出示二维码，买卖双方扫码签署。</p>',
+        '<a class="button" href="#/sell">我要卖房</a></div>',
+        '<div class="card"><a class="button secondary" id="to-signatures" href="#/signatures">我的签署</a>',
+        '<a class="button secondary" href="#/contracts">我的合同</a>',
         '<a class="button secondary" href="#/verify">合同查询</a>',
         '<button id="logout" class="danger">退出登录</button></div>',
       ].join(""));
+      if (level !== "none") {
+        api("GET", "/api/v1/me/signatures").then(function (tasks) {
+          var link = document.getElementById("to-signatures");
+          var count = (tasks.items || []).length;
+          if (link && count) { link.textContent = "我的签署（" + count + " 项待签署）"; }
+        }, function () { return null; });
+      }
       on("logout", "click", function () {
         api("POST", "/api/v1/auth/logout").then(null, function () { return null; }).then(function () {
           sessionStorage.clear();
@@ -303,17 +445,20 @@
   pages["real-name"] = function () {
     render("实名认证", [
       '<div class="card"><h2>实名认证</h2>',
-      '<p class="hint">请填写与合同一致的姓名和居民身份证号码。</p>',
+      '<p class="hint">请填写与合同（或不动产权证书）一致的姓名和证件号码。港澳台人士、外国人士请选择对应证件，姓名须与证件一致。</p>',
       '<label for="name">姓名</label><input id="name" autocomplete="name" placeholder="请输入姓名">',
-      '<label for="id-number">身份证号</label>',
-      '<input id="id-number" maxlength="18" autocomplete="off" placeholder="18 位居民身份证号码">',
+      '<label for="id-type">证件类型</label>', idTypeSelect("id-type", "resident_id"),
+      '<label for="id-number">证件号码</label>',
+      '<input id="id-number" maxlength="20" autocomplete="off" placeholder="居民身份证为 18 位">',
       '<button id="submit">提交认证</button><div id="rn-msg"></div></div>',
     ].join(""));
     on("submit", "click", function (ev) {
       var body = {
         name: document.getElementById("name").value.trim(),
         id_number: document.getElementById("id-number").value.trim().toUpperCase(),
+        id_type: document.getElementById("id-type").value,
       };
+      if (!body.name || !body.id_number) { showError("rn-msg", "请填写姓名和证件号码。"); return; }
       busy(ev.target, api("POST", "/api/v1/me/real-name", body)).then(function () {
         refreshWho();
         go("#/face");
@@ -322,8 +467,10 @@
   };
 
   pages.face = function () {
+    var why = sessionStorage.getItem(FACE_WHY);
     render("人脸核身", [
       '<div class="card"><h2>人脸核身</h2>',
+      why ? '<p class="warn" role="alert" id="face-why">' + esc(why) + "完成后将自动返回签署页面。</p>" : "",
       "<p>签署合同前需要确认是本人操作。点击下方按钮将打开核身页面，完成后回到本页查看结果。</p>",
       '<button id="start">开始人脸核身</button>',
       '<button id="check" class="secondary">我已完成，查看结果</button>',
@@ -347,6 +494,7 @@
           var box = document.getElementById("face-msg");
           if (face.status === "passed" || face.identity_level === "face_verified") {
             box.innerHTML = '<p class="ok">人脸核身通过。</p>';
+            sessionStorage.removeItem(FACE_WHY);
             refreshWho();
             setTimeout(next, 600);
           } else if (face.status === "pending") {
@@ -448,7 +596,13 @@
       });
       return;
     }
-    if (!token()) { sessionStorage.setItem(PENDING, scene); go("#/login"); return; }
+    // A scanned code is where the journey goes on: it outranks a page left earlier.
+    if (!token()) {
+      sessionStorage.setItem(PENDING, scene);
+      sessionStorage.removeItem(RETURN);
+      go("#/login");
+      return;
+    }
     render("扫码签约", '<div class="card"><p class="hint">正在打开合同…</p><div id="scan-msg"></div></div>');
     api("POST", "/api/v1/scan", { scene: scene }).then(function (answer) {
       sessionStorage.removeItem(PENDING);
@@ -457,6 +611,7 @@
       var extra = "";
       if (e.code === "face_verification_required") {
         sessionStorage.setItem(PENDING, scene);
+        sessionStorage.removeItem(RETURN);
         extra = '<a class="button" href="#/real-name">去实名认证</a>';
         return api("GET", "/api/v1/me").then(function (me) {
           if (me.identity_level === "real_name") { extra = '<a class="button" href="#/face">去人脸核身</a>'; }
@@ -487,9 +642,9 @@
   }
   function partiesHtml(order) {
     return (order.parties || []).map(function (p) {
-      return "<li><b>" + esc(p.role === "buyer" ? "买受人" : p.role === "seller" ? "出卖人" : p.role) +
+      return "<li><b>" + esc(ROLE[p.role] || p.role) +
         "：" + esc(p.name) + "</b>" + (p.share ? "（份额 " + esc(p.share) + "）" : "") +
-        '<br><span class="hint">身份证 ' + esc(p.id_number_masked) + " · 手机 " + esc(p.phone_masked) +
+        '<br><span class="hint">证件 ' + esc(p.id_number_masked) + " · 手机 " + esc(p.phone_masked) +
         "</span><br>" + (p.signed_at ? '<span class="status signed">已签署 ' + esc(when(p.signed_at)) + "</span>"
           : p.declined_at ? '<span class="status voided">已拒签</span>' : '<span class="status">未签署</span>') +
         "</li>";
@@ -497,18 +652,24 @@
   }
 
   pages.contract = function (id) {
-    render("合同详情", '<div class="card"><p class="hint">加载中…</p></div>');
-    Promise.all([loadOrder(id), api("GET", "/api/v1/contracts/" + encodeURIComponent(id) + "/document")])
+    render("合同详情", LOADING);
+    var base = "/api/v1/contracts/" + encodeURIComponent(id);
+    // A draft has no document yet: its terms are read from the order.
+    Promise.all([loadOrder(id), api("GET", base + "/document").then(null, function () { return {}; })])
       .then(function (both) {
         var order = both[0];
         var doc = both[1].document || {};
-        var terms = doc.terms || doc;
+        var terms = doc.terms || {};
         var unit = terms.unit || {};
         var me = myParty(order);
+        var resale = order.kind === "resale";
         var canSign = order.status === "awaiting_signatures" && me && !me.signed_at && !me.declined_at;
-        var hasMoney = !!order.business_number && order.status !== "draft";
+        // A new home's notices open at issue; a resale's, if supervised, at its submission.
+        var hasMoney = resale
+          ? !!(order.resale && order.resale.funds_supervised) && (isContract(order.status) || order.status === "cancelled")
+          : !!order.business_number && order.status !== "draft";
         render("合同详情", [
-          '<div class="card"><h2>', esc(terms.title || "商品房买卖合同"), "</h2>",
+          '<div class="card"><h2>', esc(terms.title || (resale ? "存量房买卖合同" : "商品房买卖合同")), "</h2>",
           "<p>", statusTag(order.status), "</p>",
           order.contract_number ? '<p>合同编号：<b id="contract-number">' + esc(order.contract_number) + "</b></p>" : "",
           "<dl>",
@@ -520,23 +681,26 @@
           "<dt>建筑面积</dt><dd>", esc(area(unit.building_area_units)), "</dd>",
           "<dt>套内面积</dt><dd>", esc(area(unit.inner_area_units)), "</dd>",
           "<dt>总价款</dt><dd><b>", esc(yuan(order.price_fen)), "</b></dd>",
-          "<dt>付款方式</dt><dd>", esc(terms.payment_method_label || order.payment_method), "</dd>",
+          "<dt>付款方式</dt><dd>", esc(terms.payment_method_label || PAYMENT[order.payment_method] || order.payment_method), "</dd>",
           "<dt>定金</dt><dd>", esc(yuan(order.deposit_fen)), "</dd>",
           "<dt>首付款</dt><dd>", esc(yuan(order.down_payment_fen)), "</dd>",
           "<dt>交付日期</dt><dd>", esc(order.delivery_date), "</dd>",
           "<dt>出卖人</dt><dd>", esc(order.company), "</dd>",
           "</dl></div>",
+          resale ? resaleTermsHtml(order.resale) : "",
           '<div class="card"><h2>签约各方</h2><ul class="list">', partiesHtml(order), "</ul></div>",
+          resale ? resaleStateHtml(order, me) : "",
           filingHtml(order),
           hasMoney ? '<div class="card" id="notices"><h2>缴款通知</h2><p class="hint">加载中…</p></div>' : "",
           contractText(doc.text),
           canSign ? '<a class="button" id="to-sign" href="#/sign/' + esc(order.id) + '">我已阅读，去签署</a>' : "",
           me && isContract(order.status) ? pdfButton() : "",
-          me && isContract(order.status) ? '<div class="card" id="cancellations"><h2>退房</h2><p class="hint">加载中…</p></div>' : "",
+          me && isContract(order.status) ? '<div class="card" id="cancellations"><h2>' + (resale ? "合同注销" : "退房") +
+            '</h2><p class="hint">加载中…</p></div>' : "",
           '<div class="card"><h2>业务进度</h2><div id="timeline"><p class="hint">加载中…</p></div></div>',
           '<p class="hash">文件摘要（SHA-256）：', esc(order.document_hash || "-"), "</p>",
         ].join(""));
-        loadTimeline(order.id);
+        loadTimeline(order);
         if (hasMoney) { loadNotices(order.id); }
         if (me && isContract(order.status)) { loadCancellations(order); }
         on("download-pdf", "click", function (ev) { downloadPdf(ev.target, order); });
@@ -548,6 +712,47 @@
         }
       }, function (e) { showError(view, e); });
   };
+
+  /* What a resale contract says beyond a new home's: read before the sign button. */
+  function resaleTermsHtml(r) {
+    if (!r) { return ""; }
+    function account(a) {
+      return esc(a.account_name) + " " + esc(a.account_number) + "（" + esc(a.bank_name) + "）";
+    }
+    return [
+      '<div class="card" id="resale-terms"><h2>房屋权属与交易资金</h2>',
+      r.mortgaged ? '<p class="warn" id="mortgaged"><b>已抵押</b>：该房屋已设定抵押。出卖人应在办理转移登记前解除抵押，请知悉后再签署。</p>' : "",
+      "<dl><dt>不动产权证号</dt><dd id=\"certificate-no\">", esc(r.certificate_no), "</dd>",
+      "<dt>登记日期</dt><dd>", esc(r.registered_on), "</dd>",
+      "<dt>抵押情况</dt><dd>", r.mortgaged ? '<span class="status mortgaged">已抵押</span>' : "未登记抵押", "</dd>",
+      "<dt>共有性质</dt><dd>", esc(r.co_ownership_label), "</dd>",
+      "<dt>税费承担</dt><dd id=\"taxes\">", esc(r.taxes_borne_by_label), "</dd>",
+      "<dt>资金监管</dt><dd id=\"supervision\">",
+      r.funds_supervised ? "是，交易资金存入存量房交易资金监管账户" : "否，买卖双方自行交割交易资金", "</dd>",
+      r.supervised_account ? "<dt>监管账户</dt><dd id=\"supervised-account\">" + account(r.supervised_account) + "</dd>" : "",
+      r.seller_account ? "<dt>出卖人收款账户</dt><dd id=\"seller-account\">" + account(r.seller_account) + "</dd>" : "",
+      "</dl>",
+      r.funds_supervised ? '<p class="hint">合同提交后，买受人按缴款通知将定金、首付款存入监管账户；转移登记完成后划入出卖人收款账户；合同注销的，全部退还买受人。</p>' : "",
+      "</div>",
+    ].join("");
+  }
+
+  /* Where a resale stands for this party: the seller manages the order and submits it. */
+  function resaleStateHtml(order, me) {
+    var seller = me && me.role === "seller";
+    var manage = seller && ["draft", "awaiting_signatures", "awaiting_submit"].indexOf(order.status) >= 0;
+    var note = {
+      draft: "出卖人尚未生成电子合同订单。",
+      awaiting_signatures: "已创建订单，待签字：买卖各方均须人脸核身后签署。",
+      awaiting_submit: "订单已经完成签字，待出卖人提交；提交后合同即为「已签约」。",
+      transferred: "转移登记已完成。",
+    }[order.status];
+    if (!note && !manage) { return ""; }
+    return '<div class="card" id="resale-state">' + (note ? "<p>" + esc(note) + "</p>" : "") +
+      (manage ? '<a class="button' + (order.status === "awaiting_submit" ? "" : " secondary") + '" id="to-manage" href="#/resale/' +
+        esc(order.id) + '">' + (order.status === "awaiting_submit" ? "去提交" : "合同订单（二维码、注销）") + "</a>" : "") +
+      "</div>";
+  }
 
   function filingHtml(order) {
     if (order.filing_number) {
@@ -562,17 +767,18 @@
   }
 
   function loadCancellations(order) {
+    var resale = order.kind === "resale";
     api("GET", "/api/v1/cancellations").then(function (answer) {
       var box = document.getElementById("cancellations");
       if (!box) { return; }
       var mine = (answer.items || []).filter(function (c) { return c.order_id === order.id; });
-      var open = mine.filter(function (c) { return ["awaiting_signatures", "awaiting_seal", "awaiting_review"].indexOf(c.status) >= 0; });
-      box.innerHTML = "<h2>退房</h2>" + (mine.length ? '<ul class="list">' + mine.map(function (c) {
-        return '<li><a href="#/cancellation/' + esc(c.id) + '">注销申请 · ' + esc(CANCEL_STATUS[c.status] || c.status) +
+      box.innerHTML = "<h2>" + (resale ? "合同注销" : "退房") + "</h2>" + (mine.length ? '<ul class="list">' + mine.map(function (c) {
+        return '<li><a href="#/cancellation/' + esc(c.id) + '">注销申请 · ' + esc(cancelStatus(c.status, resale)) +
           '</a><br><span class="hint">' + esc(c.reason) + "</span></li>";
       }).join("") + "</ul>" : "") +
-        (!open.length && order.status !== "cancellation_pending"
-          ? '<a class="button secondary" id="to-cancel" href="#/cancel/' + esc(order.id) + '">申请退房</a>' : "");
+        (CANCELLABLE.indexOf(order.status) >= 0
+          ? '<a class="button secondary" id="to-cancel" href="#/cancel/' + esc(order.id) + '">' +
+            (resale ? "申请注销网签合同" : "申请退房") + "</a>" : "");
     }, function (e) { showError("cancellations", e); });
   }
 
@@ -611,13 +817,22 @@
     }, function (e) { showError("pdf-msg", e); });
   }
 
-  function loadTimeline(id) {
-    api("GET", "/api/v1/contracts/" + encodeURIComponent(id) + "/events").then(function (answer) {
+  var STAFF_ROLE = { company_admin: "企业管理员", sales_agent: "销售人员", seal_keeper: "印章授权人", regulator: "主管部门" };
+  /* Staff act as "role:masked name"; citizens and the system by name. */
+  function actorLabel(actor) {
+    var at = String(actor || "").indexOf(":");
+    if (at > 0 && STAFF_ROLE[actor.slice(0, at)]) { return STAFF_ROLE[actor.slice(0, at)] + " " + actor.slice(at + 1); }
+    return actor;
+  }
+
+  function loadTimeline(order) {
+    var resale = order.kind === "resale";
+    api("GET", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/events").then(function (answer) {
       var box = document.getElementById("timeline");
       if (!box) { return; }
       box.innerHTML = '<ol class="timeline">' + (answer.events || []).map(function (ev) {
-        return "<li>" + esc(when(ev.at)) + " · " + esc(EVENT[ev.type] || ev.type) +
-          (ev.actor ? "（" + esc(ev.actor) + "）" : "") + "</li>";
+        return "<li>" + esc(when(ev.at)) + " · " + esc(eventLabel(ev, resale)) +
+          (ev.actor ? "（" + esc(actorLabel(ev.actor)) + "）" : "") + "</li>";
       }).join("") + "</ol>";
     }, function (e) { showError("timeline", e); });
   }
@@ -659,11 +874,15 @@
             .then(function (r) { if (!r.ok) { throw new Error("缴款二维码暂不可用。"); } return r.blob(); })
             .then(function (blob) {
               target.innerHTML = '<img class="qr" alt="缴款二维码" src="' + URL.createObjectURL(blob) + '">' +
-                '<p class="hint">请用手机银行扫描二维码，在监管银行页面完成缴款；款项只进入预售资金监管账户。</p>';
+                '<p class="hint">请用手机银行扫描二维码，在监管银行页面完成缴款；款项只进入资金监管账户。</p>';
             }, function (e) { showError(target, e); });
         });
       });
-    }, function (e) { showError("notices", e); });
+    }, function (e) {
+      var box = document.getElementById("notices");
+      if (box && e.status === 404) { box.innerHTML = '<h2>缴款通知</h2><p class="hint">暂无缴款通知。</p>'; return; }
+      showError("notices", e);
+    });
   }
 
   pages.sign = function (id) {
@@ -676,6 +895,7 @@
         "<dt>总价款</dt><dd>", esc(yuan(order.price_fen)), "</dd>",
         "<dt>状态</dt><dd>", statusTag(order.status), "</dd></dl>",
         "<p>签署即表示您已阅读并同意合同全部条款。签署后将以您本人的数字证书生成电子签名。</p>",
+        '<p class="hint">签署前须在近期（通常为 10 分钟内）通过人脸核身；超时将先引导您重新核身，完成后回到本页。</p>',
         '<button id="challenge" class="secondary">获取短信验证码</button>',
         '<div id="challenge-msg"></div>',
         '<label for="sign-code">短信验证码</label>',
@@ -689,7 +909,7 @@
             sessionStorage.setItem(key, c.challenge_id);
             document.getElementById("challenge-msg").innerHTML = '<p class="ok">验证码已发送至 ' +
               esc(c.phone_masked) + "，" + Math.round(c.expires_in / 60) + " 分钟内有效。</p>";
-          }, function (e) { showError("challenge-msg", e); });
+          }, function (e) { signingError("challenge-msg", e); });
       });
       on("sign", "click", function (ev) {
         var challenge = sessionStorage.getItem(key);
@@ -700,7 +920,7 @@
           { challenge_id: challenge, code: code })).then(function () {
           sessionStorage.removeItem(key);
           go("#/done/" + id);
-        }, function (e) { showError("sign-msg", e); });
+        }, function (e) { signingError("sign-msg", e); });
       });
     }, function (e) { showError(view, e); });
   };
@@ -709,12 +929,22 @@
     render("签署结果", '<div class="card"><p class="hint">加载中…</p></div>');
     loadOrder(id).then(function (order) {
       var body;
+      var resale = order.kind === "resale";
+      var me = myParty(order);
       if (isContract(order.status)) {
         body = '<h2>签约完成</h2><p>' + statusTag(order.status) + "</p>" +
           '<p>合同编号</p><p class="big" id="contract-number">' + esc(order.contract_number) + "</p>" +
           '<div id="password-box"><button id="show-password">查看合同密码（仅显示一次）</button></div>' +
-          '<p class="hint">合同密码也已通过短信发送给各买受人，请妥善保存。凭合同编号和密码可在「合同查询」中核验合同真伪。</p>' +
+          '<p class="hint">合同密码也已通过短信发送给' + (resale ? "买卖各方" : "各买受人") +
+          "，请妥善保存。凭合同编号和密码可在「合同查询」中核验合同真伪。</p>" +
           pdfButton();
+      } else if (order.status === "awaiting_submit") {
+        body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
+          "<p>订单已经完成签字，等待出卖人提交。提交后合同即为「已签约」，各方将收到合同编号和密码短信。</p>" +
+          (me && me.role === "seller" ? '<a class="button" id="to-manage" href="#/resale/' + esc(order.id) + '">去提交</a>' : "");
+      } else if (order.status === "awaiting_signatures" && resale && me && me.signed_at) {
+        body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
+          "<p>等待其他签约方签署，买卖各方全部签字后由出卖人提交。</p>";
       } else if (order.status === "awaiting_seal") {
         body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
           "<p>所有买受人已签署，等待开发企业盖章。盖章后您将收到合同编号和查询密码短信。</p>";
@@ -724,9 +954,10 @@
       } else {
         body = "<h2>签署状态</h2><p>" + statusTag(order.status) + "</p>";
       }
-      var waiting = order.status === "awaiting_seal" || order.status === "awaiting_signatures";
+      var waiting = ["awaiting_seal", "awaiting_signatures", "awaiting_submit"].indexOf(order.status) >= 0;
       var subscribe = waiting && sessionStorage.getItem(WX_USER) ?
-        '<div class="card"><h2>消息提醒</h2><p class="hint">盖章完成、首付款到账时，通过微信通知您（短信照常发送）。</p>' +
+        '<div class="card"><h2>消息提醒</h2><p class="hint">' + (resale ? "合同提交签约、交易资金到账时" : "盖章完成、首付款到账时") +
+        "，通过微信通知您（短信照常发送）。</p>" +
         '<button id="subscribe" class="secondary">订阅微信消息提醒</button><div id="subscribe-msg"></div></div>' : "";
       render("签署结果", subscribe + '<div class="card">' + body +
         '<button id="refresh" class="secondary">刷新状态</button>' +
@@ -792,35 +1023,40 @@
   /* ---------------------------------------------------------------- 退房 (cancellation) */
 
   pages.cancel = function (orderId) {
-    render("申请退房", '<div class="card"><p class="hint">加载中…</p></div>');
+    render("申请注销", LOADING);
     loadOrder(orderId).then(function (order) {
       var me = myParty(order);
-      render("申请退房", [
-        '<div class="card"><h2>申请退房</h2><dl>',
-        "<dt>房屋</dt><dd>", esc(order.unit.project), " ", esc(order.unit.building), " ", esc(order.unit.room_no), "</dd>",
+      var resale = order.kind === "resale";
+      var heading = resale ? "申请注销网签合同" : "申请退房";
+      render(heading, [
+        '<div class="card"><h2>', heading, "</h2><dl>",
+        "<dt>房屋</dt><dd>", unitText(order.unit), "</dd>",
         "<dt>合同编号</dt><dd>", esc(order.contract_number), "</dd></dl>",
-        "<p>退房须全体买受人重新签署《解除协议》，开发企业盖章，并经主管部门审核。审核通过后合同注销，",
-        "已缴入预售资金监管账户的款项全部原路退回。</p>",
-        "<fieldset><legend>申请注销人</legend>",
-        (order.parties || []).map(function (p) {
+        resale
+          ? "<p>存量房合同注销线上：提交后生成注销协议，买卖各方须扫码（或在「我的签署」中打开）阅读协议，人脸核身后重新电子签名；" +
+            "各方签字完成后由您提交，合同即为「已注销」。已缴入存量房交易资金监管账户的款项全部退还买受人。</p>" +
+            '<p class="hint">各方签字完成前，您可以撤回注销申请。</p>'
+          : "<p>退房须全体买受人重新签署《解除协议》，开发企业盖章，并经主管部门审核。审核通过后合同注销，" +
+            "已缴入预售资金监管账户的款项全部原路退回。</p>",
+        resale ? "" : "<fieldset><legend>申请注销人</legend>" + (order.parties || []).map(function (p) {
           return '<label class="check"><input type="checkbox" name="applicant" value="' + esc(p.id) + '"' +
             (me && p.id === me.id ? " checked" : "") + "> " + esc(p.name) + "</label>";
-        }).join(""),
-        "</fieldset>",
-        '<label for="cancel-reason">退房原因</label>',
-        '<textarea id="cancel-reason" maxlength="200" rows="3" placeholder="请填写退房原因"></textarea>',
-        '<button id="cancel-submit">提交退房申请</button><div id="cancel-msg"></div></div>',
+        }).join("") + "</fieldset>",
+        '<label for="cancel-reason">', resale ? "注销原因" : "退房原因", "</label>",
+        '<textarea id="cancel-reason" maxlength="200" rows="3" placeholder="请填写', resale ? "注销" : "退房", '原因"></textarea>',
+        '<button id="cancel-submit">', resale ? "提交注销申请" : "提交退房申请", '</button><div id="cancel-msg"></div></div>',
         '<a class="button secondary" href="#/contract/', esc(order.id), '">返回合同</a>',
       ].join(""));
       on("cancel-submit", "click", function (ev) {
         var reason = document.getElementById("cancel-reason").value.trim();
-        if (!reason) { showError("cancel-msg", "请填写退房原因。"); return; }
-        var applicants = Array.prototype.filter.call(document.querySelectorAll("input[name=applicant]"),
-          function (box) { return box.checked; }).map(function (box) { return box.value; });
-        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/cancellation",
-          { reason: reason, applicants: applicants })).then(function (c) {
-          go("#/cancellation/" + c.id);
-        }, function (e) { showError("cancel-msg", e); });
+        if (!reason) { showError("cancel-msg", resale ? "请填写注销原因。" : "请填写退房原因。"); return; }
+        var body = { reason: reason };
+        if (!resale) {
+          body.applicants = Array.prototype.filter.call(document.querySelectorAll("input[name=applicant]"),
+            function (box) { return box.checked; }).map(function (box) { return box.value; });
+        }
+        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/cancellation", body))
+          .then(function (c) { go("#/cancellation/" + c.id); }, function (e) { showError("cancel-msg", e); });
       });
     }, function (e) { showError(view, e); });
   };
@@ -828,64 +1064,84 @@
   pages.cancellation = function (id) {
     var key = "wq.cancel-challenge." + id;
     var base = "/api/v1/cancellations/" + encodeURIComponent(id);
-    render("解除协议", '<div class="card"><p class="hint">加载中…</p></div>');
-    Promise.all([api("GET", base), api("GET", base + "/document"), api("GET", "/api/v1/me")]).then(function (all) {
+    render("解除协议", LOADING);
+    Promise.all([api("GET", base), api("GET", base + "/document")]).then(function (all) {
       var c = all[0];
       var agreement = all[1].document || {};
       var terms = agreement.terms || {};
       var ended = terms.contract || {};
       return loadOrder(c.order_id).then(function (order) {
+        var resale = order.kind === "resale";
         var me = myParty(order);
         var mine = c.signers.filter(function (s) { return me && s.party_id === me.id; })[0];
         var canSign = c.status === "awaiting_signatures" && mine && !mine.signed_at;
-        render("解除协议", [
-          '<div class="card"><h2>', esc(terms.title || "解除协议"), "</h2>",
-          '<p><span class="status" data-cancel-status="', esc(c.status), '">', esc(CANCEL_STATUS[c.status] || c.status), "</span></p>",
+        var waitingOthers = c.signers.some(function (s) { return !s.signed_at && (!me || s.party_id !== me.id); });
+        // The API names who started it by masked name: a party whose masked name differs did
+        // not (the API still decides who may withdraw or submit).
+        var starter = !!me && c.started_by === maskName(me.name);
+        var heading = terms.title || (resale ? "存量房买卖合同注销协议" : "解除协议");
+        render(resale ? "注销协议" : "解除协议", [
+          '<div class="card"><h2>', esc(heading), "</h2>",
+          '<p><span class="status" data-cancel-status="', esc(c.status), '">', esc(cancelStatus(c.status, resale)), "</span></p>",
           "<dl><dt>合同编号</dt><dd>", esc(c.contract_number), "</dd>",
           ended.filing_number ? "<dt>备案号</dt><dd>" + esc(ended.filing_number) + "</dd>" : "",
-          "<dt>房屋</dt><dd>", esc(c.unit.project), " ", esc(c.unit.building), " ", esc(c.unit.room_no), "</dd>",
-          "<dt>解除原因</dt><dd>", esc(c.reason), "</dd>",
+          "<dt>房屋</dt><dd>", unitText(c.unit), "</dd>",
+          "<dt>", resale ? "注销原因" : "解除原因", "</dt><dd>", esc(c.reason), "</dd>",
           "<dt>申请注销人</dt><dd>", esc((c.applicants || []).join("、")), "</dd>",
           "<dt>已缴监管资金</dt><dd>", esc(yuan(terms.refund_fen || 0)), "（全部退还买受人）</dd></dl></div>",
           contractText(agreement.text),
-          '<div class="card"><h2>签署情况</h2><ul class="list">',
+          '<div class="card"><h2>签署情况</h2><ul class="list" id="cancel-signers">',
           c.signers.map(function (s) {
-            return "<li>" + esc(s.role === "seal" ? "开发企业：" : "买受人：") + esc(s.name) + " " +
+            return "<li>" + esc((ROLE[s.role] || s.role) + "：") + esc(s.name) + " " +
               (s.signed_at ? '<span class="status signed">已签署 ' + esc(when(s.signed_at)) + "</span>"
                 : '<span class="status">未签署</span>') + "</li>";
           }).join(""), "</ul></div>",
           c.decision_reason ? '<div class="card"><p class="error">' + esc(c.decision_reason) + "</p></div>" : "",
+          c.status === "awaiting_signatures" && waitingOthers && c.scene
+            ? '<div class="card" id="cancel-qr-card"><h2>请其他签约方扫码签署</h2><div id="cancel-qr"><p class="hint">二维码加载中…</p></div>' +
+              '<p class="hint">其他签约方也可在「我的签署」中直接打开本协议。</p></div>' : "",
           canSign ? [
-            '<div class="card"><h2>短信验证签署解除协议</h2>',
-            '<p class="hint">签署前须在 10 分钟内完成人脸核身。</p>',
+            '<div class="card"><h2>短信验证签署', resale ? "注销协议" : "解除协议", "</h2>",
+            '<p class="hint">签署前须在近期（通常为 10 分钟内）通过人脸核身；超时将先引导您重新核身，完成后回到本页。</p>',
             '<button id="cancel-challenge" class="secondary">获取短信验证码</button><div id="cancel-challenge-msg"></div>',
             '<label for="cancel-code">短信验证码</label>',
             '<input id="cancel-code" inputmode="numeric" maxlength="6" autocomplete="one-time-code" placeholder="6 位验证码">',
-            '<button id="cancel-sign">确认签署解除协议</button><div id="cancel-sign-msg"></div></div>',
+            '<button id="cancel-sign">', resale ? "确认签署注销协议" : "确认签署解除协议", '</button><div id="cancel-sign-msg"></div></div>',
           ].join("") : "",
+          resale && c.status === "awaiting_submit" ? '<div class="card" id="cancel-submit-card">' + (starter
+            ? '<p>各方已完成签字。请确认无误后提交，提交后合同即为「已注销」。</p><button id="cancel-final">提交注销</button>'
+            : "<p>各方已完成签字，等待发起方（" + esc(c.started_by) + "）提交。</p>") +
+            '<div id="cancel-final-msg"></div></div>' : "",
+          c.status === "approved" ? '<div class="card"><p class="ok" id="cancel-done">合同已注销。</p></div>' : "",
+          starter && c.status === "awaiting_signatures" ? '<div class="card"><p class="hint">各方签字完成前，可以撤回注销申请，合同保持原状。</p>' +
+            '<button id="cancel-withdraw" class="danger">撤回注销申请</button><div id="cancel-withdraw-msg"></div></div>' : "",
           '<a class="button secondary" href="#/contract/', esc(c.order_id), '">返回合同</a>',
         ].join(""));
+        if (document.getElementById("cancel-qr")) { showQr("cancel-qr", base + "/qr.png", "注销协议签署二维码"); }
         on("cancel-challenge", "click", function (ev) {
           busy(ev.target, api("POST", base + "/signatures/challenge")).then(function (ch) {
             sessionStorage.setItem(key, ch.challenge_id);
             document.getElementById("cancel-challenge-msg").innerHTML = '<p class="ok">验证码已发送至 ' +
               esc(ch.phone_masked) + "</p>";
-          }, function (e) {
-            showError("cancel-challenge-msg", e);
-            if (e.code === "face_check_stale") {
-              document.getElementById("cancel-challenge-msg").insertAdjacentHTML("beforeend",
-                '<a class="button" href="#/face">重新人脸核身</a>');
-            }
-          });
+          }, function (e) { signingError("cancel-challenge-msg", e); });
         });
         on("cancel-sign", "click", function (ev) {
           var challenge = sessionStorage.getItem(key);
           if (!challenge) { showError("cancel-sign-msg", "请先获取短信验证码。"); return; }
           var code = document.getElementById("cancel-code").value.trim();
+          if (!/^\d{4,8}$/.test(code)) { showError("cancel-sign-msg", "请输入短信中的验证码。"); return; }
           busy(ev.target, api("POST", base + "/signatures", { challenge_id: challenge, code: code })).then(function () {
             sessionStorage.removeItem(key);
             route();
-          }, function (e) { showError("cancel-sign-msg", e); });
+          }, function (e) { signingError("cancel-sign-msg", e); });
+        });
+        on("cancel-final", "click", function (ev) {
+          busy(ev.target, api("POST", base + "/submit")).then(function () { route(); },
+            function (e) { showError("cancel-final-msg", e); });
+        });
+        on("cancel-withdraw", "click", function (ev) {
+          busy(ev.target, api("POST", base + "/withdraw")).then(function () { route(); },
+            function (e) { showError("cancel-withdraw-msg", e); });
         });
       });
     }).then(null, function (e) { showError(view, e); });
@@ -896,14 +1152,16 @@
     api("GET", "/api/v1/contracts").then(function (answer) {
       var items = answer.items || [];
       render("我的合同", '<div class="card"><ul class="list" id="contract-list">' + (items.length ? items.map(function (o) {
-        return '<li><a href="#/contract/' + esc(o.id) + '"><b>' + esc(o.unit.project) + " " + esc(o.unit.building) +
-          " " + esc(o.unit.room_no) + "</b><br>" + statusTag(o.status) +
+        return '<li><a href="#/contract/' + esc(o.id) + '"><b>' + unitText(o.unit) + "</b>" +
+          (o.kind === "resale" ? ' <span class="hint">存量房</span>' : "") + "<br>" + statusTag(o.status) +
           (o.contract_number ? ' <span class="hint">合同编号 ' + esc(o.contract_number) + "</span>" : "") +
           '<br><span class="hint">总价 ' + esc(yuan(o.price_fen)) + "</span></a></li>";
-      }).join("") : '<li class="hint">暂无合同。扫描售楼处的签约二维码开始签约。</li>') + "</ul></div>");
+      }).join("") : '<li class="hint">暂无合同。扫描签约二维码，或在「我的签署」中打开待签署的合同。</li>') + "</ul></div>");
     }, function (e) { showError(view, e); });
   };
 
+  /* 合同查询: reads only what GET /api/v1/public/verify answers (api/public/schemas.py
+   * VerifyAnswer; tests/miniapp_mock/test_labels.py checks the fields read here). */
   pages.verify = function () {
     render("合同查询", [
       '<div class="card"><h2>合同真伪查询</h2>',
@@ -927,9 +1185,12 @@
             "<dt>坐落</dt><dd>" + esc(r.unit.address) + "</dd><dt>建筑面积</dt><dd>" + esc(r.unit.building_area) +
             " ㎡</dd><dt>用途</dt><dd>" + esc(r.unit.use) + "</dd>" : "") +
           (r.company ? "<dt>出卖人</dt><dd>" + esc(r.company) + "</dd>" : "") +
-          (r.parties || []).map(function (p) {
-            return "<dt>" + esc(p.role === "buyer" ? "买受人" : p.role || "签约方") + "</dt><dd>" +
-              esc(p.name || "") + "</dd>";
+          (r.parties || []).map(function (party) {
+            return "<dt>" + esc(ROLE[party.role] || "签约方") + "</dt><dd>" + esc(party.name) + "</dd>";
+          }).join("") +
+          (r.signatures || []).map(function (sig) {
+            return "<dt>" + esc(ROLE[sig.role] || "签约方") + "签署</dt><dd>" + esc(sig.name) + " " +
+              esc(when(sig.signed_at)) + "</dd>";
           }).join("") +
           "<dt>签约完成</dt><dd>" + esc(when(r.completed_at)) + "</dd></dl>";
       }, function (e) { showError("verify-msg", e); });
@@ -956,17 +1217,434 @@
     }, function (e) { showError(view, e); });
   };
 
+  /* ---------------------------------------------------------------- 存量房 (resale, seed 004) */
+
+  var RESTRICTION = {
+    mortgage: "抵押", judicial_seizure: "司法查封", administrative: "行政限制", property_management: "物管用房",
+  };
+
+  function unitText(unit) {
+    return esc(unit.project) + " " + esc(unit.building) + " " + esc(unit.room_no);
+  }
+
+  /* Selling needs real-name and a face check (房源验证 queries by the verified identity). */
+  function needFaceHtml(me) {
+    var level = me.identity_level || "none";
+    if (level === "face_verified") { return ""; }
+    return '<div class="card" id="need-face"><p class="error" role="alert">卖房须先完成实名认证和人脸核身，' +
+      "房源验证将按您的实名身份（证件号码和姓名）查询。</p>" +
+      '<a class="button" id="verify-first" href="' + (level === "none" ? "#/real-name" : "#/face") + '">' +
+      (level === "none" ? "去实名认证" : "去人脸核身") + "</a></div>";
+  }
+  function returnAfterVerifying(back) {
+    on("verify-first", "click", function () { sessionStorage.setItem(RETURN, back); });
+  }
+
+  pages.sell = function () {
+    render("我要卖房", LOADING);
+    Promise.all([api("GET", "/api/v1/me"), api("GET", "/api/v1/contracts")]).then(function (all) {
+      var me = all[0];
+      var mine = (all[1].items || []).filter(function (o) {
+        return o.kind === "resale" && (o.parties || []).some(function (p) {
+          return p.role === "seller" && p.name === me.name;
+        });
+      });
+      var ready = me.identity_level === "face_verified";
+      render("我要卖房", [
+        '<div class="card"><h2>签订买卖合同（线上）</h2><ol class="how">',
+        "<li>房源验证：输入产权证书上的不动产权证号（或房产证号）和校验码</li>",
+        "<li>填写买卖合同：买受人、成交价、付款方式、税费承担、资金监管</li>",
+        "<li>生成电子合同订单，向买受人出示二维码</li>",
+        "<li>买卖双方扫码阅读合同，人脸核身后电子签名</li>",
+        "<li>订单已经完成签字后由您提交，合同即为「已签约」</li></ol>",
+        '<p class="hint">房屋赠与、土地买卖等不属于存量房网签范围。合同创建后的下一个自然日内仍未完成电子签名的，系统将自动删除该合同。</p>',
+        ready ? '<a class="button" id="to-title-check" href="#/title-check">开始房源验证</a>' : "",
+        "</div>",
+        needFaceHtml(me),
+        '<div class="card"><h2>我出售的房屋</h2><ul class="list" id="sale-list">',
+        mine.length ? mine.map(function (o) {
+          return '<li><a href="#/resale/' + esc(o.id) + '"><b>' + unitText(o.unit) + "</b><br>" + statusTag(o.status) +
+            (o.contract_number ? ' <span class="hint">合同编号 ' + esc(o.contract_number) + "</span>" : "") +
+            '<br><span class="hint">成交总价 ' + esc(yuan(o.price_fen)) + "</span></a></li>";
+        }).join("") : '<li class="hint">暂无。</li>',
+        "</ul></div>",
+      ].join(""));
+      returnAfterVerifying("#/sell");
+    }, function (e) { showError(view, e); });
+  };
+
+  function titleHtml(title) {
+    var owners = (title.owners || []).map(function (o) {
+      return "<li>" + esc(o.name) + (o.me ? ' <span class="status signed">本人</span>' : "") +
+        ' <span class="hint">' + esc(o.id_number_masked) + (o.share ? " · 份额 " + esc(o.share) : "") + "</span></li>";
+    }).join("");
+    var others = (title.restrictions || []).map(function (r) { return RESTRICTION[r] || r; });
+    return [
+      '<div class="card" id="title-facts"><h2>房源信息</h2>',
+      title.mortgaged
+        ? '<p class="warn" id="title-mortgaged"><b>已抵押</b>：该房屋已设定抵押，仍可出售。合同将载明抵押情况，买受人签署前可见；请在办理转移登记前解除抵押。</p>'
+        : '<p class="ok" id="title-not-mortgaged">未登记抵押</p>',
+      "<dl><dt>不动产权证号</dt><dd>", esc(title.certificate_no), "</dd>",
+      "<dt>登记日期</dt><dd>", esc(title.registered_on), "</dd>",
+      title.address ? "<dt>坐落</dt><dd>" + esc(title.address) + "</dd>" : "",
+      "<dt>房屋</dt><dd>", unitText(title), "</dd>",
+      "<dt>建筑面积</dt><dd>", esc(title.building_area), " ㎡</dd>",
+      "<dt>用途</dt><dd>", esc(title.use), "</dd>",
+      '<dt>权利人</dt><dd><ul class="owners" id="title-owners">', owners, "</ul></dd>",
+      others.length ? "<dt>其他记载</dt><dd>" + esc(others.join("、")) + "</dd>" : "",
+      "</dl>",
+      title.live_order_id
+        ? '<p class="hint">该房屋已有您创建的合同订单，尚未完成。</p><a class="button" href="#/resale/' +
+          esc(title.live_order_id) + '">查看合同订单</a>'
+        : '<a class="button" id="to-contract-form" href="#/resale-new">签订合同</a>',
+      "</div>",
+    ].join("");
+  }
+
+  pages["title-check"] = function () {
+    render("房源验证", LOADING);
+    api("GET", "/api/v1/me").then(function (me) {
+      render("房源验证", [
+        '<div class="card"><h2>房源验证</h2>',
+        '<p class="hint">请输入产权证书上的不动产权证号（或房产证号）和校验码。权利人已与您的实名身份关联：<b>',
+        esc(me.name || "未实名"), "</b>（", esc(me.id_number_masked || "-"), "），不可修改。</p>",
+        '<label for="certificate-no">不动产权证号 / 房产证号</label>',
+        '<input id="certificate-no" autocomplete="off" placeholder="如 粤(2020)某市不动产权第0000123号">',
+        '<label for="check-code">校验码</label>',
+        '<input id="check-code" autocomplete="off" maxlength="16" placeholder="产权证书上的校验码">',
+        '<p class="hint">校验码每个产权证每天最多可输错 5 次。</p>',
+        '<button id="title-query">查询房源</button><div id="title-msg"></div></div>',
+        needFaceHtml(me),
+        '<div id="title-result"></div>',
+      ].join(""));
+      returnAfterVerifying("#/title-check");
+      on("title-query", "click", function (ev) {
+        var body = {
+          certificate_no: document.getElementById("certificate-no").value.trim(),
+          check_code: document.getElementById("check-code").value.trim(),
+        };
+        var box = document.getElementById("title-msg");
+        var result = document.getElementById("title-result");
+        if (!body.certificate_no || !body.check_code) { showError(box, "请填写不动产权证号和校验码。"); return; }
+        result.innerHTML = "";
+        sessionStorage.removeItem(TITLE);
+        busy(ev.target, api("POST", "/api/v1/resale/title-checks", body)).then(function (title) {
+          box.innerHTML = '<p class="ok">房源验证通过，请核对房源信息。</p>';
+          sessionStorage.setItem(TITLE, JSON.stringify(title));
+          result.innerHTML = titleHtml(title);
+        }, function (e) {
+          var left = e.problem.remaining_tries;
+          if (e.code === "title_check_failed" && typeof left === "number") {
+            box.innerHTML = '<p class="error" role="alert" id="title-wrong">' + esc(e.message) +
+              (left > 0 ? "还可尝试 " + left + " 次。" : "今日已无剩余尝试次数，请明日再试或到交易中心窗口办理。") + "</p>";
+          } else if (e.code === "title_restricted") {
+            box.innerHTML = '<p class="error" role="alert" id="title-restricted">' + esc(e.message) + "</p>" +
+              '<p class="hint">查封或限制期间不能网签买卖合同。如有疑问，请向不动产登记部门查询或到交易中心窗口咨询。</p>';
+          } else {
+            showError(box, e);
+          }
+        });
+      });
+    }, function (e) { showError(view, e); });
+  };
+
+  pages["resale-new"] = function () {
+    var title = null;
+    try { title = JSON.parse(sessionStorage.getItem(TITLE) || "null"); } catch (e) { title = null; }
+    if (!title) {
+      render("填写合同", '<div class="card"><p class="error" role="alert">请先完成房源验证。</p>' +
+        '<a class="button" href="#/title-check">房源验证</a></div>');
+      return;
+    }
+    var buyers = [{}];  // what was typed, kept while buyers are added or removed
+    var owners = title.owners || [];
+    render("填写合同", [
+      '<div class="card"><h2>存量房买卖合同</h2><dl>',
+      "<dt>房屋</dt><dd>", unitText(title), "</dd>",
+      "<dt>不动产权证号</dt><dd>", esc(title.certificate_no), "</dd>",
+      "<dt>建筑面积</dt><dd>", esc(title.building_area), " ㎡</dd></dl>",
+      title.mortgaged ? '<p class="warn">该房屋<b>已抵押</b>，合同将载明，买受人签署前可见。</p>' : "",
+      '<p class="hint">带 * 的为必填项。如创建合同的下一个自然日内仍未完成电子签名，系统将自动删除该合同。</p></div>',
+      '<div class="card"><h2>出卖人（甲方）</h2><p class="hint">产权证上的每位权利人都是出卖人，均须签署。</p>',
+      owners.map(function (o, i) {
+        return o.me
+          ? '<p><b>' + esc(o.name) + '</b> <span class="status signed">本人</span><br><span class="hint">使用您绑定的手机号接收验证码</span></p>'
+          : '<label for="seller-phone-' + i + '">权利人 ' + esc(o.name) + ' 的手机号码 *</label>' +
+            '<input id="seller-phone-' + i + '" type="tel" inputmode="numeric" maxlength="11" autocomplete="off">';
+      }).join(""),
+      "</div>",
+      '<div class="card"><h2>买受人（乙方）</h2><div id="buyers"></div>',
+      '<button id="add-buyer" class="secondary" type="button">添加共有人（买受人）</button>',
+      '<fieldset id="co-ownership" hidden><legend>共有性质 *</legend>',
+      '<label class="check"><input type="radio" name="co-ownership" value="joint"> 共同共有</label>',
+      '<label class="check"><input type="radio" name="co-ownership" value="by_share"> 按份共有（填写各自份额）</label>',
+      "</fieldset></div>",
+      '<div class="card"><h2>价款与付款</h2>',
+      '<label for="price">成交总价（元）*</label>',
+      '<input id="price" inputmode="decimal" autocomplete="off" placeholder="如 1860000 或 1,860,000.00">',
+      '<p class="hint" id="price-preview"></p>',
+      '<label for="payment-method">付款方式 *</label><select id="payment-method">', options(PAYMENT, "lump_sum"), "</select>",
+      '<label for="deposit">定金（元）</label><input id="deposit" inputmode="decimal" autocomplete="off" placeholder="0">',
+      '<label for="down-payment">首付款（元）</label><input id="down-payment" inputmode="decimal" autocomplete="off" placeholder="0">',
+      '<label for="delivery-date">房屋交付日期 *</label><input id="delivery-date" type="date">',
+      '<label for="taxes">税费承担 *</label><select id="taxes">', options(TAXES, "by_law"), "</select></div>",
+      '<div class="card"><h2>资金监管信息</h2>',
+      '<p class="hint">为保障买卖双方合法权益，建议选择资金监管：买受人的交易资金存入本市存量房交易资金监管账户，转移登记完成后划入出卖人收款账户。</p>',
+      "<fieldset><legend>是否选择监管交易资金 *</legend>",
+      '<label class="check"><input type="radio" name="supervised" value="yes" checked> 是（建议）</label>',
+      '<label class="check"><input type="radio" name="supervised" value="no"> 否</label></fieldset>',
+      '<div id="seller-account">',
+      '<label for="bank-name">出卖人收款银行 *</label><input id="bank-name" autocomplete="off" placeholder="开户银行及支行">',
+      '<label for="account-number">收款账号 *</label>',
+      '<input id="account-number" inputmode="numeric" autocomplete="off" placeholder="8–30 位数字">',
+      '<p class="hint">户名为出卖人（产权证上的权利人）。</p></div>',
+      '<p class="warn" id="unsupervised-note" hidden>不选择资金监管时，交易资金由买卖双方自行交割，请注意资金安全。</p></div>',
+      '<div class="card"><button id="resale-save">保存合同</button><div id="resale-msg"></div></div>',
+    ].join(""));
+
+    function field(name, i) {
+      var el = document.getElementById("buyer-" + name + "-" + i);
+      return el ? el.value : "";
+    }
+    function readBuyers() {
+      buyers = buyers.map(function (b, i) {
+        return {
+          name: field("name", i), id_type: field("id-type", i) || "resident_id",
+          id_number: field("id-number", i), phone: field("phone", i),
+          share: document.getElementById("buyer-share-" + i) ? field("share", i) : b.share || "",
+        };
+      });
+    }
+    function coOwnership() {
+      var chosen = document.querySelector("input[name=co-ownership]:checked");
+      return chosen ? chosen.value : "";
+    }
+    function drawBuyers() {
+      var byShare = buyers.length > 1 && coOwnership() === "by_share";
+      document.getElementById("buyers").innerHTML = buyers.map(function (b, i) {
+        var who = buyers.length > 1 ? "买受人 " + (i + 1) : "买受人";
+        return '<div class="buyer"><h3>' + who + (i > 0 ? '<button type="button" class="link remove-buyer" data-index="' +
+          i + '">删除</button>' : "") + "</h3>" +
+          '<label for="buyer-name-' + i + '">姓名 *</label><input id="buyer-name-' + i + '" autocomplete="off" value="' + esc(b.name) + '">' +
+          '<label for="buyer-id-type-' + i + '">证件类型 *</label>' + idTypeSelect("buyer-id-type-" + i, b.id_type || "resident_id") +
+          '<label for="buyer-id-number-' + i + '">证件号码 *</label><input id="buyer-id-number-' + i +
+          '" autocomplete="off" maxlength="20" value="' + esc(b.id_number) + '">' +
+          '<label for="buyer-phone-' + i + '">手机号码 *</label><input id="buyer-phone-' + i +
+          '" type="tel" inputmode="numeric" maxlength="11" autocomplete="off" value="' + esc(b.phone) + '">' +
+          (byShare ? '<label for="buyer-share-' + i + '">共有份额 *</label><input id="buyer-share-' + i +
+            '" autocomplete="off" placeholder="如 1/2 或 50%" value="' + esc(b.share) + '">' : "") + "</div>";
+      }).join("");
+      document.getElementById("co-ownership").hidden = buyers.length < 2;
+      document.getElementById("add-buyer").hidden = buyers.length >= 6;
+      Array.prototype.forEach.call(document.querySelectorAll(".remove-buyer"), function (button) {
+        button.addEventListener("click", function () {
+          readBuyers();
+          buyers.splice(Number(button.getAttribute("data-index")), 1);
+          drawBuyers();
+        });
+      });
+    }
+    drawBuyers();
+    on("add-buyer", "click", function () { readBuyers(); buyers.push({}); drawBuyers(); });
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=co-ownership]"), function (radio) {
+      radio.addEventListener("change", function () { readBuyers(); drawBuyers(); });
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("input[name=supervised]"), function (radio) {
+      radio.addEventListener("change", function () {
+        var yes = document.querySelector("input[name=supervised]:checked").value === "yes";
+        document.getElementById("seller-account").hidden = !yes;
+        document.getElementById("unsupervised-note").hidden = yes;
+      });
+    });
+    on("price", "input", function () {
+      var typed = document.getElementById("price").value;
+      var fen = fenFromYuan(typed);
+      document.getElementById("price-preview").textContent = !typed.trim() ? ""
+        : fen === null ? "金额格式不正确：请填写数字，最多两位小数。" : "成交总价：" + yuan(fen);
+    });
+
+    on("resale-save", "click", function (ev) {
+      readBuyers();
+      var problem = "";
+      function fail(message) { if (!problem) { problem = message; } }
+      var co = buyers.length > 1 ? coOwnership() : "sole";
+      if (!co) { fail("买受人为多人时，请选择共有性质（共同共有或按份共有）。"); }
+      var sellerPhones = owners.map(function (o, i) {
+        if (o.me) { return ""; }
+        var phone = document.getElementById("seller-phone-" + i).value.trim();
+        if (!/^1\d{10}$/.test(phone)) { fail("请填写权利人 " + o.name + " 的手机号码（11 位数字）。"); }
+        return phone;
+      });
+      var people = buyers.map(function (b, i) {
+        var who = buyers.length > 1 ? "第 " + (i + 1) + " 位买受人" : "买受人";
+        if (!b.name.trim()) { fail("请填写" + who + "的姓名。"); }
+        if (!b.id_number.trim()) { fail("请填写" + who + "的证件号码。"); }
+        if (!/^1\d{10}$/.test(b.phone.trim())) { fail(who + "的手机号码须为 11 位数字。"); }
+        if (co === "by_share" && !b.share.trim()) { fail("请填写" + who + "的共有份额，如 1/2 或 50%。"); }
+        return {
+          name: b.name.trim(), id_type: b.id_type, id_number: b.id_number.trim().toUpperCase(),
+          phone: b.phone.trim(), share: co === "by_share" ? b.share.trim() : "",
+        };
+      });
+      function money(id, label, required) {
+        var typed = document.getElementById(id).value;
+        if (!typed.trim() && !required) { return 0; }
+        var fen = fenFromYuan(typed);
+        if (fen === null || (required && fen <= 0)) { fail("请填写正确的" + label + "（元，最多两位小数）。"); }
+        return fen || 0;
+      }
+      var price = money("price", "成交总价", true);
+      var deposit = money("deposit", "定金", false);
+      var down = money("down-payment", "首付款", false);
+      if (price && deposit + down > price) { fail("定金与首付款之和不能超过成交总价。"); }
+      var delivery = document.getElementById("delivery-date").value;
+      if (!delivery) { fail("请选择房屋交付日期。"); }
+      var supervised = document.querySelector("input[name=supervised]:checked").value === "yes";
+      var account = null;
+      if (supervised) {
+        account = {
+          bank_name: document.getElementById("bank-name").value.trim(),
+          account_number: document.getElementById("account-number").value.replace(/\s/g, ""),
+        };
+        if (account.bank_name.length < 2) { fail("请填写出卖人收款银行。"); }
+        if (!/^\d{8,30}$/.test(account.account_number)) { fail("收款账号须为 8–30 位数字。"); }
+      }
+      if (problem) { showError("resale-msg", problem); return; }
+      var body = {
+        title_id: title.title_id, buyers: people, seller_phones: sellerPhones, price_fen: price,
+        payment_method: document.getElementById("payment-method").value, delivery_date: delivery,
+        taxes_borne_by: document.getElementById("taxes").value, funds_supervised: supervised,
+        co_ownership: co, deposit_fen: deposit, down_payment_fen: down,
+      };
+      if (account) { body.seller_account = account; }
+      busy(ev.target, api("POST", "/api/v1/resale/orders", body)).then(function (order) {
+        sessionStorage.removeItem(TITLE);
+        go("#/resale/" + order.id);
+      }, function (e) { showError("resale-msg", e); });
+    });
+  };
+
+  /* The seller's order (生成电子合同订单): issue it, show the QR, withdraw it before it is
+   * submitted (注销电子合同订单), submit it once every party signed (提交). */
+  pages.resale = function (id) {
+    render("合同订单", LOADING);
+    loadOrder(id).then(function (order) { drawResale(order, null); }, function (e) { showError(view, e); });
+  };
+
+  function drawResale(order, submitted) {
+    var me = myParty(order);
+    var r = order.resale || {};
+    var st = order.status;
+    var open = ["draft", "awaiting_signatures", "awaiting_submit"].indexOf(st) >= 0;
+    var state = { draft: "合同已保存，尚未生成电子合同订单", awaiting_signatures: "已创建订单，待签字",
+      awaiting_submit: "订单已经完成签字" }[st];
+    var base = "/api/v1/contracts/" + encodeURIComponent(order.id);
+    render("合同订单", [
+      '<div class="card"><h2>存量房买卖合同订单</h2><p>', statusTag(st), "</p>",
+      state ? '<p id="signing-state">签名状态：<b>' + esc(state) + "</b></p>" : "",
+      order.contract_number ? '<p>合同编号：<b id="contract-number">' + esc(order.contract_number) + "</b></p>" : "",
+      "<dl><dt>房屋</dt><dd>", unitText(order.unit), "</dd>",
+      "<dt>不动产权证号</dt><dd>", esc(r.certificate_no), "</dd>",
+      "<dt>成交总价</dt><dd>", esc(yuan(order.price_fen)), "</dd>",
+      "<dt>资金监管</dt><dd>", r.funds_supervised ? "是" : "否", "</dd>",
+      open && order.expires_at ? "<dt>签字期限</dt><dd>" + esc(when(order.expires_at)) + "</dd>" : "",
+      "</dl>",
+      open ? '<p class="hint">须在签字期限前完成各方电子签名，逾期系统将自动删除该合同。</p>' : "",
+      "</div>",
+      submitted ? '<div class="card" id="submitted"><h2>提交成功，合同已签约</h2><p>合同密码</p>' +
+        '<p class="big" id="contract-password">' + esc(submitted.password) + "</p>" +
+        '<p class="hint">合同密码只显示这一次，请立即记下。合同编号和密码已通过短信发送给买卖各方，凭其可在「合同查询」中核验合同真伪；买卖双方可前往不动产登记部门办理转移登记。</p></div>' : "",
+      st === "draft" ? '<div class="card"><p>请确认合同信息无误后生成电子合同订单，向买受人出示二维码。生成后合同内容不可修改。</p>' +
+        '<button id="issue">生成电子合同订单</button><div id="issue-msg"></div></div>' : "",
+      st === "awaiting_signatures" ? '<div class="card" id="qr-card"><h2>请买受人扫码签署</h2>' +
+        '<div id="order-qr"><p class="hint">二维码加载中…</p></div>' +
+        '<p class="hint">请买受人（及其他权利人）用微信扫描此二维码，阅读合同并人脸核身后签署；已实名的签约方也可在「我的签署」中直接打开。</p></div>' : "",
+      '<div class="card"><h2>签字情况</h2><ul class="list">', partiesHtml(order), "</ul>",
+      me && st === "awaiting_signatures" && !me.signed_at
+        ? '<a class="button" id="seller-sign" href="#/contract/' + esc(order.id) + '">阅读合同并签署（出卖人）</a>' : "",
+      st === "awaiting_signatures" ? '<button id="refresh" class="secondary">刷新签字状态</button>' : "",
+      "</div>",
+      st === "awaiting_submit" ? '<div class="card" id="submit-card"><h2>提交合同</h2>' +
+        "<p>订单已经完成签字。请再次确认合同信息无误后提交，提交后合同即为「已签约」。</p>" +
+        '<button id="submit-order">提交</button><div id="submit-msg"></div></div>' : "",
+      isContract(st) || st === "cancelled"
+        ? '<a class="button secondary" href="#/contract/' + esc(order.id) + '">查看合同与进度</a>' : "",
+      st === "voided" || st === "expired" ? '<div class="card"><p id="order-ended">' +
+        (st === "voided" ? "电子合同订单已注销。" : "该合同未在期限内完成签字，已被系统删除。") +
+        '</p><a class="button" href="#/title-check">重新签订合同</a></div>' : "",
+      open ? '<div class="card" id="void-card"><h2>注销电子合同订单</h2>' +
+        '<p class="hint">在订单完成签字并提交前，如需修改合同内容或终止交易，可注销电子合同订单，再重新填写合同。</p>' +
+        '<label for="void-reason">注销原因</label><input id="void-reason" autocomplete="off" placeholder="如：修改成交价格">' +
+        '<button id="void-order" class="danger">注销电子合同订单</button><div id="void-msg"></div></div>' : "",
+    ].join(""));
+    if (submitted) { window.scrollTo(0, 0); }  // the password, shown once: in view
+    if (st === "awaiting_signatures") { showQr("order-qr", base + "/qr.png", "签约二维码"); }
+    on("refresh", "click", function () { route(); });
+    on("issue", "click", function (ev) {
+      busy(ev.target, api("POST", base + "/issue")).then(function () { route(); },
+        function (e) { showError("issue-msg", e); });
+    });
+    on("submit-order", "click", function (ev) {
+      busy(ev.target, api("POST", base + "/submit")).then(function (done) {
+        drawResale(done.order, done);
+      }, function (e) { showError("submit-msg", e); });
+    });
+    on("void-order", "click", function (ev) {
+      var reason = document.getElementById("void-reason").value.trim();
+      if (!reason) { showError("void-msg", "请填写注销原因。"); return; }
+      busy(ev.target, api("POST", base + "/void", { reason: reason })).then(function () { route(); },
+        function (e) { showError("void-msg", e); });
+    });
+  }
+
+  /* 我的签署 (seed 001): what waits for my signature, found by my verified identity. */
+  pages.signatures = function () {
+    render("我的签署", LOADING);
+    Promise.all([api("GET", "/api/v1/me"), api("GET", "/api/v1/me/signatures")]).then(function (all) {
+      var me = all[0];
+      var items = all[1].items || [];
+      render("我的签署", [
+        '<div class="card"><h2>待我签署</h2><p class="hint">按您的实名身份查找，无需扫码。</p>',
+        '<ul class="list" id="signature-list">',
+        items.length ? items.map(function (t) {
+          var resale = t.contract_kind === "resale";
+          var what = t.kind === "cancellation"
+            ? (resale ? "存量房买卖合同注销协议" : "商品房买卖合同解除协议")
+            : (resale ? "存量房买卖合同" : "商品房买卖合同");
+          return '<li><a href="#/scan/' + esc(t.scene) + '"><b>' + esc(what) + "</b>" +
+            ' <span class="status">' + esc(ROLE[t.role] || t.role) + "</span><br>" + unitText(t.unit) +
+            (t.contract_number ? '<br><span class="hint">合同编号 ' + esc(t.contract_number) + "</span>" : "") +
+            (t.expires_at ? '<br><span class="hint">请于 ' + esc(when(t.expires_at)) + " 前签署</span>" : "") +
+            '<br><span class="todo">去签署 ›</span></a></li>';
+        }).join("") : '<li class="hint">暂无待您签署的合同或注销协议。</li>',
+        "</ul>",
+        me.identity_level === "none" ? '<p class="hint">完成实名认证后，待您签署的合同和注销协议会按您的身份显示在这里。</p>' +
+          '<a class="button" href="#/real-name">去实名认证</a>' : "",
+        '<button id="refresh" class="secondary">刷新</button></div>',
+      ].join(""));
+      on("refresh", "click", function () { route(); });
+    }, function (e) { showError(view, e); });
+  };
+
   /* ---------------------------------------------------------------- router */
 
   var PUBLIC = { login: true, "phone-login": true, verify: true, scan: true, qr: true };
+  // The steps of logging in and verifying: never a page to come back to.
+  var STEPS = { home: true, phone: true, "real-name": true, face: true };
 
   function route() {
+    generation += 1;
     var parts = (location.hash.replace(/^#\/?/, "") || "home").split("/");
     var name = parts[0];
     var arg = parts.slice(1).join("/");
     var page = pages[name];
     if (!page) { name = "home"; page = pages.home; }
-    if (!PUBLIC[name] && !token()) { page = pages.login; name = "login"; }
+    if (!PUBLIC[name] && !token()) {
+      // After logging in, the page that was asked for (a link to 我的签署, to 卖房).
+      if (!STEPS[name] && parts[0] === name) { sessionStorage.setItem(RETURN, location.hash); }
+      page = pages.login;
+      name = "login";
+    }
     window.scrollTo(0, 0);
     page(arg ? decodeURIComponent(arg) : "");
   }
