@@ -20,13 +20,13 @@ from api.contracts.models import (
     CancellationSignature,
     CancellationStatus,
     ContractCancellation,
-    ContractEvent,
     ContractOrder,
     ContractParty,
 )
 from api.contracts.orders import scan_link
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
+    chained_events,
     get_order,
     parties_of,
 )
@@ -254,14 +254,7 @@ async def evidence(
             .order_by(CancellationSignature.signed_at, CancellationSignature.role)
         )
     ]
-    chained = [
-        json.loads(raw)
-        for raw in await session.scalars(
-            select(ContractEvent.event_json)
-            .where(ContractEvent.order_id == order.id)
-            .order_by(ContractEvent.seq)
-        )
-    ]
+    chained = await chained_events(session, order.id)
     ca = await keystore.ca(now)
     return build_bundle(
         ca,

@@ -145,6 +145,16 @@ async def record_event(
     await session.flush()
 
 
+async def chained_events(session: AsyncSession, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The order's timeline as its hash chain, oldest first: what an evidence bundle holds."""
+    rows = await session.scalars(
+        select(ContractEvent.event_json)
+        .where(ContractEvent.order_id == order_id)
+        .order_by(ContractEvent.seq)
+    )
+    return [json.loads(raw) for raw in rows]
+
+
 async def parties_of(session: AsyncSession, order_id: uuid.UUID) -> list[ContractParty]:
     return list(
         await session.scalars(

@@ -32,6 +32,7 @@ from api.contracts.models import (
 from api.contracts.pdfs import finished_pdf, timestamps_of
 from api.contracts.people import same_person
 from api.contracts.queries import (
+    chained_events,
     effective_status,
     get_order,
     my_party,
@@ -200,14 +201,7 @@ async def evidence(
     ).all()
     records = [SignatureRecord.from_dict(json.loads(raw)) for _, raw in rows]
     tokens = await timestamps_of(session, order.id)
-    chained = [
-        json.loads(raw)
-        for raw in await session.scalars(
-            select(ContractEvent.event_json)
-            .where(ContractEvent.order_id == order.id)
-            .order_by(ContractEvent.seq)
-        )
-    ]
+    chained = await chained_events(session, order.id)
     ca = await keystore.ca(now)
     return build_bundle(
         ca,

@@ -31,6 +31,11 @@ def _expect(page: Any) -> Any:
     return expect(page)
 
 
+# A signing act typesets or extends the contract PDF and time-stamps it (seconds on a
+# busy CI machine): what follows one waits longer than Playwright's 5 s default.
+SIGNING_ACT_MS = 30_000
+
+
 def _heading(page: Any, name: str) -> Any:
     return page.locator("main").get_by_role("heading", name=name, level=2)
 
@@ -138,7 +143,7 @@ def _sign_contract(page: Any, server: Server, person: dict[str, Any]) -> None:
     expect(page.get_by_text("验证码已发送至")).to_be_visible()
     page.fill("#sign-code", server.next_code(person["phone"], before))
     page.get_by_role("button", name="确认签署").click()
-    expect(_heading(page, "您已完成签署")).to_be_visible()
+    expect(_heading(page, "您已完成签署")).to_be_visible(timeout=SIGNING_ACT_MS)
 
 
 def _sign_cancellation(page: Any, server: Server, person: dict[str, Any]) -> None:
@@ -275,14 +280,14 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(seller.get_by_text("验证码已发送至")).to_be_visible()
     seller.fill("#sign-code", server.next_code(wang["phone"], before))
     seller.get_by_role("button", name="确认签署").click()
-    expect(_heading(seller, "您已完成签署")).to_be_visible()
+    expect(_heading(seller, "您已完成签署")).to_be_visible(timeout=SIGNING_ACT_MS)
     expect(seller.locator("main")).to_contain_text("订单已经完成签字，等待出卖人提交")
 
     # 提交: 已签约, the number, and the password shown once.
     seller.get_by_role("link", name="去提交").click()
     expect(seller.locator("#signing-state")).to_have_text("签名状态：订单已经完成签字")
     seller.get_by_role("button", name="提交", exact=True).click()
-    expect(_heading(seller, "提交成功，合同已签约")).to_be_visible()
+    expect(_heading(seller, "提交成功，合同已签约")).to_be_visible(timeout=SIGNING_ACT_MS)
     expect(seller.locator("[data-status=signed]").first).to_have_text("已签约")
     number = seller.locator("#contract-number").inner_text()
     assert re.fullmatch(r"CL\d{4}\d+", number), number
