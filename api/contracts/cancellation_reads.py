@@ -72,6 +72,7 @@ async def answer(
     order: ContractOrder,
     *,
     policy: ContractPolicy,
+    viewer: Principal,
     with_scene: bool = False,
 ) -> schemas.CancellationAnswer:
     parties = await parties_of(session, order.id)
@@ -98,6 +99,11 @@ async def answer(
         reason=cancellation.reason,
         applicants=[mask_name(names.get(p, "")) for p in cancellation.applicant_party_ids],
         started_by=cancellation.started_by,
+        started_by_me=(
+            viewer.citizen_id is not None
+            and viewer.citizen_id == cancellation.started_by_citizen_id
+        )
+        or (viewer.staff_id is not None and viewer.staff_id == cancellation.started_by_staff_id),
         document_hash=cancellation.document_hash,
         signers=[
             *(
@@ -158,7 +164,9 @@ async def detail(
     policy: ContractPolicy,
 ) -> schemas.CancellationAnswer:
     cancellation, order = await readable(session, principal, cancellation_id)
-    return await answer(session, cancellation, order, policy=policy, with_scene=True)
+    return await answer(
+        session, cancellation, order, policy=policy, with_scene=True, viewer=principal
+    )
 
 
 async def signing_link(
@@ -214,7 +222,7 @@ async def list_cancellations(
     items = []
     for cancellation in rows:
         order = await get_order(session, cancellation.order_id)
-        items.append(await answer(session, cancellation, order, policy=policy))
+        items.append(await answer(session, cancellation, order, policy=policy, viewer=principal))
     return schemas.CancellationList(items=items, total=total)
 
 

@@ -230,7 +230,7 @@ async def sign(
             detail={"cancellation_id": str(cancellation.id)},
         )
     return schemas.CancellationSigned(
-        cancellation=await answer(session, cancellation, order, policy=policy),
+        cancellation=await answer(session, cancellation, order, policy=policy, viewer=principal),
         signed_at=now,
     )
 
@@ -330,4 +330,4 @@ async def seal(
         now=now,
         detail={"cancellation_id": str(cancellation.id), "challenge_id": challenge_id},
     )
-    return await answer(session, cancellation, order, policy=policy)
+    return await answer(session, cancellation, order, policy=policy, viewer=principal)

@@ -195,7 +195,9 @@ async def start(
         event=f"cancellation-{cancellation.id}",
         now=now,
     )
-    return await answer(session, cancellation, order, policy=policy, with_scene=True)
+    return await answer(
+        session, cancellation, order, policy=policy, with_scene=True, viewer=principal
+    )
 
 
 async def lock_cancellation(
@@ -276,7 +278,7 @@ async def withdraw(
         reason="",
         now=now,
     )
-    return await answer(session, cancellation, order, policy=policy)
+    return await answer(session, cancellation, order, policy=policy, viewer=principal)
 
 
 async def _in_review(
@@ -308,7 +310,7 @@ async def approve(
     await _cancel(
         session, keys, cancellation, order, actor=await staff_actor(session, principal), now=now
     )
-    return await answer(session, cancellation, order, policy=policy)
+    return await answer(session, cancellation, order, policy=policy, viewer=principal)
 
 
 async def submit(
@@ -334,7 +336,7 @@ async def submit(
             cancellation_status=cancellation.status.value,
         )
     await _cancel(session, keys, cancellation, order, actor=actor, now=now)
-    return await answer(session, cancellation, order, policy=policy)
+    return await answer(session, cancellation, order, policy=policy, viewer=principal)
 
 
 async def _cancel(
@@ -397,4 +399,4 @@ async def reject(
         reason=reason.strip(),
         now=now,
     )
-    return await answer(session, cancellation, order, policy=policy)
+    return await answer(session, cancellation, order, policy=policy, viewer=principal)

@@ -316,6 +316,7 @@ class CancellationAnswer(ResponseBody):
     reason: str
     applicants: list[str]  # masked names
     started_by: str
+    started_by_me: bool  # the caller started it: they submit it (resale) or withdraw it
     document_hash: str
     signers: list[CancellationSigner]
     documents: list[CancellationDocumentAnswer]

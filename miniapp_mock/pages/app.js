@@ -175,12 +175,6 @@
     if (!parts) { return null; }
     return parseInt(parts[1] + ((parts[2] || "") + "00").slice(0, 2), 10);
   }
-  /* As the API masks names (signing.pii.mask_name): the first character kept. */
-  function maskName(name) {
-    var chars = Array.from(String(name || "").trim());
-    if (chars.length <= 1) { return chars.map(function () { return "*"; }).join(""); }
-    return chars[0] + chars.slice(1).map(function () { return "*"; }).join("");
-  }
   function token() { return sessionStorage.getItem(TOKEN); }
   function go(hash) {
     if (location.hash === hash) { route(); } else { location.hash = hash; }
@@ -1078,7 +1072,7 @@
         var waitingOthers = c.signers.some(function (s) { return !s.signed_at && (!me || s.party_id !== me.id); });
         // The API names who started it by masked name: a party whose masked name differs did
         // not (the API still decides who may withdraw or submit).
-        var starter = !!me && c.started_by === maskName(me.name);
+        var starter = !!c.started_by_me;
         var heading = terms.title || (resale ? "存量房买卖合同注销协议" : "解除协议");
         render(resale ? "注销协议" : "解除协议", [
           '<div class="card"><h2>', esc(heading), "</h2>",

@@ -94,6 +94,9 @@ async def test_both_parties_sign_the_cancellation_and_its_starter_submits_it(
     assert started.status_code == 201, started.text
     cancellation = started.json()
     cid = cancellation["id"]
+    assert cancellation["started_by_me"] is True
+    seen_by_buyer = await client.get(f"/api/v1/cancellations/{cid}", headers=bearer(zhang))
+    assert seen_by_buyer.json()["started_by_me"] is False
     assert cancellation["scene"] and cancellation["scan_url"].endswith(cancellation["scene"])
     invited = await _templates(database, "resale_cancellation_invitation")
     assert invited == {ZHANG.phone, SELLER.phone}
