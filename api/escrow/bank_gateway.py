@@ -99,6 +99,19 @@ async def queue_instruction(
     )
 
 
+async def withdraw_unsent(session: AsyncSession, instruction_id: uuid.UUID) -> bool:
+    """Take back an approved instruction that was never sent to the bank; False when it
+    may have reached it (pushed at least once, or pulled), and only the bank can stop it."""
+    delivery = await session.get(InstructionDelivery, instruction_id, with_for_update=True)
+    if delivery is None:
+        return True
+    if delivery.status is not DeliveryState.pending or delivery.attempts > 0:
+        return False
+    delivery.status = DeliveryState.withdrawn
+    delivery.last_error = "withdrawn before it was sent"
+    return True
+
+
 async def _payee(
     session: AsyncSession, keys: ServiceKeys, instruction: Instruction
 ) -> Payee | None:
@@ -127,8 +140,9 @@ async def _claim(
     rows = await session.scalars(query.order_by(InstructionDelivery.created_at).limit(limit))
     bodies = []
     for delivery in rows:
+        # Pushed or pulled, the bank may hold it from now on (see ``withdraw_unsent``).
+        delivery.attempts += 1
         if due_only:
-            delivery.attempts += 1
             delivery.next_attempt_at = now + LEASE  # another worker leaves it alone meanwhile
         instruction = await session.get(Instruction, delivery.instruction_id)
         assert instruction is not None

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.errors import DomainError
 from api.escrow import ledger, schemas
 from api.escrow.accounts import figures, lock_account
-from api.escrow.bank_gateway import queue_instruction
+from api.escrow.bank_gateway import queue_instruction, withdraw_unsent
 from api.escrow.ledger import Posting
 from api.escrow.models import (
     AccountStatus,
@@ -133,8 +133,10 @@ async def _releases_yield_to_refunds(
     session: AsyncSession, account_id: uuid.UUID, *, now: datetime
 ) -> None:
     """A release approved but not executed yet never takes money reserved for refunds: when
-    a refund leaves less than the approved releases would take, the newest of them are
-    withdrawn (rejected, with the reason) until what stays covers the refunds."""
+    a refund leaves less than the approved releases would take, the newest of them that
+    were never sent to the bank are withdrawn (rejected, with the reason) until what stays
+    covers the refunds. One the bank may already hold stands: only the bank can stop it,
+    and the refund waits for the money it leaves (reconciliation shows the shortfall)."""
     shortfall = -(await figures(session, account_id, now=now)).available_for_release_fen
     if shortfall <= 0:
         return
@@ -150,6 +152,8 @@ async def _releases_yield_to_refunds(
     for release in approved:
         if shortfall <= 0:
             break
+        if not await withdraw_unsent(session, release.id):
+            continue
         release.status = InstructionStatus.rejected
         release.reason = "退房退款优先，支取已撤销"
         release.reviewed_at = now

@@ -266,6 +266,7 @@ class DeliveryState(enum.StrEnum):
     pending = "pending"  # waiting for its next push
     acknowledged = "acknowledged"  # the bank's gateway took it (its reference recorded)
     dead = "dead"  # refused by the bank, or out of attempts: a person must look
+    withdrawn = "withdrawn"  # taken back before it was ever sent (a release yielding to refunds)
 
 
 class InstructionDelivery(Base):

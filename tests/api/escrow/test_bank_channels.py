@@ -255,3 +255,60 @@ async def test_a_bank_may_pull_pending_instructions_instead(
     empty = await mock_client.get("/api/v1/webhooks/bank/instructions",
                                   headers=signed(b"GET /api/v1/webhooks/bank/instructions"))
     assert empty.json()["items"] == []
+
+
+async def _cancelled_with_release(
+    app: Litestar, client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys,
+    clock: MovableClock, settings: Settings, database: Database, *, pushed: bool,
+) -> tuple[str, object]:
+    """A paid contract, an approved release (sent to the bank or not), then the contract
+    cancelled: its refund reserves all it held. Returns the release and its instruction."""
+    import uuid
+
+    from api.escrow.models import Instruction
+    from api.escrow.notices import close_contract
+
+    escrow = await setup(client, session, keys, clock, settings)
+    await pay(client, escrow, clock, "deposit", 2_000_000)
+    clock.advance(timedelta(minutes=1))
+    release_id = await _approved_release(client, escrow, 300_000)
+    if pushed:
+        assert await _push_job(app)() == 1  # type: ignore[operator]
+    assert await close_contract(session, escrow.contract_id, now=clock.now()) == 2_000_000
+    await session.commit()
+    async with database.reader() as reader:
+        release = await reader.get(Instruction, uuid.UUID(release_id))
+    return release_id, release
+
+
+async def test_a_refund_withdraws_an_approved_release_the_bank_was_never_sent(
+    mock_app: Litestar, mock_client: httpx.AsyncClient, session: AsyncSession,
+    keys: ServiceKeys, clock: MovableClock, mock_settings: Settings, database: Database,
+) -> None:
+    from api.escrow.models import InstructionStatus
+
+    release_id, release = await _cancelled_with_release(
+        mock_app, mock_client, session, keys, clock, mock_settings, database, pushed=False
+    )
+    assert release.status is InstructionStatus.rejected  # type: ignore[attr-defined]
+    assert release.reason == "退房退款优先，支取已撤销"  # type: ignore[attr-defined]
+    assert (await _delivery(database, release_id)).status is DeliveryState.withdrawn
+    assert await _push_job(mock_app)() == 1  # type: ignore[operator]  # the refund alone
+    arrived = (await mock_client.get("/mock/bank/gateway/instructions")).json()
+    assert [i["instruction"]["kind"] for i in arrived.values()] == ["refund"]
+
+
+async def test_a_release_the_bank_already_holds_is_not_taken_back_by_a_refund(
+    mock_app: Litestar, mock_client: httpx.AsyncClient, session: AsyncSession,
+    keys: ServiceKeys, clock: MovableClock, mock_settings: Settings, database: Database,
+) -> None:
+    from api.escrow.models import InstructionStatus
+
+    release_id, release = await _cancelled_with_release(
+        mock_app, mock_client, session, keys, clock, mock_settings, database, pushed=True
+    )
+    assert release.status is InstructionStatus.approved  # type: ignore[attr-defined]
+    assert (await _delivery(database, release_id)).status is DeliveryState.acknowledged
+    assert await _push_job(mock_app)() == 1  # type: ignore[operator]  # the refund follows it
+    arrived = (await mock_client.get("/mock/bank/gateway/instructions")).json()
+    assert sorted(i["instruction"]["kind"] for i in arrived.values()) == ["refund", "release"]
