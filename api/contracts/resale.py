@@ -59,6 +59,7 @@ from api.contracts.terms import (
     ContractTerms,
     ResaleTerms,
 )
+from api.contracts.wording import room_label
 from api.core.clock import business_date, end_of_next_natural_day
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
@@ -153,6 +154,7 @@ async def title_check(
         project=unit.project_name,
         building=unit.building_name,
         room_no=unit.room_no,
+        label=unit.project_name + room_label(unit.building_name, unit.unit_label, unit.room_no),
         building_area=format_area(unit.building_area),
         use=unit.use,
         owners=[
