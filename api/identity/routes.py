@@ -69,7 +69,18 @@ async def _limit_auth(
 
 NO_STORE = CacheControlHeader(no_store=True)
 
+# Where the face provider's H5 page sends the browser back. With the demo's H5 mini program
+# mounted (mocks enabled) it leads straight back to its face page, which asks the API for
+# the result by itself; a city's own mini program returns from its web-view by itself.
 FACE_RETURN_PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>人脸核身</title></head>
+<body style="font-family: sans-serif; padding: 24px; color: #1f2329">
+<p>人脸核身已结束，请返回小程序或应用查看结果。</p>
+</body></html>
+"""
+FACE_RETURN_TO_MINIAPP = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="1;url=/miniapp/#/face">
@@ -170,11 +181,11 @@ class AuthController(Controller):
         await sessions.logout(db, principal, now=clock.now())
 
     @get("/face-return", media_type=MediaType.HTML, include_in_schema=False)
-    async def face_return(self) -> str:
+    async def face_return(self, settings: NamedDependency[Settings]) -> str:
         """Where the face provider sends the browser back; it shows no result on purpose
-        (the app asks the API, which asks the provider) and leads back to the H5 face
-        page, which asks for the result by itself."""
-        return FACE_RETURN_PAGE
+        (the app asks the API, which asks the provider) and, in the demo, leads back to the
+        H5 face page, which asks for the result by itself."""
+        return FACE_RETURN_TO_MINIAPP if settings.mocks_enabled else FACE_RETURN_PAGE
 
 
 class MeController(Controller):

@@ -348,7 +348,12 @@ def test_a_buyer_declines_with_a_reason(server: Server, phone_page: Any) -> None
     agent = server.staff_login(server.role("sales_agent")["phone"])
     issued = _order(server, agent, "304", buyer)
     page = phone_page()
+    # An unknown link says so before anyone is asked to log in.
+    page.goto(f"{server.base}/miniapp/#/scan/NoSuchScene123")
+    expect(page.get_by_role("alert")).to_have_text("二维码无效或已失效。")
+    expect(page.locator("#wx-user")).to_have_count(0)
     page.goto(issued["scan_url"])
+    expect(page.locator("#signing-flat")).to_have_text("您正在签署：明湖花园1栋2单元304室")
     page.fill("#wx-user", buyer["phone"])
     page.get_by_role("button", name="微信一键登录").click()
     page.fill("#phone", buyer["phone"])

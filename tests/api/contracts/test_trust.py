@@ -280,3 +280,16 @@ async def test_a_paid_notice_shows_its_payments_and_gives_a_receipt(
     wang = await face_verified(client, WANG)
     assert problem(await client.get(receipt, headers=bearer(wang))) == (404, "not_found")
     assert (await client.get(receipt)).status_code == 401
+
+
+async def test_the_face_check_leads_back_to_the_mini_program(
+    mock_client: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """The provider's return page leads back to the demo's H5 face page (which asks for
+    the result by itself); without the demo's pages it only says to go back."""
+    demo_page = await mock_client.get("/api/v1/auth/face-return")
+    assert demo_page.status_code == 200
+    assert 'location.replace("/miniapp/#/face")' in demo_page.text
+    plain = await client.get("/api/v1/auth/face-return")
+    assert plain.status_code == 200 and "/miniapp/" not in plain.text
+    assert "请返回小程序或应用查看结果" in plain.text
