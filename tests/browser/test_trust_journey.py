@@ -18,6 +18,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from tests.browser import journey
 from tests.browser.conftest import ROOT, Server
@@ -343,7 +344,8 @@ def test_a_buyer_signs_a_contract_they_can_trust(server: Server, phone_page: Any
 
 
 def test_a_buyer_declines_with_a_reason(server: Server, phone_page: Any) -> None:
-    """拒签: from the sign page, with a reason; the order is withdrawn and says so."""
+    """An unknown link said before login; the face check found again on focus; 拒签 from
+    the sign page, with a reason: the order is withdrawn and says so."""
     buyer = server.person("张三")
     agent = server.staff_login(server.role("sales_agent")["phone"])
     issued = _order(server, agent, "304", buyer)
@@ -363,7 +365,19 @@ def test_a_buyer_declines_with_a_reason(server: Server, phone_page: Any) -> None
     page.fill("#code", server.next_code(buyer["phone"], before))
     page.get_by_role("button", name="绑定").click()
     journey.real_name(page, buyer)
-    journey.face_check(page)
+    # 5. Back from the provider's page before finishing: the page says so by itself; the
+    # check finished meanwhile (as on another device), the page finds out when it is
+    # focused again, without a tap.
+    expect(heading(page, "人脸核身")).to_be_visible()
+    page.get_by_role("button", name="开始人脸核身").click()
+    page.wait_for_url(re.compile(r"/mock/face/"))
+    token = parse_qs(urlsplit(page.url).query)["biz_token"][0]
+    page.go_back()
+    expect(page.locator("#face-pending")).to_contain_text("尚未完成核身")
+    done = server.http.post("/mock/face/page/complete", data={"biz_token": token, "result": "pass"})
+    assert done.status_code in (200, 303), done.text
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    expect(page.locator("#face-passed")).to_have_text("人脸核身通过。")
     expect(heading(page, "签约各方")).to_be_visible()
     journey.to_sign(page)
     page.get_by_role("button", name="拒签", exact=True).click()
