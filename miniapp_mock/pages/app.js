@@ -286,6 +286,14 @@
       Math.round((step + 1) * 100 / JOURNEY.length) + '%"></span></div>';
   }
 
+  /* On the way to signing a contract: a scanned link waits, or the face check was asked
+   * for again on the way to a signature. Only then do the steps before the contract name
+   * its flat (a label left from an earlier journey would name the wrong one). */
+  function signingJourney() {
+    var back = sessionStorage.getItem(RETURN) || "";
+    return !!sessionStorage.getItem(PENDING) || /^#\/(sign|contract|cancellation)\//.test(back);
+  }
+
   /* An error stands next to its field, and goes once the field is changed. */
   document.addEventListener("input", function (ev) {
     var card = ev.target.closest && ev.target.closest(".card");
@@ -379,7 +387,7 @@
   var pages = {};
 
   pages.login = function () {
-    if (sessionStorage.getItem(PENDING)) { showContext("登录"); }
+    if (signingJourney()) { showContext("登录"); }
     render("登录", [
       '<div class="card"><h2>微信授权登录</h2>',
       '<p class="hint">演示环境：填写任意标识作为模拟微信用户（同一标识即同一微信账号）。</p>',
@@ -405,7 +413,7 @@
 
   function phoneForm(mode) {
     var bind = mode === "bind";
-    if (sessionStorage.getItem(PENDING)) { showContext("登录"); }
+    if (signingJourney()) { showContext("登录"); }
     render(bind ? "绑定手机号" : "手机号登录", [
       '<div class="card"><h2>', bind ? "绑定手机号" : "手机号验证码登录", "</h2>",
       bind ? '<p class="hint">签约验证码将发送到此手机号。</p>' : "",
@@ -537,7 +545,7 @@
    * the face are collected; the API keeps which notice was agreed to, and when. */
   pages.consent = function () {
     render("个人信息授权", LOADING);
-    showContext("个人信息授权");
+    if (signingJourney()) { showContext("个人信息授权"); }
     Promise.all([api("GET", "/api/v1/me"), api("GET", "/api/v1/me/pi-notice")]).then(function (all) {
       var me = all[0];
       var notice = all[1];
@@ -572,7 +580,7 @@
   };
 
   function realNameForm() {
-    showContext("实名认证");
+    if (signingJourney()) { showContext("实名认证"); }
     render("实名认证", [
       '<div class="card"><h2>实名认证</h2>',
       '<p class="hint">请填写与合同（或不动产权证书）一致的姓名和证件号码。港澳台人士、外国人士请选择对应证件，姓名须与证件一致。</p>',
@@ -601,7 +609,7 @@
    * itself: on coming back, and whenever the page is shown or focused again. */
   pages.face = function () {
     var why = sessionStorage.getItem(FACE_WHY);
-    showContext("人脸核身");
+    if (signingJourney()) { showContext("人脸核身"); }
     render("人脸核身", [
       '<div class="card"><h2>人脸核身</h2>',
       why ? '<p class="warn" role="alert" id="face-why">' + esc(why) + "完成后将自动返回签署页面。</p>" : "",
