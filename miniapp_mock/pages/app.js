@@ -519,9 +519,8 @@
         var link = "#/contract/" + esc(o.id);
         var due = row.notices.filter(function (n) { return !n.closed && n.status !== "cancelled"; });
         var paid = row.notices.filter(function (n) { return n.closed; });
-        var done = [STATUS[o.status] || "办理中"].concat(paid.map(function (n) {
-          return (NOTICE_KIND[n.kind] || "款项") + "已缴清";
-        }));
+        var done = paid.map(function (n) { return (NOTICE_KIND[n.kind] || "款项") + "已缴清"; });
+        if (me && me.signed_at) { done.unshift("本人已签署"); }
         var nextStep = "";
         if (o.status === "awaiting_signatures" && me && !me.signed_at && !me.declined_at) {
           nextStep = due.some(function (n) { return n.kind === "deposit"; }) ? "缴纳定金后签署合同" : "签署合同";
@@ -529,7 +528,8 @@
           nextStep = "缴纳" + (NOTICE_KIND[due[0].kind] || "款项") + " " + yuan(due[0].outstanding_fen);
         }
         lines.push('<li><a href="' + link + '"><b>' + esc(flatLabel(o.unit)) + "</b><br>" +
-          '<span class="hint">已完成：' + esc(done.join("、")) + "</span><br>" +
+          '<span class="hint">当前：' + esc(STATUS[o.status] || "办理中") +
+          (done.length ? "；已完成：" + esc(done.join("、")) : "") + "</span><br>" +
           (nextStep ? '<span class="todo">下一步：' + esc(nextStep) + " ›</span>" : '<span class="done">暂无待办</span>') +
           "</a></li>");
       });

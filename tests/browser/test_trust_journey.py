@@ -323,6 +323,7 @@ def test_a_buyer_signs_a_contract_they_can_trust(server: Server, phone_page: Any
     expect(stepper).to_contain_text("开发企业盖章")
     expect(stepper).not_to_contain_text("验证码")
     expect(stepper.locator("li.money")).to_have_count(1)
+    page.locator("#timeline").evaluate("box => box.closest('.card').scrollIntoView()")
     audit(page, "13-timeline")
 
     # 1. Home: what is done and what is due next (the down payment).
