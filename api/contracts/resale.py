@@ -453,6 +453,10 @@ async def submit(
     number, password, parties = await complete_contract(
         session, keys, order, prefix="CL", template="resale_contract_signed", now=now
     )
+    # The submitter sees the password in this answer: that was their first showing.
+    for party in parties:
+        if party.citizen_id == principal.citizen_id:
+            party.password_shown_at = now
     # No seal: the platform's stamp with the QR code and the document time-stamp.
     ca = await pdfs.keystore.ca(now)
     await finish(session, pdfs, order, ca, seal=None, company=None, number=number, now=now)

@@ -870,6 +870,7 @@
           canSign ? '<button id="to-sign" disabled>请阅读至合同末尾</button>' +
             '<p class="read-note" id="read-note">阅读至合同末尾后，方可签署。</p>' : "",
           me && isContract(order.status) ? pdfButton() : "",
+          me && isContract(order.status) ? passwordHtml(resale) : "",
           me && isContract(order.status) ? '<div class="card" id="cancellations"><h2>' + (resale ? "合同注销" : "退房") +
             '</h2><p class="hint">加载中…</p></div>' : "",
           '<div class="card"><h2>业务进度</h2><div id="timeline"><p class="hint">加载中…</p></div></div>',
@@ -897,6 +898,7 @@
         }
         if (me && isContract(order.status)) { loadCancellations(order); }
         on("download-pdf", "click", function (ev) { downloadPdf(ev.target, order); });
+        if (me && isContract(order.status)) { passwordControls(order); }
         // A party who was shown the whole text: the timeline keeps who opened which
         // document and when (the evidence that it was read before signing).
         if (me && doc.text && order.document_hash) {
@@ -2008,7 +2010,7 @@
       "</div>",
       submitted ? '<div class="card" id="submitted"><h2>提交成功，合同已签约</h2><p>合同密码</p>' +
         '<p class="big" id="contract-password">' + esc(submitted.password) + "</p>" +
-        '<p class="hint">合同密码用于核验合同真伪，请妥善保管；之后可在合同页面凭短信验证码再次查看。合同编号和密码已通过短信发送给买卖各方，凭其可在「合同查询」中核验合同真伪；买卖双方可前往不动产登记部门办理转移登记。</p></div>' : "",
+        '<p class="hint">合同密码用于核验合同真伪，请妥善保管；之后可在合同详情页凭短信验证码再次查看。合同编号和密码已通过短信发送给买卖各方，凭其可在「合同查询」中核验合同真伪；买卖双方可前往不动产登记部门办理转移登记。</p></div>' : "",
       st === "draft" ? '<div class="card"><p>请确认合同信息无误后生成电子合同订单，向买受人出示二维码。生成后合同内容不可修改。</p>' +
         '<button id="issue">生成电子合同订单</button><div id="issue-msg"></div></div>' : "",
       st === "awaiting_signatures" ? '<div class="card" id="qr-card"><h2>请买受人扫码签署</h2>' +

@@ -323,6 +323,9 @@ def test_a_buyer_signs_a_contract_they_can_trust(server: Server, phone_page: Any
     expect(stepper).to_contain_text("开发企业盖章")
     expect(stepper).not_to_contain_text("验证码")
     expect(stepper.locator("li.money")).to_have_count(1)
+    # 9. The password can be seen again from the contract too, after a fresh SMS code.
+    page.locator("#password-card").get_by_role("button", name="查看合同密码").click()
+    expect(page.locator("#password-again")).to_contain_text("请验证短信验证码")
     page.locator("#timeline").evaluate("box => box.closest('.card').scrollIntoView()")
     audit(page, "13-timeline")
 

@@ -22,6 +22,7 @@ from api.outbox.models import OutboxMessage
 from api.outbox.service import PARAMS_FIELD
 from tests.api.contracts.helpers import (
     LI,
+    SELLER,
     WANG,
     ZHANG,
     create_issued,
@@ -29,6 +30,7 @@ from tests.api.contracts.helpers import (
     face_verified,
     pay_notice,
     problem,
+    resale_contract,
     scan,
     signed_contract,
 )
@@ -293,3 +295,18 @@ async def test_the_face_check_leads_back_to_the_mini_program(
     plain = await client.get("/api/v1/auth/face-return")
     assert plain.status_code == 200 and "/miniapp/" not in plain.text
     assert "请返回小程序或应用查看结果" in plain.text
+
+
+async def test_the_seller_who_submits_saw_the_password_once_already(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    """The submit answer shows the resale's password to the seller: asking again needs a
+    fresh SMS code; the buyer's first look needs none."""
+    client = mock_client
+    d = await demo(client, session, keys, clock)
+    contract = await resale_contract(client, d, ZHANG)
+    path = f"/api/v1/contracts/{contract.order_id}/password"
+    seller = await client.post(path, headers=bearer(contract.tokens[SELLER.name]))
+    assert problem(seller) == (403, "password_code_required")
+    buyer = await client.post(path, headers=bearer(contract.tokens[ZHANG.name]))
+    assert buyer.status_code == 200 and buyer.json()["password"] == contract.password
