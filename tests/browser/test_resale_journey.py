@@ -188,6 +188,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     )
     _check_title(seller, title["certificate_no"], title["check_code"])
     expect(seller.locator("#title-msg")).to_contain_text("房源验证通过")
+    journey.audit(seller, "title-check")
     facts = seller.locator("#title-facts")
     expect(facts.locator("#title-mortgaged")).to_contain_text("已抵押")
     expect(facts).to_contain_text("501")
@@ -199,6 +200,8 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
 
     # 填写合同, then 生成电子合同订单: the QR on the seller's phone.
     seller.get_by_role("link", name="签订合同").click()
+    expect(_heading(seller, "买受人（乙方）")).to_be_visible()
+    journey.audit(seller, "contract-form")
     _fill_contract(seller, zhang, supervised=True)
     expect(_heading(seller, "存量房买卖合同订单")).to_be_visible()
     expect(seller.locator("[data-status=draft]")).to_have_text("草稿")
@@ -207,6 +210,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(seller.locator("[data-status=awaiting_signatures]").first).to_have_text("待签署")
     qr = seller.get_by_role("img", name="签约二维码")
     expect(qr).to_be_visible()
+    journey.audit(seller, "resale-order")
     order_id = seller.url.rsplit("/", 1)[1]
     # The page sent exact fen: no float on the way from "1,860,000.29" and "520,000.1".
     sent = server.http.get(f"/api/v1/contracts/{order_id}", headers=_bearer_of(seller)).json()
@@ -244,6 +248,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(buyer.locator("main")).not_to_contain_text("6217000012345678")
     expect(buyer.locator("main")).to_contain_text("1,860,000.29 元")
     expect(buyer.locator("main")).to_contain_text("出卖人：王五")
+    journey.audit(buyer, "resale-contract")
     sign_link = buyer.locator("#to-sign")
     assert terms.bounding_box()["y"] < sign_link.bounding_box()["y"]
     _sign_contract(buyer, server, zhang)
@@ -305,6 +310,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(buyer.locator("[data-cancel-status]")).to_have_text("待买卖双方签署")
     expect(buyer.get_by_role("img", name="注销协议签署二维码")).to_be_visible()
     expect(buyer.get_by_role("button", name="撤回注销申请")).to_be_visible()
+    journey.audit(buyer, "cancellation")
     _sign_cancellation(buyer, server, zhang)
 
     # The seller finds it in 我的签署 (no QR needed) and signs it.
@@ -314,6 +320,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(tasks).to_contain_text("存量房买卖合同注销协议")
     expect(tasks).to_contain_text("出卖人")
     expect(tasks).to_contain_text(number)
+    journey.audit(seller, "my-signatures")
     tasks.get_by_role("link").first.click()
     expect(_heading(seller, "存量房买卖合同注销协议")).to_be_visible()
     expect(seller.locator("main")).to_contain_text("买方贷款未获批，双方协商注销")

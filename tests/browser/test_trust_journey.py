@@ -25,51 +25,12 @@ from tests.browser.conftest import ROOT, Server
 from tests.browser.journey import expect, heading
 
 GALLERY = ROOT / "docs" / "gallery"
-RAW_CODE = re.compile(r"[a-z]+_[a-z_]*[a-z]")
 FLAT = "明湖花园1栋2单元303室"
-
-# Measured in the page: every element with text of its own, its colour against the first
-# opaque background behind it (WCAG 2.2 contrast ratio); every target a finger taps.
-AUDIT = """() => {
-  const parse = (c) => { const m = c.match(/rgba?\\(([^)]+)\\)/); if (!m) return null;
-    const p = m[1].split(',').map(Number); return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1]; };
-  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
-  const background = (el) => { for (let e = el; e; e = e.parentElement) {
-      const c = parse(getComputedStyle(e).backgroundColor); if (c && c[3] >= 0.99) return c; }
-    return [255, 255, 255, 1]; };
-  const visible = (el) => { const r = el.getBoundingClientRect(); const s = getComputedStyle(el);
-    return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none' && Number(s.opacity) > 0.05; };
-  const low = [], small = [];
-  for (const el of document.body.querySelectorAll('*')) {
-    if (['SCRIPT', 'STYLE', 'TITLE'].includes(el.tagName) || !visible(el)) continue;
-    const own = Array.from(el.childNodes).some((n) => n.nodeType === 3 && n.textContent.trim());
-    if (own) {
-      const fg = parse(getComputedStyle(el).color), bg = background(el);
-      const a = lum(fg), b = lum(bg); const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-      if (ratio < 4.5) low.push(el.tagName + ' "' + el.textContent.trim().slice(0, 20) + '" ' + ratio.toFixed(2));
-    }
-  }
-  const targets = document.body.querySelectorAll('a, button, select, textarea, summary, label.check, ' +
-    'input:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([type=file])');
-  for (const el of targets) {
-    if (!visible(el)) continue;
-    const r = el.getBoundingClientRect();
-    if (r.width < 44 - 0.5 || r.height < 44 - 0.5) small.push(el.tagName + ' "' + el.textContent.trim().slice(0, 20) + '" ' +
-      Math.round(r.width) + 'x' + Math.round(r.height));
-  }
-  return { low, small, text: document.body.innerText };
-}"""
 
 
 def audit(page: Any, name: str) -> None:
     """A page of the journey: readable, tappable, Chinese; and its picture for the README."""
-    found = page.evaluate(AUDIT)
-    assert found["low"] == [], f"{name}: contrast below 4.5:1: {found['low']}"
-    assert found["small"] == [], f"{name}: targets below 44×44: {found['small']}"
-    raw = RAW_CODE.findall(found["text"])
-    assert raw == [], f"{name}: raw codes on the page: {raw}"
-    assert "undefined" not in found["text"] and "null" not in found["text"], name
+    journey.audit(page, name)
     if os.environ.get("WANGQIAN_DOCS_SCREENSHOT"):
         _gallery(page, name)
 
