@@ -1114,6 +1114,9 @@
     var timer = null;
     function poll() {
       if (asked !== generation) { return; }
+      clearTimeout(timer);
+      // A page nobody looks at asks nothing; it asks again as soon as it is shown.
+      if (document.visibilityState === "hidden") { return; }
       request("GET", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/payment-notices").then(function (answer) {
         if (asked !== generation) { return; }
         var text = JSON.stringify(answer);
