@@ -16,9 +16,10 @@ Pages and endpoints (no ``/mock`` prefix; the API mounts this app there):
 
 - ``GET /bank/pay?reference=&amount_fen=&account=&sig=``: the mobile page a notice's QR
   opens. ``sig`` is the hex HMAC-SHA256 (pay link secret) of ``reference|amount_fen|account``:
-  a link whose reference, amount or account was changed is refused. On the page the payer
-  may still pay another amount (to try partial and over-payments); paying posts
-  ``/bank/pay``.
+  a link whose reference, amount or account was changed is refused. The page shows the
+  amount in yuan, fixed by the signed link (partial and over-payments are tried through
+  ``POST /bank/payments``); paying posts ``/bank/pay``. ``return`` (optional, a path under
+  ``/miniapp/`` of the same site) is where its 返回 link leads.
 - ``POST /bank/gateway``: the bank's instruction gateway (银企直联 front-end). Our approved
   refunds and releases arrive signed (``X-Wangqian-Signature: t=,v1=`` HMAC-SHA256 of
   "t.body" with the gateway secret) with ``Idempotency-Key: <instruction id>``; the same
@@ -73,6 +74,7 @@ class PayForm:
     amount_fen: str
     account: str
     payer_name: str = ""
+    return_to: str = ""
 
 
 class GatewayFault(msgspec.Struct, forbid_unknown_fields=True):
@@ -154,35 +156,55 @@ _PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>监管银行 · 缴款</title>
 <style>
-body {{ font-family: -apple-system, "PingFang SC", sans-serif; margin: 0; background: #f4f6f8; }}
+body {{ font-family: -apple-system, "PingFang SC", sans-serif; margin: 0; background: #f4f6f8;
+  color: #1f2329; }}
+.amount {{ font-size: 28px; font-weight: 600; margin: 4px 0; }}
+.back {{ display: block; min-height: 48px; line-height: 48px; text-align: center; color: #8c0a1f;
+  background: #fff; border: 1px solid #8c0a1f; border-radius: 8px; text-decoration: none; }}
+.note {{ color: #5c6370; font-size: 12px; }}
 main {{ padding: 20px; max-width: 420px; margin: auto; }}
 .card {{ background: #fff; border-radius: 12px; padding: 16px; margin-bottom: 16px; }}
 label {{ display: block; margin: 12px 0 4px; color: #555; }}
-input {{ width: 100%; font-size: 18px; padding: 8px; box-sizing: border-box; }}
+input {{ width: 100%; font-size: 18px; padding: 12px; box-sizing: border-box; min-height: 48px; }}
 button {{ width: 100%; font-size: 18px; padding: 12px; background: #c8102e; color: #fff;
   border: 0; border-radius: 8px; margin-top: 16px; }}
 </style></head>
 <body><main>
 <h2>预售资金监管账户缴款</h2>
 {body}
-<p style="color:#888;font-size:12px">模拟银行页面，仅用于演示与测试。</p>
+<p class="note">模拟银行页面，仅用于演示与测试。</p>
 </main></body></html>
 """
 
 _FORM = """<div class="card">
+<p>缴款金额</p>
+<p class="amount" id="amount-yuan">¥{yuan}</p>
 <p>缴款编号：<b>{reference}</b></p>
 <p>收款账户：{account_masked}</p>
 </div>
 <form class="card" method="post" action="pay">
 <input type="hidden" name="reference" value="{reference}">
 <input type="hidden" name="account" value="{account}">
-<label for="amount">缴款金额（分）</label>
-<input id="amount" name="amount_fen" inputmode="numeric" value="{amount}">
+<input type="hidden" name="amount_fen" value="{amount}">
+<input type="hidden" name="return_to" value="{return_to}">
 <label for="payer">付款人</label>
-<input id="payer" name="payer_name" value="">
-<button type="submit">确认支付</button>
+<input id="payer" name="payer_name" value="" autocomplete="name">
+<button type="submit">确认支付 ¥{yuan}</button>
 </form>
+{back}
 """
+
+
+def _yuan(fen: int) -> str:
+    return f"{fen // 100:,}.{fen % 100:02d}"
+
+
+def _back(return_to: str, label: str) -> str:
+    """The link back to the service page: only a path of the mini program on this site."""
+    if not return_to.startswith("/miniapp/") or "//" in return_to:
+        return ""
+    return f'<p><a class="back" id="back" href="{html.escape(return_to)}">{label}</a></p>'
+
 
 
 def _link_ok(bank: BankState, reference: str, amount_fen: int, account: str, sig: str) -> bool:
@@ -196,8 +218,10 @@ def _link_ok(bank: BankState, reference: str, amount_fen: int, account: str, sig
 @get("/bank/pay", media_type=MediaType.HTML)
 async def bank_pay_page(
     reference: FromQuery[str], account: FromQuery[str], state: State,
+    request: Request[Any, Any, Any],
     amount_fen: FromQuery[int] = 0, sig: FromQuery[str] = "",
 ) -> Response[str]:
+    return_to = request.query_params.get("return", "")
     if not _link_ok(_bank(state), reference, amount_fen, account, sig):
         body = '<div class="card"><p>缴款链接已被修改或无效，请从网签系统重新打开。</p></div>'
         return Response(_PAGE.format(body=body), media_type=MediaType.HTML, status_code=400)
@@ -206,6 +230,9 @@ async def bank_pay_page(
         account=html.escape(account),
         account_masked=html.escape(_mask(account)),
         amount=amount_fen,
+        yuan=_yuan(amount_fen),
+        return_to=html.escape(return_to),
+        back=_back(return_to, "返回网签"),
     )
     return Response(_PAGE.format(body=body), media_type=MediaType.HTML)
 
@@ -247,9 +274,9 @@ async def bank_pay_submit(data: URLEncodedBody[PayForm], state: State) -> Respon
         "支付成功，款项已进入预售资金监管账户。" if ok else "银行已扣款，通知网签系统失败，将重试。"
     )
     body = (
-        f'<div class="card"><p>{message}</p>'
+        f'<div class="card"><p id="paid">{message}</p>'
         f"<p>银行流水号：{html.escape(record['transaction_id'])}</p>"
-        f"<p>金额：{amount / 100:.2f} 元</p></div>"
+        f"<p>金额：{_yuan(amount)} 元</p></div>" + _back(data.return_to, "返回网签查看缴款结果")
     )
     return Response(_PAGE.format(body=body), media_type=MediaType.HTML)
 

@@ -24,14 +24,14 @@ _PAGE = """<!doctype html>
          margin: 0 auto; box-shadow: 0 1px 4px rgba(0,0,0,.08); }}
  h1 {{ font-size: 20px; margin: 0 0 12px; }}
  .face {{ width: 160px; height: 160px; border-radius: 50%; margin: 20px auto;
-         border: 3px dashed #07c160; display: flex; align-items: center;
-         justify-content: center; color: #07c160; }}
+         border: 3px dashed #067a3e; display: flex; align-items: center;
+         justify-content: center; color: #067a3e; }}
  p {{ line-height: 1.6; }}
- .note {{ color: #888; font-size: 13px; }}
+ .note {{ color: #5c6370; font-size: 13px; }}
  .warn {{ color: #c0392b; font-size: 14px; }}
  button {{ display: block; width: 100%; padding: 14px; margin-top: 12px; font-size: 17px;
           border: 0; border-radius: 8px; }}
- .pass {{ background: #07c160; color: #fff; }}
+ .pass {{ background: #067a3e; color: #fff; }}
  .fail {{ background: #eee; color: #c0392b; }}
 </style>
 </head>

@@ -388,6 +388,7 @@ TEMPLATES: dict[str, Template] = {
         _code_template("sign_code", "签署合同验证码", "签署网签合同"),
         _code_template("seal_code", "合同盖章验证码", "为网签合同盖章"),
         _code_template("cancel_sign_code", "签署解除协议验证码", "签署网签合同的解除（注销）协议"),
+        _code_template("password_code", "查看合同密码验证码", "查看网签合同的合同密码"),
     ]
 }
 

@@ -23,6 +23,7 @@ from api.identity.codes import verify_code
 from api.identity.staff import StaffIdentity, check_staff_totp
 from api.identity.verification import CitizenIdentity
 from signing.ca import CertificateIssueError, Company, PlatformCA, Signer, signer_id_hash
+from signing.canonical import format_utc
 from signing.cms import SignerRole, SigningContext
 from signing.signatures import SignatureRecord, seal_sign, sign_once
 
@@ -78,6 +79,15 @@ def require_recent_face(citizen: CitizenIdentity, *, now: datetime, max_age: tim
             f"签署前须在 {minutes} 分钟内完成人脸核身，请重新进行人脸核身。",
             max_age_minutes=minutes,
         )
+
+
+def consent_detail(citizen: CitizenIdentity) -> dict[str, str | None]:
+    """The signer's separate consent to the personal-information notice, for the timeline
+    event of the signing act (the evidence bundle carries the timeline's hash chain)."""
+    return {
+        "pi_consent_version": citizen.pi_consent_version,
+        "pi_consent_at": format_utc(citizen.pi_consent_at) if citizen.pi_consent_at else None,
+    }
 
 
 def person_act(

@@ -29,6 +29,7 @@ from api.contracts.queries import (
     chained_events,
     get_order,
     parties_of,
+    unit_answer,
 )
 from api.contracts.terms import (
     terms_of,
@@ -92,9 +93,7 @@ async def answer(
         id=cancellation.id,
         order_id=order.id,
         contract_number=order.contract_number or "",
-        unit=schemas.UnitAnswer(
-            id=order.unit_id, project=unit.project, building=unit.building, room_no=unit.room_no
-        ),
+        unit=unit_answer(order.unit_id, unit),
         status=cancellation.status,
         reason=cancellation.reason,
         applicants=[mask_name(names.get(p, "")) for p in cancellation.applicant_party_ids],

@@ -20,6 +20,7 @@ from api.contracts.acts import (
     SigningCode,
     checked_code,
     company_seals,
+    consent_detail,
     person_signs,
     require_recent_face,
 )
@@ -211,7 +212,7 @@ async def sign(
         "cancellation_signed",
         actor=mask_name(party.name),
         now=now,
-        detail={**detail, "challenge_id": challenge_id},
+        detail={**detail, "challenge_id": challenge_id, **consent_detail(citizen)},
     )
     parties = await parties_of(session, order.id)
     if all([await _signed(session, cancellation, str(p.id)) for p in parties]):

@@ -165,8 +165,10 @@ class ContractParty(HasId, Base):
     citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"), index=True)
     signed_at: Mapped[datetime | None]
     declined_at: Mapped[datetime | None]
-    # The contract password, encrypted, until this buyer has been shown it once.
+    # The contract password, encrypted: shown on asking once (password_shown_at), then
+    # again only after a fresh SMS code.
     password_encrypted: Mapped[str | None] = mapped_column(String(200))
+    password_shown_at: Mapped[datetime | None]
 
 
 class ContractSignature(HasId, Base):

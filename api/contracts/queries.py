@@ -30,7 +30,8 @@ from api.contracts.models import (
     OrderStatus,
 )
 from api.contracts.people import purge_parties, seller_account
-from api.contracts.terms import terms_of
+from api.contracts.terms import UnitTerms, terms_of
+from api.contracts.wording import money, room_label, sms_building
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.db.engine import commit_and_raise, insert_into
@@ -165,6 +166,18 @@ async def parties_of(session: AsyncSession, order_id: uuid.UUID) -> list[Contrac
     )
 
 
+def unit_answer(unit_id: uuid.UUID, unit: UnitTerms) -> schemas.UnitAnswer:
+    """The flat a contract names, with its label as people write it (1栋2单元603室)."""
+    return schemas.UnitAnswer(
+        id=unit_id,
+        project=unit.project,
+        building=unit.building,
+        room_no=unit.room_no,
+        unit=unit.unit,
+        label=unit.project + room_label(unit.building, unit.unit, unit.room_no),
+    )
+
+
 async def order_answer(
     session: AsyncSession,
     order: ContractOrder,
@@ -179,14 +192,10 @@ async def order_answer(
         id=order.id,
         status=effective_status(order, now),
         kind=order.kind,
-        unit=schemas.UnitAnswer(
-            id=order.unit_id,
-            project=terms.unit.project,
-            building=terms.unit.building,
-            room_no=terms.unit.room_no,
-        ),
+        unit=unit_answer(order.unit_id, terms.unit),
         company=terms.seller_label,
         price_fen=order.price_fen,
+        price_words=money(order.price_fen),
         payment_method=order.payment_method,
         deposit_fen=order.deposit_fen,
         down_payment_fen=order.down_payment_fen,
@@ -439,7 +448,13 @@ async def message_parties(
     await outbox.enqueue_to_parties(
         session,
         keys,
-        outbox.ContractNews(order.id, order.company_id, unit.project, unit.building, unit.room_no),
+        outbox.ContractNews(
+            order.id,
+            order.company_id,
+            unit.project,
+            sms_building(unit.building, unit.unit),
+            unit.room_no,
+        ),
         [outbox.Addressee(p.phone, p.name, str(p.id)) for p in parties],
         template=template,
         params=params,
@@ -502,7 +517,7 @@ async def hand_to_escrow(
             if p.phone
         ],
         estate=unit.project,
-        building=unit.building,
+        building=sms_building(unit.building, unit.unit),
         room=unit.room_no,
         now=now,
         account_id=account_id,

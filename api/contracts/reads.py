@@ -40,6 +40,7 @@ from api.contracts.queries import (
     parties_of,
     past_deadline,
     staff_may_touch,
+    unit_answer,
 )
 from api.contracts.terms import (
     ContractTerms,
@@ -391,9 +392,7 @@ def _task(
         cancellation_id=cancellation_id,
         scene=scene,
         role=party.role,
-        unit=schemas.UnitAnswer(
-            id=order.unit_id, project=unit.project, building=unit.building, room_no=unit.room_no
-        ),
+        unit=unit_answer(order.unit_id, unit),
         contract_kind=order.kind,
         contract_number=order.contract_number,
         expires_at=order.expires_at if cancellation_id is None else None,

@@ -59,6 +59,7 @@ from api.contracts.terms import (
     ContractTerms,
     ResaleTerms,
 )
+from api.contracts.wording import room_label
 from api.core.clock import business_date, end_of_next_natural_day
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
@@ -153,6 +154,7 @@ async def title_check(
         project=unit.project_name,
         building=unit.building_name,
         room_no=unit.room_no,
+        label=unit.project_name + room_label(unit.building_name, unit.unit_label, unit.room_no),
         building_area=format_area(unit.building_area),
         use=unit.use,
         owners=[
@@ -451,6 +453,10 @@ async def submit(
     number, password, parties = await complete_contract(
         session, keys, order, prefix="CL", template="resale_contract_signed", now=now
     )
+    # The submitter sees the password in this answer: that was their first showing.
+    for party in parties:
+        if party.citizen_id == principal.citizen_id:
+            party.password_shown_at = now
     # No seal: the platform's stamp with the QR code and the document time-stamp.
     ca = await pdfs.keystore.ca(now)
     await finish(session, pdfs, order, ca, seal=None, company=None, number=number, now=now)

@@ -12,7 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts import completion, orders, reads, schemas, sealing, signing
+from api.contracts import completion, orders, previews, reads, schemas, sealing, signing
 from api.contracts.acts import Client
 from api.contracts.cancellation_routes import ROUTES as CANCELLATION_ROUTES
 from api.contracts.filing_routes import ROUTES as FILING_ROUTES
@@ -24,6 +24,7 @@ from api.contracts.resale_routes import ROUTES as RESALE_ROUTES
 from api.core.clock import Clock
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
+from api.core.ratelimit import RateLimiter
 from api.identity.guards import agents_only, citizens_only, logged_in, seal_keepers_only
 from api.identity.principal import Principal
 from api.settings import Settings
@@ -235,7 +236,7 @@ class ContractController(Controller):
         "/{order_id:str}/password",
         status_code=200,
         guards=[citizens_only],
-        summary="查看合同密码 (each buyer, once)",
+        summary="查看合同密码 (once on asking, then after a fresh SMS code)",
     )
     async def password(
         self,
@@ -244,11 +245,32 @@ class ContractController(Controller):
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         principal: NamedDependency[Principal],
+        data: JSONBody[schemas.PasswordCode | None] = None,
     ) -> Response[schemas.PasswordOnce]:
         shown = await completion.reveal_password(
-            db, keys, principal, parse_id(order_id, what=ORDER), now=clock.now()
+            db, keys, principal, parse_id(order_id, what=ORDER), code=data, now=clock.now()
         )
+        # no-store: the idempotency store never keeps (nor replays) an answer with a secret.
         return Response(shown, headers={"Cache-Control": "no-store"})
+
+    @post(
+        "/{order_id:str}/password/challenge",
+        status_code=200,
+        guards=[citizens_only],
+        summary="获取查看合同密码的短信验证码",
+    )
+    async def password_challenge(
+        self,
+        order_id: FromPath[str],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        keys: NamedDependency[ServiceKeys],
+        sms: NamedDependency[SmsChannel],
+        principal: NamedDependency[Principal],
+    ) -> schemas.PasswordChallenge:
+        return await completion.password_challenge(
+            db, keys, sms, principal, parse_id(order_id, what=ORDER), now=clock.now()
+        )
 
     @post(
         "/{order_id:str}/seal/challenge",
@@ -393,4 +415,29 @@ async def scan(
     return await signing.scan(db, principal, scene=data.scene.strip(), now=clock.now())
 
 
-ROUTES = [ContractController, scan, *FILING_ROUTES, *CANCELLATION_ROUTES, *RESALE_ROUTES]
+@get(
+    "/api/v1/public/scenes/{scene:str}",
+    tags=["public"],
+    summary="扫码预览 (before logging in: which flat, and whether the link is still open)",
+)
+async def scene_preview(
+    scene: FromPath[str],
+    request: Request[Any, Any, Any],
+    db: NamedDependency[AsyncSession],
+    clock: NamedDependency[Clock],
+    limiter: NamedDependency[RateLimiter],
+) -> schemas.ScenePreview:
+    # Scenes are random; the limit keeps anyone from walking them.
+    host = request.client.host if request.client else "unknown"
+    await limiter.hit("scene-preview", host, limit=120, window_seconds=3600)
+    return await previews.scene_preview(db, scene.strip(), now=clock.now())
+
+
+ROUTES = [
+    ContractController,
+    scan,
+    scene_preview,
+    *FILING_ROUTES,
+    *CANCELLATION_ROUTES,
+    *RESALE_ROUTES,
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -79,6 +79,7 @@ class TitleAnswer(ResponseBody):
     mortgaged: bool  # 已抵押: may be sold; the contract says so
     restrictions: list[str]  # what is recorded on it that does not stop a sale
     live_order_id: uuid.UUID | None  # an order already holding it, if it is mine
+    label: str = ""  # the flat as people write it: 明湖花园1栋2单元603室
 
 
 class SellerAccountIn(RequestBody):
@@ -148,6 +149,21 @@ class UnitAnswer(ResponseBody):
     project: str
     building: str
     room_no: str
+    unit: str = ""  # 单元, as the register keeps it ("2")
+    label: str = ""  # the flat as people write it: 明湖花园1栋2单元603室
+
+
+class ScenePreview(ResponseBody):
+    """A scanned link before logging in: the flat, the document, and whether it is open
+    (open | expired | voided | closed | signed, with the reason in Chinese)."""
+
+    kind: Literal["contract", "cancellation"]
+    contract_kind: ContractKind
+    title: str
+    unit: UnitAnswer
+    state: Literal["open", "expired", "voided", "closed", "signed"]
+    message: str | None
+    expires_at: datetime | None
 
 
 class OrderAnswer(ResponseBody):
@@ -181,6 +197,8 @@ class OrderAnswer(ResponseBody):
     my_party_id: uuid.UUID | None = None
     resale: ResaleTerms | None = None  # the title, co-ownership, taxes, supervision
     transfer_registered_at: datetime | None = None  # resale: 转移登记完成
+    # The total price as the contract writes it: 人民币贰佰万元整（¥2,000,000.00）.
+    price_words: str = ""
 
 
 class Submitted(ResponseBody):
@@ -249,7 +267,23 @@ class Signed(ResponseBody):
 
 class PasswordOnce(ResponseBody):
     contract_number: str
-    password: str  # this buyer sees it once; then only the SMS has it
+    password: str  # answered no-store: never kept by the idempotency store
+    shown_before: bool = False  # shown again after a fresh SMS code
+
+
+class PasswordCode(RequestBody):
+    """The SMS code that shows a contract password again."""
+
+    challenge_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+
+
+class PasswordChallenge(ResponseBody):
+    challenge_id: str
+    sent: bool
+    expires_in: int
+    resend_after: int
+    phone_masked: str
 
 
 class Sealed(ResponseBody):

@@ -22,6 +22,7 @@ from api.contracts.acts import (
     Client,
     SigningCode,
     checked_code,
+    consent_detail,
     person_act,
     require_recent_face,
 )
@@ -274,7 +275,12 @@ async def sign(
         "signed",
         actor=mask_name(party.name),
         now=now,
-        detail={"party": party.position, "role": party.role, "challenge_id": challenge_id},
+        detail={
+            "party": party.position,
+            "role": party.role,
+            "challenge_id": challenge_id,
+            **consent_detail(citizen),
+        },
     )
     if all(p.signed_at is not None for p in parties):
         resale = order.kind is ContractKind.resale

@@ -27,6 +27,21 @@ from signing.pii import mask_name
 LOANS = {"commercial_loan", "provident_fund_loan", "combined_loan"}
 
 
+def room_label(building: str, unit: str, room_no: str) -> str:
+    """A flat as people write it: ``1栋2单元603室`` (the register keeps the 单元 as "2" and
+    the room as "603"; a building without 单元 reads ``3栋101室``)."""
+    unit = unit.strip()
+    unit_part = f"{unit}单元" if unit and not unit.endswith("单元") else unit
+    room = room_no if room_no.endswith("室") else f"{room_no}室"
+    return f"{building.strip()}{unit_part}{room}"
+
+
+def sms_building(building: str, unit: str) -> str:
+    """The SMS templates' ``${building}`` (their wording puts ``，${room}室`` after it)."""
+    unit = unit.strip()
+    return building + (f"{unit}单元" if unit and not unit.endswith("单元") else unit)
+
+
 def money(fen: int) -> str:
     """``人民币壹拾万元整（¥100,000.00）``: the capitals a contract must carry, and figures."""
     if fen < 0:
@@ -58,12 +73,12 @@ def _people(parties: list[BuyerTerms | SellerTerms]) -> str:
 
 
 def _unit_fields(unit: UnitTerms) -> dict[str, str]:
-    place = " ".join(part for part in (unit.building, unit.unit, f"{unit.room_no}室") if part)
+    place = room_label(unit.building, unit.unit, unit.room_no)
     return {
         "project": unit.project,
         # The register may lack a building's street address: its project and name locate it.
         "address": unit.address or f"{unit.project}{unit.building}",
-        "property": f"{unit.project} {place}",
+        "property": f"{unit.project}{place}",
         "room_no": unit.room_no,
         "use": unit.use,
         "building_area": area(unit.building_area_units),

@@ -71,6 +71,8 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "staff_rejected",
         "title_not_owner",
         "wechat_risky_user",
+        # issue 19: a contract password shown before is shown again after a fresh SMS code
+        "password_code_required",
     ),
     404: ("not_found", "scene_unknown", "unit_not_found"),
     405: ("method_not_allowed",),
@@ -160,6 +162,9 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "unit_unavailable",
         "wechat_login_required",
         "wechat_not_bound",
+        # issue 19: consent to an older notice; a receipt of a notice not paid in full
+        "pi_notice_outdated",
+        "receipt_not_ready",
     ),
     410: (
         "contract_cancelled",

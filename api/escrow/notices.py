@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.core.clock import as_utc
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.db.engine import insert_into
@@ -29,6 +30,7 @@ from api.escrow.instructions import request_refund
 from api.escrow.models import (
     PAYEE_FIELD,
     AccountScope,
+    BankEvent,
     EscrowContract,
     EscrowContractParty,
     Instruction,
@@ -270,6 +272,27 @@ async def notices_of(session: AsyncSession, contract_id: uuid.UUID) -> list[Paym
     )
 
 
+async def payments_by_notice(
+    session: AsyncSession, notice_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[schemas.NoticePayment]]:
+    """What arrived against each notice, oldest first, with the bank's transaction id."""
+    found: dict[uuid.UUID, list[schemas.NoticePayment]] = {i: [] for i in notice_ids}
+    if notice_ids:
+        rows = await session.execute(
+            select(Transfer.notice_id, Transfer.created_at, Transfer.amount_fen, BankEvent.txn_id)
+            .outerjoin(BankEvent, BankEvent.id == Transfer.bank_event_id)
+            .where(Transfer.notice_id.in_(notice_ids), Transfer.kind.in_(PAID_KINDS))
+            .order_by(Transfer.created_at, Transfer.id)
+        )
+        for notice_id, at, amount, txn in rows:
+            found[notice_id].append(
+                schemas.NoticePayment(
+                    at=as_utc(at), amount_fen=int(amount), bank_transaction_id=txn or ""
+                )
+            )
+    return found
+
+
 async def paid_by_notice(
     session: AsyncSession, notice_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
@@ -328,6 +351,7 @@ async def notice_answers(
     assert account is not None
     notices = await notices_of(session, contract.contract_id)
     paid = await paid_by_notice(session, [n.id for n in notices])
+    arrived = await payments_by_notice(session, [n.id for n in notices])
     answers = []
     cancelled = contract.cancelled_at is not None
     for n in notices:
@@ -357,6 +381,12 @@ async def notice_answers(
                     pay_base, n.reference, outstanding, account.account_number, pay_secret
                 ),
                 created_at=n.created_at,
+                payments=arrived[n.id],
+                # Paid in full by the payment that made paid equal due: the last one.
+                paid_at=arrived[n.id][-1].at if p == n.due_fen and arrived[n.id] else None,
+                receipt_pdf=f"/api/v1/payment-notices/{n.id}/receipt.pdf"
+                if p == n.due_fen
+                else None,
             )
         )
     return answers
@@ -380,9 +410,7 @@ async def notice_list(
     )
     return schemas.NoticeList(
         contract_id=contract.contract_id,
-        items=await notice_answers(
-            session, contract, pay_base=pay_base, pay_secret=pay_secret
-        ),
+        items=await notice_answers(session, contract, pay_base=pay_base, pay_secret=pay_secret),
         refunded_fen=int(refunds.get(InstructionStatus.completed, 0)),
         refunding_fen=int(refunds.get(InstructionStatus.approved, 0)),
     )

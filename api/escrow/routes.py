@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -22,6 +23,7 @@ from api.escrow import (
     bank_gateway,
     instructions,
     notices,
+    receipts,
     schemas,
     signature,
     statements,
@@ -30,6 +32,7 @@ from api.identity.guards import company_admins_only, logged_in, regulators_only,
 from api.identity.principal import Principal
 from api.outside import BankLink
 from api.settings import Settings
+from signing.pdf_render import load_font
 from signing.qr import qr_png
 
 
@@ -298,6 +301,35 @@ class PaymentNoticeController(Controller):
             headers={"Cache-Control": "private, no-store"},
         )
 
+    @get(
+        "/payment-notices/{notice_id:str}/receipt.pdf",
+        media_type="application/pdf",
+        summary="缴款凭证 (PDF, once the notice is paid in full)",
+    )
+    async def receipt(
+        self,
+        notice_id: FromPath[str],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+        settings: NamedDependency[Settings],
+    ) -> Response[bytes]:
+        name, pdf = await receipts.receipt_pdf(
+            db,
+            principal,
+            _id(notice_id, "缴款通知"),
+            font=load_font(settings.pdf_font),
+            now=clock.now(),
+        )
+        return Response(
+            pdf,
+            media_type="application/pdf",
+            headers={
+                "Cache-Control": "private, no-store",
+                "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}",
+            },
+        )
+
 
 class BankWebhookController(Controller):
     path = "/api/v1/webhooks"
@@ -359,8 +391,10 @@ class BankInstructionController(Controller):
     ) -> schemas.PendingInstructions:
         now = clock.now()
         signature.verify(
-            request.headers.get(signature.HEADER), b"GET /api/v1/webhooks/bank/instructions",
-            list(bank.webhook_secrets), now_unix=now.timestamp(),
+            request.headers.get(signature.HEADER),
+            b"GET /api/v1/webhooks/bank/instructions",
+            list(bank.webhook_secrets),
+            now_unix=now.timestamp(),
             tolerance=settings.bank_webhook_tolerance_seconds,
         )
         found = await bank_gateway.pending_instructions(db, keys, now=now)
@@ -379,8 +413,11 @@ class BankInstructionController(Controller):
         body = await request.body()
         now = clock.now()
         signature.verify(
-            request.headers.get(signature.HEADER), body, list(bank.webhook_secrets),
-            now_unix=now.timestamp(), tolerance=settings.bank_webhook_tolerance_seconds,
+            request.headers.get(signature.HEADER),
+            body,
+            list(bank.webhook_secrets),
+            now_unix=now.timestamp(),
+            tolerance=settings.bank_webhook_tolerance_seconds,
         )
         try:
             ack = msgspec.json.decode(body, type=schemas.InstructionAck)
@@ -393,5 +430,9 @@ class BankInstructionController(Controller):
         return {"acknowledged": True}
 
 
-ROUTES = [EscrowController, PaymentNoticeController, BankWebhookController,
-          BankInstructionController]
+ROUTES = [
+    EscrowController,
+    PaymentNoticeController,
+    BankWebhookController,
+    BankInstructionController,
+]

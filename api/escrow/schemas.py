@@ -105,6 +105,14 @@ class InstructionAnswer(ResponseBody):
     completed_at: datetime | None
 
 
+class NoticePayment(ResponseBody):
+    """One payment the bank reported against a notice."""
+
+    at: datetime
+    amount_fen: int
+    bank_transaction_id: str
+
+
 class NoticeAnswer(ResponseBody):
     id: uuid.UUID
     contract_id: uuid.UUID
@@ -127,6 +135,11 @@ class NoticeAnswer(ResponseBody):
     # nothing is due or no bank page is configured.
     pay_url: str | None
     created_at: datetime
+    # issue 19: the payments that arrived, when the notice was paid in full, and its
+    # receipt (缴款凭证, a PDF) once it is.
+    payments: list[NoticePayment] = msgspec.field(default_factory=list)
+    paid_at: datetime | None = None
+    receipt_pdf: str | None = None
 
 
 class NoticeList(ResponseBody):

@@ -45,6 +45,7 @@ CODE_TEMPLATES = {
     "sign": "sign_code",
     "seal": "seal_code",
     "cancel-sign": "cancel_sign_code",
+    "password": "password_code",
 }
 
 

@@ -68,6 +68,10 @@ class Citizen(HasId, Base):
     )
     real_name_at: Mapped[datetime | None]
     face_verified_at: Mapped[datetime | None]
+    # Separate consent to the notice on sensitive personal information (api.identity.consent):
+    # which version of the notice, and when.
+    pi_consent_version: Mapped[str | None] = mapped_column(String(16))
+    pi_consent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
 
 

@@ -56,6 +56,8 @@ async def profile(session: AsyncSession, principal: Principal) -> schemas.Me:
             id_type=citizen.id_type if citizen.id_number_index else None,
             identity_level=citizen.identity_level,
             wechat_bound=citizen.wechat_openid is not None,
+            pi_consent_version=citizen.pi_consent_version,
+            pi_consent_at=citizen.pi_consent_at,
         )
     staff = await caller_staff(session, principal)
     company = await get_company(session, staff.company_id) if staff.company_id else None

@@ -22,7 +22,16 @@ from api.core.keys import ServiceKeys
 from api.core.ratelimit import RateLimiter
 from api.core.validators import normalize_phone
 from api.db.engine import Database
-from api.identity import codes, profile, schemas, sessions, staff, subscriptions, verification
+from api.identity import (
+    codes,
+    consent,
+    profile,
+    schemas,
+    sessions,
+    staff,
+    subscriptions,
+    verification,
+)
 from api.identity.clients import WeChatClient
 from api.identity.face_providers import FaceCheck, IdCheck
 from api.identity.guards import (
@@ -60,12 +69,27 @@ async def _limit_auth(
 
 NO_STORE = CacheControlHeader(no_store=True)
 
+# Where the face provider's H5 page sends the browser back. With the demo's H5 mini program
+# mounted (mocks enabled) it leads straight back to its face page, which asks the API for
+# the result by itself; a city's own mini program returns from its web-view by itself.
 FACE_RETURN_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>人脸核身</title></head>
-<body style="font-family: sans-serif; padding: 24px">
+<body style="font-family: sans-serif; padding: 24px; color: #1f2329">
 <p>人脸核身已结束，请返回小程序或应用查看结果。</p>
+</body></html>
+"""
+FACE_RETURN_TO_MINIAPP = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="1;url=/miniapp/#/face">
+<title>人脸核身</title></head>
+<body style="font-family: sans-serif; padding: 24px; color: #1f2329">
+<p>人脸核身已结束，正在返回网签页面查看结果…</p>
+<p><a href="/miniapp/#/face" style="display: inline-block; min-height: 44px; line-height: 44px;
+ color: #067a3e">返回网签</a></p>
+<script>location.replace("/miniapp/#/face");</script>
 </body></html>
 """
 
@@ -157,10 +181,11 @@ class AuthController(Controller):
         await sessions.logout(db, principal, now=clock.now())
 
     @get("/face-return", media_type=MediaType.HTML, include_in_schema=False)
-    async def face_return(self) -> str:
+    async def face_return(self, settings: NamedDependency[Settings]) -> str:
         """Where the face provider sends the browser back; it shows no result on purpose
-        (the app asks the API, which asks the provider)."""
-        return FACE_RETURN_PAGE
+        (the app asks the API, which asks the provider) and, in the demo, leads back to the
+        H5 face page, which asks for the result by itself."""
+        return FACE_RETURN_TO_MINIAPP if settings.mocks_enabled else FACE_RETURN_PAGE
 
 
 class MeController(Controller):
@@ -191,6 +216,25 @@ class MeController(Controller):
         return await sessions.bind_phone(
             db, keys, principal, phone=phone, code=data.code, now=clock.now()
         )
+
+    @get("/pi-notice", guards=[citizens_only], summary="个人信息收集与使用告知 (to consent to)")
+    async def pi_notice(self) -> schemas.PiNotice:
+        return consent.pi_notice()
+
+    @post(
+        "/pi-consent",
+        status_code=200,
+        guards=[citizens_only],
+        summary="同意个人信息告知 (separate consent before the ID number and face)",
+    )
+    async def pi_consent(
+        self,
+        data: JSONBody[schemas.PiConsent],
+        db: NamedDependency[AsyncSession],
+        clock: NamedDependency[Clock],
+        principal: NamedDependency[Principal],
+    ) -> schemas.Me:
+        return await consent.give_pi_consent(db, principal, version=data.version, now=clock.now())
 
     @post("/real-name", status_code=200, guards=[citizens_only], summary="实名认证")
     async def real_name(

@@ -53,6 +53,23 @@ class RealName(RequestBody):
     id_type: IdType = IdType.resident_id
 
 
+class PiConsent(RequestBody):
+    version: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+
+
+class PiNoticeItem(ResponseBody):
+    heading: str
+    text: str
+
+
+class PiNotice(ResponseBody):
+    """The notice shown before the ID number and the face are collected."""
+
+    version: str
+    title: str
+    items: list[PiNoticeItem]
+
+
 class TotpConfirm(RequestBody):
     code: Code
 
@@ -111,6 +128,9 @@ class Me(ResponseBody):
     projects: list[ProjectRef] = msgspec.field(default_factory=list)
     totp_enabled: bool | None = None
     disabled: bool | None = None
+    # The separate consent to the personal-information notice (citizens): version and time.
+    pi_consent_version: str | None = None
+    pi_consent_at: datetime | None = None
 
 
 class TotpEnrollment(ResponseBody):

@@ -195,6 +195,9 @@ class CitizenIdentity:
     id_number_index: str | None
     identity_level: IdentityLevel
     face_verified_at: datetime | None  # the last face check passed
+    # The separate consent to the personal-information notice (kept in signing evidence).
+    pi_consent_version: str | None = None
+    pi_consent_at: datetime | None = None
 
 
 async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> CitizenIdentity | None:
@@ -208,4 +211,6 @@ async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> Citi
         id_number_index=citizen.id_number_index,
         identity_level=citizen.identity_level,
         face_verified_at=citizen.face_verified_at,
+        pi_consent_version=citizen.pi_consent_version,
+        pi_consent_at=citizen.pi_consent_at,
     )

@@ -132,6 +132,7 @@ class VerifiedUnit(ResponseBody):
     address: str
     building_area: str  # m², as the survey gives it
     use: str
+    label: str = ""  # the flat as people write it: 明湖花园1栋2单元603室
 
 
 class VerifyAnswer(ResponseBody, omit_defaults=True):

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.contracts.pdfs import ContractPdfs
 from api.contracts.reads import genuine_contract
 from api.contracts.recognition import recognise_pdf, recognise_qr
+from api.contracts.wording import room_label
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.public.schemas import VerifiedUnit, VerifyAnswer, VerifyPdfAnswer, VerifyQrAnswer
@@ -40,6 +41,7 @@ async def verify_contract(
             project=unit.project,
             building=unit.building,
             room_no=unit.room_no,
+            label=unit.project + room_label(unit.building, unit.unit, unit.room_no),
             address=unit.address,
             building_area=format_area(unit.building_area_units),
             use=unit.use,

@@ -11,6 +11,7 @@
   var RETURN = "wq.returnTo";  // the page to come back to after logging in or a face check
   var FACE_WHY = "wq.faceWhy";  // why the face check is asked for again (shown on its page)
   var TITLE = "wq.checkedTitle";  // the title the seller just checked (房源验证), for the form
+  var CONTEXT = "wq.context";  // the flat being signed ("明湖花园1栋2单元603室"), shown on every step
   // The news a buyer can ask for after signing (our template keys; the API gives each
   // its template id, which is the mini program's own, configured in its WeChat console).
   var AFTER_SIGNING = ["contract_signed", "down_payment_arrived"];
@@ -157,15 +158,33 @@
     var whole = Math.floor(n / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     return whole + "." + String(n % 100).padStart(2, "0") + " 元";
   }
+  /* Areas as people write them: two decimals and ㎡ (integers of 0.0001 m², or m² text). */
   function area(units) {
     if (units === null || units === undefined || units === "") { return "-"; }
-    if (typeof units === "string") { return units + " ㎡"; }
-    return Math.floor(units / 10000) + "." + String(units % 10000).padStart(4, "0") + " ㎡";
+    var hundredths = typeof units === "string"
+      ? Math.round(Number(units) * 100) : Math.round(Number(units) / 100);
+    if (isNaN(hundredths)) { return String(units) + " ㎡"; }
+    return Math.floor(hundredths / 100) + "." + String(hundredths % 100).padStart(2, "0") + " ㎡";
   }
+  /* Beijing time, written 2026年11月29日 14:30. */
   function when(iso) {
     if (!iso) { return "-"; }
-    var d = new Date(iso);
-    return d.toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+    var d = new Date(new Date(iso).getTime() + 8 * 3600 * 1000);
+    return d.getUTCFullYear() + "年" + (d.getUTCMonth() + 1) + "月" + d.getUTCDate() + "日 " +
+      String(d.getUTCHours()).padStart(2, "0") + ":" + String(d.getUTCMinutes()).padStart(2, "0");
+  }
+  /* A calendar date (2028-06-30) as 2028年6月30日. */
+  function chineseDate(iso) {
+    var parts = /^(\d{4})-(\d{2})-(\d{2})/.exec(iso || "");
+    return parts ? parts[1] + "年" + Number(parts[2]) + "月" + Number(parts[3]) + "日" : (iso || "-");
+  }
+  /* The flat as people write it: 明湖花园1栋2单元603室 (the API's label, else built here). */
+  function flatLabel(unit) {
+    if (!unit) { return ""; }
+    if (unit.label) { return unit.label; }
+    var part = unit.unit ? (/单元$/.test(unit.unit) ? unit.unit : unit.unit + "单元") : "";
+    var room = /室$/.test(unit.room_no || "") ? unit.room_no : (unit.room_no || "") + "室";
+    return (unit.project || "") + (unit.building || "") + part + room;
   }
   /* Yuan as typed ("1,860,000.29", "52 万" is not accepted) to integer fen, by the digits
    * alone: never through a float (0.29 * 100 is 28.999999999999996). null when invalid. */
@@ -238,11 +257,49 @@
     var el = document.getElementById(id);
     if (el) { el.addEventListener(event, handler); }
   }
-  function busy(button, promise) {
+  /* A button says what it is doing while its request runs ("签署中…"), then what it was. */
+  function busy(button, promise, doing) {
+    var label = button.textContent;
     button.disabled = true;
-    return promise.then(function (v) { button.disabled = false; return v; },
-      function (e) { button.disabled = false; throw e; });
+    button.setAttribute("aria-busy", "true");
+    if (doing) { button.textContent = doing; }
+    function done() {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+      if (doing) { button.textContent = label; }
+    }
+    return promise.then(function (v) { done(); return v; }, function (e) { done(); throw e; });
   }
+
+  /* Which flat and which step of the signing journey, under the header. */
+  var JOURNEY = ["登录", "个人信息授权", "实名认证", "人脸核身", "阅读合同", "确认签署", "签署完成"];
+  var contextEl = document.getElementById("context");
+  function showContext(stepName, label) {
+    if (label) { sessionStorage.setItem(CONTEXT, label); }
+    var flat = label || sessionStorage.getItem(CONTEXT);
+    var step = JOURNEY.indexOf(stepName);
+    if (!flat || step < 0) { contextEl.hidden = true; contextEl.innerHTML = ""; return; }
+    contextEl.hidden = false;
+    contextEl.innerHTML = '<span id="signing-flat">您正在签署：<b>' + esc(flat) + "</b></span>" +
+      '<span class="step" id="signing-step">第 ' + (step + 1) + " 步，共 " + JOURNEY.length + " 步 · " +
+      esc(stepName) + "</span>" + '<div class="progress" aria-hidden="true"><span style="width:' +
+      Math.round((step + 1) * 100 / JOURNEY.length) + '%"></span></div>';
+  }
+
+  /* On the way to signing a contract: a scanned link waits, or the face check was asked
+   * for again on the way to a signature. Only then do the steps before the contract name
+   * its flat (a label left from an earlier journey would name the wrong one). */
+  function signingJourney() {
+    var back = sessionStorage.getItem(RETURN) || "";
+    return !!sessionStorage.getItem(PENDING) || /^#\/(sign|contract|cancellation)\//.test(back);
+  }
+
+  /* An error stands next to its field, and goes once the field is changed. */
+  document.addEventListener("input", function (ev) {
+    var card = ev.target.closest && ev.target.closest(".card");
+    if (!card) { return; }
+    Array.prototype.forEach.call(card.querySelectorAll("p.error"), function (box) { box.remove(); });
+  });
 
   function refreshWho() {
     if (!token()) { whoEl.textContent = "未登录"; return Promise.resolve(null); }
@@ -269,7 +326,7 @@
       var back = sessionStorage.getItem(RETURN);
       if (back) { sessionStorage.removeItem(RETURN); go(back); return; }
       var pending = sessionStorage.getItem(PENDING);
-      if (pending && me.identity_level === "none") { go("#/real-name"); return; }
+      if (pending && me.identity_level === "none") { go(me.pi_consent_at ? "#/real-name" : "#/consent"); return; }
       if (pending && me.identity_level === "real_name") { go("#/face"); return; }
       if (pending) { go("#/scan/" + pending); return; }
       go("#/home");
@@ -330,6 +387,7 @@
   var pages = {};
 
   pages.login = function () {
+    if (signingJourney()) { showContext("登录"); }
     render("登录", [
       '<div class="card"><h2>微信授权登录</h2>',
       '<p class="hint">演示环境：填写任意标识作为模拟微信用户（同一标识即同一微信账号）。</p>',
@@ -344,7 +402,7 @@
       var user = document.getElementById("wx-user").value.trim() || "demo-" + Date.now();
       busy(ev.target, api("POST", "/mock/wechat/login", { user: user }).then(function (wx) {
         return api("POST", "/api/v1/auth/wechat", { code: wx.code });
-      })).then(function (session) {
+      }), "登录中…").then(function (session) {
         sessionStorage.setItem(TOKEN, session.token);
         sessionStorage.setItem(WX_USER, user);
         refreshWho();
@@ -355,6 +413,7 @@
 
   function phoneForm(mode) {
     var bind = mode === "bind";
+    if (signingJourney()) { showContext("登录"); }
     render(bind ? "绑定手机号" : "手机号登录", [
       '<div class="card"><h2>', bind ? "绑定手机号" : "手机号验证码登录", "</h2>",
       bind ? '<p class="hint">签约验证码将发送到此手机号。</p>' : "",
@@ -371,7 +430,7 @@
     on("inbox", "click", function () { smsHelper("phone", "inbox-box"); });
     on("send", "click", function (ev) {
       var phone = document.getElementById("phone").value.trim();
-      busy(ev.target, api("POST", "/api/v1/auth/sms/send", { phone: phone })).then(function () {
+      busy(ev.target, api("POST", "/api/v1/auth/sms/send", { phone: phone }), "发送中…").then(function () {
         document.getElementById("phone-msg").innerHTML = '<p class="ok">验证码已发送。</p>';
       }, function (e) { showError("phone-msg", e); });
     });
@@ -382,7 +441,7 @@
         ? api("POST", "/api/v1/me/phone", { phone: phone, code: code })
         : api("POST", "/api/v1/auth/sms/verify", { phone: phone, code: code, kind: "citizen" })
           .then(function (s) { sessionStorage.setItem(TOKEN, s.token); sessionStorage.removeItem(WX_USER); });
-      busy(ev.target, call).then(function () { refreshWho(); next(); },
+      busy(ev.target, call, bind ? "绑定中…" : "登录中…").then(function () { refreshWho(); next(); },
         function (e) { showError("phone-msg", e); });
     });
   }
@@ -403,12 +462,14 @@
         "<dt>姓名</dt><dd>", esc(me.name || "未实名"), "</dd>",
         "<dt>身份证号</dt><dd>", esc(me.id_number_masked || "-"), "</dd>",
         "<dt>手机号</dt><dd>", esc(me.phone_masked || "未绑定"), "</dd>",
-        "<dt>认证状态</dt><dd>", esc(LEVEL[level] || level), "</dd></dl></div>",
+        "<dt>认证状态</dt><dd>", esc(LEVEL[level] || "未实名"), "</dd></dl></div>",
+        '<div class="card" id="todo"><h2>我的待办</h2><p class="hint">加载中…</p></div>',
         '<div class="card steps"><h2>签约步骤</h2><ul class="list">',
         "<li>", step("#/phone", "1. 绑定手机号", !!me.phone_masked), "</li>",
-        "<li>", step("#/real-name", "2. 实名认证", level !== "none"), "</li>",
-        "<li>", step("#/face", "3. 人脸核身", level === "face_verified"), "</li>",
-        "<li>", step("#/scan", "4. 扫码签约", false), "</li></ul>",
+        "<li>", step("#/consent", "2. 个人信息授权", !!me.pi_consent_at), "</li>",
+        "<li>", step("#/real-name", "3. 实名认证", level !== "none"), "</li>",
+        "<li>", step("#/face", "4. 人脸核身", level === "face_verified"), "</li>",
+        "<li>", step("#/scan", "5. 扫码签约", false), "</li></ul>",
         pending ? '<a class="button" href="#/scan/' + esc(pending) + '">继续签约</a>' : "",
         "</div>",
         '<div class="card"><h2>存量房（二手房）</h2>',
@@ -419,6 +480,7 @@
         '<a class="button secondary" href="#/verify">合同查询</a>',
         '<button id="logout" class="danger">退出登录</button></div>',
       ].join(""));
+      loadTodo();
       if (level !== "none") {
         api("GET", "/api/v1/me/signatures").then(function (tasks) {
           var link = document.getElementById("to-signatures");
@@ -436,7 +498,89 @@
     }, function (e) { showError(view, e); });
   };
 
+  /* 我的待办: for each of my contracts, what is done and what is due next (signing, the
+   * deposit, the down payment), from the contract and its payment notices. */
+  function loadTodo() {
+    api("GET", "/api/v1/contracts").then(function (answer) {
+      var items = (answer.items || []).slice(0, 5);
+      return Promise.all(items.map(function (o) {
+        var money = o.business_number && o.status !== "draft" && o.status !== "voided" && o.status !== "expired";
+        return (money ? request("GET", "/api/v1/contracts/" + encodeURIComponent(o.id) + "/payment-notices")
+          .then(null, function () { return { items: [] }; }) : Promise.resolve({ items: [] }))
+          .then(function (notices) { return { order: o, notices: notices.items || [] }; });
+      }));
+    }).then(function (rows) {
+      var box = document.getElementById("todo");
+      if (!box) { return; }
+      var lines = [];
+      rows.forEach(function (row) {
+        var o = row.order;
+        var me = myParty(o);
+        var link = "#/contract/" + esc(o.id);
+        var due = row.notices.filter(function (n) { return !n.closed && n.status !== "cancelled"; });
+        var paid = row.notices.filter(function (n) { return n.closed; });
+        var done = paid.map(function (n) { return (NOTICE_KIND[n.kind] || "款项") + "已缴清"; });
+        if (me && me.signed_at) { done.unshift("本人已签署"); }
+        var nextStep = "";
+        if (o.status === "awaiting_signatures" && me && !me.signed_at && !me.declined_at) {
+          nextStep = due.some(function (n) { return n.kind === "deposit"; }) ? "缴纳定金后签署合同" : "签署合同";
+        } else if (due.length) {
+          nextStep = "缴纳" + (NOTICE_KIND[due[0].kind] || "款项") + " " + yuan(due[0].outstanding_fen);
+        }
+        lines.push('<li><a href="' + link + '"><b>' + esc(flatLabel(o.unit)) + "</b><br>" +
+          '<span class="hint">当前：' + esc(STATUS[o.status] || "办理中") +
+          (done.length ? "；已完成：" + esc(done.join("、")) : "") + "</span><br>" +
+          (nextStep ? '<span class="todo">下一步：' + esc(nextStep) + " ›</span>" : '<span class="done">暂无待办</span>') +
+          "</a></li>");
+      });
+      box.innerHTML = "<h2>我的待办</h2>" + (lines.length ? '<ul class="list" id="todo-list">' + lines.join("") + "</ul>"
+        : '<p class="hint">暂无合同。扫描售楼处出示的签约二维码开始签约。</p>');
+    }, function () {
+      var box = document.getElementById("todo");
+      if (box) { box.innerHTML = '<h2>我的待办</h2><p class="hint">暂无合同。</p>'; }
+    });
+  }
+
+  /* 个人信息授权: the separate consent (个人信息保护法 第二十九条) before the ID number and
+   * the face are collected; the API keeps which notice was agreed to, and when. */
+  pages.consent = function () {
+    render("个人信息授权", LOADING);
+    if (signingJourney()) { showContext("个人信息授权"); }
+    Promise.all([api("GET", "/api/v1/me"), api("GET", "/api/v1/me/pi-notice")]).then(function (all) {
+      var me = all[0];
+      var notice = all[1];
+      render("个人信息授权", [
+        '<div class="card" id="pi-notice"><h2>', esc(notice.title), "</h2>",
+        "<p>实名认证和人脸核身将处理您的敏感个人信息。请阅读以下告知，单独同意后再继续。</p>",
+        (notice.items || []).map(function (item) {
+          return "<h3>" + esc(item.heading) + "</h3><p>" + esc(item.text) + "</p>";
+        }).join(""),
+        me.pi_consent_at ? '<p class="ok" id="pi-consented">您已于 ' + esc(when(me.pi_consent_at)) + " 同意本告知。</p>" : "",
+        '<button id="pi-agree">同意</button>',
+        '<button id="pi-refuse" class="secondary">不同意</button><div id="pi-msg"></div></div>',
+      ].join(""));
+      on("pi-agree", "click", function (ev) {
+        busy(ev.target, api("POST", "/api/v1/me/pi-consent", { version: notice.version }), "提交中…")
+          .then(function () { go("#/real-name"); }, function (e) { showError("pi-msg", e); });
+      });
+      on("pi-refuse", "click", function () {
+        document.getElementById("pi-msg").innerHTML = '<p class="warn" role="status">未同意时无法在线实名认证和签约。' +
+          "您可以到交易中心窗口办理，或稍后再回到本页同意。</p>";
+      });
+    }, function (e) { showError(view, e); });
+  };
+
   pages["real-name"] = function () {
+    render("实名认证", LOADING);
+    // No ID number is asked for before the separate consent to the notice.
+    api("GET", "/api/v1/me").then(function (me) {
+      if (!me.pi_consent_at) { go("#/consent"); return; }
+      realNameForm();
+    }, function (e) { showError(view, e); });
+  };
+
+  function realNameForm() {
+    if (signingJourney()) { showContext("实名认证"); }
     render("实名认证", [
       '<div class="card"><h2>实名认证</h2>',
       '<p class="hint">请填写与合同（或不动产权证书）一致的姓名和证件号码。港澳台人士、外国人士请选择对应证件，姓名须与证件一致。</p>',
@@ -453,52 +597,69 @@
         id_type: document.getElementById("id-type").value,
       };
       if (!body.name || !body.id_number) { showError("rn-msg", "请填写姓名和证件号码。"); return; }
-      busy(ev.target, api("POST", "/api/v1/me/real-name", body)).then(function () {
+      busy(ev.target, api("POST", "/api/v1/me/real-name", body), "提交中…").then(function () {
         refreshWho();
         go("#/face");
       }, function (e) { showError("rn-msg", e); });
     });
-  };
+  }
 
+  /* 人脸核身: the provider's page opens in this same tab (nothing for a blocker to stop);
+   * its return page leads back here, and this page asks the server for the result by
+   * itself: on coming back, and whenever the page is shown or focused again. */
   pages.face = function () {
     var why = sessionStorage.getItem(FACE_WHY);
+    if (signingJourney()) { showContext("人脸核身"); }
     render("人脸核身", [
       '<div class="card"><h2>人脸核身</h2>',
       why ? '<p class="warn" role="alert" id="face-why">' + esc(why) + "完成后将自动返回签署页面。</p>" : "",
-      "<p>签署合同前需要确认是本人操作。点击下方按钮将打开核身页面，完成后回到本页查看结果。</p>",
+      "<p>签署合同前需要确认是本人操作。点击下方按钮进入核身页面，完成后将自动回到本页并显示结果。</p>",
       '<button id="start">开始人脸核身</button>',
-      '<button id="check" class="secondary">我已完成，查看结果</button>',
-      '<div id="face-msg"></div></div>',
+      '<div id="face-msg" aria-live="polite"></div></div>',
     ].join(""));
-    on("start", "click", function (ev) {
-      var popup = window.open("", "_blank");
-      busy(ev.target, api("POST", "/api/v1/me/face-sessions")).then(function (face) {
-        sessionStorage.setItem(FACE, face.id);
-        var url = sameOriginMock(face.url);
-        if (popup) { popup.location.href = url; } else { location.href = url; }
-        document.getElementById("face-msg").innerHTML =
-          '<p class="hint">已打开核身页面，完成后请点击「我已完成，查看结果」。</p>';
-      }, function (e) { if (popup) { popup.close(); } showError("face-msg", e); });
-    });
-    on("check", "click", function (ev) {
+    var asked = generation;
+    var checking = false;
+    function check() {
       var id = sessionStorage.getItem(FACE);
-      if (!id) { showError("face-msg", "请先点击「开始人脸核身」。"); return; }
-      busy(ev.target, api("GET", "/api/v1/me/face-sessions/" + encodeURIComponent(id)))
-        .then(function (face) {
-          var box = document.getElementById("face-msg");
-          if (face.status === "passed" || face.identity_level === "face_verified") {
-            box.innerHTML = '<p class="ok">人脸核身通过。</p>';
-            sessionStorage.removeItem(FACE_WHY);
-            refreshWho();
-            setTimeout(next, 600);
-          } else if (face.status === "pending") {
-            box.innerHTML = '<p class="hint">尚未完成核身，请在核身页面完成后再查看。</p>';
-          } else {
-            showError(box, "人脸核身未通过（" + (FACE_REASON[face.reason] || face.reason || face.status) +
-              "），请点击「开始人脸核身」重新核验。");
-          }
-        }, function (e) { showError("face-msg", e); });
+      if (!id || checking || asked !== generation) { return; }
+      checking = true;
+      var box = document.getElementById("face-msg");
+      box.innerHTML = '<p class="hint" id="face-checking">正在查询核身结果…</p>';
+      api("GET", "/api/v1/me/face-sessions/" + encodeURIComponent(id)).then(function (face) {
+        checking = false;
+        box = document.getElementById("face-msg");
+        if (face.status === "passed" || face.identity_level === "face_verified") {
+          sessionStorage.removeItem(FACE);
+          box.innerHTML = '<p class="ok" id="face-passed">人脸核身通过。</p>';
+          sessionStorage.removeItem(FACE_WHY);
+          refreshWho();
+          setTimeout(function () { if (asked === generation) { next(); } }, 600);
+        } else if (face.status === "pending") {
+          box.innerHTML = '<p class="hint" id="face-pending">尚未完成核身。完成核身后回到本页，结果会自动显示。</p>';
+        } else {
+          sessionStorage.removeItem(FACE);
+          showError(box, "人脸核身未通过（" + (FACE_REASON[face.reason] || "核身未完成") +
+            "），请点击「开始人脸核身」重新核验。");
+        }
+      }, function (e) { checking = false; showError("face-msg", e); });
+    }
+    on("start", "click", function (ev) {
+      busy(ev.target, api("POST", "/api/v1/me/face-sessions"), "正在打开核身页面…").then(function (face) {
+        sessionStorage.setItem(FACE, face.id);
+        location.href = sameOriginMock(face.url);
+      }, function (e) { showError("face-msg", e); });
     });
+    function again() { if (document.visibilityState !== "hidden") { check(); } }
+    window.addEventListener("focus", again);
+    document.addEventListener("visibilitychange", again);
+    window.addEventListener("pageshow", again);
+    window.addEventListener("hashchange", function stop() {
+      window.removeEventListener("focus", again);
+      document.removeEventListener("visibilitychange", again);
+      window.removeEventListener("pageshow", again);
+      window.removeEventListener("hashchange", stop);
+    });
+    check();  // back from the provider: the result, without a tap
   };
 
   // Our QR codes hold exactly `<this server>/miniapp/#/scan/<scene>` (the API's scan_url):
@@ -590,15 +751,23 @@
       });
       return;
     }
-    // A scanned code is where the journey goes on: it outranks a page left earlier.
+    // A scanned code is where the journey goes on: it outranks a page left earlier. Before
+    // anyone logs in, the link says which flat it is for, or that it can no longer be used.
+    render("扫码签约", '<div class="card"><p class="hint">正在打开合同…</p><div id="scan-msg"></div></div>');
+    var preview = api("GET", "/api/v1/public/scenes/" + encodeURIComponent(scene)).then(function (p) {
+      sessionStorage.setItem(CONTEXT, flatLabel(p.unit));
+      return p;
+    });
     if (!token()) {
-      sessionStorage.setItem(PENDING, scene);
-      sessionStorage.removeItem(RETURN);
-      go("#/login");
+      preview.then(function (p) {
+        if (p.state !== "open") { linkEnded(p.message, flatLabel(p.unit)); return; }
+        sessionStorage.setItem(PENDING, scene);
+        sessionStorage.removeItem(RETURN);
+        go("#/login");
+      }, function (e) { linkEnded(e.message, ""); });
       return;
     }
-    render("扫码签约", '<div class="card"><p class="hint">正在打开合同…</p><div id="scan-msg"></div></div>');
-    api("POST", "/api/v1/scan", { scene: scene }).then(function (answer) {
+    preview.then(null, function () { return null; }).then(function () { return api("POST", "/api/v1/scan", { scene: scene }); }).then(function (answer) {
       sessionStorage.removeItem(PENDING);
       go(answer.cancellation_id ? "#/cancellation/" + answer.cancellation_id : "#/contract/" + answer.order.id);
     }, function (e) {
@@ -618,11 +787,22 @@
       }
       show();
       function show() {
+        if (extra) { showContext(e.code === "face_verification_required" ? "实名认证" : "阅读合同"); }
         render("扫码签约", '<div class="card"><h2>无法打开合同</h2><p class="error" role="alert">' +
           esc(e.message) + "</p>" + extra + '<a class="button secondary" href="#/home">返回首页</a></div>');
       }
     });
   };
+
+  /* A link that can no longer be signed says so before anyone logs in. */
+  function linkEnded(message, label) {
+    sessionStorage.removeItem(PENDING);
+    render("扫码签约", '<div class="card"><h2>无法打开合同</h2>' +
+      (label ? '<p id="ended-flat">' + esc(label) + "</p>" : "") +
+      '<p class="error" role="alert">' + esc(message) + "</p>" +
+      '<p class="hint">如需继续签约，请联系售楼处（或出卖人）重新出示二维码。</p>' +
+      '<a class="button secondary" href="#/verify">合同查询</a></div>');
+  }
 
   function loadOrder(id) {
     return api("GET", "/api/v1/contracts/" + encodeURIComponent(id));
@@ -662,14 +842,14 @@
         var hasMoney = resale
           ? !!(order.resale && order.resale.funds_supervised) && (isContract(order.status) || order.status === "cancelled")
           : !!order.business_number && order.status !== "draft";
+        if (me && order.status === "awaiting_signatures") { showContext("阅读合同", flatLabel(order.unit)); }
         render("合同详情", [
           '<div class="card"><h2>', esc(terms.title || (resale ? "存量房买卖合同" : "商品房买卖合同")), "</h2>",
           "<p>", statusTag(order.status), "</p>",
           order.contract_number ? '<p>合同编号：<b id="contract-number">' + esc(order.contract_number) + "</b></p>" : "",
           "<dl>",
           "<dt>项目</dt><dd>", esc(unit.project || order.unit.project), "</dd>",
-          "<dt>房屋</dt><dd>", esc(unit.building || order.unit.building), " ", esc(unit.unit || ""), " ",
-          esc(unit.room_no || order.unit.room_no), "</dd>",
+          '<dt>房屋</dt><dd id="flat">', esc(flatLabel(order.unit)), "</dd>",
           unit.address ? "<dt>坐落</dt><dd>" + esc(unit.address) + "</dd>" : "",
           unit.use ? "<dt>用途</dt><dd>" + esc(unit.use) + "</dd>" : "",
           "<dt>建筑面积</dt><dd>", esc(area(unit.building_area_units)), "</dd>",
@@ -678,7 +858,7 @@
           "<dt>付款方式</dt><dd>", esc(terms.payment_method_label || PAYMENT[order.payment_method] || order.payment_method), "</dd>",
           "<dt>定金</dt><dd>", esc(yuan(order.deposit_fen)), "</dd>",
           "<dt>首付款</dt><dd>", esc(yuan(order.down_payment_fen)), "</dd>",
-          "<dt>交付日期</dt><dd>", esc(order.delivery_date), "</dd>",
+          "<dt>交付日期</dt><dd>", esc(chineseDate(order.delivery_date)), "</dd>",
           "<dt>出卖人</dt><dd>", esc(order.company), "</dd>",
           "</dl></div>",
           resale ? resaleTermsHtml(order.resale) : "",
@@ -687,17 +867,38 @@
           filingHtml(order),
           hasMoney ? '<div class="card" id="notices"><h2>缴款通知</h2><p class="hint">加载中…</p></div>' : "",
           contractText(doc.text),
-          canSign ? '<a class="button" id="to-sign" href="#/sign/' + esc(order.id) + '">我已阅读，去签署</a>' : "",
+          canSign ? '<button id="to-sign" disabled>请阅读至合同末尾</button>' +
+            '<p class="read-note" id="read-note">阅读至合同末尾后，方可签署。</p>' : "",
           me && isContract(order.status) ? pdfButton() : "",
+          me && isContract(order.status) ? passwordHtml(resale) : "",
           me && isContract(order.status) ? '<div class="card" id="cancellations"><h2>' + (resale ? "合同注销" : "退房") +
             '</h2><p class="hint">加载中…</p></div>' : "",
           '<div class="card"><h2>业务进度</h2><div id="timeline"><p class="hint">加载中…</p></div></div>',
           '<p class="hash">文件摘要（SHA-256）：', esc(order.document_hash || "-"), "</p>",
         ].join(""));
         loadTimeline(order);
-        if (hasMoney) { loadNotices(order.id); }
+        if (hasMoney) { watchNotices(order); }
+        contractIndex();
+        if (canSign) {
+          // The sign button is active only once the reader reached the end of the text.
+          var end = document.getElementById("text-end");
+          var toSign = document.getElementById("to-sign");
+          var reached = function () {
+            toSign.disabled = false;
+            toSign.textContent = "我已阅读，去签署";
+            var note = document.getElementById("read-note");
+            if (note) { note.textContent = "您已阅读至合同末尾。"; }
+          };
+          if (!end) { reached(); } else if (window.IntersectionObserver) {
+            new IntersectionObserver(function (entries, watcher) {
+              if (entries.some(function (entry) { return entry.isIntersecting; })) { reached(); watcher.disconnect(); }
+            }).observe(end);
+          } else { reached(); }
+          toSign.addEventListener("click", function () { go("#/sign/" + order.id); });
+        }
         if (me && isContract(order.status)) { loadCancellations(order); }
         on("download-pdf", "click", function (ev) { downloadPdf(ev.target, order); });
+        if (me && isContract(order.status)) { passwordControls(order); }
         // A party who was shown the whole text: the timeline keeps who opened which
         // document and when (the evidence that it was read before signing).
         if (me && doc.text && order.document_hash) {
@@ -717,7 +918,7 @@
       '<div class="card" id="resale-terms"><h2>房屋权属与交易资金</h2>',
       r.mortgaged ? '<p class="warn" id="mortgaged"><b>已抵押</b>：该房屋已设定抵押。出卖人应在办理转移登记前解除抵押，请知悉后再签署。</p>' : "",
       "<dl><dt>不动产权证号</dt><dd id=\"certificate-no\">", esc(r.certificate_no), "</dd>",
-      "<dt>登记日期</dt><dd>", esc(r.registered_on), "</dd>",
+      "<dt>登记日期</dt><dd>", esc(chineseDate(r.registered_on)), "</dd>",
       "<dt>抵押情况</dt><dd>", r.mortgaged ? '<span class="status mortgaged">已抵押</span>' : "未登记抵押", "</dd>",
       "<dt>共有性质</dt><dd>", esc(r.co_ownership_label), "</dd>",
       "<dt>税费承担</dt><dd id=\"taxes\">", esc(r.taxes_borne_by_label), "</dd>",
@@ -777,16 +978,50 @@
   }
 
   /* The whole contract as it is signed: every chapter and clause of the document's text. */
+  // The clauses a buyer looks for first, found by the words of their chapter headings.
+  var KEY_CLAUSES = [
+    ["价款", /价款|价格|付款/], ["付款方式", /付款|支付|贷款/], ["交付", /交付|交接/],
+    ["违约责任", /违约/], ["面积差异", /面积/],
+  ];
   function contractText(text) {
     if (!text || !text.chapters) { return ""; }
+    var keys = KEY_CLAUSES.map(function (key) {
+      var at = -1;
+      text.chapters.some(function (chapter, i) {
+        if (key[1].test(chapter.heading)) { at = i; return true; }
+        return false;
+      });
+      if (at < 0) {
+        text.chapters.some(function (chapter, i) {
+          if (chapter.clauses.some(function (c) { return key[1].test(c); })) { at = i; return true; }
+          return false;
+        });
+      }
+      return at < 0 ? "" : '<button type="button" data-chapter="' + at + '">' + esc(key[0]) + "</button>";
+    }).join("");
     return '<div class="card contract-text" id="contract-text"><h2>合同全文</h2>' +
       '<p class="hint">请完整阅读以下条款；您签署的正是这份文本。</p>' +
+      (keys ? '<p class="hint">重点条款</p><div class="toc key" id="key-clauses">' + keys + "</div>" : "") +
+      '<details class="agreement" id="contract-index"><summary>目录（共 ' + text.chapters.length + " 章）</summary>" +
+      '<div class="toc">' + text.chapters.map(function (chapter, i) {
+        return '<button type="button" data-chapter="' + i + '">' + esc(chapter.heading) + "</button>";
+      }).join("") + "</div></details>" +
       '<h3 class="doc-title">' + esc(text.title) + "</h3>" +
-      text.chapters.map(function (chapter) {
-        return '<section class="chapter"><h4>' + esc(chapter.heading) + "</h4>" +
+      text.chapters.map(function (chapter, i) {
+        return '<section class="chapter" id="chapter-' + i + '"><h4>' + esc(chapter.heading) + "</h4>" +
           chapter.clauses.map(function (clause) { return "<p>" + esc(clause) + "</p>"; }).join("") +
           "</section>";
       }).join("") + '<p class="hint" id="text-end">— 合同正文完 —</p></div>';
+  }
+
+  /* The index and the key clauses scroll to their chapter (hash routing keeps anchors). */
+  function contractIndex() {
+    Array.prototype.forEach.call(document.querySelectorAll("#contract-text [data-chapter]"), function (button) {
+      button.addEventListener("click", function () {
+        var target = document.getElementById("chapter-" + button.getAttribute("data-chapter"));
+        if (target) { target.scrollIntoView({ block: "start" }); }
+      });
+    });
   }
 
   function pdfButton() {
@@ -812,112 +1047,285 @@
   }
 
   var STAFF_ROLE = { company_admin: "企业管理员", sales_agent: "销售人员", seal_keeper: "印章授权人", regulator: "主管部门" };
-  /* Staff act as "role:masked name"; citizens and the system by name. */
-  function actorLabel(actor) {
-    var at = String(actor || "").indexOf(":");
-    if (at > 0 && STAFF_ROLE[actor.slice(0, at)]) { return STAFF_ROLE[actor.slice(0, at)] + " " + actor.slice(at + 1); }
-    return actor;
-  }
 
+  // What a buyer's timeline leaves out: the platform's own workings (codes sent, reminders,
+  // refused scans, the PDF's making), not steps of the business.
+  var INTERNAL_EVENTS = {
+    sign_code_sent: true, seal_code_sent: true, cancellation_code_sent: true,
+    cancellation_seal_code_sent: true, seal_reminded: true, scan_refused: true,
+    pdf_finished: true, password_shown: true, draft: true,
+  };
+  /* Who acted, by role: 销售人员 王**, 买受人 张*, 系统. */
+  function actorByRole(ev, order) {
+    var actor = String(ev.actor || "");
+    if (!actor) { return ""; }
+    var at = actor.indexOf(":");
+    if (at > 0 && STAFF_ROLE[actor.slice(0, at)]) { return STAFF_ROLE[actor.slice(0, at)] + " " + actor.slice(at + 1); }
+    if (actor === "系统" || actor === "平台") { return actor; }
+    var role = (ev.detail || {}).role;
+    if (!ROLE[role]) {
+      var party = (order.parties || []).filter(function (p) {
+        return p.name === actor || (p.name && p.name.charAt(0) === actor.charAt(0) && actor.indexOf("*") > 0);
+      })[0];
+      role = party ? party.role : "";
+    }
+    return (ROLE[role] || "签约方") + " " + actor;
+  }
+  var timelines = {};
   function loadTimeline(order) {
     var resale = order.kind === "resale";
+    timelines[order.id] = { order: order, events: null, payments: [] };
     api("GET", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/events").then(function (answer) {
-      var box = document.getElementById("timeline");
-      if (!box) { return; }
-      box.innerHTML = '<ol class="timeline">' + (answer.events || []).map(function (ev) {
-        return "<li>" + esc(when(ev.at)) + " · " + esc(eventLabel(ev, resale)) +
-          (ev.actor ? "（" + esc(actorLabel(ev.actor)) + "）" : "") + "</li>";
-      }).join("") + "</ol>";
+      timelines[order.id].events = (answer.events || []).filter(function (ev) { return !INTERNAL_EVENTS[ev.type]; })
+        .map(function (ev) {
+          return { at: ev.at, what: eventLabel(ev, resale), who: actorByRole(ev, order), type: ev.type };
+        });
+      drawTimeline(order.id);
     }, function (e) { showError("timeline", e); });
   }
-
-  function loadNotices(id) {
-    api("GET", "/api/v1/contracts/" + encodeURIComponent(id) + "/payment-notices").then(function (answer) {
-      var box = document.getElementById("notices");
-      if (!box) { return; }
-      var items = answer.items || [];
-      var refund = answer.refunded_fen || answer.refunding_fen ? '<p id="refund">' +
-        (answer.refunded_fen ? "已退回 <b>" + esc(yuan(answer.refunded_fen)) + "</b>" : "") +
-        (answer.refunded_fen && answer.refunding_fen ? "，" : "") +
-        (answer.refunding_fen ? "退款办理中 <b>" + esc(yuan(answer.refunding_fen)) + "</b>" : "") +
-        '</p><p class="hint">退款由监管银行原路退回付款账户。</p>' : "";
-      box.innerHTML = "<h2>缴款通知</h2>" + refund + (items.length ? '<ul class="list">' + items.map(function (n) {
-        return "<li><b>" + esc(NOTICE_KIND[n.kind] || n.kind) + "</b> " +
-          '<span class="status ' + (n.closed ? "signed" : "awaiting_seal") + '">' +
-          esc(NOTICE_STATUS[n.status] || n.status) + "</span>" +
-          "<dl><dt>应缴</dt><dd>" + esc(yuan(n.due_fen)) + "</dd><dt>已缴</dt><dd>" + esc(yuan(n.paid_fen)) +
-          "</dd><dt>缴款编号</dt><dd>" + esc(n.reference) + "</dd><dt>收款账户</dt><dd>" +
-          esc(n.account_name) + " " + esc(n.account_number_masked) + "（" + esc(n.bank_name) + "）</dd></dl>" +
-          (n.closed || n.status === "cancelled" ? "" : n.pay_url
-            ? '<a class="button" target="_blank" rel="noopener" href="' + esc(sameOriginMock(n.pay_url)) +
-              '">去缴款（监管银行）</a>'
-            : '<button class="pay secondary" data-notice="' + esc(n.id) + '">去缴款</button>' +
-              '<div class="pay-box" id="pay-' + esc(n.id) + '"></div>') + "</li>";
-      }).join("") + "</ul>" : '<p class="hint">暂无缴款通知。</p>');
-      var unpaidDeposit = items.filter(function (n) { return n.kind === "deposit" && !n.closed && n.status !== "cancelled"; });
-      var toSign = document.getElementById("to-sign");
-      if (toSign && unpaidDeposit.length) {
-        toSign.insertAdjacentHTML("beforebegin", '<p class="hint" id="deposit-first">请先缴清定金（实缴金额须等于应缴金额），缴清后即可签署。</p>');
+  /* 业务进度: a vertical stepper, oldest first, the payments the bank reported among them;
+   * a step repeated by the same person (the text opened twice) is shown once. */
+  function drawTimeline(orderId) {
+    var state = timelines[orderId];
+    var box = document.getElementById("timeline");
+    if (!box || !state || !state.events) { return; }
+    var steps = state.events.concat(state.payments).sort(function (a, b) { return a.at < b.at ? -1 : a.at > b.at ? 1 : 0; });
+    var seen = {};
+    steps = steps.filter(function (step) {
+      var key = step.what + "|" + step.who;
+      if (step.type && (step.type === "document_opened" || step.type === "scanned")) {
+        if (seen[key]) { return false; }
+        seen[key] = true;
       }
-      Array.prototype.forEach.call(box.querySelectorAll("button.pay"), function (button) {
-        button.addEventListener("click", function () {
-          var notice = button.getAttribute("data-notice");
-          var target = document.getElementById("pay-" + notice);
-          fetch("/api/v1/payment-notices/" + encodeURIComponent(notice) + "/qr.png",
-            { headers: { Authorization: "Bearer " + token() } })
-            .then(function (r) { if (!r.ok) { throw new Error("缴款二维码暂不可用。"); } return r.blob(); })
-            .then(function (blob) {
-              target.innerHTML = '<img class="qr" alt="缴款二维码" src="' + URL.createObjectURL(blob) + '">' +
-                '<p class="hint">请用手机银行扫描二维码，在监管银行页面完成缴款；款项只进入资金监管账户。</p>';
-            }, function (e) { showError(target, e); });
+      return true;
+    });
+    box.innerHTML = '<ol class="stepper" id="stepper">' + steps.map(function (step) {
+      return '<li class="' + (step.money ? "money" : "") + '"><span class="what">' + esc(step.what) + "</span>" +
+        '<span class="meta">' + esc(when(step.at)) + (step.who ? " · " + esc(step.who) : "") + "</span></li>";
+    }).join("") + "</ol>";
+  }
+
+  /* 缴款通知: drawn now and again by itself while money is still due (every few seconds,
+   * and when the page is shown again), so a payment on the bank's page shows up here as
+   * 已缴清 without a reload; a paid notice gives its receipt (缴款凭证). */
+  function watchNotices(order) {
+    var asked = generation;
+    var last = "";
+    var timer = null;
+    function poll() {
+      if (asked !== generation) { return; }
+      clearTimeout(timer);
+      // A page nobody looks at asks nothing; it asks again as soon as it is shown.
+      if (document.visibilityState === "hidden") { return; }
+      request("GET", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/payment-notices").then(function (answer) {
+        if (asked !== generation) { return; }
+        var text = JSON.stringify(answer);
+        if (text !== last) { last = text; drawNotices(order, answer); }
+        var open = (answer.items || []).some(function (n) { return !n.closed && n.status !== "cancelled"; });
+        clearTimeout(timer);
+        if (open) { timer = setTimeout(poll, 2500); }
+      }, function (e) {
+        if (asked !== generation) { return; }
+        var box = document.getElementById("notices");
+        if (box && e.status === 404) { box.innerHTML = '<h2>缴款通知</h2><p class="hint">暂无缴款通知。</p>'; return; }
+        showError("notices", e);
+      });
+    }
+    function again() { if (document.visibilityState !== "hidden") { poll(); } }
+    window.addEventListener("focus", again);
+    document.addEventListener("visibilitychange", again);
+    window.addEventListener("hashchange", function stop() {
+      clearTimeout(timer);
+      window.removeEventListener("focus", again);
+      document.removeEventListener("visibilitychange", again);
+      window.removeEventListener("hashchange", stop);
+    });
+    poll();
+  }
+
+  function drawNotices(order, answer) {
+    var box = document.getElementById("notices");
+    if (!box) { return; }
+    var items = answer.items || [];
+    var back = "/miniapp/#/contract/" + order.id;
+    var refund = answer.refunded_fen || answer.refunding_fen ? '<p id="refund">' +
+      (answer.refunded_fen ? "已退回 <b>" + esc(yuan(answer.refunded_fen)) + "</b>" : "") +
+      (answer.refunded_fen && answer.refunding_fen ? "，" : "") +
+      (answer.refunding_fen ? "退款办理中 <b>" + esc(yuan(answer.refunding_fen)) + "</b>" : "") +
+      '</p><p class="hint">退款由监管银行原路退回付款账户。</p>' : "";
+    box.innerHTML = "<h2>缴款通知</h2>" + refund + (items.length ? '<ul class="list">' + items.map(function (n) {
+      var open = !(n.closed || n.status === "cancelled");
+      return '<li data-notice="' + esc(n.kind) + '"><b>' + esc(NOTICE_KIND[n.kind] || "款项") + "</b> " +
+        '<span class="status ' + (n.closed ? "signed" : "awaiting_seal") + '">' +
+        esc(NOTICE_STATUS[n.status] || "办理中") + "</span>" +
+        "<dl><dt>应缴</dt><dd>" + esc(yuan(n.due_fen)) + "</dd><dt>已缴</dt><dd>" + esc(yuan(n.paid_fen)) +
+        "</dd>" + (n.paid_at ? '<dt>缴清时间</dt><dd class="paid-at">' + esc(when(n.paid_at)) + "</dd>" : "") +
+        "<dt>缴款编号</dt><dd>" + esc(n.reference) + "</dd><dt>收款账户</dt><dd>" +
+        esc(n.account_name) + " " + esc(n.account_number_masked) + "（" + esc(n.bank_name) + "）</dd></dl>" +
+        (n.receipt_pdf ? '<button class="secondary receipt" data-receipt="' + esc(n.receipt_pdf) + '" data-name="缴款凭证-' +
+          esc(n.reference) + '.pdf">下载缴款凭证</button><div class="receipt-msg"></div>' : "") +
+        (!open ? "" : n.pay_url
+          ? '<a class="button" target="_blank" rel="noopener" href="' +
+            esc(sameOriginMock(n.pay_url) + "&return=" + encodeURIComponent(back)) + '">去缴款（监管银行）</a>' +
+            '<p class="hint">缴款完成后，本页会自动更新缴款状态。</p>'
+          : '<button class="pay secondary" data-notice="' + esc(n.id) + '">去缴款</button>' +
+            '<div class="pay-box" id="pay-' + esc(n.id) + '"></div>') + "</li>";
+    }).join("") + "</ul>" : '<p class="hint">暂无缴款通知。</p>');
+    // The payments, in the timeline too.
+    var state = timelines[order.id];
+    if (state) {
+      state.payments = [];
+      items.forEach(function (n) {
+        (n.payments || []).forEach(function (pay) {
+          state.payments.push({ at: pay.at, what: "监管银行到账：" + (NOTICE_KIND[n.kind] || "款项") + " " + yuan(pay.amount_fen),
+            who: "监管银行", money: true });
         });
       });
-    }, function (e) {
-      var box = document.getElementById("notices");
-      if (box && e.status === 404) { box.innerHTML = '<h2>缴款通知</h2><p class="hint">暂无缴款通知。</p>'; return; }
-      showError("notices", e);
+      drawTimeline(order.id);
+    }
+    var unpaidDeposit = items.filter(function (n) { return n.kind === "deposit" && !n.closed && n.status !== "cancelled"; });
+    var toSign = document.getElementById("to-sign");
+    var first = document.getElementById("deposit-first");
+    if (toSign && unpaidDeposit.length && !first) {
+      toSign.insertAdjacentHTML("beforebegin", '<p class="hint" id="deposit-first">请先缴清定金（实缴金额须等于应缴金额），缴清后即可签署。</p>');
+    } else if (first && !unpaidDeposit.length) {
+      first.remove();
+    }
+    Array.prototype.forEach.call(box.querySelectorAll("button.receipt"), function (button) {
+      button.addEventListener("click", function () {
+        var msg = button.nextElementSibling;
+        busy(button, fetch(button.getAttribute("data-receipt"), { headers: { Authorization: "Bearer " + token() } })
+          .then(function (r) { if (!r.ok) { throw new Error("缴款凭证暂不可用。"); } return r.blob(); }), "下载中…")
+          .then(function (blob) {
+            var link = document.createElement("a");
+            link.href = URL.createObjectURL(blob);
+            link.download = button.getAttribute("data-name");
+            document.body.appendChild(link);
+            link.click();
+            link.remove();
+            msg.innerHTML = '<p class="ok receipt-saved">已下载 ' + esc(link.download) + "</p>";
+          }, function (e) { showError(msg, e); });
+      });
+    });
+    Array.prototype.forEach.call(box.querySelectorAll("button.pay"), function (button) {
+      button.addEventListener("click", function () {
+        var notice = button.getAttribute("data-notice");
+        var target = document.getElementById("pay-" + notice);
+        fetch("/api/v1/payment-notices/" + encodeURIComponent(notice) + "/qr.png",
+          { headers: { Authorization: "Bearer " + token() } })
+          .then(function (r) { if (!r.ok) { throw new Error("缴款二维码暂不可用。"); } return r.blob(); })
+          .then(function (blob) {
+            target.innerHTML = '<img class="qr" alt="缴款二维码" src="' + URL.createObjectURL(blob) + '">' +
+              '<p class="hint">请用手机银行扫描二维码，在监管银行页面完成缴款；款项只进入资金监管账户。</p>';
+          }, function (e) { showError(target, e); });
+      });
     });
   }
 
+  // 数字证书服务协议: what the per-signing certificate is, and that its key is destroyed.
+  var CERTIFICATE_AGREEMENT = [
+    "一、每次签署时，网签平台的电子认证服务（平台 CA）为您签发一张仅用于本次签署的数字证书（事件证书），证书载明您的姓名和证件号码的摘要，有效期以签署所需为限。",
+    "二、证书对应的私钥在平台的签署服务内存中生成，仅用于对本合同文本的摘要和本次签署信息（时间、验证码记录、设备信息）生成电子签名，签名完成后立即销毁，不保存、不导出、不再使用。",
+    "三、签署以您通过人脸核身和短信验证码为前提；您应妥善保管手机和验证码，不得交由他人代为操作。",
+    "四、电子签名、证书和可信时间戳一并保存在合同的签署证据中，任何人可凭合同编号和合同密码核验合同真伪；依照《中华人民共和国电子签名法》，可靠的电子签名与手写签名或者盖章具有同等的法律效力。",
+  ];
+
   pages.sign = function (id) {
     var key = "wq.challenge." + id;
-    render("签署合同", '<div class="card"><p class="hint">加载中…</p></div>');
-    loadOrder(id).then(function (order) {
+    render("签署合同", LOADING);
+    var base = "/api/v1/contracts/" + encodeURIComponent(id);
+    Promise.all([loadOrder(id), api("GET", base + "/document").then(null, function () { return {}; })]).then(function (both) {
+      var order = both[0];
+      var doc = both[1].document || {};
+      var title = (doc.text && doc.text.title) || (doc.terms && doc.terms.title) ||
+        (order.kind === "resale" ? "存量房买卖合同" : "商品房买卖合同");
+      var flat = flatLabel(order.unit);
+      var method = PAYMENT[order.payment_method] || "见合同约定";
+      showContext("确认签署", flat);
       render("签署合同", [
         '<div class="card"><h2>短信验证签署</h2><dl>',
-        "<dt>房屋</dt><dd>", esc(order.unit.project), " ", esc(order.unit.building), " ", esc(order.unit.room_no), "</dd>",
+        '<dt>房屋</dt><dd id="sign-flat">', esc(flat), "</dd>",
         "<dt>总价款</dt><dd>", esc(yuan(order.price_fen)), "</dd>",
         "<dt>状态</dt><dd>", statusTag(order.status), "</dd></dl>",
-        "<p>签署即表示您已阅读并同意合同全部条款。签署后将以您本人的数字证书生成电子签名。</p>",
+        '<label class="check" for="agree"><input type="checkbox" id="agree"> <span>我已阅读并同意《', esc(title),
+        "》《数字证书服务协议》</span></label>",
+        '<div id="agree-msg"></div>',
+        '<details class="agreement" id="certificate-agreement"><summary>查看《数字证书服务协议》</summary>',
+        CERTIFICATE_AGREEMENT.map(function (line) { return "<p>" + esc(line) + "</p>"; }).join(""), "</details>",
         '<p class="hint">签署前须在近期（通常为 10 分钟内）通过人脸核身；超时将先引导您重新核身，完成后回到本页。</p>',
         '<button id="challenge" class="secondary">获取短信验证码</button>',
         '<div id="challenge-msg"></div>',
         '<label for="sign-code">短信验证码</label>',
         '<input id="sign-code" inputmode="numeric" maxlength="6" autocomplete="one-time-code" placeholder="6 位验证码">',
+        '<div id="code-msg"></div>',
         '<button id="sign">确认签署</button><div id="sign-msg"></div></div>',
+        '<div class="card"><h2>不同意签署</h2><p class="hint">如对合同内容有异议，可以拒签。拒签后本合同订单作废，需由售楼处（或出卖人）重新生成。</p>',
+        '<button id="decline" class="danger">拒签</button><div id="decline-box" hidden>',
+        '<label for="decline-reason">拒签原因</label>',
+        '<textarea id="decline-reason" maxlength="200" rows="3" placeholder="请填写拒签原因"></textarea>',
+        '<button id="decline-confirm" class="danger">确认拒签</button></div><div id="decline-msg"></div></div>',
         '<a class="button secondary" href="#/contract/', esc(order.id), '">返回合同</a>',
       ].join(""));
+      on("agree", "change", function () { document.getElementById("agree-msg").innerHTML = ""; });
       on("challenge", "click", function (ev) {
-        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(id) + "/signatures/challenge"))
+        busy(ev.target, api("POST", base + "/signatures/challenge"), "发送中…")
           .then(function (c) {
             sessionStorage.setItem(key, c.challenge_id);
             document.getElementById("challenge-msg").innerHTML = '<p class="ok">验证码已发送至 ' +
               esc(c.phone_masked) + "，" + Math.round(c.expires_in / 60) + " 分钟内有效。</p>";
           }, function (e) { signingError("challenge-msg", e); });
       });
-      on("sign", "click", function (ev) {
+      on("sign", "click", function () {
+        if (!document.getElementById("agree").checked) {
+          showError("agree-msg", "请先阅读并勾选同意《" + title + "》《数字证书服务协议》。");
+          return;
+        }
         var challenge = sessionStorage.getItem(key);
-        if (!challenge) { showError("sign-msg", "请先获取短信验证码。"); return; }
+        if (!challenge) { showError("challenge-msg", "请先获取短信验证码。"); return; }
         var code = document.getElementById("sign-code").value.trim();
-        if (!/^\d{4,8}$/.test(code)) { showError("sign-msg", "请输入短信中的验证码。"); return; }
-        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(id) + "/signatures",
-          { challenge_id: challenge, code: code })).then(function () {
-          sessionStorage.removeItem(key);
+        if (!/^\d{4,8}$/.test(code)) { showError("code-msg", "请输入短信中的验证码。"); return; }
+        confirmSheet(order, flat, method, function (button, sheet) {
+          busy(button, api("POST", base + "/signatures", { challenge_id: challenge, code: code }), "签署中…")
+            .then(function () {
+              sheet.remove();
+              sessionStorage.removeItem(key);
+              go("#/done/" + id);
+            }, function (e) { sheet.remove(); signingError("sign-msg", e); });
+        });
+      });
+      on("decline", "click", function () {
+        document.getElementById("decline-box").hidden = false;
+        document.getElementById("decline-reason").focus();
+      });
+      on("decline-confirm", "click", function (ev) {
+        var reason = document.getElementById("decline-reason").value.trim();
+        if (!reason) { showError("decline-msg", "请填写拒签原因。"); return; }
+        busy(ev.target, api("POST", base + "/decline", { reason: reason }), "提交中…").then(function () {
           go("#/done/" + id);
-        }, function (e) { signingError("sign-msg", e); });
+        }, function (e) { showError("decline-msg", e); });
       });
     }, function (e) { showError(view, e); });
   };
+
+  /* The last word before the code is checked: what is being signed, restated. */
+  function confirmSheet(order, flat, method, onConfirm) {
+    var sheet = document.createElement("div");
+    sheet.className = "sheet";
+    sheet.setAttribute("role", "dialog");
+    sheet.setAttribute("aria-modal", "true");
+    sheet.setAttribute("aria-label", "签署确认");
+    sheet.innerHTML = '<div class="card"><h2>签署确认</h2><dl>' +
+      '<dt>房屋</dt><dd id="confirm-flat">' + esc(flat) + "</dd>" +
+      '<dt>总价款</dt><dd id="confirm-price">' + esc(yuan(order.price_fen)) + "</dd>" +
+      '<dt>大写</dt><dd id="confirm-words">' + esc(String(order.price_words || "").replace(/（.*）$/, "")) + "</dd>" +
+      '<dt>付款方式</dt><dd id="confirm-method">' + esc(method) + "</dd></dl>" +
+      '<p class="legal" id="confirm-legal">签署后具有法律效力，请确认以上信息无误。</p>' +
+      '<div class="row tight"><button id="sheet-back" class="secondary">返回修改</button>' +
+      '<button id="sheet-sign">确认签署</button></div></div>';
+    document.body.appendChild(sheet);
+    document.getElementById("sheet-back").addEventListener("click", function () { sheet.remove(); });
+    document.getElementById("sheet-sign").addEventListener("click", function (ev) { onConfirm(ev.target, sheet); });
+  }
 
   pages.done = function (id) {
     render("签署结果", '<div class="card"><p class="hint">加载中…</p></div>');
@@ -928,10 +1336,7 @@
       if (isContract(order.status)) {
         body = '<h2>签约完成</h2><p>' + statusTag(order.status) + "</p>" +
           '<p>合同编号</p><p class="big" id="contract-number">' + esc(order.contract_number) + "</p>" +
-          '<div id="password-box"><button id="show-password">查看合同密码（仅显示一次）</button></div>' +
-          '<p class="hint">合同密码也已通过短信发送给' + (resale ? "买卖各方" : "各买受人") +
-          "，请妥善保存。凭合同编号和密码可在「合同查询」中核验合同真伪。</p>" +
-          pdfButton();
+          passwordHtml(resale) + pdfButton();
       } else if (order.status === "awaiting_submit") {
         body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
           "<p>订单已经完成签字，等待出卖人提交。提交后合同即为「已签约」，各方将收到合同编号和密码短信。</p>" +
@@ -941,13 +1346,18 @@
           "<p>等待其他签约方签署，买卖各方全部签字后由出卖人提交。</p>";
       } else if (order.status === "awaiting_seal") {
         body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
-          "<p>所有买受人已签署，等待开发企业盖章。盖章后您将收到合同编号和查询密码短信。</p>";
+          "<p>所有买受人已签署，等待开发企业盖章。盖章后您将收到合同编号和合同密码短信。</p>";
       } else if (order.status === "awaiting_signatures" && myParty(order) && myParty(order).signed_at) {
         body = "<h2>您已完成签署</h2><p>" + statusTag(order.status) + "</p>" +
           "<p>等待其他买受人签署，全部签署后由开发企业盖章。</p>";
+      } else if (order.status === "voided" && me && me.declined_at) {
+        body = '<h2 id="declined">您已拒签</h2><p>' + statusTag(order.status) + "</p>" +
+          "<p>本合同订单已作废。如需重新签约，请联系售楼处（或出卖人）重新生成合同。</p>";
       } else {
         body = "<h2>签署状态</h2><p>" + statusTag(order.status) + "</p>";
       }
+      if (isContract(order.status) || order.status === "awaiting_seal" || order.status === "awaiting_submit" ||
+          (me && me.signed_at)) { showContext("签署完成", flatLabel(order.unit)); }
       var waiting = ["awaiting_seal", "awaiting_signatures", "awaiting_submit"].indexOf(order.status) >= 0;
       var subscribe = waiting && sessionStorage.getItem(WX_USER) ?
         '<div class="card"><h2>消息提醒</h2><p class="hint">' + (resale ? "合同提交签约、交易资金到账时" : "盖章完成、首付款到账时") +
@@ -960,19 +1370,77 @@
       on("refresh", "click", function () { route(); });
       on("subscribe", "click", function () { askSubscription(AFTER_SIGNING); });
       on("download-pdf", "click", function (ev) { downloadPdf(ev.target, order); });
-      on("show-password", "click", function (ev) {
-        busy(ev.target, api("POST", "/api/v1/contracts/" + encodeURIComponent(order.id) + "/password"))
-          .then(function (shown) {
-            document.getElementById("password-box").innerHTML =
-              '<p>合同密码</p><p class="big" id="contract-password">' + esc(shown.password) + "</p>" +
-              '<p class="hint">此密码只显示这一次，请立即记下。</p>';
-          }, function (e) {
-            document.getElementById("password-box").innerHTML =
-              '<p class="hint" id="password-gone">' + esc(e.message || "无法显示合同密码。") + "</p>";
-          });
-      });
+      passwordControls(order);
     }, function (e) { showError(view, e); });
   };
+
+  /* 合同密码: one name everywhere; what it is for; shown masked with 显示 and 复制; the
+   * first look on asking, every later one after a fresh SMS code. */
+  function passwordHtml(resale) {
+    return '<div class="card" id="password-card"><h2>合同密码</h2>' +
+      "<p>合同密码是 8 位数字，与合同编号一起用于在「合同查询」中核验合同真伪，办理后续业务时也可能用到。请妥善保管，不要告诉他人。</p>" +
+      '<p class="hint">合同密码已通过短信发送给' + (resale ? "买卖各方" : "各买受人") +
+      "。在本页第一次查看无需验证，之后再次查看需短信验证码。</p>" +
+      '<div id="password-box"><button id="show-password" class="secondary">查看合同密码</button></div>' +
+      '<div id="password-msg"></div></div>';
+  }
+  function passwordControls(order) {
+    var path = "/api/v1/contracts/" + encodeURIComponent(order.id) + "/password";
+    function shown(answer) {
+      var masked = answer.password.replace(/./g, "•");
+      document.getElementById("password-box").innerHTML =
+        '<p class="password" id="contract-password" data-masked="true">' + masked + "</p>" +
+        '<div class="row tight"><button id="password-toggle" class="secondary">显示</button>' +
+        '<button id="password-copy" class="secondary">复制</button></div>';
+      document.getElementById("password-msg").innerHTML = "";
+      on("password-toggle", "click", function (ev) {
+        var box = document.getElementById("contract-password");
+        var hidden = box.getAttribute("data-masked") === "true";
+        box.textContent = hidden ? answer.password : masked;
+        box.setAttribute("data-masked", hidden ? "false" : "true");
+        ev.target.textContent = hidden ? "隐藏" : "显示";
+      });
+      on("password-copy", "click", function () {
+        var done = function () {
+          document.getElementById("password-msg").innerHTML = '<p class="ok" id="password-copied">合同密码已复制。</p>';
+        };
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(answer.password).then(done, function () {
+            showError("password-msg", "无法访问剪贴板，请点击「显示」后手动记下。");
+          });
+        } else { showError("password-msg", "无法访问剪贴板，请点击「显示」后手动记下。"); }
+      });
+    }
+    function askCode() {
+      document.getElementById("password-box").innerHTML =
+        '<p class="hint" id="password-again">您已查看过合同密码。再次查看前，请验证短信验证码。</p>' +
+        '<button id="password-challenge" class="secondary">获取短信验证码</button><div id="password-challenge-msg"></div>' +
+        '<label for="password-code">短信验证码</label>' +
+        '<input id="password-code" inputmode="numeric" maxlength="6" autocomplete="one-time-code" placeholder="6 位验证码">' +
+        '<button id="password-verify">验证并查看</button>';
+      var challenge = null;
+      on("password-challenge", "click", function (ev) {
+        busy(ev.target, api("POST", path + "/challenge"), "发送中…").then(function (c) {
+          challenge = c.challenge_id;
+          document.getElementById("password-challenge-msg").innerHTML = '<p class="ok">验证码已发送至 ' +
+            esc(c.phone_masked) + "。</p>";
+        }, function (e) { showError("password-challenge-msg", e); });
+      });
+      on("password-verify", "click", function (ev) {
+        var code = document.getElementById("password-code").value.trim();
+        if (!challenge) { showError("password-msg", "请先获取短信验证码。"); return; }
+        if (!/^\d{4,8}$/.test(code)) { showError("password-msg", "请输入短信中的验证码。"); return; }
+        busy(ev.target, api("POST", path, { challenge_id: challenge, code: code }), "验证中…")
+          .then(shown, function (e) { showError("password-msg", e); });
+      });
+    }
+    on("show-password", "click", function (ev) {
+      busy(ev.target, api("POST", path), "查询中…").then(shown, function (e) {
+        if (e.code === "password_code_required") { askCode(); return; }
+        showError("password-msg", e);
+      });
+    });
+  }
 
   /* wx.requestSubscribeMessage, played by the page: WeChat's own sheet lists the messages
    * and the user allows or cancels; WeChat records the choice (the mock here), and the
@@ -1160,8 +1628,8 @@
     render("合同查询", [
       '<div class="card"><h2>合同真伪查询</h2>',
       '<label for="number">合同编号或备案号</label><input id="number" autocomplete="off" placeholder="合同编号或备案号">',
-      '<label for="password">查询密码</label>',
-      '<input id="password" inputmode="numeric" maxlength="8" autocomplete="off" placeholder="8 位查询密码">',
+      '<label for="password">合同密码</label>',
+      '<input id="password" inputmode="numeric" maxlength="8" autocomplete="off" placeholder="8 位合同密码">',
       '<button id="query">查询</button><div id="verify-msg"></div></div>',
     ].join(""));
     on("query", "click", function (ev) {
@@ -1175,9 +1643,9 @@
           "<dt>状态</dt><dd>" + statusTag(r.status) + "</dd>" +
           (r.filing_number ? "<dt>备案号</dt><dd>" + esc(r.filing_number) + "</dd><dt>备案时间</dt><dd>" +
             esc(when(r.filed_at)) + "</dd>" : "") +
-          (r.unit ? "<dt>房屋</dt><dd>" + esc(r.unit.project) + " " + esc(r.unit.building) + " " + esc(r.unit.room_no) + "</dd>" +
-            "<dt>坐落</dt><dd>" + esc(r.unit.address) + "</dd><dt>建筑面积</dt><dd>" + esc(r.unit.building_area) +
-            " ㎡</dd><dt>用途</dt><dd>" + esc(r.unit.use) + "</dd>" : "") +
+          (r.unit ? '<dt>房屋</dt><dd id="verified-flat">' + esc(flatLabel(r.unit)) + "</dd>" +
+            "<dt>坐落</dt><dd>" + esc(r.unit.address) + "</dd><dt>建筑面积</dt><dd>" + esc(area(r.unit.building_area)) +
+            "</dd><dt>用途</dt><dd>" + esc(r.unit.use) + "</dd>" : "") +
           (r.company ? "<dt>出卖人</dt><dd>" + esc(r.company) + "</dd>" : "") +
           (r.parties || []).map(function (party) {
             return "<dt>" + esc(ROLE[party.role] || "签约方") + "</dt><dd>" + esc(party.name) + "</dd>";
@@ -1206,7 +1674,7 @@
         "<dt>当前状态</dt><dd>" + statusTag(r.status) + "</dd>" +
         "<dt>签约时间</dt><dd>" + esc(when(r.signed_at)) + "</dd>" +
         '<dt>文件摘要</dt><dd class="hash">' + esc(r.document_hash) + "</dd></dl>" +
-        '<p class="hint">凭合同编号和查询密码可查看更多信息。</p>' +
+        '<p class="hint">凭合同编号和合同密码可查看更多信息。</p>' +
         '<a class="button secondary" href="#/verify">合同查询</a></div>');
     }, function (e) { showError(view, e); });
   };
@@ -1217,9 +1685,7 @@
     mortgage: "抵押", judicial_seizure: "司法查封", administrative: "行政限制", property_management: "物管用房",
   };
 
-  function unitText(unit) {
-    return esc(unit.project) + " " + esc(unit.building) + " " + esc(unit.room_no);
-  }
+  function unitText(unit) { return esc(flatLabel(unit)); }
 
   /* Selling needs real-name and a face check (房源验证 queries by the verified identity). */
   function needFaceHtml(me) {
@@ -1279,7 +1745,7 @@
         ? '<p class="warn" id="title-mortgaged"><b>已抵押</b>：该房屋已设定抵押，仍可出售。合同将载明抵押情况，买受人签署前可见；请在办理转移登记前解除抵押。</p>'
         : '<p class="ok" id="title-not-mortgaged">未登记抵押</p>',
       "<dl><dt>不动产权证号</dt><dd>", esc(title.certificate_no), "</dd>",
-      "<dt>登记日期</dt><dd>", esc(title.registered_on), "</dd>",
+      "<dt>登记日期</dt><dd>", esc(chineseDate(title.registered_on)), "</dd>",
       title.address ? "<dt>坐落</dt><dd>" + esc(title.address) + "</dd>" : "",
       "<dt>房屋</dt><dd>", unitText(title), "</dd>",
       "<dt>建筑面积</dt><dd>", esc(title.building_area), " ㎡</dd>",
@@ -1547,7 +2013,7 @@
       "</div>",
       submitted ? '<div class="card" id="submitted"><h2>提交成功，合同已签约</h2><p>合同密码</p>' +
         '<p class="big" id="contract-password">' + esc(submitted.password) + "</p>" +
-        '<p class="hint">合同密码只显示这一次，请立即记下。合同编号和密码已通过短信发送给买卖各方，凭其可在「合同查询」中核验合同真伪；买卖双方可前往不动产登记部门办理转移登记。</p></div>' : "",
+        '<p class="hint">合同密码用于核验合同真伪，请妥善保管；之后可在合同详情页凭短信验证码再次查看。合同编号和密码已通过短信发送给买卖各方，凭其可在「合同查询」中核验合同真伪；买卖双方可前往不动产登记部门办理转移登记。</p></div>' : "",
       st === "draft" ? '<div class="card"><p>请确认合同信息无误后生成电子合同订单，向买受人出示二维码。生成后合同内容不可修改。</p>' +
         '<button id="issue">生成电子合同订单</button><div id="issue-msg"></div></div>' : "",
       st === "awaiting_signatures" ? '<div class="card" id="qr-card"><h2>请买受人扫码签署</h2>' +
@@ -1624,7 +2090,7 @@
 
   var PUBLIC = { login: true, "phone-login": true, verify: true, scan: true, qr: true };
   // The steps of logging in and verifying: never a page to come back to.
-  var STEPS = { home: true, phone: true, "real-name": true, face: true };
+  var STEPS = { home: true, phone: true, consent: true, "real-name": true, face: true };
 
   function route() {
     generation += 1;
@@ -1640,6 +2106,8 @@
       name = "login";
     }
     window.scrollTo(0, 0);
+    showContext(null);  // each page of the journey says which flat and which step
+    Array.prototype.forEach.call(document.querySelectorAll("body > .sheet"), function (sheet) { sheet.remove(); });
     page(arg ? decodeURIComponent(arg) : "");
   }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from api.demo import DEMO_ACCOUNT_NUMBER
 from signing.qr import qr_png
+from tests.browser import journey
 from tests.browser.conftest import ROOT, Server
 from tests.browser.qr_photos import Shot, photograph
 
@@ -67,21 +68,9 @@ def _verify_identity(page: Any, server: Server, person: dict[str, Any], scan_url
 
     if "#/scan/" not in scan_url:  # no order waiting: the steps page leads on
         expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
-        page.get_by_role("link", name="2. 实名认证").click()
-    expect(page.locator("main").get_by_role("heading", name="实名认证")).to_be_visible()
-    page.fill("#name", person["name"])
-    page.fill("#id-number", person["id_number"])
-    page.get_by_role("button", name="提交认证").click()
-
-    expect(page.locator("main").get_by_role("heading", name="人脸核身")).to_be_visible()
-    with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="开始人脸核身").click()
-    provider = popup_info.value
-    provider.get_by_role("button", name="开始人脸核身").click()
-    provider.wait_for_url(re.compile(r"/api/v1/auth/face-return"))
-    provider.close()
-    page.get_by_role("button", name="我已完成，查看结果").click()
-    expect(page.get_by_text("人脸核身通过")).to_be_visible()
+        page.get_by_role("link", name="2. 个人信息授权").click()
+    journey.real_name(page, person)
+    journey.face_check(page)
 
 
 def _pay_deposit(page: Any) -> None:
@@ -94,11 +83,11 @@ def _pay_deposit(page: Any) -> None:
     with page.expect_popup() as bank_popup:
         pay_link.first.click()
     bank = bank_popup.value
-    bank.get_by_role("button", name="确认支付").click()
+    expect(bank.locator("#amount-yuan")).to_have_text("¥50,000.00")
+    bank.get_by_role("button", name=re.compile("确认支付")).click()
     expect(bank.locator("body")).to_contain_text("支付成功")
     bank.close()
-    page.reload()
-    expect(page.locator("#notices li").first).to_contain_text("已缴清")
+    expect(page.locator("#notices li").first).to_contain_text("已缴清")  # by itself
     expect(page.locator("#deposit-first")).to_have_count(0)
 
 
@@ -131,21 +120,17 @@ def _read_the_contract(page: Any) -> None:
     expect(text).to_contain_text("人民币贰佰万元整（¥2,000,000.00）")
     chapters = text.locator("section.chapter")
     expect(chapters).to_have_count(10)
-    page.locator("#text-end").scroll_into_view_if_needed()
-    sign = page.get_by_role("link", name="我已阅读，去签署")
     below = page.evaluate(
         "() => document.getElementById('to-sign').getBoundingClientRect().top"
         " > document.getElementById('text-end').getBoundingClientRect().top"
     )
     assert below, "the sign button comes after the whole text"
-    expect(sign).to_be_visible()
 
 
 def _sign(page: Any, server: Server, person: dict[str, Any], *, wrong_first: bool) -> None:
     expect = _expect
     _read_the_contract(page)
-    page.get_by_role("link", name="我已阅读，去签署").click()
-    expect(page.locator("main").get_by_role("heading", name="短信验证签署")).to_be_visible()
+    journey.to_sign(page)
     before = server.seen(person["phone"])
     page.get_by_role("button", name="获取短信验证码").click()
     expect(page.get_by_text("验证码已发送至")).to_be_visible()
@@ -154,19 +139,19 @@ def _sign(page: Any, server: Server, person: dict[str, Any], *, wrong_first: boo
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS_SCREENSHOT))
     if wrong_first:
-        page.fill("#sign-code", f"{(int(code) + 1) % 1_000_000:06d}")
-        page.get_by_role("button", name="确认签署").click()
+        journey.sign_with_code(page, f"{(int(code) + 1) % 1_000_000:06d}")
         expect(page.locator("#sign-msg")).to_contain_text("验证码错误，还可尝试 4 次")
-    page.fill("#sign-code", code)
-    page.get_by_role("button", name="确认签署").click()
-    expect(page.locator("main").get_by_role("heading", name="您已完成签署")).to_be_visible()
+    journey.sign_with_code(page, code)
+    expect(page.locator("main").get_by_role("heading", name="您已完成签署")).to_be_visible(
+        timeout=30_000
+    )
 
 
 def _scan_photo(page: Any, server: Server, order_id: str, agent: dict[str, str]) -> None:
     """From the home page, open the scan page and upload photos: one with no code, one of
     somebody else's QR code, then a tilted, rotated JPEG of the order's code."""
     expect = _expect
-    page.get_by_role("link", name="4. 扫码签约").click()
+    page.get_by_role("link", name="5. 扫码签约").click()
     expect(page.locator("main").get_by_role("heading", name="扫码签约")).to_be_visible()
     photo = page.locator("#scan-photo")
 
@@ -258,12 +243,14 @@ def test_two_buyers_sign_seal_and_verify(server: Server, phone_page: Any) -> Non
             _download_the_pdf(page, server, number)
         expect(page.locator("[data-status=filing_pending]").first).to_have_text("已签约·待备案")
         expect(page.locator("#contract-number")).to_have_text(number)
-        # The password, shown once to each buyer; a second look says so.
-        page.get_by_role("button", name="查看合同密码（仅显示一次）").click()
+        # The password: masked with 显示; a second look asks for a fresh SMS code.
+        page.get_by_role("button", name="查看合同密码").click()
+        expect(page.locator("#contract-password")).to_have_text("•" * 8)
+        page.get_by_role("button", name="显示").click()
         expect(page.locator("#contract-password")).to_have_text(password)
         page.get_by_role("button", name="刷新状态").click()
-        page.get_by_role("button", name="查看合同密码（仅显示一次）").click()
-        expect(page.locator("#password-gone")).to_contain_text("仅显示一次")
+        page.get_by_role("button", name="查看合同密码").click()
+        expect(page.locator("#password-again")).to_contain_text("请验证短信验证码")
 
     # My contracts, the timeline and the payment notices: the deposit paid, the down
     # payment due now.
@@ -381,7 +368,12 @@ def test_a_withdrawn_qr_code_says_so(server: Server, phone_page: Any) -> None:
     assert voided.status_code == 200, voided.text
 
     page = phone_page()
-    page.goto(issued["scan_url"])
+    page.goto(issued["scan_url"])  # said before anyone is asked to log in
+    expect(page.locator("main").get_by_role("heading", name="无法打开合同")).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text("该合同订单已作废。")
+    expect(page.locator("#ended-flat")).to_have_text("明湖花园1栋1单元202室")
+    expect(page.locator("#wx-user")).to_have_count(0)
+    page.goto(f"{server.base}/miniapp/#/login")
     page.fill("#wx-user", "walk-in-visitor")
     page.get_by_role("button", name="微信一键登录").click()
     expect(page.locator("main").get_by_role("heading", name="绑定手机号")).to_be_visible()
@@ -400,11 +392,7 @@ def test_an_expired_qr_code_says_so(server: Server, phone_page: Any) -> None:
     server.let_expire(issued["order"]["id"])
 
     page = phone_page()
-    page.goto(issued["scan_url"])
-    page.fill("#wx-user", "late-visitor")
-    page.get_by_role("button", name="微信一键登录").click()
-    expect(page.locator("main").get_by_role("heading", name="绑定手机号")).to_be_visible()
-    page.goto(issued["scan_url"])
+    page.goto(issued["scan_url"])  # said before anyone is asked to log in
     expect(page.locator("main").get_by_role("heading", name="无法打开合同")).to_be_visible()
     expect(page.get_by_role("alert")).to_contain_text("过期")
     # The building table released the unit.
@@ -435,28 +423,12 @@ def test_a_failed_face_check_can_be_retried(server: Server, phone_page: Any) -> 
     page.fill("#code", server.next_code(wang["phone"], before))
     page.get_by_role("button", name="绑定").click()
     expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
-    page.get_by_role("link", name="2. 实名认证").click()
-    page.fill("#name", wang["name"])
-    page.fill("#id-number", wang["id_number"])
-    page.get_by_role("button", name="提交认证").click()
+    page.get_by_role("link", name="2. 个人信息授权").click()
+    journey.real_name(page, wang)
 
-    with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="开始人脸核身").click()
-    provider = popup_info.value
-    provider.get_by_role("button", name="模拟核身失败").click()
-    provider.wait_for_url(re.compile(r"/api/v1/auth/face-return"))
-    provider.close()
-    page.get_by_role("button", name="我已完成，查看结果").click()
+    journey.face_check(page, passes=False)
     expect(page.locator("#face-msg")).to_contain_text("人脸核身未通过（人脸比对不一致）")
-
-    with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="开始人脸核身").click()
-    provider = popup_info.value
-    provider.get_by_role("button", name="开始人脸核身").click()
-    provider.wait_for_url(re.compile(r"/api/v1/auth/face-return"))
-    provider.close()
-    page.get_by_role("button", name="我已完成，查看结果").click()
-    expect(page.get_by_text("人脸核身通过")).to_be_visible()
+    journey.face_check(page)
     expect(page.locator("main").get_by_role("heading", name="签约步骤")).to_be_visible()
     expect(page.locator("main")).to_contain_text("已实名并通过人脸核身")
 

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from api.demo import DEMO_RESALE_ACCOUNT_NUMBER
+from tests.browser import journey
 from tests.browser.conftest import Server
 from tests.browser.qr_photos import Shot, photograph
 
@@ -41,17 +42,8 @@ def _heading(page: Any, name: str) -> Any:
 
 
 def _face_check(page: Any) -> None:
-    """On the face check page: the provider's page opens, the check passes."""
-    expect = _expect
-    expect(_heading(page, "人脸核身")).to_be_visible()
-    with page.expect_popup() as popup_info:
-        page.get_by_role("button", name="开始人脸核身").click()
-    provider = popup_info.value
-    provider.get_by_role("button", name="开始人脸核身").click()
-    provider.wait_for_url(re.compile(r"/api/v1/auth/face-return"))
-    provider.close()
-    page.get_by_role("button", name="我已完成，查看结果").click()
-    expect(page.get_by_text("人脸核身通过")).to_be_visible()
+    """On the face check page: the provider's page, the check passes, back by itself."""
+    journey.face_check(page)
 
 
 def _log_in(page: Any, server: Server, person: dict[str, Any], start: str) -> None:
@@ -74,11 +66,7 @@ def _log_in(page: Any, server: Server, person: dict[str, Any], start: str) -> No
 
 
 def _real_name_and_face(page: Any, person: dict[str, Any]) -> None:
-    expect = _expect
-    expect(_heading(page, "实名认证")).to_be_visible()
-    page.fill("#name", person["name"])
-    page.fill("#id-number", person["id_number"])
-    page.get_by_role("button", name="提交认证").click()
+    journey.real_name(page, person)
     _face_check(page)
 
 
@@ -136,13 +124,11 @@ def _fill_contract(page: Any, buyer: dict[str, Any], *, supervised: bool) -> Non
 
 def _sign_contract(page: Any, server: Server, person: dict[str, Any]) -> None:
     expect = _expect
-    page.get_by_role("link", name="我已阅读，去签署").click()
-    expect(_heading(page, "短信验证签署")).to_be_visible()
+    journey.to_sign(page)
     before = server.seen(person["phone"])
     page.get_by_role("button", name="获取短信验证码").click()
     expect(page.get_by_text("验证码已发送至")).to_be_visible()
-    page.fill("#sign-code", server.next_code(person["phone"], before))
-    page.get_by_role("button", name="确认签署").click()
+    journey.sign_with_code(page, server.next_code(person["phone"], before), timeout=SIGNING_ACT_MS)
     expect(_heading(page, "您已完成签署")).to_be_visible(timeout=SIGNING_ACT_MS)
 
 
@@ -202,6 +188,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     )
     _check_title(seller, title["certificate_no"], title["check_code"])
     expect(seller.locator("#title-msg")).to_contain_text("房源验证通过")
+    journey.audit(seller, "title-check")
     facts = seller.locator("#title-facts")
     expect(facts.locator("#title-mortgaged")).to_contain_text("已抵押")
     expect(facts).to_contain_text("501")
@@ -213,6 +200,8 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
 
     # 填写合同, then 生成电子合同订单: the QR on the seller's phone.
     seller.get_by_role("link", name="签订合同").click()
+    expect(_heading(seller, "买受人（乙方）")).to_be_visible()
+    journey.audit(seller, "contract-form")
     _fill_contract(seller, zhang, supervised=True)
     expect(_heading(seller, "存量房买卖合同订单")).to_be_visible()
     expect(seller.locator("[data-status=draft]")).to_have_text("草稿")
@@ -221,6 +210,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(seller.locator("[data-status=awaiting_signatures]").first).to_have_text("待签署")
     qr = seller.get_by_role("img", name="签约二维码")
     expect(qr).to_be_visible()
+    journey.audit(seller, "resale-order")
     order_id = seller.url.rsplit("/", 1)[1]
     # The page sent exact fen: no float on the way from "1,860,000.29" and "520,000.1".
     sent = server.http.get(f"/api/v1/contracts/{order_id}", headers=_bearer_of(seller)).json()
@@ -236,10 +226,10 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     buyer = phone_page()
     _log_in(buyer, server, zhang, "")
     expect(_heading(buyer, "签约步骤")).to_be_visible()
-    buyer.get_by_role("link", name="2. 实名认证").click()
+    buyer.get_by_role("link", name="2. 个人信息授权").click()
     _real_name_and_face(buyer, zhang)
     expect(_heading(buyer, "签约步骤")).to_be_visible()
-    buyer.get_by_role("link", name="4. 扫码签约").click()
+    buyer.get_by_role("link", name="5. 扫码签约").click()
     photo = photograph(screen, Shot(size=1400, coverage=0.3, rotation=-15, tilt=15, seed=13))
     buyer.locator("#scan-photo").set_input_files(
         files=[{"name": "qr.jpg", "mimeType": "image/jpeg", "buffer": photo.data}]
@@ -258,7 +248,8 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(buyer.locator("main")).not_to_contain_text("6217000012345678")
     expect(buyer.locator("main")).to_contain_text("1,860,000.29 元")
     expect(buyer.locator("main")).to_contain_text("出卖人：王五")
-    sign_link = buyer.get_by_role("link", name="我已阅读，去签署")
+    journey.audit(buyer, "resale-contract")
+    sign_link = buyer.locator("#to-sign")
     assert terms.bounding_box()["y"] < sign_link.bounding_box()["y"]
     _sign_contract(buyer, server, zhang)
     expect(buyer.locator("main")).to_contain_text("等待其他签约方签署")
@@ -270,7 +261,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(seller.locator("li", has_text="买受人：张三")).to_contain_text("已签署")
     expect(seller.locator("li", has_text="出卖人：王五")).to_contain_text("未签署")
     seller.get_by_role("link", name="阅读合同并签署（出卖人）").click()
-    seller.get_by_role("link", name="我已阅读，去签署").click()
+    journey.to_sign(seller)
     seller.get_by_role("button", name="获取短信验证码").click()
     expect(seller.locator("#face-why")).to_contain_text("10 分钟内完成人脸核身")
     _face_check(seller)
@@ -278,8 +269,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     before = server.seen(wang["phone"])
     seller.get_by_role("button", name="获取短信验证码").click()
     expect(seller.get_by_text("验证码已发送至")).to_be_visible()
-    seller.fill("#sign-code", server.next_code(wang["phone"], before))
-    seller.get_by_role("button", name="确认签署").click()
+    journey.sign_with_code(seller, server.next_code(wang["phone"], before), timeout=SIGNING_ACT_MS)
     expect(_heading(seller, "您已完成签署")).to_be_visible(timeout=SIGNING_ACT_MS)
     expect(seller.locator("main")).to_contain_text("订单已经完成签字，等待出卖人提交")
 
@@ -320,6 +310,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(buyer.locator("[data-cancel-status]")).to_have_text("待买卖双方签署")
     expect(buyer.get_by_role("img", name="注销协议签署二维码")).to_be_visible()
     expect(buyer.get_by_role("button", name="撤回注销申请")).to_be_visible()
+    journey.audit(buyer, "cancellation")
     _sign_cancellation(buyer, server, zhang)
 
     # The seller finds it in 我的签署 (no QR needed) and signs it.
@@ -329,6 +320,7 @@ def test_sell_sign_submit_then_cancel_online(server: Server, phone_page: Any) ->
     expect(tasks).to_contain_text("存量房买卖合同注销协议")
     expect(tasks).to_contain_text("出卖人")
     expect(tasks).to_contain_text(number)
+    journey.audit(seller, "my-signatures")
     tasks.get_by_role("link").first.click()
     expect(_heading(seller, "存量房买卖合同注销协议")).to_be_visible()
     expect(seller.locator("main")).to_contain_text("买方贷款未获批，双方协商注销")

@@ -165,12 +165,13 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     )
     assert await _unit_status(client, building, "201") == "signed"
 
-    # Each buyer may see the password once in the app; then only the SMS has it.
+    # Each buyer may see the password once on asking; again only after a fresh SMS code
+    # (tests/api/contracts/test_trust.py).
     once = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(zhang))
     assert once.status_code == 200 and once.headers["cache-control"] == "no-store"
-    assert once.json() == {"contract_number": number, "password": password}
+    assert once.json() == {"contract_number": number, "password": password, "shown_before": False}
     twice = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(zhang))
-    assert problem(twice) == (410, "password_already_shown")
+    assert problem(twice) == (403, "password_code_required")
     other = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(li))
     assert other.json()["password"] == password
     stranger = await client.post(f"/api/v1/contracts/{order_id}/password", headers=bearer(wang))
