@@ -32,6 +32,7 @@ from api.core.keys import ServiceKeys
 from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS
 from api.core.ratelimit import RateLimiter, create_store
+from api.core.request_guard import PathGuardMiddleware
 from api.db.engine import Database, create_database
 from api.escrow.bank_gateway import instruction_push
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
@@ -142,6 +143,7 @@ def create_app(
         dependencies=_dependencies(settings, clock, keys, outside, session_policy, http),
         middleware=[
             RequestLogMiddleware,
+            PathGuardMiddleware,
             DefineMiddleware(
                 IdempotencyMiddleware,
                 database=database,

@@ -21,7 +21,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import Integer, LargeBinary, String, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.core.clock import Clock
 from api.core.errors import DomainError
-from api.core.problems import PROBLEM_MEDIA_TYPE, ProblemError
+from api.core.problems import ProblemError, send_problem
 from api.db.base import Base
 from api.db.engine import Database
 
@@ -89,7 +88,7 @@ class IdempotencyMiddleware:
         try:
             await self._idempotent(scope, receive, send, key)
         except DomainError as refused:
-            await _send_problem(send, ProblemError.of(refused), scope)
+            await send_problem(send, ProblemError.of(refused), scope)
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, key: bytes) -> None:
         if not key.strip() or len(key) > MAX_KEY_LENGTH:
@@ -245,11 +244,3 @@ def _replay_body(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-async def _send_problem(send: Send, problem: ProblemError, scope: Scope) -> None:
-    body = msgspec.json.encode(problem.body(instance=scope.get("path")))
-    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode())]
-    headers += [(k.encode(), v.encode()) for k, v in problem.headers.items()]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
