@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import ID_TYPE_LABELS, IdType, checked_id_document
+from api.core.validators import (
+    ID_TYPE_LABELS,
+    IdType,
+    checked_id_document,
+    normalized_person_name,
+)
 from api.identity import schemas
 from api.identity.face_providers import FaceCheck, FaceOutcome, IdCheck
 from api.identity.models import (
@@ -46,9 +51,10 @@ async def submit_real_name(
     now: datetime,
 ) -> schemas.Me:
     citizen = await caller_citizen(session, principal)
-    name = name.strip()
-    if not 2 <= len(name) <= 30 or any(c.isdigit() for c in name):
+    checked = normalized_person_name(name, min_length=2)
+    if checked is None:
         raise DomainError("name_invalid", "请填写证件上的姓名。")
+    name = checked
     id_number = checked_id_document(id_type, id_number, today=business_date(now))
     index = keys.id_index(id_number, id_type)
     label = ID_TYPE_LABELS[id_type]
@@ -106,7 +112,9 @@ async def start_face_session(
         raise DomainError("real_name_required", "请先完成实名认证。")
     id_number = keys.pii.decrypt(citizen.id_number_encrypted, field=ID_NUMBER_FIELD)
     started = await face.start(
-        id_number=id_number, name=citizen.name, redirect_url=redirect_url,
+        id_number=id_number,
+        name=citizen.name,
+        redirect_url=redirect_url,
         openid=citizen.wechat_openid,
     )
     row = FaceSession(
