@@ -25,7 +25,14 @@ from api.identity.models import (
 )
 from notifications.sms import SmsChannel, SmsDeliveryError
 from notifications.templates import render
-from signing.otp import OtpChallenge, OtpError, OtpPolicy, OtpVerified
+from signing.otp import (
+    OtpChallenge,
+    OtpError,
+    OtpExpiredError,
+    OtpPolicy,
+    OtpUsedError,
+    OtpVerified,
+)
 from signing.pii import mask_phone
 
 log = logging.getLogger("wangqian.identity")
@@ -50,6 +57,13 @@ CODE_TEMPLATES = {
 
 def otp_problem(error: OtpError) -> DomainError:
     return DomainError(error.code, error.detail, **error.extensions())
+
+
+def _no_live_login_code() -> DomainError:
+    """At login, a code used (someone logged in with this phone), expired or never asked
+    for all answer alike: which phones have logged in is nobody's business (anyone may
+    ask for a code for any phone, so "never asked" proves nothing either)."""
+    return DomainError("otp_expired", "验证码无效或已过期，请重新获取。")
 
 
 async def _lock_phone(session: AsyncSession, phone: str) -> None:
@@ -182,6 +196,8 @@ async def verify_code(
     await _lock_phone(session, phone)
     row = await _latest_challenge(session, purpose, subject)
     if row is None:
+        if purpose == LOGIN_PURPOSE:
+            raise _no_live_login_code()
         raise DomainError("otp_not_requested", "请先获取验证码。")
     updated, outcome = OTP_POLICY.verify(
         _challenge(row), code, keys.otp, now, purpose=purpose, subject=subject
@@ -206,6 +222,10 @@ async def verify_code(
         raise DomainError("otp_conflict", "验证码正在被使用，请重试。")
     await session.refresh(row)
     if isinstance(outcome, OtpError):
-        await commit_and_raise(session, otp_problem(outcome))
+        if purpose == LOGIN_PURPOSE and isinstance(outcome, OtpUsedError | OtpExpiredError):
+            outcome = _no_live_login_code()
+        await commit_and_raise(
+            session, outcome if isinstance(outcome, DomainError) else otp_problem(outcome)
+        )
     assert isinstance(outcome, OtpVerified)
     return outcome
