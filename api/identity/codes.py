@@ -158,7 +158,10 @@ async def issue_code(
     # must roll back (the person's send quota is not spent) and be told at once.
     try:
         await sms.send(
-            phone, message.text, template=message.template, params=message.params,
+            phone,
+            message.text,
+            template=message.template,
+            params=message.params,
             request_id=str(challenge.id),
         )
     except SmsDeliveryError as failed:
