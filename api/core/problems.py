@@ -233,6 +233,7 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "otp_send_limit",
         "rate_limited",
         "title_check_locked",
+        "totp_locked",
         "wechat_rate_limited",
     ),
     500: ("internal_error",),

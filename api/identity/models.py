@@ -94,6 +94,10 @@ class StaffMember(HasId, Base):
     totp_pending_encrypted: Mapped[str | None] = mapped_column(String(200))
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Wrong TOTP codes in a row, counted under the SMS codes' policy (codes.OTP_POLICY).
+    totp_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    totp_last_failure_at: Mapped[datetime | None]
+    totp_locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     # Staff the platform creates (admins, regulators, the demo's) start approved; agents
     # and seal keepers a company admin adds start pending until a regulator decides.
