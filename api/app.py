@@ -27,7 +27,7 @@ from api.contracts.sealing import seal_reminder_sweep
 from api.core.clock import Clock, SystemClock
 from api.core.docs import ServerRenderedDocs
 from api.core.errors import DomainError
-from api.core.idempotency import IdempotencyMiddleware
+from api.core.idempotency import IdempotencyMiddleware, purge_expired
 from api.core.keys import ServiceKeys
 from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS
@@ -36,7 +36,11 @@ from api.core.request_guard import PathGuardMiddleware
 from api.db.engine import Database, create_database
 from api.escrow.bank_gateway import instruction_push
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
-from api.identity.authentication import BearerAuthentication, provide_principal
+from api.identity.authentication import (
+    BearerAuthentication,
+    idempotency_caller,
+    provide_principal,
+)
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
 from api.identity.sessions import SessionPolicy
 from api.outbox.routes import NotificationController, SmsReceiptController
@@ -145,14 +149,16 @@ def create_app(
             RequestLogMiddleware,
             PathGuardMiddleware,
             DefineMiddleware(
+                BearerAuthentication, database=database, clock=clock, policy=session_policy
+            ),
+            # After authentication: a key is the principal's, never the raw token's.
+            DefineMiddleware(
                 IdempotencyMiddleware,
                 database=database,
                 clock=clock,
                 ttl=settings.idempotency_ttl_seconds,
                 lock_seconds=settings.idempotency_lock_seconds,
-            ),
-            DefineMiddleware(
-                BearerAuthentication, database=database, clock=clock, policy=session_policy
+                caller=idempotency_caller,
             ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -179,6 +185,7 @@ def periodic_jobs(
         expiry_sweep(database, clock),
         seal_reminder_sweep(database, clock, keys),
         instruction_push(database, keys, clock.now, http, bank.gateway_url, bank.gateway_secret),
+        purge_expired(database, clock),
     ]
 
 

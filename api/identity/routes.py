@@ -244,7 +244,13 @@ class MeController(Controller):
             db, principal, wechat_templates, results=data.results, now=clock.now()
         )
 
-    @post("/face-sessions", guards=[citizens_only], summary="发起人脸核身")
+    # The provider's one-time BizToken is in the answer.
+    @post(
+        "/face-sessions",
+        guards=[citizens_only],
+        cache_control=NO_STORE,
+        summary="发起人脸核身",
+    )
     async def start_face(
         self,
         db: NamedDependency[AsyncSession],
@@ -291,7 +297,14 @@ class MeController(Controller):
                 now=clock.now(),
             )
 
-    @post("/totp", status_code=200, guards=[staff_only], summary="绑定身份验证器 (TOTP)")
+    # The new secret is in the answer: never cached, never kept for an idempotent replay.
+    @post(
+        "/totp",
+        status_code=200,
+        guards=[staff_only],
+        cache_control=NO_STORE,
+        summary="绑定身份验证器 (TOTP)",
+    )
     async def totp_enroll(
         self,
         db: NamedDependency[AsyncSession],
