@@ -60,7 +60,9 @@ class Citizen(HasId, Base):
     # The identity document proven at real-name (居民身份证 unless said otherwise).
     id_type: Mapped[IdType] = mapped_column(str_enum(IdType, "id_type"), default=IdType.resident_id)
     id_number_encrypted: Mapped[str | None] = mapped_column(String(200))
-    # One real-name identity belongs to one account.
+    # The document claimed at real-name (keyed index); it reserves nothing.
+    id_number_claim_index: Mapped[str | None] = mapped_column(String(64))
+    # One real-name identity belongs to one account: set once a face check passed for it.
     id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(32))
     identity_level: Mapped[IdentityLevel] = mapped_column(

@@ -226,7 +226,7 @@ async def bind_phone(
         citizen.phone = phone
         await session.flush()
         return await profile(session, principal)
-    if other.wechat_openid is not None or citizen.id_number_index is not None:
+    if other.wechat_openid is not None or citizen.id_number_claim_index is not None:
         await commit_and_raise(
             session, DomainError("phone_taken", "该手机号已绑定其他账号，请用手机号登录。")
         )
