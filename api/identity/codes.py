@@ -123,7 +123,9 @@ async def issue_code(
     since = now - OTP_POLICY.long_window
     history = list(
         await session.scalars(
-            select(SmsSend.sent_at).where(SmsSend.phone == phone, SmsSend.sent_at > since)
+            select(SmsSend.sent_at).where(
+                SmsSend.phone == phone, SmsSend.purpose == purpose, SmsSend.sent_at > since
+            )
         )
     )
     try:
@@ -150,7 +152,7 @@ async def issue_code(
             failures=challenge.failures,
         )
     )
-    session.add(SmsSend(phone=phone, sent_at=now))
+    session.add(SmsSend(phone=phone, sent_at=now, purpose=purpose))
     await session.execute(delete(SmsSend).where(SmsSend.phone == phone, SmsSend.sent_at <= since))
     await session.flush()
     message = render(CODE_TEMPLATES.get(purpose, "one_time_code"), {"code": code})

@@ -155,6 +155,8 @@ class SmsSend(HasId, Base):
 
     phone: Mapped[str] = mapped_column(String(16))
     sent_at: Mapped[datetime]
+    # Quotas count per purpose: anonymous login sends never spend a party's signing codes.
+    purpose: Mapped[str] = mapped_column(String(32), default="login", server_default="login")
 
 
 class FaceSession(HasId, Base):

@@ -59,6 +59,8 @@ async def _limit_auth(
 
 
 NO_STORE = CacheControlHeader(no_store=True)
+# Login codes one IP address may have sent, per hour (anyone may ask for any phone).
+ANONYMOUS_SENDS_PER_IP_HOUR = 30
 
 FACE_RETURN_PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -114,6 +116,11 @@ class AuthController(Controller):
     ) -> schemas.CodeSent:
         phone = normalize_phone(data.phone)
         await _limit_auth(request, limiter, settings, phone)
+        # Anonymous sends have a budget of their own per address, besides the login
+        # purpose's own quota per phone (codes.issue_code): neither touches signing codes.
+        await limiter.hit(
+            "sms-send-ip", _ip(request), limit=ANONYMOUS_SENDS_PER_IP_HOUR, window_seconds=3600
+        )
         _, sent = await codes.issue_code(db, keys, sms, phone=phone, now=clock.now())
         return sent
 
