@@ -100,6 +100,9 @@ class StaffMember(HasId, Base):
     totp_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     totp_last_failure_at: Mapped[datetime | None]
     totp_locked_until: Mapped[datetime | None]
+    # When the phone's owner accepted this staff account (a code to that phone, with
+    # "log in as staff"): before that the phone logs in as the citizen it may belong to.
+    phone_confirmed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     # Staff the platform creates (admins, regulators, the demo's) start approved; agents
     # and seal keepers a company admin adds start pending until a regulator decides.

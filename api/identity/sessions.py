@@ -133,6 +133,15 @@ async def login_with_phone(
     staff = None
     if kind is not PrincipalKind.citizen:
         staff = await session.scalar(select(StaffMember).where(StaffMember.phone == phone))
+        if staff is not None and staff.phone_confirmed_at is None:
+            if kind is PrincipalKind.staff:
+                # The phone's owner, proven by this code, asks for the staff account: that
+                # is the confirmation (kept even if approval still waits, below).
+                staff.phone_confirmed_at = now
+            else:
+                # A company admin typed this phone; until its owner accepts, it logs in as
+                # the citizen it belongs to, never as that company's staff.
+                staff = None
         if kind is PrincipalKind.staff and staff is None:
             await commit_and_raise(session, DomainError("not_staff", "该手机号不是工作人员账号。"))
     if staff is not None:

@@ -195,9 +195,11 @@ async def create_staff_member(
     now: datetime,
     project_ids: list[uuid.UUID] | None = None,
     approval: StaffApproval = StaffApproval.approved,
+    phone_confirmed: bool = True,
 ) -> StaffMember:
     """Any staff member (the demo and the platform use this; admins go through add_member).
-    The platform vouches for whom it creates: approved unless told otherwise."""
+    The platform vouches for whom it creates: approved and its phone confirmed unless told
+    otherwise."""
     phone = normalize_phone(phone)
     if (role is StaffRole.regulator) != (company_id is None):
         raise DomainError("staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。")
@@ -211,6 +213,7 @@ async def create_staff_member(
         created_at=now,
         approval=approval,
         review_reason="",
+        phone_confirmed_at=now if phone_confirmed else None,
     )
     session.add(staff)
     try:
@@ -225,8 +228,10 @@ async def create_staff_member(
 async def add_member(
     session: AsyncSession, principal: Principal, data: schemas.NewStaffMember, *, now: datetime
 ) -> schemas.StaffMemberAnswer:
-    """The member waits for a regulator (``pending``) and cannot log in until approved. A
-    member a regulator rejected may be submitted again, corrected, with the same phone."""
+    """The member waits for a regulator (``pending``) and cannot log in until approved, and
+    the phone is no staff login until its owner confirms it with a code (a login that asks
+    for the staff account). A member a regulator rejected may be submitted again,
+    corrected, with the same phone."""
     if data.role not in ADMIN_CREATES:
         raise DomainError("role_not_allowed", "企业管理员只能添加销售人员和印章授权人。")
     rejected = await session.scalar(
@@ -253,6 +258,8 @@ async def add_member(
         now=now,
         project_ids=data.project_ids,
         approval=StaffApproval.pending,
+        # An admin can type anyone's phone: its owner accepts at a staff login of their own.
+        phone_confirmed=False,
     )
     return await _staff_answer(session, staff)
 
