@@ -72,6 +72,7 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "staff_pending",
         "staff_rejected",
         "title_not_owner",
+        "totp_enrollment_required",
         "wechat_risky_user",
     ),
     404: ("not_found", "scene_unknown", "unit_not_found"),

@@ -95,7 +95,11 @@ async def authenticate(
         ):
             raise DomainError("session_invalid", "登录已失效，请重新登录。")
         principal = replace(
-            principal, staff_id=staff.id, role=staff.role, company_id=staff.company_id
+            principal,
+            staff_id=staff.id,
+            role=staff.role,
+            company_id=staff.company_id,
+            totp_enabled=staff.totp_secret_encrypted is not None,
         )
     return replace(principal, touch_due=now - row.last_seen_at >= TOUCH_EVERY)
 
