@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.response import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,7 @@ from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.contracts.sealing import seal_reminder_sweep
 from api.core.clock import Clock, SystemClock
-from api.core.docs import ServerRenderedDocs
+from api.core.docs import JsonSchemaWithProblems, ServerRenderedDocs
 from api.core.errors import DomainError
 from api.core.idempotency import IdempotencyMiddleware, purge_expired
 from api.core.keys import ServiceKeys
@@ -233,7 +233,7 @@ def _openapi_config() -> OpenAPIConfig:
         path="/api/docs",
         render_plugins=[
             ServerRenderedDocs(path="/"),
-            JsonRenderPlugin(path="/openapi.json"),
+            JsonSchemaWithProblems(path="/openapi.json"),
             SwaggerRenderPlugin(path="/swagger"),
         ],
     )

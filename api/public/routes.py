@@ -187,6 +187,7 @@ async def verify_qr(
 
 @get(
     "/api/v1/public/certificates",
+    media_type="application/x-pem-file",
     tags=["public"],
     summary="平台证书 (PEM: root, issuing CAs, platform signing, TSA) for offline checks",
 )
