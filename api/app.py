@@ -13,7 +13,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.response import Response
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,17 +25,22 @@ from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.contracts.sealing import seal_reminder_sweep
 from api.core.clock import Clock, SystemClock
-from api.core.docs import ServerRenderedDocs
+from api.core.docs import JsonSchemaWithProblems, ServerRenderedDocs
 from api.core.errors import DomainError
-from api.core.idempotency import IdempotencyMiddleware
+from api.core.idempotency import IdempotencyMiddleware, purge_expired
 from api.core.keys import ServiceKeys
 from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS
 from api.core.ratelimit import RateLimiter, create_store
+from api.core.request_guard import PathGuardMiddleware
 from api.db.engine import Database, create_database
 from api.escrow.bank_gateway import instruction_push
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
-from api.identity.authentication import BearerAuthentication, provide_principal
+from api.identity.authentication import (
+    BearerAuthentication,
+    idempotency_caller,
+    provide_principal,
+)
 from api.identity.routes import ROUTES as IDENTITY_ROUTES
 from api.identity.sessions import SessionPolicy
 from api.outbox.routes import NotificationController, SmsReceiptController
@@ -142,15 +147,18 @@ def create_app(
         dependencies=_dependencies(settings, clock, keys, outside, session_policy, http),
         middleware=[
             RequestLogMiddleware,
+            PathGuardMiddleware,
+            DefineMiddleware(
+                BearerAuthentication, database=database, clock=clock, policy=session_policy
+            ),
+            # After authentication: a key is the principal's, never the raw token's.
             DefineMiddleware(
                 IdempotencyMiddleware,
                 database=database,
                 clock=clock,
                 ttl=settings.idempotency_ttl_seconds,
                 lock_seconds=settings.idempotency_lock_seconds,
-            ),
-            DefineMiddleware(
-                BearerAuthentication, database=database, clock=clock, policy=session_policy
+                caller=idempotency_caller,
             ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -177,6 +185,7 @@ def periodic_jobs(
         expiry_sweep(database, clock),
         seal_reminder_sweep(database, clock, keys),
         instruction_push(database, keys, clock.now, http, bank.gateway_url, bank.gateway_secret),
+        purge_expired(database, clock),
     ]
 
 
@@ -224,7 +233,7 @@ def _openapi_config() -> OpenAPIConfig:
         path="/api/docs",
         render_plugins=[
             ServerRenderedDocs(path="/"),
-            JsonRenderPlugin(path="/openapi.json"),
+            JsonSchemaWithProblems(path="/openapi.json"),
             SwaggerRenderPlugin(path="/swagger"),
         ],
     )

@@ -131,6 +131,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     deposit_before_signing: bool = True
     # A signature (a contract's or a cancellation's) needs a face check this recent.
     face_max_age_minutes: int = 10
+    # Seal keepers and regulators act only with an authenticator (TOTP) enrolled; unset =
+    # required unless mocks are enabled (the demo, whose people have no authenticator).
+    staff_totp_required: bool | None = None
 
     # The signed contract PDF (issue 15): a Chinese OpenType/TrueType font or collection
     # (its Simplified Chinese face is used), embedded as a subset. Checked when the
@@ -140,6 +143,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # platform's own TSA (its certificate under the platform root, served at /api/v1/public/tsa).
     tsa_url: str = ""
     tsa_timeout_seconds: float = 10.0
+
+    @property
+    def totp_required_for_staff(self) -> bool:
+        if self.staff_totp_required is not None:
+            return self.staff_totp_required
+        return not self.mocks_enabled
 
     @property
     def effective_database_url(self) -> str:

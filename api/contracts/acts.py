@@ -142,6 +142,17 @@ async def person_signs(
     return sign_once(await keystore.ca(now), signer, context, now)
 
 
+def seal_company(name: str, credit_code: str) -> Company:
+    """The subject of the company's seal certificate; an order checks it at creation, so
+    that no order is made that its developer could never seal."""
+    try:
+        return Company(name, credit_code)
+    except CertificateIssueError:
+        raise DomainError(
+            "seal_unavailable", "企业名称或统一社会信用代码无法用于印章证书，请联系平台。"
+        ) from None
+
+
 async def company_seals(
     session: AsyncSession,
     keys: ServiceKeys,
@@ -163,12 +174,7 @@ async def company_seals(
     challenge_id = await checked_code(
         session, keys, phone=staff.phone, typed=typed, purpose=SEAL_PURPOSE, now=now
     )
-    try:
-        company = Company(developer.name, developer.credit_code)
-    except CertificateIssueError:
-        raise DomainError(
-            "seal_unavailable", "企业名称或统一社会信用代码无法用于印章证书，请联系平台。"
-        ) from None
+    company = seal_company(developer.name, developer.credit_code)
     ca = await keystore.ca_with_seal(company, now)
     context = SigningContext(
         document_hash=document_hash,

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import documents, schemas
+from api.contracts.acts import seal_company
 from api.contracts.models import (
     LIVE_STATUSES,
     ContractKind,
@@ -159,6 +160,7 @@ async def create_order(
         today=business_date(now),
     )
     buyers = checked_buyers(data.buyers, today=business_date(now))
+    seal_company(unit.company_name, unit.company_uscc)
     await _check_unit_free(session, unit, data.kind, now=now)
 
     order = ContractOrder(
@@ -225,9 +227,7 @@ async def issue_order(
             order_status=order.status.value,
         )
     # The one way a document is frozen: the template's text rendered from the terms.
-    document = documents.freeze(
-        order.template_id, terms_of(order), version=order.template_version
-    )
+    document = documents.freeze(order.template_id, terms_of(order), version=order.template_version)
     order.document_json = document.canonical_text
     order.document_hash = document.document_hash
     order.scene = new_scene()

@@ -19,15 +19,21 @@ from api.contracts.models import ContractOrder, ContractParty, ContractSignature
 from api.contracts.terms import BuyerTerms, SealTerms, SellerTerms, terms_of
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import IdType, checked_id_document, is_minor, normalize_phone
+from api.core.validators import (
+    MAX_PERSON_NAME_LENGTH,
+    IdType,
+    checked_id_document,
+    is_minor,
+    normalize_phone,
+    normalized_person_name,
+)
 from signing.ca import signer_id_hash
 from signing.pii import mask_id_number, mask_name
 
 PARTY_ID_FIELD = "contract_party.id_number"
 SELLER_ACCOUNT_FIELD = "contract_order.seller_account"
 ROLE_LABELS = {"buyer": "买受人", "seller": "出卖人"}
-# What a signing certificate's subject can hold (signing.ca.Signer), and what people type.
-MAX_NAME_LENGTH = 30
+MAX_NAME_LENGTH = MAX_PERSON_NAME_LENGTH
 
 
 @dataclass(frozen=True)
@@ -73,8 +79,8 @@ def party_terms(keys: ServiceKeys, person: Person) -> BuyerTerms | SellerTerms:
 
 
 def checked_name(raw: str, *, role: str, position: int) -> str:
-    name = " ".join(raw.split())
-    if not name or len(name) > MAX_NAME_LENGTH or any(c.isdigit() for c in name):
+    name = normalized_person_name(raw)
+    if name is None:
         raise DomainError(
             "party_name_invalid",
             f"{ROLE_LABELS[role]}姓名须与证件一致（1 到 {MAX_NAME_LENGTH} 个字，不含数字）。",

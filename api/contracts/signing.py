@@ -126,6 +126,9 @@ async def scan(
     if party.citizen_id is None:
         party.citizen_id = citizen.id
         await admit_party(session, order.id, citizen.id)
+    if citizen.phone:
+        # Bound: messages go to the phone this citizen proved, not to the one typed.
+        party.phone = citizen.phone
     detail: dict[str, object] = {"party": party.position}
     if cancellation is not None:
         detail["cancellation_id"] = str(cancellation.id)
@@ -268,6 +271,9 @@ async def sign(
         twice=DomainError("already_signed", "您已签署该合同。"),
     )
     party.signed_at = now
+    # From now on the contract's messages (the number and password among them) go to the
+    # phone the signer proved, not to the one typed on the order.
+    party.phone = citizen.phone
     order.updated_at = now
     await record_event(
         session,

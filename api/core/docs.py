@@ -12,7 +12,9 @@ import html
 from typing import Any
 
 from litestar import Request
-from litestar.openapi.plugins import OpenAPIRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
+
+from api.core.problems import PROBLEM_MEDIA_TYPE
 
 
 class ServerRenderedDocs(OpenAPIRenderPlugin):
@@ -51,3 +53,52 @@ text-align:left;vertical-align:top}}.m{{font-weight:600;width:5rem}}code{{font-s
 <tbody>{"".join(rows)}</tbody></table>
 </body></html>"""
         return page.encode()
+
+
+# The refusals every operation may answer with, all RFC 9457 problem+json (api.core.problems).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "stable machine code"},
+        "detail": {"type": "string", "description": "中文说明"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string"},
+    },
+    "description": "RFC 9457 problem+json; members such as retry_after may follow",
+}
+_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def with_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Every operation lists its problem+json answers: any 4xx refusal and 503 (an outside
+    service is down). Litestar's own 4xx entries (plain JSON) are replaced: we answer
+    problems. Changes the schema in place (idempotent) and returns it."""
+    openapi.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    problem = {
+        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}},
+    }
+    for item in openapi.get("paths", {}).values():
+        for method in _METHODS:
+            operation = item.get(method)
+            if not isinstance(operation, dict):
+                continue
+            responses = {
+                code: answer
+                for code, answer in operation.get("responses", {}).items()
+                if not code.startswith("4")
+            }
+            responses["4XX"] = {"description": "拒绝 (problem+json)", "content": problem}
+            responses["503"] = {"description": "外部服务不可用 (problem+json)", "content": problem}
+            operation["responses"] = responses
+    return openapi
+
+
+class JsonSchemaWithProblems(JsonRenderPlugin):
+    """/api/docs/openapi.json with every operation's problem+json answers listed."""
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, with_problems(openapi_schema))

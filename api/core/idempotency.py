@@ -1,11 +1,17 @@
 """``Idempotency-Key`` for POST requests, stored in the database.
 
-The same key with the same body (for the same caller, method and path) replays the
-first answer byte for byte; the same key with another body is refused (422
+The same key with the same body (for the same authenticated caller, method and path)
+replays the first answer byte for byte; the same key with another body is refused (422
 ``idempotency_key_reused``); a second request while the first is still running gets 409
 ``idempotency_in_progress``. Only answers a handler gave (2xx and 4xx) are stored: a 5xx
 releases the key so the client can retry, and an answer marked ``Cache-Control: no-store``
 (it carries a secret) is never stored.
+
+The middleware runs after authentication and keys on the principal it found (``caller``),
+never on the raw Authorization header: a replay needs the same person logged in, so a
+logged-out token replays nothing. Anonymous requests pass through without a record (they
+create nothing worth a key, and each record would cost anyone's write lock). Records
+past their expiry are purged by ``purge_expired`` (a periodic job of the worker).
 
 A row is inserted *before* the handler runs so that two racing requests cannot both
 execute; the unique primary key is the lock, on SQLite and PostgreSQL alike. If the
@@ -18,10 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy import Integer, LargeBinary, String, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -29,7 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from api.core.clock import Clock
 from api.core.errors import DomainError
-from api.core.problems import PROBLEM_MEDIA_TYPE, ProblemError
+from api.core.problems import ProblemError, send_problem
 from api.db.base import Base
 from api.db.engine import Database
 
@@ -44,7 +50,7 @@ log = logging.getLogger("wangqian.idempotency")
 class IdempotencyRecord(Base):
     __tablename__ = "idempotency_records"
 
-    # sha256 of (caller, method, path, key): the raw key and token never hit the table.
+    # sha256 of (caller, method, path, key): the raw key never hits the table.
     scope_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int | None] = mapped_column(Integer)
@@ -66,9 +72,17 @@ class IdempotencyMiddleware:
     """ASGI middleware; reads the whole body, so it sits inside the size limit."""
 
     def __init__(
-        self, app: ASGIApp, *, database: Database, clock: Clock, ttl: int, lock_seconds: int
+        self,
+        app: ASGIApp,
+        *,
+        database: Database,
+        clock: Clock,
+        ttl: int,
+        lock_seconds: int,
+        caller: Callable[[Scope], str | None],
     ) -> None:
         self.app = app
+        self.caller = caller
         self.database = database
         self.clock = clock
         self.ttl = timedelta(seconds=ttl)
@@ -78,8 +92,10 @@ class IdempotencyMiddleware:
         key = _header(scope, HEADER) if scope["type"] == "http" else None
         # Webhooks are idempotent by their sender's own event ids, and their callers are
         # anonymous: a key stored by anyone could otherwise block the real sender's event.
+        caller = self.caller(scope) if key is not None else None
         if (
             key is None
+            or caller is None
             or scope.get("method") != "POST"
             or scope["path"].startswith(EXEMPT)
             or _is_upload(scope)
@@ -87,15 +103,16 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            await self._idempotent(scope, receive, send, key)
+            await self._idempotent(scope, receive, send, key, caller.encode())
         except DomainError as refused:
-            await _send_problem(send, ProblemError.of(refused), scope)
+            await send_problem(send, ProblemError.of(refused), scope)
 
-    async def _idempotent(self, scope: Scope, receive: Receive, send: Send, key: bytes) -> None:
+    async def _idempotent(
+        self, scope: Scope, receive: Receive, send: Send, key: bytes, caller: bytes
+    ) -> None:
         if not key.strip() or len(key) > MAX_KEY_LENGTH:
             raise DomainError("idempotency_key_invalid", "Idempotency-Key 须为 1 到 200 个字符。")
         body = await _read_body(receive)
-        caller = _header(scope, b"authorization") or b"anonymous"
         scope_hash = _sha256(caller, scope["method"].encode(), scope["path"].encode(), key)
         request_hash = _sha256(body)
         now = self.clock.now()
@@ -194,6 +211,29 @@ class IdempotencyMiddleware:
             record.response_body = bytes(captured["body"])
 
 
+PURGE_EVERY = timedelta(minutes=5)
+
+
+def purge_expired(database: Database, clock: Clock) -> Callable[[], Awaitable[int]]:
+    """A periodic job: delete the records whose replay time is over (and the answers they
+    hold), at most every ``PURGE_EVERY``: the worker loop runs every second, and each
+    purge is a write transaction."""
+    last: list[datetime] = []
+
+    async def purge_idempotency_records() -> int:
+        now = clock.now()
+        if last and now - last[0] < PURGE_EVERY:
+            return 0
+        last[:] = [now]
+        async with database.writer() as session, session.begin():
+            result = await session.execute(
+                delete(IdempotencyRecord).where(IdempotencyRecord.expires_at <= now)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    return purge_idempotency_records
+
+
 def _is_upload(scope: Scope) -> bool:
     """File uploads (multipart) are idempotent by their content where they land, and too
     large to hold here: they pass through."""
@@ -245,11 +285,3 @@ def _replay_body(body: bytes) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return receive
-
-
-async def _send_problem(send: Send, problem: ProblemError, scope: Scope) -> None:
-    body = msgspec.json.encode(problem.body(instance=scope.get("path")))
-    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode())]
-    headers += [(k.encode(), v.encode()) for k, v in problem.headers.items()]
-    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

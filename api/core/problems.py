@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -20,6 +21,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.types import Scope, Send
 
 from api.core.errors import DomainError
 
@@ -70,6 +72,7 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "staff_pending",
         "staff_rejected",
         "title_not_owner",
+        "totp_enrollment_required",
         "wechat_risky_user",
         # issue 19: a contract password shown before is shown again after a fresh SMS code
         "password_code_required",
@@ -236,6 +239,7 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "otp_send_limit",
         "rate_limited",
         "title_check_locked",
+        "totp_locked",
         "wechat_rate_limited",
     ),
     500: ("internal_error",),
@@ -314,6 +318,15 @@ def problem_response(problem: ProblemError, request: Request[Any, Any, Any]) -> 
     )
 
 
+async def send_problem(send: Send, problem: ProblemError, scope: Scope) -> None:
+    """The same answer from ASGI middleware, which runs outside Litestar's handlers."""
+    body = msgspec.json.encode(problem.body(instance=scope.get("path")))
+    headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode())]
+    headers += [(k.encode(), v.encode()) for k, v in problem.headers.items()]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _validation_problem(exc: ValidationException) -> ProblemError:
     errors = exc.extra if isinstance(exc.extra, list) else []
     detail = exc.detail or ""
@@ -364,8 +377,21 @@ def handle_http(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _is_malformed_body(exc):
+        # A body too deeply nested to decode is the client's fault, not ours: one line in
+        # the log (no traceback: anyone could fill the log with them), and a 422.
+        log.warning("malformed body on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            ProblemError(422, "malformed_json", "请求体不是合法的 JSON。"), request
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(_internal_error(), request)
+
+
+def _is_malformed_body(exc: Exception) -> bool:
+    """msgspec gives up on nesting deeper than the interpreter's recursion limit with a
+    RecursionError of its own wording; only that one is the body's fault."""
+    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

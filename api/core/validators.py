@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+import unicodedata
 from datetime import date
 
 from api.core.errors import DomainError
@@ -170,3 +171,21 @@ def normalize_phone(raw: str) -> str:
     if not is_valid_mobile(phone):
         raise DomainError("phone_invalid", "手机号码格式不正确。")
     return phone
+
+
+# What a signing certificate's subject can carry of a person's name (signing.ca.Signer
+# allows 1-64 characters; people's names on documents stay well inside 30).
+MAX_PERSON_NAME_LENGTH = 30
+
+
+def normalized_person_name(raw: str, *, min_length: int = 1) -> str | None:
+    """A person's name as certificates and documents print it (runs of whitespace made one
+    space), or None when no certificate should carry it: blank, too long, with digits, or
+    with a character that prints nothing or reorders the text (control and format
+    characters such as NUL, zero-width spaces and right-to-left overrides)."""
+    name = " ".join(raw.split())
+    if not min_length <= len(name) <= MAX_PERSON_NAME_LENGTH:
+        return None
+    if any(c.isdigit() or unicodedata.category(c).startswith("C") for c in name):
+        return None
+    return name

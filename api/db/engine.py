@@ -8,6 +8,8 @@ begin deferred so readers never wait for writers (WAL). On PostgreSQL both are t
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -47,12 +49,27 @@ def create_database(settings: Settings) -> Database:
 def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(settings)
         engine = _create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return _create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def private_sqlite_file(settings: Settings) -> None:
+    """The embedded database holds everyone's (encrypted) data: like the key files it is
+    readable by its owner only (0600), made so before SQLite first opens it (SQLite gives
+    its -wal and -shm files the database file's permissions)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.data_dir / "wangqian.db"
+    if settings.database_url:  # an explicit SQLite URL names its own file
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

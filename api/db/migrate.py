@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from api.db.engine import private_sqlite_file
 from api.settings import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -23,7 +24,7 @@ def alembic_config(settings: Settings) -> Config:
 
 def upgrade(settings: Settings, revision: str = "head") -> None:
     if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(settings)
     command.upgrade(alembic_config(settings), revision)
 
 

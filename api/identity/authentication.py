@@ -67,6 +67,15 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=token)
 
 
+def idempotency_caller(scope: Any) -> str | None:
+    """Whose an ``Idempotency-Key`` is: the authenticated principal (the same person under
+    a new login replays; another person, or nobody, does not), None when anonymous."""
+    principal = scope.get("user")
+    if not isinstance(principal, Principal):
+        return None
+    return f"{principal.kind.value}:{principal.citizen_id or principal.staff_id}"
+
+
 def provide_principal(request: Request[Principal, Any, Any]) -> Principal:
     """The ``principal`` dependency of handlers behind the middleware."""
     principal = request.scope.get("user")

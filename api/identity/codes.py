@@ -25,7 +25,14 @@ from api.identity.models import (
 )
 from notifications.sms import SmsChannel, SmsDeliveryError
 from notifications.templates import render
-from signing.otp import OtpChallenge, OtpError, OtpPolicy, OtpVerified
+from signing.otp import (
+    OtpChallenge,
+    OtpError,
+    OtpExpiredError,
+    OtpPolicy,
+    OtpUsedError,
+    OtpVerified,
+)
 from signing.pii import mask_phone
 
 log = logging.getLogger("wangqian.identity")
@@ -51,6 +58,13 @@ CODE_TEMPLATES = {
 
 def otp_problem(error: OtpError) -> DomainError:
     return DomainError(error.code, error.detail, **error.extensions())
+
+
+def _no_live_login_code() -> DomainError:
+    """At login, a code used (someone logged in with this phone), expired or never asked
+    for all answer alike: which phones have logged in is nobody's business (anyone may
+    ask for a code for any phone, so "never asked" proves nothing either)."""
+    return DomainError("otp_expired", "验证码无效或已过期，请重新获取。")
 
 
 async def _lock_phone(session: AsyncSession, phone: str) -> None:
@@ -110,7 +124,9 @@ async def issue_code(
     since = now - OTP_POLICY.long_window
     history = list(
         await session.scalars(
-            select(SmsSend.sent_at).where(SmsSend.phone == phone, SmsSend.sent_at > since)
+            select(SmsSend.sent_at).where(
+                SmsSend.phone == phone, SmsSend.purpose == purpose, SmsSend.sent_at > since
+            )
         )
     )
     try:
@@ -137,7 +153,7 @@ async def issue_code(
             failures=challenge.failures,
         )
     )
-    session.add(SmsSend(phone=phone, sent_at=now))
+    session.add(SmsSend(phone=phone, sent_at=now, purpose=purpose))
     await session.execute(delete(SmsSend).where(SmsSend.phone == phone, SmsSend.sent_at <= since))
     await session.flush()
     message = render(CODE_TEMPLATES.get(purpose, "one_time_code"), {"code": code})
@@ -145,7 +161,10 @@ async def issue_code(
     # must roll back (the person's send quota is not spent) and be told at once.
     try:
         await sms.send(
-            phone, message.text, template=message.template, params=message.params,
+            phone,
+            message.text,
+            template=message.template,
+            params=message.params,
             request_id=str(challenge.id),
         )
     except SmsDeliveryError as failed:
@@ -183,6 +202,8 @@ async def verify_code(
     await _lock_phone(session, phone)
     row = await _latest_challenge(session, purpose, subject)
     if row is None:
+        if purpose == LOGIN_PURPOSE:
+            raise _no_live_login_code()
         raise DomainError("otp_not_requested", "请先获取验证码。")
     updated, outcome = OTP_POLICY.verify(
         _challenge(row), code, keys.otp, now, purpose=purpose, subject=subject
@@ -207,6 +228,10 @@ async def verify_code(
         raise DomainError("otp_conflict", "验证码正在被使用，请重试。")
     await session.refresh(row)
     if isinstance(outcome, OtpError):
-        await commit_and_raise(session, otp_problem(outcome))
+        if purpose == LOGIN_PURPOSE and isinstance(outcome, OtpUsedError | OtpExpiredError):
+            outcome = _no_live_login_code()
+        await commit_and_raise(
+            session, outcome if isinstance(outcome, DomainError) else otp_problem(outcome)
+        )
     assert isinstance(outcome, OtpVerified)
     return outcome

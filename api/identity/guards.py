@@ -51,8 +51,22 @@ def staff_roles(*roles: StaffRole) -> Guard:
                 "当前角色无权进行此操作。",
                 required_roles=sorted(r.value for r in allowed),
             )
+        if (
+            principal.role in TOTP_ROLES
+            and not principal.totp_enabled
+            and connection.app.state.settings.totp_required_for_staff
+        ):
+            # They may log in (to enroll: /me/totp has no role guard), not act.
+            raise DomainError(
+                "totp_enrollment_required", "请先绑定身份验证器（动态口令）后再办理此业务。"
+            )
 
     return guard
+
+
+# Seal keepers and regulators hold the seal and the register: they act with TOTP
+# (WANGQIAN_STAFF_TOTP_REQUIRED, on outside the demo).
+TOTP_ROLES = frozenset({StaffRole.seal_keeper, StaffRole.regulator})
 
 
 company_admins_only = staff_roles(StaffRole.company_admin)

@@ -60,7 +60,9 @@ class Citizen(HasId, Base):
     # The identity document proven at real-name (居民身份证 unless said otherwise).
     id_type: Mapped[IdType] = mapped_column(str_enum(IdType, "id_type"), default=IdType.resident_id)
     id_number_encrypted: Mapped[str | None] = mapped_column(String(200))
-    # One real-name identity belongs to one account.
+    # The document claimed at real-name (keyed index); it reserves nothing.
+    id_number_claim_index: Mapped[str | None] = mapped_column(String(64))
+    # One real-name identity belongs to one account: set once a face check passed for it.
     id_number_index: Mapped[str | None] = mapped_column(String(64), unique=True)
     id_number_masked: Mapped[str | None] = mapped_column(String(32))
     identity_level: Mapped[IdentityLevel] = mapped_column(
@@ -98,6 +100,13 @@ class StaffMember(HasId, Base):
     totp_pending_encrypted: Mapped[str | None] = mapped_column(String(200))
     totp_enabled_at: Mapped[datetime | None]
     totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Wrong TOTP codes in a row, counted under the SMS codes' policy (codes.OTP_POLICY).
+    totp_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    totp_last_failure_at: Mapped[datetime | None]
+    totp_locked_until: Mapped[datetime | None]
+    # When the phone's owner accepted this staff account (a code to that phone, with
+    # "log in as staff"): before that the phone logs in as the citizen it may belong to.
+    phone_confirmed_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     # Staff the platform creates (admins, regulators, the demo's) start approved; agents
     # and seal keepers a company admin adds start pending until a regulator decides.
@@ -153,6 +162,8 @@ class SmsSend(HasId, Base):
 
     phone: Mapped[str] = mapped_column(String(16))
     sent_at: Mapped[datetime]
+    # Quotas count per purpose: anonymous login sends never spend a party's signing codes.
+    purpose: Mapped[str] = mapped_column(String(32), default="login", server_default="login")
 
 
 class FaceSession(HasId, Base):

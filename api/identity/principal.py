@@ -19,3 +19,4 @@ class Principal:
     role: StaffRole | None = None
     company_id: uuid.UUID | None = None
     touch_due: bool = False
+    totp_enabled: bool = False  # staff: an authenticator is enrolled

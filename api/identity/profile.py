@@ -53,7 +53,7 @@ async def profile(session: AsyncSession, principal: Principal) -> schemas.Me:
             phone_masked=mask_phone(citizen.phone) if citizen.phone else None,
             name=citizen.name,
             id_number_masked=citizen.id_number_masked,
-            id_type=citizen.id_type if citizen.id_number_index else None,
+            id_type=citizen.id_type if citizen.id_number_claim_index else None,
             identity_level=citizen.identity_level,
             wechat_bound=citizen.wechat_openid is not None,
             pi_consent_version=citizen.pi_consent_version,

@@ -68,6 +68,8 @@ async def _limit_auth(
 
 
 NO_STORE = CacheControlHeader(no_store=True)
+# Login codes one IP address may have sent, per hour (anyone may ask for any phone).
+ANONYMOUS_SENDS_PER_IP_HOUR = 30
 
 # Where the face provider's H5 page sends the browser back. With the demo's H5 mini program
 # mounted (mocks enabled) it leads straight back to its face page, which asks the API for
@@ -138,6 +140,11 @@ class AuthController(Controller):
     ) -> schemas.CodeSent:
         phone = normalize_phone(data.phone)
         await _limit_auth(request, limiter, settings, phone)
+        # Anonymous sends have a budget of their own per address, besides the login
+        # purpose's own quota per phone (codes.issue_code): neither touches signing codes.
+        await limiter.hit(
+            "sms-send-ip", _ip(request), limit=ANONYMOUS_SENDS_PER_IP_HOUR, window_seconds=3600
+        )
         _, sent = await codes.issue_code(db, keys, sms, phone=phone, now=clock.now())
         return sent
 
@@ -288,7 +295,13 @@ class MeController(Controller):
             db, principal, wechat_templates, results=data.results, now=clock.now()
         )
 
-    @post("/face-sessions", guards=[citizens_only], summary="发起人脸核身")
+    # The provider's one-time BizToken is in the answer.
+    @post(
+        "/face-sessions",
+        guards=[citizens_only],
+        cache_control=NO_STORE,
+        summary="发起人脸核身",
+    )
     async def start_face(
         self,
         db: NamedDependency[AsyncSession],
@@ -335,7 +348,14 @@ class MeController(Controller):
                 now=clock.now(),
             )
 
-    @post("/totp", status_code=200, guards=[staff_only], summary="绑定身份验证器 (TOTP)")
+    # The new secret is in the answer: never cached, never kept for an idempotent replay.
+    @post(
+        "/totp",
+        status_code=200,
+        guards=[staff_only],
+        cache_control=NO_STORE,
+        summary="绑定身份验证器 (TOTP)",
+    )
     async def totp_enroll(
         self,
         db: NamedDependency[AsyncSession],

@@ -95,7 +95,11 @@ async def authenticate(
         ):
             raise DomainError("session_invalid", "登录已失效，请重新登录。")
         principal = replace(
-            principal, staff_id=staff.id, role=staff.role, company_id=staff.company_id
+            principal,
+            staff_id=staff.id,
+            role=staff.role,
+            company_id=staff.company_id,
+            totp_enabled=staff.totp_secret_encrypted is not None,
         )
     return replace(principal, touch_due=now - row.last_seen_at >= TOUCH_EVERY)
 
@@ -133,6 +137,15 @@ async def login_with_phone(
     staff = None
     if kind is not PrincipalKind.citizen:
         staff = await session.scalar(select(StaffMember).where(StaffMember.phone == phone))
+        if staff is not None and staff.phone_confirmed_at is None:
+            if kind is PrincipalKind.staff:
+                # The phone's owner, proven by this code, asks for the staff account: that
+                # is the confirmation (kept even if approval still waits, below).
+                staff.phone_confirmed_at = now
+            else:
+                # A company admin typed this phone; until its owner accepts, it logs in as
+                # the citizen it belongs to, never as that company's staff.
+                staff = None
         if kind is PrincipalKind.staff and staff is None:
             await commit_and_raise(session, DomainError("not_staff", "该手机号不是工作人员账号。"))
     if staff is not None:
@@ -226,7 +239,7 @@ async def bind_phone(
         citizen.phone = phone
         await session.flush()
         return await profile(session, principal)
-    if other.wechat_openid is not None or citizen.id_number_index is not None:
+    if other.wechat_openid is not None or citizen.id_number_claim_index is not None:
         await commit_and_raise(
             session, DomainError("phone_taken", "该手机号已绑定其他账号，请用手机号登录。")
         )

@@ -5,6 +5,7 @@ enrollment and checks; what other contexts may know of a staff member.
 
 from __future__ import annotations
 
+import math
 import uuid
 from base64 import b64encode
 from dataclasses import dataclass
@@ -14,11 +15,13 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.core.clock import as_utc
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.core.validators import normalize_phone
 from api.db.engine import commit_and_raise
 from api.identity import schemas
+from api.identity.codes import OTP_POLICY
 from api.identity.models import (
     AuthSession,
     StaffApproval,
@@ -42,12 +45,39 @@ ADMIN_CREATES = frozenset({StaffRole.sales_agent, StaffRole.seal_keeper})
 async def check_totp(
     session: AsyncSession, keys: ServiceKeys, staff: StaffMember, code: str, now: datetime
 ) -> None:
+    """A TOTP code under the SMS codes' policy: the 5th wrong code in a row locks the
+    authenticator for 30 minutes (the right code too, as for SMS codes); failures are
+    forgotten after a right code, once a lock has run out, or 30 minutes after the last
+    wrong one. Wrong tries are committed before the refusal is raised."""
     assert staff.totp_secret_encrypted is not None
+    # The row lock (PostgreSQL; SQLite writers are serialised) makes concurrent guesses
+    # count one after another: none can slip past the 5th.
+    await session.refresh(staff, with_for_update=True)
+    policy = OTP_POLICY
+    locked_until = as_utc(staff.totp_locked_until) if staff.totp_locked_until else None
+    if locked_until is not None and now < locked_until:
+        await commit_and_raise(session, _totp_locked(locked_until, now))
     secret = keys.pii.decrypt(staff.totp_secret_encrypted, field=TOTP_FIELD)
     try:
         step = totp.verify(secret, code, now, last_step=staff.totp_last_step)
     except totp.TotpError as refused:
-        await commit_and_raise(session, DomainError(refused.code, refused.detail))
+        last = as_utc(staff.totp_last_failure_at) if staff.totp_last_failure_at else None
+        stale = locked_until is not None or (
+            last is not None and now - last >= policy.lock_duration
+        )
+        failures = (0 if stale else staff.totp_failures) + 1
+        staff.totp_failures = failures
+        staff.totp_last_failure_at = now
+        staff.totp_locked_until = None
+        if failures >= policy.max_failures:
+            staff.totp_locked_until = now + policy.lock_duration
+            await commit_and_raise(session, _totp_locked(staff.totp_locked_until, now))
+        await commit_and_raise(
+            session,
+            DomainError(
+                refused.code, refused.detail, remaining_tries=policy.max_failures - failures
+            ),
+        )
     # Conditional: two requests with the same code cannot both move past the last step.
     result = await session.execute(
         update(StaffMember)
@@ -55,13 +85,28 @@ async def check_totp(
             StaffMember.id == staff.id,
             (StaffMember.totp_last_step.is_(None)) | (StaffMember.totp_last_step < step),
         )
-        .values(totp_last_step=step)
+        .values(
+            totp_last_step=step,
+            totp_failures=0,
+            totp_last_failure_at=None,
+            totp_locked_until=None,
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         replayed = totp.TotpReplayedError()
         await commit_and_raise(session, DomainError(replayed.code, replayed.detail))
     await session.refresh(staff)
+
+
+def _totp_locked(locked_until: datetime, now: datetime) -> DomainError:
+    retry_after = max(1, math.ceil((locked_until - now).total_seconds()))
+    return DomainError(
+        "totp_locked",
+        f"动态口令错误次数过多，请 {math.ceil(retry_after / 60)} 分钟后再试。",
+        unlock_at=locked_until.isoformat(),
+        retry_after=retry_after,
+    )
 
 
 async def start_totp(
@@ -150,9 +195,11 @@ async def create_staff_member(
     now: datetime,
     project_ids: list[uuid.UUID] | None = None,
     approval: StaffApproval = StaffApproval.approved,
+    phone_confirmed: bool = True,
 ) -> StaffMember:
     """Any staff member (the demo and the platform use this; admins go through add_member).
-    The platform vouches for whom it creates: approved unless told otherwise."""
+    The platform vouches for whom it creates: approved and its phone confirmed unless told
+    otherwise."""
     phone = normalize_phone(phone)
     if (role is StaffRole.regulator) != (company_id is None):
         raise DomainError("staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。")
@@ -166,6 +213,7 @@ async def create_staff_member(
         created_at=now,
         approval=approval,
         review_reason="",
+        phone_confirmed_at=now if phone_confirmed else None,
     )
     session.add(staff)
     try:
@@ -180,8 +228,10 @@ async def create_staff_member(
 async def add_member(
     session: AsyncSession, principal: Principal, data: schemas.NewStaffMember, *, now: datetime
 ) -> schemas.StaffMemberAnswer:
-    """The member waits for a regulator (``pending``) and cannot log in until approved. A
-    member a regulator rejected may be submitted again, corrected, with the same phone."""
+    """The member waits for a regulator (``pending``) and cannot log in until approved, and
+    the phone is no staff login until its owner confirms it with a code (a login that asks
+    for the staff account). A member a regulator rejected may be submitted again,
+    corrected, with the same phone."""
     if data.role not in ADMIN_CREATES:
         raise DomainError("role_not_allowed", "企业管理员只能添加销售人员和印章授权人。")
     rejected = await session.scalar(
@@ -208,6 +258,8 @@ async def add_member(
         now=now,
         project_ids=data.project_ids,
         approval=StaffApproval.pending,
+        # An admin can type anyone's phone: its owner accepts at a staff login of their own.
+        phone_confirmed=False,
     )
     return await _staff_answer(session, staff)
 

@@ -16,7 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import business_date
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.core.validators import ID_TYPE_LABELS, IdType, checked_id_document
+from api.core.validators import (
+    ID_TYPE_LABELS,
+    IdType,
+    checked_id_document,
+    normalized_person_name,
+)
 from api.identity import schemas
 from api.identity.face_providers import FaceCheck, FaceOutcome, IdCheck
 from api.identity.models import (
@@ -46,19 +51,20 @@ async def submit_real_name(
     now: datetime,
 ) -> schemas.Me:
     citizen = await caller_citizen(session, principal)
-    name = name.strip()
-    if not 2 <= len(name) <= 30 or any(c.isdigit() for c in name):
+    checked = normalized_person_name(name, min_length=2)
+    if checked is None:
         raise DomainError("name_invalid", "请填写证件上的姓名。")
+    name = checked
     id_number = checked_id_document(id_type, id_number, today=business_date(now))
     index = keys.id_index(id_number, id_type)
     label = ID_TYPE_LABELS[id_type]
-    taken = DomainError("id_number_taken", f"该{label}号码已在其他账号完成实名认证。")
-    if citizen.id_number_index is not None:
-        if citizen.id_number_index == index and citizen.name == name:
+    if citizen.id_number_claim_index is not None:
+        if citizen.id_number_claim_index == index and citizen.name == name:
             return await profile(session, principal)
         raise DomainError("real_name_already_set", "该账号已完成实名认证，不能更换身份。")
-    if await session.scalar(select(Citizen.id).where(Citizen.id_number_index == index)):
-        raise taken
+    # Whether another account holds this number is not asked here: the answer would tell
+    # anyone which numbers are registered, and a claim reserves nothing. The number is
+    # reserved for this account only once the face check passes for it (``_reserve``).
     result = await idcheck.verify(name, id_number)
     if result != "match":
         # "mismatch" and "not_found" look the same: we are no oracle for the ID database.
@@ -67,14 +73,11 @@ async def submit_real_name(
     citizen.name = name
     citizen.id_type = id_type
     citizen.id_number_encrypted = protected.encrypted
-    citizen.id_number_index = protected.index
+    citizen.id_number_claim_index = protected.index
     citizen.id_number_masked = protected.masked
     citizen.identity_level = IdentityLevel.real_name
     citizen.real_name_at = now
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise taken from None
+    await session.flush()
     return await profile(session, principal)
 
 
@@ -106,7 +109,9 @@ async def start_face_session(
         raise DomainError("real_name_required", "请先完成实名认证。")
     id_number = keys.pii.decrypt(citizen.id_number_encrypted, field=ID_NUMBER_FIELD)
     started = await face.start(
-        id_number=id_number, name=citizen.name, redirect_url=redirect_url,
+        id_number=id_number,
+        name=citizen.name,
+        redirect_url=redirect_url,
         openid=citizen.wechat_openid,
     )
     row = FaceSession(
@@ -157,8 +162,32 @@ async def face_session_result(
     if result.status == "pending" and now < row.expires_at:
         return _face_answer(row, citizen)
     _record_face_outcome(keys, row, citizen, result, now)
+    if row.status is FaceStatus.passed:
+        await _reserve(session, row, citizen)
     await session.flush()
     return _face_answer(row, citizen)
+
+
+async def _reserve(session: AsyncSession, row: FaceSession, citizen: Citizen) -> None:
+    """The face check passed for the claimed document: it becomes this account's (one
+    identity, one account). Held by another account, it was the same person's face there
+    too: the check is recorded as failed with the reason, and nothing moves."""
+    index = citizen.id_number_claim_index
+    if citizen.id_number_index == index:
+        return
+    holder = await session.scalar(
+        select(Citizen.id).where(Citizen.id_number_index == index, Citizen.id != citizen.id)
+    )
+    if holder is not None:
+        row.status, row.reason = FaceStatus.failed, "id_number_taken"
+        citizen.identity_level = IdentityLevel.real_name
+        citizen.face_verified_at = None
+        return
+    citizen.id_number_index = index
+    try:
+        await session.flush()
+    except IntegrityError:  # another account reserved it a moment ago
+        raise DomainError("id_number_taken", "该证件号码已在其他账号完成实名认证。") from None
 
 
 def _record_face_outcome(
@@ -168,9 +197,9 @@ def _record_face_outcome(
     if result.status == "passed":
         # The provider's own word on whose face it was must be this citizen's identity.
         same_person = (
-            citizen.id_number_index is not None
+            citizen.id_number_claim_index is not None
             and result.id_number
-            and keys.id_index(result.id_number, citizen.id_type) == citizen.id_number_index
+            and keys.id_index(result.id_number, citizen.id_type) == citizen.id_number_claim_index
             and result.name.strip() == (citizen.name or "")
         )
         if same_person:

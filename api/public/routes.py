@@ -4,6 +4,7 @@ QR code). The platform's time-stamping authority (RFC 3161) answers here too."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -28,9 +29,12 @@ from api.public.schemas import (
 from signing.offline_qr import MAX_TOKEN_CHARS
 from signing.tsa import MAX_REQUEST_BYTES, REPLY_MEDIA_TYPE, REQUEST_MEDIA_TYPE
 
-# Wrong contract passwords allowed per contract number and per IP address, per hour.
+# Wrong contract passwords allowed per IP address, per hour; per contract number, the
+# first few in an hour are checked at once, then one check at a time with a growing pause.
 VERIFY_FAILURES_PER_NUMBER = 5
 VERIFY_FAILURES_PER_IP = 20
+VERIFY_BACKOFF_MAX_SECONDS = 60
+HOUR = 3600
 # verify-pdf checks every signature of a file: bounded per IP address and hour, and in size.
 VERIFY_PDF_PER_IP = 60
 MAX_PDF_BYTES = 4 * 1024 * 1024
@@ -39,6 +43,46 @@ PDF_MEDIA_TYPES = ("application/pdf", "application/octet-stream")
 
 def _ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
+
+
+async def _throttled_verify(
+    limiter: RateLimiter,
+    ip: str,
+    number: str,
+    check: Callable[[], Awaitable[VerifyAnswer]],
+) -> VerifyAnswer:
+    """合同查询 under guessing limits that cannot be raced and cannot lock out the holder.
+
+    Each attempt is counted before the password is checked (atomically, so 30 concurrent
+    guesses cannot all find the limit unreached) and given back when it was right. Per IP
+    address, 20 wrong an hour. Per contract number there is no lock (numbers are
+    sequential: anyone could lock any contract): after 5 wrong in an hour, one check at a
+    time, each wrong one doubling the pause before the next (1 s, 2 s ... at most 60 s).
+    A right password waits at most that pause, and is never refused for the wrong ones.
+    """
+    await limiter.hit("verify-ip", ip, limit=VERIFY_FAILURES_PER_IP, window_seconds=HOUR)
+    attempts_key, _ = limiter.window_key("verify-number", number, HOUR)
+    attempt = await limiter.incr(attempts_key, 1, expires_in=HOUR + 5)
+    slot = f"verify-number-slot:{number}"
+    if attempt > VERIFY_FAILURES_PER_NUMBER:
+        pause = min(2.0 ** (attempt - VERIFY_FAILURES_PER_NUMBER - 1), VERIFY_BACKOFF_MAX_SECONDS)
+        wait = await limiter.claim(slot, seconds=pause)
+        if wait is not None:
+            # Not checked, so not counted: the pause is all it costs.
+            await limiter.incr(attempts_key, -1, expires_in=HOUR + 5)
+            await limiter.unhit("verify-ip", ip, window_seconds=HOUR)
+            raise DomainError(
+                "rate_limited",
+                "该合同查询尝试过于频繁，请稍后再试。",
+                retry_after=wait,
+                limit="verify-number",
+            )
+    answer = await check()
+    if answer.genuine:
+        await limiter.incr(attempts_key, -1, expires_in=HOUR + 5)
+        await limiter.unhit("verify-ip", ip, window_seconds=HOUR)
+        await limiter.release(slot)
+    return answer
 
 
 def _body_type(request: Request[Any, Any, Any], allowed: tuple[str, ...], detail: str) -> None:
@@ -101,15 +145,12 @@ class PublicController(Controller):
     ) -> Response[VerifyAnswer]:
         ip = _ip(request)
         key = number.strip().upper()
-        hour = 3600
-        await limiter.peek(
-            "verify-number", key, limit=VERIFY_FAILURES_PER_NUMBER, window_seconds=hour
+        answer = await _throttled_verify(
+            limiter,
+            ip,
+            key,
+            lambda: verification.verify_contract(db, keys, number=number, password=password),
         )
-        await limiter.peek("verify-ip", ip, limit=VERIFY_FAILURES_PER_IP, window_seconds=hour)
-        answer = await verification.verify_contract(db, keys, number=number, password=password)
-        if not answer.genuine:
-            await limiter.hit("verify-number", key, limit=10**9, window_seconds=hour)
-            await limiter.hit("verify-ip", ip, limit=10**9, window_seconds=hour)
         return Response(answer, headers={"Cache-Control": "no-store"})
 
 
@@ -146,6 +187,7 @@ async def verify_qr(
 
 @get(
     "/api/v1/public/certificates",
+    media_type="application/x-pem-file",
     tags=["public"],
     summary="平台证书 (PEM: root, issuing CAs, platform signing, TSA) for offline checks",
 )

@@ -253,11 +253,20 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
             "/api/v1/public/verify", params={"number": number, "password": wrong}
         )
         assert refused.json() == {"genuine": False, "contract_number": number}
-    limited = await client.get(
+    # The wrong ones back off; the right password is not locked out (review finding 7).
+    right = await client.get(
         "/api/v1/public/verify", params={"number": number, "password": password}
     )
+    assert right.json()["genuine"] is True
+    checked_wrong = await client.get(
+        "/api/v1/public/verify", params={"number": number, "password": wrong}
+    )
+    assert checked_wrong.json()["genuine"] is False
+    limited = await client.get(
+        "/api/v1/public/verify", params={"number": number, "password": wrong}
+    )
     assert problem(limited) == (429, "rate_limited")
-    clock.advance(timedelta(hours=1))
+    clock.advance(timedelta(seconds=int(limited.headers["Retry-After"])))
     assert (
         await client.get("/api/v1/public/verify", params={"number": number, "password": password})
     ).json()["genuine"] is True

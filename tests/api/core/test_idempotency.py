@@ -37,6 +37,23 @@ class NewCompany(RequestBody):
     uscc: str
 
 
+class StandInAuthentication:
+    """The app's authentication, reduced: ``Bearer <name>`` makes the caller <name>."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = dict(scope.get("headers", []))
+        scheme, _, name = headers.get(b"authorization", b"").decode().partition(" ")
+        if scheme == "Bearer" and name:
+            scope["user"] = name
+        await self.app(scope, receive, send)
+
+
+AUTH = {"Authorization": "Bearer a"}
+
+
 @pytest.fixture
 async def client(database: Database, clock: MovableClock) -> AsyncIterator[httpx.AsyncClient]:
     calls = {"n": 0}
@@ -57,9 +74,15 @@ async def client(database: Database, clock: MovableClock) -> AsyncIterator[httpx
         state=State({"database": database}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
+            StandInAuthentication,
             DefineMiddleware(
-                IdempotencyMiddleware, database=database, clock=clock, ttl=3600, lock_seconds=60
-            )
+                IdempotencyMiddleware,
+                database=database,
+                clock=clock,
+                ttl=3600,
+                lock_seconds=60,
+                caller=lambda scope: scope.get("user"),
+            ),
         ],
     )
     async with httpx.AsyncClient(
@@ -79,8 +102,8 @@ BODY = {"name": "幂等置业", "uscc": USCC}
 async def test_same_key_same_body_replays_the_first_answer(
     client: httpx.AsyncClient, database: Database
 ) -> None:
-    first = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k1"})
-    second = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k1"})
+    first = await client.post("/companies", json=BODY, headers={**AUTH, "Idempotency-Key": "k1"})
+    second = await client.post("/companies", json=BODY, headers={**AUTH, "Idempotency-Key": "k1"})
     assert first.status_code == second.status_code == 201
     assert second.content == first.content
     assert second.headers["idempotent-replayed"] == "true"
@@ -90,9 +113,9 @@ async def test_same_key_same_body_replays_the_first_answer(
 async def test_same_key_with_another_body_is_refused(
     client: httpx.AsyncClient, database: Database
 ) -> None:
-    await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k2"})
+    await client.post("/companies", json=BODY, headers={**AUTH, "Idempotency-Key": "k2"})
     other = await client.post(
-        "/companies", json={**BODY, "name": "别的公司"}, headers={"Idempotency-Key": "k2"}
+        "/companies", json={**BODY, "name": "别的公司"}, headers={**AUTH, "Idempotency-Key": "k2"}
     )
     assert other.status_code == 422
     assert other.headers["content-type"].startswith("application/problem+json")
@@ -114,8 +137,8 @@ async def test_keys_are_per_caller(client: httpx.AsyncClient) -> None:
 
 async def test_refusals_are_replayed_too(client: httpx.AsyncClient, database: Database) -> None:
     bad = {"name": "坏代码", "uscc": "91350100M000100Y44"}
-    first = await client.post("/companies", json=bad, headers={"Idempotency-Key": "k4"})
-    second = await client.post("/companies", json=bad, headers={"Idempotency-Key": "k4"})
+    first = await client.post("/companies", json=bad, headers={**AUTH, "Idempotency-Key": "k4"})
+    second = await client.post("/companies", json=bad, headers={**AUTH, "Idempotency-Key": "k4"})
     assert first.status_code == second.status_code == 422
     assert first.json()["code"] == "uscc_invalid"
     assert second.content == first.content and second.headers["idempotent-replayed"] == "true"
@@ -125,11 +148,11 @@ async def test_a_server_error_releases_the_key(
     client: httpx.AsyncClient, database: Database
 ) -> None:
     boom = {"name": "boom", "uscc": USCC}
-    first = await client.post("/companies", json=boom, headers={"Idempotency-Key": "k5"})
+    first = await client.post("/companies", json=boom, headers={**AUTH, "Idempotency-Key": "k5"})
     assert first.status_code == 500 and first.json()["code"] == "internal_error"
     async with database.reader() as session:
         assert await session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
-    again = await client.post("/companies", json=boom, headers={"Idempotency-Key": "k5"})
+    again = await client.post("/companies", json=boom, headers={**AUTH, "Idempotency-Key": "k5"})
     assert again.status_code == 500 and "idempotent-replayed" not in again.headers
 
 
@@ -150,7 +173,7 @@ async def _plant_pending(
     async with database.writer() as session, session.begin():
         session.add(
             IdempotencyRecord(
-                scope_hash=h(b"anonymous", b"POST", b"/companies", b"k6"),
+                scope_hash=h(b"a", b"POST", b"/companies", b"k6"),
                 request_hash=h(msgspec.json.encode(BODY)),
                 created_at=now,
                 locked_until=now + timedelta(seconds=60),
@@ -166,7 +189,7 @@ async def test_a_request_in_progress_gets_409_until_its_lock_expires(
     busy = await client.post(
         "/companies",
         content=msgspec.json.encode(BODY),
-        headers={"Idempotency-Key": "k6", "content-type": "application/json"},
+        headers={**AUTH, "Idempotency-Key": "k6", "content-type": "application/json"},
     )
     assert busy.status_code == 409 and busy.json()["code"] == "idempotency_in_progress"
     assert busy.headers["retry-after"] == "1"
@@ -174,17 +197,17 @@ async def test_a_request_in_progress_gets_409_until_its_lock_expires(
     retried = await client.post(
         "/companies",
         content=msgspec.json.encode(BODY),
-        headers={"Idempotency-Key": "k6", "content-type": "application/json"},
+        headers={**AUTH, "Idempotency-Key": "k6", "content-type": "application/json"},
     )
     assert retried.status_code == 201
     assert await _companies(database) == 1
 
 
 async def test_keys_expire(client: httpx.AsyncClient, clock: MovableClock) -> None:
-    await client.post("/companies", json=BODY, headers={"Idempotency-Key": "k7"})
+    await client.post("/companies", json=BODY, headers={**AUTH, "Idempotency-Key": "k7"})
     clock.advance(timedelta(hours=2))
     fresh = await client.post(
-        "/companies", json={**BODY, "name": "另一家"}, headers={"Idempotency-Key": "k7"}
+        "/companies", json={**BODY, "name": "另一家"}, headers={**AUTH, "Idempotency-Key": "k7"}
     )
     # After expiry the key is free again: the request runs (and meets the existing code).
     assert fresh.status_code == 409 and fresh.json()["code"] == "company_exists"
@@ -194,9 +217,20 @@ async def test_keys_expire(client: httpx.AsyncClient, clock: MovableClock) -> No
 async def test_bad_keys_are_refused(
     client: httpx.AsyncClient, key: str, database: Database
 ) -> None:
-    response = await client.post("/companies", json=BODY, headers={"Idempotency-Key": key})
+    response = await client.post("/companies", json=BODY, headers={**AUTH, "Idempotency-Key": key})
     assert response.status_code == 422 and response.json()["code"] == "idempotency_key_invalid"
     assert await _companies(database) == 0
+
+
+async def test_anonymous_requests_keep_no_record(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    first = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "anon"})
+    second = await client.post("/companies", json=BODY, headers={"Idempotency-Key": "anon"})
+    assert first.status_code == 201
+    assert second.status_code == 409 and "idempotent-replayed" not in second.headers
+    async with database.reader() as session:
+        assert await session.scalar(select(func.count()).select_from(IdempotencyRecord)) == 0
 
 
 async def test_without_a_key_requests_run_each_time(client: httpx.AsyncClient) -> None:

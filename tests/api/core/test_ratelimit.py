@@ -41,3 +41,33 @@ async def test_limit_per_window_then_a_new_window(store: Store, clock: MovableCl
     await limiter.peek("login", key + "x", limit=1, window_seconds=60)
     clock.advance(timedelta(seconds=61))
     await limiter.hit("login", key, limit=3, window_seconds=60)
+
+
+async def test_concurrent_hits_pass_the_limit_exactly(store: Store, clock: MovableClock) -> None:
+    """Review finding 7: counting is atomic on both stores (no peek-then-hit race)."""
+    import asyncio
+
+    limiter = RateLimiter(store, clock)
+    key = secrets.token_hex(4)
+
+    async def one() -> bool:
+        try:
+            await limiter.hit("burst", key, limit=20, window_seconds=3600)
+        except DomainError:
+            return False
+        return True
+
+    passed = await asyncio.gather(*(one() for _ in range(30)))
+    assert sum(passed) == 20
+
+
+async def test_a_slot_is_held_by_one_until_it_runs_out(store: Store, clock: MovableClock) -> None:
+    import asyncio
+
+    limiter = RateLimiter(store, clock)
+    slot = "slot:" + secrets.token_hex(4)
+    claims = await asyncio.gather(*(limiter.claim(slot, seconds=30) for _ in range(10)))
+    assert claims.count(None) == 1
+    assert all(1 <= wait <= 30 for wait in claims if wait is not None)
+    await limiter.release(slot)
+    assert await limiter.claim(slot, seconds=30) is None

@@ -148,7 +148,8 @@ async def test_an_admin_creates_assigns_and_disables_agents(
     )
     assert approved.status_code == 200, approved.text
     clock.advance(timedelta(seconds=61))
-    agent_token = await login_phone(mock_client, "13800000099")
+    # Its owner asks for the staff account (confirming the phone, review finding 10).
+    agent_token = await login_phone(mock_client, "13800000099", kind="staff")
     assert (await me(mock_client, agent_token))["projects"] == [world["project"]]
     disabled = await mock_client.post(
         f"/api/v1/staff/members/{member['id']}/disable", headers=admin

@@ -89,6 +89,21 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     return body
 
 
+async def face_check(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
+    """A face check passed on the mock provider's page; the outcome the API records."""
+    started = await client.post("/api/v1/me/face-sessions", headers=bearer(token))
+    assert started.status_code == 201, started.text
+    face = started.json()
+    biz_token = parse_qs(urlsplit(face["url"]).query)["biz_token"][0]
+    completed = await client.post(
+        "/mock/face/page/complete", data={"biz_token": biz_token, "result": "pass"}
+    )
+    assert completed.status_code == 303
+    result = await client.get(f"/api/v1/me/face-sessions/{face['id']}", headers=bearer(token))
+    assert result.status_code == 200, result.text
+    return result.json()
+
+
 async def citizen_row(session: AsyncSession, citizen_id: str) -> Citizen:
     citizen = await session.get(Citizen, uuid.UUID(citizen_id))
     assert citizen is not None
@@ -145,8 +160,10 @@ async def test_the_stored_row_keeps_the_type_and_a_type_keyed_index(
 
     citizen = await citizen_row(session, done.json()["id"])
     assert citizen.id_type is IdType.hk_macao_permit
-    assert citizen.id_number_index == keys.id_index("H12345678", IdType.hk_macao_permit)
-    assert citizen.id_number_index != keys.id_index("H12345678", IdType.resident_id)
+    # Claimed, not reserved: the number becomes the account's at a passed face check.
+    assert citizen.id_number_index is None
+    assert citizen.id_number_claim_index == keys.id_index("H12345678", IdType.hk_macao_permit)
+    assert citizen.id_number_claim_index != keys.id_index("H12345678", IdType.resident_id)
     assert citizen.id_number_encrypted is not None
     assert "H12345678" not in citizen.id_number_encrypted
     number = keys.pii.decrypt(citizen.id_number_encrypted, field=verification.ID_NUMBER_FIELD)
@@ -205,7 +222,7 @@ async def test_a_resident_id_real_name_works_unchanged(
     # The index is the one resident IDs always had, so older rows still match.
     citizen = await citizen_row(session, profile["id"])
     assert citizen.id_type is IdType.resident_id
-    assert citizen.id_number_index == id_number_index(keys.pii_index, ZHANG.id_number)
+    assert citizen.id_number_claim_index == id_number_index(keys.pii_index, ZHANG.id_number)
     await session.commit()
 
 
@@ -342,12 +359,20 @@ async def test_the_same_characters_under_two_documents_do_not_collide(
     # however the number is typed.
     clock.advance(timedelta(minutes=1))
     third = await login_phone(mock_client, "13912340003")
-    for typed in ("H12345678", "h1234 5678"):
-        taken = await real_name(mock_client, third, "陈大文", typed, IdType.hk_macao_permit)
-        assert_problem(taken, 409, "id_number_taken")
-        taken = await real_name(mock_client, third, "陈大文", typed, IdType.passport)
-        assert_problem(taken, 409, "id_number_taken")
-    assert (await me(mock_client, third))["identity_level"] == "none"
+    # (Claims reserve nothing, review finding 3: the face check settles whose it is.)
+    for holder in (permit_holder, passport_holder):
+        assert (await face_check(mock_client, holder))["status"] == "passed"
+    for phone, typed, id_type in (
+        ("13912340003", "h1234 5678", IdType.hk_macao_permit),
+        ("13912340004", "H12345678", IdType.passport),
+    ):
+        clock.advance(timedelta(minutes=1))
+        third = await login_phone(mock_client, phone)
+        claimed = await real_name(mock_client, third, "陈大文", typed, id_type)
+        assert claimed.status_code == 200, claimed.text
+        taken = await face_check(mock_client, third)
+        assert (taken["status"], taken["reason"]) == ("failed", "id_number_taken")
+        assert (await me(mock_client, third))["identity_level"] == "real_name"
 
     rows = list(await session.scalars(select(Citizen).where(Citizen.id_number_index.is_not(None))))
     assert {row.id_type for row in rows} == {IdType.hk_macao_permit, IdType.passport}
@@ -366,9 +391,13 @@ async def test_the_same_digits_as_a_taiwan_permit_and_a_passport_do_not_collide(
     as_passport = await real_name(mock_client, second, "林志明", "01234567", IdType.passport)
     assert as_permit.status_code == 200 and as_passport.status_code == 200
     clock.advance(timedelta(minutes=1))
+    assert (await face_check(mock_client, first))["status"] == "passed"
+    assert (await face_check(mock_client, second))["status"] == "passed"
     third = await login_phone(mock_client, "13912340003")
     again = await real_name(mock_client, third, "林志明", "01234567", IdType.taiwan_permit)
-    assert_problem(again, 409, "id_number_taken")
+    assert again.status_code == 200  # a claim reserves nothing (review finding 3) ...
+    taken = await face_check(mock_client, third)  # ... the face check keeps one account
+    assert (taken["status"], taken["reason"]) == ("failed", "id_number_taken")
 
 
 async def test_a_resident_id_is_still_one_identity_one_account(
@@ -377,10 +406,14 @@ async def test_a_resident_id_is_still_one_identity_one_account(
     first = await login_phone(mock_client, ZHANG.phone)
     assert (await real_name(mock_client, first, ZHANG.name, ZHANG.id_number)).status_code == 200
     clock.advance(timedelta(minutes=1))
-    second = await login_phone(mock_client, "13912340002")
-    for id_type in (None, IdType.resident_id):
-        taken = await real_name(mock_client, second, ZHANG.name, ZHANG.id_number, id_type)
-        assert_problem(taken, 409, "id_number_taken")
+    assert (await face_check(mock_client, first))["status"] == "passed"
+    for phone, id_type in (("13912340002", None), ("13912340003", IdType.resident_id)):
+        clock.advance(timedelta(minutes=1))
+        second = await login_phone(mock_client, phone)
+        claimed = await real_name(mock_client, second, ZHANG.name, ZHANG.id_number, id_type)
+        assert claimed.status_code == 200, claimed.text
+        taken = await face_check(mock_client, second)
+        assert (taken["status"], taken["reason"]) == ("failed", "id_number_taken")
 
 
 async def test_an_account_cannot_switch_to_another_document(

@@ -1,0 +1,94 @@
+"""Finding 7 of the outside review: five wrong passwords from five IP addresses locked a
+contract number for an hour even for the right password, and 30 concurrent wrong guesses
+from one address all got through the 5-per-number and 20-per-IP limits (peek, check and
+hit were not atomic). Counting is atomic now, and wrong guesses back off instead of a lock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.core.clock import MovableClock
+from api.core.keys import ServiceKeys
+from tests.api.contracts.helpers import ZHANG, demo, signed_contract
+
+VERIFY = "/api/v1/public/verify"
+
+
+@asynccontextmanager
+async def _from(app: Litestar, ip: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(ip, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+def _wrong(password: str, n: int) -> str:
+    return f"{(int(password) + 1 + n) % 100_000_000:08d}"
+
+
+async def _guess(app: Litestar, ip: str, number: str, password: str) -> httpx.Response:
+    async with _from(app, ip) as client:
+        return await client.get(VERIFY, params={"number": number, "password": password})
+
+
+async def test_wrong_guesses_from_many_addresses_do_not_lock_out_the_right_password(
+    mock_app: Litestar,
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    contract = await signed_contract(mock_client, d, "301", ZHANG)
+    for n in range(5):
+        wrong = await _guess(mock_app, f"10.0.0.{n}", contract.number, _wrong(contract.password, n))
+        assert wrong.status_code == 200 and wrong.json()["genuine"] is False
+    right = await _guess(mock_app, "10.0.1.1", contract.number, contract.password)
+    assert right.status_code == 200 and right.json()["genuine"] is True
+
+    # Many more wrong ones: they back off (a pause that doubles, at most a minute), and the
+    # holder waits at most that long, never an hour.
+    refused = 0
+    for n in range(40):
+        clock.advance(timedelta(seconds=1))
+        wrong = await _guess(mock_app, f"10.0.2.{n}", contract.number, _wrong(contract.password, n))
+        if wrong.status_code == 429:
+            refused += 1
+            assert 1 <= int(wrong.headers["Retry-After"]) <= 60
+    assert refused > 20  # the wrong ones were slowed down
+    holder = await _guess(mock_app, "10.0.1.1", contract.number, contract.password)
+    if holder.status_code == 429:
+        wait = int(holder.headers["Retry-After"])
+        assert wait <= 60
+        clock.advance(timedelta(seconds=wait))
+        holder = await _guess(mock_app, "10.0.1.1", contract.number, contract.password)
+    assert holder.status_code == 200 and holder.json()["genuine"] is True
+
+
+async def test_concurrent_wrong_guesses_from_one_address_stop_at_the_limit(
+    mock_app: Litestar,
+) -> None:
+    answers = await asyncio.gather(
+        *(_guess(mock_app, "10.9.9.9", f"YS2026{n:08d}", "12345678") for n in range(30))
+    )
+    checked = [a for a in answers if a.status_code == 200]
+    limited = [a for a in answers if a.status_code == 429]
+    assert len(checked) == 20 and len(limited) == 10
+
+
+async def test_concurrent_wrong_guesses_on_one_number_are_checked_one_pause_at_a_time(
+    mock_app: Litestar,
+) -> None:
+    answers = await asyncio.gather(
+        *(_guess(mock_app, f"10.8.0.{n}", "YS202600000001", "12345678") for n in range(30))
+    )
+    checked = [a for a in answers if a.status_code == 200]
+    # The first five of the hour, then one check per pause: 6 at most in one instant.
+    assert len(checked) == 6
+    assert all(a.status_code == 429 for a in answers if a not in checked)
