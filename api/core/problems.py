@@ -166,6 +166,7 @@ _CODES_BY_STATUS: dict[int, tuple[str, ...]] = {
         "wechat_login_required",
         "wechat_not_bound",
         # issue 19: consent to an older notice; a receipt of a notice not paid in full
+        "pi_consent_required",
         "pi_notice_outdated",
         "receipt_not_ready",
     ),

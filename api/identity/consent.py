@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
 from api.identity import schemas
+from api.identity.models import Citizen
 from api.identity.principal import Principal
 from api.identity.profile import caller_citizen, profile
 
@@ -42,6 +43,17 @@ PI_NOTICE = schemas.PiNotice(
         ),
     ],
 )
+
+
+def require_pi_consent(citizen: Citizen) -> None:
+    """The ID number and the face are collected only after the separate consent: the notice
+    itself says that without it nothing is verified online."""
+    if citizen.pi_consent_at is None:
+        raise DomainError(
+            "pi_consent_required",
+            "请先阅读并同意《个人信息收集与使用告知》，再进行实名认证和人脸核身。",
+            current_version=PI_NOTICE_VERSION,
+        )
 
 
 def pi_notice() -> schemas.PiNotice:

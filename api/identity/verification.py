@@ -23,6 +23,7 @@ from api.core.validators import (
     normalized_person_name,
 )
 from api.identity import schemas
+from api.identity.consent import require_pi_consent
 from api.identity.face_providers import FaceCheck, FaceOutcome, IdCheck
 from api.identity.models import (
     Citizen,
@@ -51,6 +52,7 @@ async def submit_real_name(
     now: datetime,
 ) -> schemas.Me:
     citizen = await caller_citizen(session, principal)
+    require_pi_consent(citizen)
     checked = normalized_person_name(name, min_length=2)
     if checked is None:
         raise DomainError("name_invalid", "请填写证件上的姓名。")
@@ -105,6 +107,7 @@ async def start_face_session(
     now: datetime,
 ) -> schemas.FaceSessionAnswer:
     citizen = await caller_citizen(session, principal)
+    require_pi_consent(citizen)
     if citizen.id_number_encrypted is None or citizen.name is None:
         raise DomainError("real_name_required", "请先完成实名认证。")
     id_number = keys.pii.decrypt(citizen.id_number_encrypted, field=ID_NUMBER_FIELD)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.demo import PEOPLE, DemoPerson, load_demo_world
-from tests.api.identity.helpers import bearer, inbox, login_phone
+from tests.api.identity.helpers import agree_to_pi_notice, bearer, inbox, login_phone
 
 AGENT = next(p for p in PEOPLE if p.role == "sales_agent")
 SEAL_KEEPER = next(p for p in PEOPLE if p.role == "seal_keeper")
@@ -58,7 +58,8 @@ async def face_verified(client: httpx.AsyncClient, person: DemoPerson) -> str:
 
 
 async def prove_identity(client: httpx.AsyncClient, token: str, person: DemoPerson) -> None:
-    """Real-name and face verification through the mocks, for a logged-in citizen."""
+    """Consent, real-name and face verification through the mocks, for a logged-in citizen."""
+    await agree_to_pi_notice(client, token)
     named = await client.post(
         "/api/v1/me/real-name",
         json={"name": person.name, "id_number": person.id_number},

@@ -34,7 +34,7 @@ from tests.api.contracts.helpers import (
     scan,
     signed_contract,
 )
-from tests.api.identity.helpers import bearer, inbox, login_phone, wrong
+from tests.api.identity.helpers import agree_to_pi_notice, bearer, inbox, login_phone, wrong
 
 
 async def test_consent_is_kept_with_the_person_and_in_the_signing_evidence(
@@ -89,8 +89,29 @@ async def test_consent_is_kept_with_the_person_and_in_the_signing_evidence(
     assert bundle.status_code == 200, bundle.text
     signed = [e["payload"] for e in bundle.json()["events"] if e["payload"]["type"] == "signed"]
     consents = {s["detail"]["party"]: s["detail"]["pi_consent_at"] for s in signed}
-    assert consents == {0: first, 1: None}  # 李四 never agreed to the notice
-    assert all(s["detail"]["pi_consent_version"] in (PI_NOTICE_VERSION, None) for s in signed)
+    # 张三 agreed above; 李四 agreed on the way to his face check (he could not start one
+    # before): every signer's consent and its time are in the evidence.
+    assert consents[0] == first and consents[1] is not None and consents[1] > first
+    assert all(s["detail"]["pi_consent_version"] == PI_NOTICE_VERSION for s in signed)
+
+
+async def test_without_consent_no_id_number_or_face_is_collected(
+    mock_client: httpx.AsyncClient,
+) -> None:
+    client = mock_client
+    token = await login_phone(client, ZHANG.phone)
+    person = {"name": ZHANG.name, "id_number": ZHANG.id_number}
+    named = await client.post("/api/v1/me/real-name", json=person, headers=bearer(token))
+    assert problem(named) == (409, "pi_consent_required")
+    assert named.json()["current_version"] == PI_NOTICE_VERSION
+    face = await client.post("/api/v1/me/face-sessions", headers=bearer(token))
+    assert problem(face) == (409, "pi_consent_required")
+    me = (await client.get("/api/v1/me", headers=bearer(token))).json()
+    assert me["identity_level"] == "none" and me["pi_consent_at"] is None  # nothing kept
+
+    await agree_to_pi_notice(client, token)
+    named = await client.post("/api/v1/me/real-name", json=person, headers=bearer(token))
+    assert named.status_code == 200, named.text
 
 
 async def test_the_password_is_shown_again_only_after_a_fresh_code_and_never_replayed(

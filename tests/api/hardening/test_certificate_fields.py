@@ -14,7 +14,7 @@ from api.core.keys import ServiceKeys
 from api.register.models import Company
 from signing.ca import CertificateIssueError, Signer
 from tests.api.contracts.helpers import ZHANG, create, demo, order_body, problem
-from tests.api.identity.helpers import bearer, login_phone
+from tests.api.identity.helpers import agree_to_pi_notice, bearer, login_phone
 
 NAMES_NO_CERTIFICATE_CAN_CARRY = [
     "  ",
@@ -68,6 +68,7 @@ async def test_real_name_refuses_names_no_certificate_can_carry(
     mock_client: httpx.AsyncClient, name: str
 ) -> None:
     token = await login_phone(mock_client, "13900000077")
+    await agree_to_pi_notice(mock_client, token)
     refused = await mock_client.post(
         "/api/v1/me/real-name",
         json={"name": name, "id_number": ZHANG.id_number},

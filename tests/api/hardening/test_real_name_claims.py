@@ -16,13 +16,14 @@ from api.core.clock import MovableClock
 from api.db.migrate import upgrade
 from api.settings import Settings
 from tests.api.contracts.helpers import ZHANG, finish_face_page
-from tests.api.identity.helpers import bearer, login_phone, me
+from tests.api.identity.helpers import agree_to_pi_notice, bearer, login_phone, me
 
 SQUATTER = "13912349901"
 SECOND_ACCOUNT = "13912349902"
 
 
 async def _real_name(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    await agree_to_pi_notice(client, token)
     return await client.post(
         "/api/v1/me/real-name",
         json={"name": ZHANG.name, "id_number": ZHANG.id_number},
@@ -91,10 +92,10 @@ async def test_one_identity_one_account_is_kept_at_the_face_check(
 
 
 def test_the_migration_frees_numbers_held_without_a_face_check(tmp_path: Path) -> None:
-    """0031 turns every reservation into a claim and keeps only the face-verified ones (on
+    """0018 turns every reservation into a claim and keeps only the face-verified ones (on
     a SQLite file of its own, whatever database the suite runs on)."""
     settings = Settings(data_dir=tmp_path, secret_key="x" * 40)
-    upgrade(settings, "0030_totp_failures")
+    upgrade(settings, "0017")
     db = sqlite3.connect(tmp_path / "wangqian.db")
     for n, level in enumerate(("face_verified", "real_name")):
         db.execute(

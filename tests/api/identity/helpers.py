@@ -56,6 +56,16 @@ async def me(client: httpx.AsyncClient, token: str) -> dict[str, Any]:
     return response.json()
 
 
+async def agree_to_pi_notice(client: httpx.AsyncClient, token: str) -> None:
+    """The separate consent to the personal-information notice, which real-name and the
+    face check require first."""
+    notice = await client.get("/api/v1/me/pi-notice", headers=bearer(token))
+    agreed = await client.post(
+        "/api/v1/me/pi-consent", json={"version": notice.json()["version"]}, headers=bearer(token)
+    )
+    assert agreed.status_code == 200, agreed.text
+
+
 def wrong(code: str) -> str:
     """A well-formed code that is not `code`."""
     return f"{(int(code) + 1) % 1_000_000:06d}"

@@ -16,12 +16,14 @@ from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.demo import PEOPLE
 from api.identity import verification
+from api.identity.consent import PI_NOTICE_VERSION
 from api.identity.face_providers import FaceCheck, FaceOutcome, FaceStart
 from api.identity.models import Citizen, IdentityLevel, PrincipalKind
 from api.identity.principal import Principal
 from api.settings import Settings
 from api.tables import metadata
 from tests.api.identity.helpers import (
+    agree_to_pi_notice,
     bearer,
     login_phone,
     me,
@@ -45,6 +47,7 @@ async def wechat_login(client: httpx.AsyncClient, user: str) -> httpx.Response:
 async def real_name(
     client: httpx.AsyncClient, token: str, name: str, id_number: str
 ) -> httpx.Response:
+    await agree_to_pi_notice(client, token)
     return await client.post(
         "/api/v1/me/real-name", json={"name": name, "id_number": id_number}, headers=bearer(token)
     )
@@ -289,13 +292,14 @@ async def real_named(client: httpx.AsyncClient, person: object) -> str:
 async def test_a_demo_citizen_reaches_face_verified_through_the_mocks(
     mock_client: httpx.AsyncClient,
 ) -> None:
-    # The mini program way: WeChat login, bind the phone, real name, face.
+    # The mini program way: WeChat login, bind the phone, consent, real name, face.
     token = (await wechat_login(mock_client, "zhangsan")).json()["token"]
     code = await send_code(mock_client, ZHANG.phone)
     bound = await mock_client.post(
         "/api/v1/me/phone", json={"phone": ZHANG.phone, "code": code}, headers=bearer(token)
     )
     assert bound.status_code == 200
+    await agree_to_pi_notice(mock_client, token)
     early = await mock_client.post("/api/v1/me/face-sessions", headers=bearer(token))
     assert early.status_code == 409 and early.json()["code"] == "real_name_required"
     assert (await real_name(mock_client, token, ZHANG.name, ZHANG.id_number)).status_code == 200
@@ -401,6 +405,8 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
         id_number_claim_index=protected.index,  # what real-name leaves
         id_number_masked=protected.masked,
         identity_level=IdentityLevel.real_name,
+        pi_consent_version=PI_NOTICE_VERSION,  # real-name comes after the consent
+        pi_consent_at=now,
         created_at=now,
     )
     session.add(citizen)

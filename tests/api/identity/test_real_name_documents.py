@@ -23,7 +23,7 @@ from api.identity.models import Citizen
 from api.settings import Settings
 from signing.gb_codes import resident_id_check_char
 from signing.pii import id_number_index
-from tests.api.identity.helpers import bearer, login_phone, me
+from tests.api.identity.helpers import agree_to_pi_notice, bearer, login_phone, me
 
 ZHANG = next(p for p in PEOPLE if p.name == "张三")
 PROBLEM_JSON = "application/problem+json"
@@ -69,6 +69,7 @@ async def real_name(
     body: dict[str, Any] = {"name": name, "id_number": id_number}
     if id_type is not None:
         body["id_type"] = str(id_type)
+    await agree_to_pi_notice(client, token)
     return await client.post("/api/v1/me/real-name", json=body, headers=bearer(token))
 
 

@@ -15,7 +15,14 @@ from api.core.clock import MovableClock
 from api.db.engine import Database
 from api.settings import Settings
 from tests.api.contracts.helpers import ZHANG
-from tests.api.identity.helpers import bearer, login_phone, me, send_code, wechat_code
+from tests.api.identity.helpers import (
+    agree_to_pi_notice,
+    bearer,
+    login_phone,
+    me,
+    send_code,
+    wechat_code,
+)
 
 
 @pytest.fixture
@@ -39,6 +46,7 @@ async def _real_named_wechat_user(client: httpx.AsyncClient) -> str:
     bound = await client.post("/api/v1/me/phone", json={"phone": ZHANG.phone, "code": code},
                               headers=bearer(token))
     assert bound.status_code == 200, bound.text
+    await agree_to_pi_notice(client, token)
     named = await client.post("/api/v1/me/real-name",
                               json={"name": ZHANG.name, "id_number": ZHANG.id_number},
                               headers=bearer(token))
@@ -70,6 +78,7 @@ async def test_without_a_wechat_login_there_is_no_wechat_face_check(
     client: httpx.AsyncClient,
 ) -> None:
     token = await login_phone(client, ZHANG.phone)
+    await agree_to_pi_notice(client, token)
     named = await client.post("/api/v1/me/real-name",
                               json={"name": ZHANG.name, "id_number": ZHANG.id_number},
                               headers=bearer(token))

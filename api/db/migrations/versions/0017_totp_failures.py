@@ -1,8 +1,8 @@
 """TOTP failures are counted like SMS code failures: five wrong in a row lock the
 authenticator for 30 minutes (the seal and staff login had no limit on guesses)
 
-Revision ID: 0030_totp_failures
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-29
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0030_totp_failures"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """a staff member's phone is a staff login only once its owner confirmed it with a code:
 ``phone_confirmed_at``. Staff already there keep working (confirmed at their creation).
 
-Revision ID: 0033_staff_phone_confirmed
-Revises: 0032_sms_send_purpose
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-11-29
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0033_staff_phone_confirmed"
-down_revision: str | None = "0032_sms_send_purpose"
+revision: str = "0020"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,8 +3,8 @@
 claim (``id_number_claim_index``). Accounts that never passed a face check let go of the
 numbers they hold, so a number claimed by someone else returns to its owner.
 
-Revision ID: 0031_real_name_claims
-Revises: 0030_totp_failures
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-11-29
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0031_real_name_claims"
-down_revision: str | None = "0030_totp_failures"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,8 +2,8 @@
 sends (anyone may ask for any phone) never spend the quota of a party's signing or
 sealing codes. Sends recorded before count as logins.
 
-Revision ID: 0032_sms_send_purpose
-Revises: 0031_real_name_claims
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-11-29
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0032_sms_send_purpose"
-down_revision: str | None = "0031_real_name_claims"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -2,7 +2,7 @@
 personal-information notice (version and time, per citizen), and when a party was first
 shown the contract password (afterwards it is shown again only after a fresh SMS code)
 
-Revision ID: 0040
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-11-29
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0040"
+revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
