@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from api.core.validators import IdType
+from api.core.versions import PROJECTS, building_scope, contract_scope, track
 from api.db.base import Base, HasId, str_enum
 
 
@@ -319,3 +320,19 @@ class ContractTimestamp(HasId, Base):
     signer_key: Mapped[str] = mapped_column(String(64))  # as ContractSignature.signer_key
     token: Mapped[str] = mapped_column(Text)  # base64 DER
     stamped_at: Mapped[datetime]
+
+
+# What a change of these rows makes out of date among the public answers (api.core.versions):
+# an order's building table and the project list (a unit's public status), and its verify
+# answer (status, filing, parties, signatures).
+def _order_scopes(order: ContractOrder) -> tuple[str, ...]:
+    return (building_scope(order.building_id), contract_scope(order.id), PROJECTS)
+
+
+def _contract_scopes(row: ContractParty | ContractSignature) -> tuple[str, ...]:
+    return (contract_scope(row.order_id),)
+
+
+track(ContractOrder, _order_scopes)
+track(ContractParty, _contract_scopes)
+track(ContractSignature, _contract_scopes)
