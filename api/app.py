@@ -15,6 +15,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.response import Response
+from litestar.types import ASGIApp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -259,9 +260,20 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app_from_env() -> Litestar:
+def create_app_from_env() -> ASGIApp:
     """Factory for the server (granian): settings from ``WANGQIAN_*`` variables."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    return behind_proxies(create_app(settings), settings.trusted_proxies)
+
+
+def behind_proxies(app: ASGIApp, trusted_proxies: str) -> ASGIApp:
+    """Behind a load balancer, the client is the address its X-Forwarded-For names, believed
+    only from the balancers listed (anyone else could name any address)."""
+    if not trusted_proxies.strip():
+        return app
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    return wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted_proxies)  # type: ignore[no-any-return]
 
 
 __all__ = ["MediaType", "create_app", "create_app_from_env"]
