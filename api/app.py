@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
-from api.contracts.pdfs import ContractPdfs
+from api.contracts.pdfs import ContractPdfs, stop_typesetter
 from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.contracts.sealing import seal_reminder_sweep
@@ -130,6 +130,7 @@ def create_app(
         await embedded.stop()
         await http.aclose()
         await read_cache.close()
+        stop_typesetter()
         await database.dispose()
 
     return Litestar(

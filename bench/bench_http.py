@@ -109,8 +109,8 @@ def _children(pid: int) -> list[int]:
 
 
 def _profiled(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
-    """py-spy samples the server's workers while wrk runs (collapsed stacks, one per line:
-    ``sort -t' ' -k2 -n`` them, or feed them to a flame graph tool)."""
+    """py-spy samples a server's (first) worker while the load runs (collapsed stacks, one
+    per line: feed them to a flame graph tool, or add up frames)."""
     py_spy = Path(sys.executable).with_name("py-spy")
     workers = _children(pid) or [pid]
     return subprocess.Popen(
@@ -272,7 +272,12 @@ def main() -> int:
             )
             ceiling, _ = asyncio.run(_drive(bare, args.seconds, args.flow_concurrency))
             rest = {**people, "buyers": people["buyers"][1:], "keepers": people["keepers"][1:]}
+            spy = None
+            if args.profile:
+                spy = _profiled(servers[1].pid, args.profile / "flows.txt", args.seconds)
             flows, latencies, _ = asyncio.run(_flows(base, rest, args.flow_concurrency))
+            if spy is not None:
+                spy.wait()
             print(
                 f"  whole new-home flows (Python client, {args.flow_concurrency} at a time, "
                 f"9 requests each): {flows:.1f} flows/s, "
