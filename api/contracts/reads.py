@@ -113,7 +113,8 @@ async def list_orders(
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     orders = list(
         await session.scalars(
-            query.order_by(ContractOrder.created_at.desc(), ContractOrder.id)
+            # Both descending: ix_contract_orders_company_created read backwards.
+            query.order_by(ContractOrder.created_at.desc(), ContractOrder.id.desc())
             .limit(limit)
             .offset(offset)
         )

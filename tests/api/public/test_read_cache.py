@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +17,7 @@ from api.core.keys import ServiceKeys
 from api.core.read_cache import LocalBoard, Pin, ReadCache, not_modified
 from api.core.versions import DataVersion, building_scope, contract_scope
 from api.db.engine import Database
+from api.tables import metadata
 from tests.api.contracts.helpers import (
     LI,
     ZHANG,
@@ -27,6 +30,7 @@ from tests.api.contracts.helpers import (
 )
 from tests.api.contracts.test_filing import REGULATOR
 from tests.api.identity.helpers import bearer, login_phone
+from tests.api.identity.test_identity_migration import _tables
 
 
 async def _status(client: httpx.AsyncClient, building: str, room: str) -> str:
@@ -174,3 +178,14 @@ def test_if_none_match_lists() -> None:
     assert not_modified("*", '"b"')
     assert not not_modified('"a"', '"b"')
     assert not not_modified(None, '"b"')
+
+
+async def test_data_versions_match_the_models(database: Database) -> None:
+    """Migration 0020 creates what api.core.versions describes (SQLite and PostgreSQL)."""
+    async with database.engine.connect() as connection:
+        diffs = await connection.run_sync(
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+            )
+        )
+    assert [d for d in diffs if _tables(d) & {"data_versions"}] == []
