@@ -45,6 +45,7 @@ from bench_contracts import _arrange, _flow, _flows
 from bench_public import _big_building, _drive, _free_port
 
 WRK = shutil.which("wrk") or "wrk"
+WRK_THREADS = 2
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -62,11 +63,19 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def wrk(url: str, *, seconds: float, connections: int, threads: int = 2) -> Load:
+def wrk(
+    url: str,
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = WRK_THREADS,
+    script: Path | None = None,
+) -> Load:
     """One wrk run; its ``--latency`` distribution gives p50 and p99."""
     out = subprocess.run(
         [
             WRK,
+            *(["-s", str(script)] if script else []),
             f"-t{threads}",
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
@@ -79,7 +88,11 @@ def wrk(url: str, *, seconds: float, connections: int, threads: int = 2) -> Load
         text=True,
         check=True,
     ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    if "Requests/sec" not in out or "Latency Distribution" not in out:
+        raise SystemExit(f"wrk said:\n{out}")
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    if set(percentiles) != {"50", "99"}:
+        raise SystemExit(f"wrk said:\n{out}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -93,6 +106,104 @@ def wrk(url: str, *, seconds: float, connections: int, threads: int = 2) -> Load
         requests=requests,
         not_ok=not_ok,
     )
+
+
+async def _payment_notice(data_dir: Path) -> tuple[str, str]:
+    """A payment notice on the demo project's supervised account, with more due than any
+    run pays (each webhook pays 1 yuan): its reference and the account's number."""
+    import uuid as uuid_
+
+    from sqlalchemy import select
+
+    from api.core.clock import SystemClock
+    from api.core.keys import ServiceKeys
+    from api.db.engine import create_database
+    from api.escrow.models import SupervisedAccount
+    from api.escrow.notices import NoticePayee, create_payment_notices
+    from api.register.models import Project
+    from api.settings import Settings
+
+    settings = Settings(data_dir=data_dir)
+    database = create_database(settings)
+    try:
+        async with database.writer() as session, session.begin():
+            project = await session.scalar(select(Project).where(Project.name == "明湖花园"))
+            assert project is not None
+            account = await session.scalar(
+                select(SupervisedAccount).where(SupervisedAccount.project_id == project.id)
+            )
+            assert account is not None
+            notices = await create_payment_notices(
+                session,
+                ServiceKeys.from_master(settings.master_secret()),
+                contract_id=uuid_.uuid4(),
+                contract_number="YS2026BENCH01",
+                project_id=project.id,
+                company_id=project.company_id,
+                buyers=[NoticePayee(phone="13900000001", name="张三")],
+                deposit_fen=0,
+                down_payment_fen=10**13,
+                estate="明湖花园",
+                building="1栋",
+                room="301",
+                now=SystemClock().now(),
+            )
+            return notices[0].reference, account.account_number
+    finally:
+        await database.dispose()
+
+
+def _webhook_script(
+    path: Path, secret: str, reference: str, account: str, count: int, prefix: str
+) -> Path:
+    """A wrk script sending ``count`` signed payment.received webhooks, each a new bank
+    transaction; wrk's threads take turns through the list, so none is sent twice (a
+    thread that runs out starts again: those answers are replays, counted apart)."""
+    import json as json_
+
+    from api.escrow import signature
+
+    now = int(time.time())
+    bodies, headers = [], []
+    for n in range(count):
+        body = json_.dumps(
+            {
+                "id": f"evt_{prefix}{n}",
+                "type": "payment.received",
+                "created": now,
+                "data": {
+                    "transaction_id": f"{prefix}{n}",
+                    "account_number": account,
+                    "amount_fen": 100,
+                    "reference": reference,
+                },
+            }
+        )
+        bodies.append(body)
+        headers.append(signature.sign_header(secret, now, body.encode()))
+    lua = ["local bodies = {", *(f"  {json_.dumps(b)}," for b in bodies), "}"]
+    lua += ["local signatures = {", *(f'  "{h}",' for h in headers), "}"]
+    lua.append(
+        """
+local counter = 1
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  step = THREADS
+  i = id - step
+end
+function request()
+  i = i + step
+  if i > #bodies then i = id end
+  return wrk.format("POST", "/api/v1/webhooks/bank",
+    {["Content-Type"] = "application/json", ["X-Bank-Signature"] = signatures[i]}, bodies[i])
+end
+"""
+    )
+    path.write_text("\n".join(lua).replace("THREADS", str(WRK_THREADS)), encoding="utf-8")
+    return path
 
 
 def _children(pid: int) -> list[int]:
@@ -236,6 +347,9 @@ def main() -> int:
                 results.update({label: [] for label, _ in targets})
                 if args.only in refused[0]:
                     results[refused[0]] = []
+            reference, account = asyncio.run(_payment_notice(data_dir))
+            webhooks = "bank webhook, new payment"
+            results[webhooks] = []
             for round_no in range(args.rounds):
                 wrk(bare, seconds=1, connections=4)  # warm up
                 results["bare Litestar endpoint"].append(
@@ -250,6 +364,29 @@ def main() -> int:
                         spy = _profiled(servers[1].pid, args.profile / f"{slug}.txt", args.seconds)
                     results[label].append(
                         wrk(base + path, seconds=args.seconds, connections=args.connections)
+                    )
+                    if spy is not None:
+                        spy.wait()
+                if not args.only or args.only in webhooks:
+                    script = _webhook_script(
+                        data_dir / "webhooks.lua",
+                        world["bank_webhook_secret"],
+                        reference,
+                        account,
+                        int(args.seconds * 2500),
+                        f"R{round_no}-",
+                    )
+                    spy = None
+                    if args.profile and round_no == 0:
+                        args.profile.mkdir(parents=True, exist_ok=True)
+                        spy = _profiled(servers[1].pid, args.profile / "webhooks.txt", args.seconds)
+                    results[webhooks].append(
+                        wrk(
+                            f"{base}/api/v1/webhooks/bank",
+                            seconds=args.seconds,
+                            connections=args.connections,
+                            script=script,
+                        )
                     )
                     if spy is not None:
                         spy.wait()
@@ -269,6 +406,10 @@ def main() -> int:
             print(
                 "  (verify with a wrong password: after 5 failures per number and hour every "
                 "answer is 429, so this row is the refusal path; it runs last)"
+            )
+            print(
+                "  (bank webhooks: each a new signed payment.received with its own bank "
+                f"transaction, {int(args.seconds * 2500)} a round; past those, replays)"
             )
             ceiling, _ = asyncio.run(_drive(bare, args.seconds, args.flow_concurrency))
             rest = {**people, "buyers": people["buyers"][1:], "keepers": people["keepers"][1:]}
