@@ -349,7 +349,8 @@ def main() -> int:
                     results[refused[0]] = []
             reference, account = asyncio.run(_payment_notice(data_dir))
             webhooks = "bank webhook, new payment"
-            results[webhooks] = []
+            if not args.only or args.only in webhooks:
+                results[webhooks] = []
             for round_no in range(args.rounds):
                 wrk(bare, seconds=1, connections=4)  # warm up
                 results["bare Litestar endpoint"].append(

@@ -1,8 +1,10 @@
-"""a company's contracts in creation order: one index for the staff list
+"""contract indexes for a million contracts: the staff list and the building table
 
 (company_id, created_at, id) replaces the index on company_id alone (its prefix serves
-every lookup that one did), so a page of the newest contracts is read in index order
-instead of sorting all of a company's contracts.
+every lookup that one did), so a page of a company's newest contracts is read in index
+order instead of sorting all of them; (building_id, status, unit_id, filing_number,
+expires_at, updated_at) replaces the one on building_id alone and holds every column the
+public building table reads, so its statuses come from the index alone.
 
 Revision ID: 0021_contract_list_index
 Revises: 0020_data_versions
@@ -26,8 +28,16 @@ def upgrade() -> None:
         ["company_id", "created_at", "id"],
     )
     op.drop_index("ix_contract_orders_company_id", table_name="contract_orders")
+    op.create_index(
+        "ix_contract_orders_building_status",
+        "contract_orders",
+        ["building_id", "status", "unit_id", "filing_number", "expires_at", "updated_at"],
+    )
+    op.drop_index("ix_contract_orders_building_id", table_name="contract_orders")
 
 
 def downgrade() -> None:
+    op.create_index("ix_contract_orders_building_id", "contract_orders", ["building_id"])
+    op.drop_index("ix_contract_orders_building_status", table_name="contract_orders")
     op.create_index("ix_contract_orders_company_id", "contract_orders", ["company_id"])
     op.drop_index("ix_contract_orders_company_created", table_name="contract_orders")
