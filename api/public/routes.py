@@ -74,7 +74,9 @@ class PublicReads:
 
 def _revalidated(request: Request[Any, Any, Any], answer: Answer) -> Response[Any]:
     headers = {"ETag": answer.etag, "Cache-Control": PUBLIC_CACHE_CONTROL}
-    if not_modified(request.headers.get("if-none-match"), answer.etag):
+    # Straight from the ASGI scope: request.headers builds a parsed copy of them all.
+    asked = next((v for k, v in request.scope["headers"] if k == b"if-none-match"), None)
+    if asked is not None and not_modified(asked.decode("latin-1"), answer.etag):
         return Response(b"", status_code=304, headers=headers)
     return Response(answer.body, media_type=MediaType.JSON, headers=headers)
 
