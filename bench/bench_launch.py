@@ -268,13 +268,15 @@ class Rush:
             self.signed += signed.status_code == 200
 
 
-async def _run(base: str, mocks: str, people: dict[str, Any], seconds: float) -> Rush:
+async def _run(
+    base: str, mocks: str, people: dict[str, Any], seconds: float, *, sign: bool = True
+) -> Rush:
     rush = Rush(base, mocks, people, seconds)
     limits = httpx.Limits(max_connections=AGENTS + BUYERS + 8)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         await asyncio.gather(
             *(rush.agent(client, token) for token in people["agents"]),
-            *(rush.buyer(client, n) for n in range(BUYERS)),
+            *(rush.buyer(client, n) for n in range(BUYERS if sign else 0)),
         )
     return rush
 
@@ -298,6 +300,9 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--profile", type=Path, help="a folder: py-spy profiles of each worker")
+    parser.add_argument(
+        "--no-sign", action="store_true", help="buyers stay away: order creation alone"
+    )
     args = parser.parse_args()
 
     from api.settings import Settings
@@ -354,7 +359,7 @@ def main() -> int:
                 args.profile.mkdir(parents=True, exist_ok=True)
                 for n, pid in enumerate(_children(processes[0].pid)):
                     spies.append(_profiled(pid, args.profile / f"worker{n}.txt", args.seconds))
-            rush = asyncio.run(_run(base, mocks, people, args.seconds))
+            rush = asyncio.run(_run(base, mocks, people, args.seconds, sign=not args.no_sign))
             for spy in spies:
                 spy.wait()
             live, contracts = asyncio.run(_double_sales(url))
