@@ -127,10 +127,10 @@ def create_app(
     read_cache = ReadCache(database, create_board(settings.redis_url, database), clock)
 
     async def close_resources() -> None:
+        stop_typesetter()  # first: nothing below may keep the process from exiting
         await embedded.stop()
         await http.aclose()
         await read_cache.close()
-        stop_typesetter()
         await database.dispose()
 
     return Litestar(

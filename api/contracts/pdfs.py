@@ -16,6 +16,7 @@ Documents frozen before contracts had text (format v1) get time-stamps but no PD
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import hashlib
 import uuid
@@ -126,6 +127,9 @@ async def typeset(document: CanonicalDocument, font: PdfFont, issued: datetime) 
     if _TYPESETTER is None:
         # spawn: a fork would copy the running event loop, its threads and connections.
         _TYPESETTER = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        # Also at exit: a server worker that exits without its shutdown hook would wait
+        # for the typesetter forever (multiprocessing joins a process's children).
+        atexit.register(stop_typesetter)
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(_TYPESETTER, render_contract, document, font, issued)
