@@ -15,12 +15,13 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.response import Response
+from litestar.types import ASGIApp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
-from api.contracts.pdfs import ContractPdfs
+from api.contracts.pdfs import ContractPdfs, stop_typesetter
 from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.contracts.sealing import seal_reminder_sweep
@@ -32,7 +33,9 @@ from api.core.keys import ServiceKeys
 from api.core.logging import RequestLogMiddleware, configure_logging
 from api.core.problems import EXCEPTION_HANDLERS
 from api.core.ratelimit import RateLimiter, create_store
+from api.core.read_cache import ReadCache, create_board
 from api.core.request_guard import PathGuardMiddleware
+from api.core.versions import committed_versions
 from api.db.engine import Database, create_database
 from api.escrow.bank_gateway import instruction_push
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
@@ -47,6 +50,7 @@ from api.outbox.routes import NotificationController, SmsReceiptController
 from api.outbox.worker import EmbeddedWorker, build_worker
 from api.outside import OutsideServices, build_outside, mock_routes, new_http_client
 from api.public.routes import ROUTES as PUBLIC_ROUTES
+from api.public.routes import PublicReads
 from api.register.routes import ROUTES as REGISTER_ROUTES
 from api.settings import Settings
 from notifications.templates import check_templates
@@ -70,6 +74,12 @@ async def provide_db(
         else:
             if session.in_transaction():
                 await session.commit()
+        finally:
+            # Before the answer leaves, so whoever reads next, on any node, sees the change
+            # (this process's own cache heard of it at the commit).
+            read_cache: ReadCache | None = state.get("read_cache")
+            if read_cache is not None:
+                await read_cache.publish(committed_versions(session))
 
 
 @get("/healthz", include_in_schema=False, sync_to_thread=False)
@@ -119,32 +129,29 @@ def create_app(
         if settings.outbox_worker == "embedded":
             await embedded.start()
 
+    read_cache = ReadCache(database, create_board(settings.redis_url, database), clock)
+
     async def close_resources() -> None:
+        stop_typesetter()  # first: nothing below may keep the process from exiting
         await embedded.stop()
         await http.aclose()
+        await read_cache.close()
         await database.dispose()
 
-    route_handlers: list[Any] = [
-        healthz,
-        readyz,
-        *PUBLIC_ROUTES,
-        *IDENTITY_ROUTES,
-        NotificationController,
-        SmsReceiptController,
-        *CONTRACT_ROUTES,
-        *ESCROW_ROUTES,
-        *REGISTER_ROUTES,
-    ]
-    if settings.mocks_enabled:
-        from api.demo import PEOPLE  # the people the mock identity provider knows
-
-        people = {person.id_number: person.name for person in PEOPLE}
-        route_handlers.extend(mock_routes(settings, clock, http, people=people))
-
     return Litestar(
-        route_handlers=route_handlers,
-        state=State({"database": database, "settings": settings, "clock": clock, "outbox": outbox}),
-        dependencies=_dependencies(settings, clock, keys, outside, session_policy, http),
+        route_handlers=_route_handlers(settings, clock, http),
+        state=State(
+            {
+                "database": database,
+                "settings": settings,
+                "clock": clock,
+                "outbox": outbox,
+                "read_cache": read_cache,
+            }
+        ),
+        dependencies=_dependencies(
+            settings, clock, keys, outside, session_policy, http, read_cache
+        ),
         middleware=[
             RequestLogMiddleware,
             PathGuardMiddleware,
@@ -168,6 +175,26 @@ def create_app(
         debug=False,
         request_max_body_size=4 * 1024 * 1024,
     )
+
+
+def _route_handlers(settings: Settings, clock: Clock, http: httpx.AsyncClient) -> list[Any]:
+    route_handlers: list[Any] = [
+        healthz,
+        readyz,
+        *PUBLIC_ROUTES,
+        *IDENTITY_ROUTES,
+        NotificationController,
+        SmsReceiptController,
+        *CONTRACT_ROUTES,
+        *ESCROW_ROUTES,
+        *REGISTER_ROUTES,
+    ]
+    if settings.mocks_enabled:
+        from api.demo import PEOPLE  # the people the mock identity provider knows
+
+        people = {person.id_number: person.name for person in PEOPLE}
+        route_handlers.extend(mock_routes(settings, clock, http, people=people))
+    return route_handlers
 
 
 def periodic_jobs(
@@ -196,6 +223,7 @@ def _dependencies(
     outside: OutsideServices,
     session_policy: SessionPolicy,
     http: httpx.AsyncClient,
+    read_cache: ReadCache,
 ) -> dict[str, Provide]:
     """What handlers may ask for by name; each outside service is a dependency of its own."""
     # Checks the PDF font now: a font that cannot typeset Chinese stops the start.
@@ -204,13 +232,16 @@ def _dependencies(
     def constant(value: Any) -> Provide:
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)
 
+    limiter = RateLimiter(create_store(settings.redis_url), clock)
+
     return {
         "db": Provide(provide_db),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "clock": constant(clock),
         "keys": constant(keys),
         "settings": constant(settings),
-        "limiter": constant(RateLimiter(create_store(settings.redis_url), clock)),
+        "limiter": constant(limiter),
+        "public_reads": constant(PublicReads(read_cache, clock, keys, limiter)),
         "keystore": constant(pdfs.keystore),  # opened on first use
         "pdfs": constant(pdfs),
         "session_policy": constant(session_policy),
@@ -239,9 +270,20 @@ def _openapi_config() -> OpenAPIConfig:
     )
 
 
-def create_app_from_env() -> Litestar:
+def create_app_from_env() -> ASGIApp:
     """Factory for the server (granian): settings from ``WANGQIAN_*`` variables."""
-    return create_app(Settings.from_env())
+    settings = Settings.from_env()
+    return behind_proxies(create_app(settings), settings.trusted_proxies)
+
+
+def behind_proxies(app: ASGIApp, trusted_proxies: str) -> ASGIApp:
+    """Behind a load balancer, the client is the address its X-Forwarded-For names, believed
+    only from the balancers listed (anyone else could name any address)."""
+    if not trusted_proxies.strip():
+        return app
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    return wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted_proxies)  # type: ignore[no-any-return]
 
 
 __all__ = ["MediaType", "create_app", "create_app_from_env"]

@@ -25,6 +25,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mocks_enabled: bool = False
     public_base_url: str = "http://127.0.0.1:8000"
     redis_url: str = ""
+    # Load balancers in front of the API nodes (addresses or networks, comma-separated):
+    # from these peers, X-Forwarded-For names the client (per-address rate limits).
+    # Empty = the peer is the client; never list addresses that clients can reach from.
+    trusted_proxies: str = ""
     log_level: str = "INFO"
     log_json: bool = True
     # Idempotency records are kept this long, then a new request may reuse the key.

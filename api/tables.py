@@ -3,7 +3,7 @@
 autogenerate); the service itself never needs it, and ``api.db`` does not import it."""
 
 from api.contracts import models as contract_models  # noqa: F401
-from api.core import idempotency  # noqa: F401
+from api.core import idempotency, versions  # noqa: F401
 from api.db.base import Base
 from api.escrow import models as escrow_models  # noqa: F401
 from api.identity import models as identity_models  # noqa: F401

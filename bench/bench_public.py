@@ -26,6 +26,7 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import select
@@ -40,8 +41,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-async def _big_building(data_dir: Path) -> str:
-    """Add a 32-floor building of 256 units to the demo project through the real services."""
+async def _big_building(data_dir: Path, settings: Any = None) -> str:
+    """Add a 32-floor building of 256 units to the demo project through the real services
+    (200 of them in a presale permit); ``settings`` name another database (PostgreSQL)."""
     from api.core.clock import SystemClock, business_date
     from api.db.engine import create_database
     from api.register import service as register
@@ -49,7 +51,7 @@ async def _big_building(data_dir: Path) -> str:
     from api.register.survey import import_survey
     from api.settings import Settings
 
-    database = create_database(Settings(data_dir=data_dir))
+    database = create_database(settings or Settings(data_dir=data_dir))
     now = SystemClock().now()
     today = business_date(now)
     rooms = [

@@ -3,6 +3,7 @@
 
     python3 scripts/dev.py demo [wangqian demo options]   # run the demo
     python3 scripts/dev.py test [pytest options]          # lint, then run the tests
+    python3 scripts/dev.py bench bench_http.py [options]  # a bench/ script (installs wrk)
 
 Creates ./.venv on first use and (re)installs the project with its test extras whenever
 pyproject.toml changes. Standard library only: it runs before anything is installed.
@@ -34,7 +35,7 @@ def ensure_environment() -> None:
     print("installing wangqian and its dependencies into .venv ...", flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "install", "-U", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[test]"], check=True, cwd=ROOT)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[test,bench]"], check=True, cwd=ROOT)
     STAMP.write_text(wanted)
 
 
@@ -44,9 +45,13 @@ def ensure_environment() -> None:
 DEFAULT_PDF_FONT = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
 
 
-def ensure_debian_packages(*, for_tests: bool) -> None:
+def ensure_debian_packages(*, for_tests: bool, for_bench: bool = False) -> None:
     font = os.environ.get("WANGQIAN_PDF_FONT", DEFAULT_PDF_FONT)
     wanted = [] if Path(font).is_file() else ["fonts-noto-cjk"]
+    # The HTTP benches measure from outside with wrk, a C load generator faster than the
+    # server (a Python client would be the bottleneck and flatter the figures).
+    if for_bench and not shutil.which("wrk"):
+        wanted.append("wrk")
     if for_tests and not all(shutil.which(t) for t in ("pdftotext", "pdfsig", "certutil")):
         wanted += ["poppler-utils", "libnss3-tools"]
     apt = shutil.which("apt-get")
@@ -61,13 +66,20 @@ def ensure_debian_packages(*, for_tests: bool) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"demo", "test", "install"}:
+    if not argv or argv[0] not in {"demo", "test", "install", "bench"}:
         print(__doc__)
         return 2
     ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "install":
         return 0
+    if command == "bench":
+        ensure_debian_packages(for_tests=False, for_bench=True)
+        if not rest:
+            print("which bench? e.g. bench_http.py", file=sys.stderr)
+            return 2
+        script = ROOT / "bench" / rest[0]
+        return subprocess.call([str(BIN / "python"), str(script), *rest[1:]], cwd=ROOT)
     if command == "demo":
         ensure_debian_packages(for_tests=False)
         return subprocess.call([str(BIN / "wangqian"), "demo", *rest], cwd=ROOT)

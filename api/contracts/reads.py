@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,7 @@ from api.contracts.terms import (
 )
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
+from api.core.versions import contract_scope
 from api.identity.models import StaffRole
 from api.identity.principal import Principal
 from api.identity.verification import citizen_identity
@@ -112,7 +114,8 @@ async def list_orders(
     total = await session.scalar(select(func.count()).select_from(query.subquery())) or 0
     orders = list(
         await session.scalars(
-            query.order_by(ContractOrder.created_at.desc(), ContractOrder.id)
+            # Both descending: ix_contract_orders_company_created read backwards.
+            query.order_by(ContractOrder.created_at.desc(), ContractOrder.id.desc())
             .limit(limit)
             .offset(offset)
         )
@@ -242,16 +245,24 @@ class GenuineContract:
 
 
 async def genuine_contract(
-    session: AsyncSession, keys: ServiceKeys, *, number: str, password: str
+    session: AsyncSession,
+    keys: ServiceKeys,
+    *,
+    number: str,
+    password: str,
+    pin: Callable[[Iterable[str]], Awaitable[None]] | None = None,
 ) -> GenuineContract | None:
     """The contract this number (its contract number or its filing number) and password
     open; None alike for an unknown number and a wrong password (no oracle for which
-    numbers exist)."""
-    order = await session.scalar(
-        select(ContractOrder).where(
-            or_(ContractOrder.contract_number == number, ContractOrder.filing_number == number)
-        )
-    )
+    numbers exist). ``pin`` (a read cache's) is given the contract's version scope before
+    its data is read (a number, once given, always names the same order)."""
+    by_number = or_(ContractOrder.contract_number == number, ContractOrder.filing_number == number)
+    if pin is not None:
+        order_id = await session.scalar(select(ContractOrder.id).where(by_number))
+        if order_id is None:
+            return None
+        await pin((contract_scope(order_id),))
+    order = await session.scalar(select(ContractOrder).where(by_number))
     if (
         order is None
         or order.password_hash is None

@@ -13,6 +13,7 @@ import asyncio
 import math
 from typing import Any
 
+from anyio import Lock
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
@@ -25,7 +26,19 @@ def create_store(redis_url: str) -> Store:
         from litestar.stores.redis import RedisStore
 
         return RedisStore.with_client(url=redis_url, namespace="wangqian-ratelimit")
-    return MemoryStore()
+    return _MemoryStore()
+
+
+class _MemoryStore(MemoryStore):
+    """Litestar's MemoryStore, whose lock does not stop at the event loop when it is free.
+    Its default lock passes through a cancel-shielded checkpoint on every acquire and
+    release; two such reads per public verify halved its throughput and put 100 ms into its
+    p99 under wrk (bench/bench_http.py). Nothing awaits while the lock is held, so a free
+    lock need not yield."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = Lock(fast_acquire=True)
 
 
 class RateLimiter:

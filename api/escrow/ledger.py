@@ -143,16 +143,25 @@ async def post(session: AsyncSession, postings: list[Posting], *, now: datetime)
     accounts = {a.id: a for a in await _lock(session, ids)}
     if len(accounts) != len(ids):
         raise ValueError("posting to an unknown ledger account")
-    current = await nets(session, ids)
+    moves: dict[uuid.UUID, int] = dict.fromkeys(ids, 0)
     for p in postings:
         if p.amount_fen <= 0 or p.debit == p.credit:
             raise ValueError("a transfer moves a positive amount between two accounts")
-        current[p.debit] += p.amount_fen
-        current[p.credit] -= p.amount_fen
-    for account_id, net in current.items():
+        moves[p.debit] += p.amount_fen
+        moves[p.credit] -= p.amount_fen
+
+    def own_side(account_id: uuid.UUID, net: int) -> int:
+        return net if accounts[account_id].side is Side.debit else -net
+
+    # Only a guarded account that these postings lower can fall below zero: its balance is
+    # summed from its transfers; the others' are not (a supervised account's thousands of
+    # payments were summed again for every new payment).
+    lowered = [i for i in ids if accounts[i].guarded and own_side(i, moves[i]) < 0]
+    current = await nets(session, lowered)
+    for account_id in lowered:
+        own = own_side(account_id, current[account_id] + moves[account_id])
         account = accounts[account_id]
-        own = net if account.side is Side.debit else -net
-        if account.guarded and own < 0:
+        if own < 0:
             raise DomainError(
                 "ledger_guard",
                 "该资金账户余额不足，操作被拒绝。",

@@ -1,15 +1,20 @@
-"""Public routes: no login, no personal data. Building tables and project lists may be
-cached for a while; contract verification never (it is asked with a password, a PDF or a
-QR code). The platform's time-stamping authority (RFC 3161) answers here too."""
+"""Public routes: no login, no personal data. Building tables and project lists are
+served from the read cache (``api.core.read_cache``) with an ``ETag``, and phones and CDNs
+may keep them if they ask again (``no-cache``: revalidate, answered 304 while unchanged).
+Contract verification is cached on the server alone, and only a genuine contract's answer
+(it is asked with a password, so never ``no-store`` aside). The platform's time-stamping
+authority (RFC 3161) answers here too."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
+from litestar.serialization import encode_json
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.pdfs import ContractPdfs, published_certificates
@@ -18,6 +23,8 @@ from api.core.errors import DomainError
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
 from api.core.ratelimit import RateLimiter
+from api.core.read_cache import Answer, Pin, ReadCache, not_modified
+from api.core.versions import PROJECTS, REGISTER, building_scope
 from api.public import buildings, verification
 from api.public.schemas import (
     BuildingTable,
@@ -39,6 +46,11 @@ HOUR = 3600
 VERIFY_PDF_PER_IP = 60
 MAX_PDF_BYTES = 4 * 1024 * 1024
 PDF_MEDIA_TYPES = ("application/pdf", "application/octet-stream")
+# Anyone may keep a building table or project list, but must ask again before using it
+# (a 304 while its ETag holds): a unit's status is never shown stale after a signature.
+PUBLIC_CACHE_CONTROL = "public, no-cache"
+# The cache key of a verify answer holds the password only as a keyed hash.
+VERIFY_CACHE_PURPOSE = "verify-cache"
 
 
 def _ip(request: Request[Any, Any, Any]) -> str:
@@ -49,8 +61,8 @@ async def _throttled_verify(
     limiter: RateLimiter,
     ip: str,
     number: str,
-    check: Callable[[], Awaitable[VerifyAnswer]],
-) -> VerifyAnswer:
+    check: Callable[[], Awaitable[tuple[Answer, bool]]],
+) -> Answer:
     """合同查询 under guessing limits that cannot be raced and cannot lock out the holder.
 
     Each attempt is counted before the password is checked (atomically, so 30 concurrent
@@ -77,8 +89,8 @@ async def _throttled_verify(
                 retry_after=wait,
                 limit="verify-number",
             )
-    answer = await check()
-    if answer.genuine:
+    answer, genuine = await check()
+    if genuine:
         await limiter.incr(attempts_key, -1, expires_in=HOUR + 5)
         await limiter.unhit("verify-ip", ip, window_seconds=HOUR)
         await limiter.release(slot)
@@ -92,6 +104,27 @@ def _body_type(request: Request[Any, Any, Any], allowed: tuple[str, ...], detail
         raise DomainError("unsupported_media_type", detail)
 
 
+@dataclass(frozen=True)
+class PublicReads:
+    """What the cached public reads need, as one dependency: Litestar resolves two or more
+    dependencies of a handler in a task group of their own, which costs more than a read
+    answered from memory (seen in py-spy profiles under wrk)."""
+
+    cache: ReadCache
+    clock: Clock
+    keys: ServiceKeys
+    limiter: RateLimiter
+
+
+def _revalidated(request: Request[Any, Any, Any], answer: Answer) -> Response[Any]:
+    headers = {"ETag": answer.etag, "Cache-Control": PUBLIC_CACHE_CONTROL}
+    # Straight from the ASGI scope: request.headers builds a parsed copy of them all.
+    asked = next((v for k, v in request.scope["headers"] if k == b"if-none-match"), None)
+    if asked is not None and not_modified(asked.decode("latin-1"), answer.etag):
+        return Response(b"", status_code=304, headers=headers)
+    return Response(answer.body, media_type=MediaType.JSON, headers=headers)
+
+
 class PublicController(Controller):
     path = "/api/v1/public"
     tags = ("public",)
@@ -99,22 +132,31 @@ class PublicController(Controller):
     @get("/projects", summary="楼盘列表 (public project list with unit counts by status)")
     async def list_projects(
         self,
-        db: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
+        request: Request[Any, Any, Any],
+        public_reads: NamedDependency[PublicReads],
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
         offset: Annotated[int, Parameter(ge=0, le=1_000_000)] = 0,
         q: Annotated[str | None, Parameter(max_length=100)] = None,
         district: Annotated[str | None, Parameter(max_length=100)] = None,
-    ) -> PublicProjectPage:
-        return await buildings.list_projects(
-            db,
-            today=business_date(clock.now()),
-            now=clock.now(),
-            limit=limit,
-            offset=offset,
-            name_contains=q,
-            district=district,
-        )
+    ) -> Response[PublicProjectPage]:
+        clock = public_reads.clock
+        today = business_date(clock.now())
+
+        async def render(db: AsyncSession, pin: Pin) -> tuple[bytes, bool]:
+            await pin((PROJECTS, REGISTER))
+            page = await buildings.list_projects(
+                db,
+                today=today,
+                now=clock.now(),
+                limit=limit,
+                offset=offset,
+                name_contains=q,
+                district=district,
+            )
+            return encode_json(page), True
+
+        key = ("projects", today, limit, offset, q, district)
+        return _revalidated(request, await public_reads.cache.fetch(key, render))
 
     @get(
         "/buildings/{building_id:str}/units",
@@ -122,36 +164,52 @@ class PublicController(Controller):
     )
     async def building_units(
         self,
-        db: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
+        request: Request[Any, Any, Any],
+        public_reads: NamedDependency[PublicReads],
         building_id: FromPath[str],
-    ) -> BuildingTable:
-        return await buildings.building_table(
-            db,
-            parse_id(building_id, what="楼栋"),
-            today=business_date(clock.now()),
-            now=clock.now(),
-        )
+    ) -> Response[BuildingTable]:
+        building = parse_id(building_id, what="楼栋")
+        clock = public_reads.clock
+        today = business_date(clock.now())
+
+        async def render(db: AsyncSession, pin: Pin) -> tuple[bytes, bool]:
+            await pin((building_scope(building), REGISTER))
+            table = await buildings.building_table(db, building, today=today, now=clock.now())
+            return encode_json(table), True
+
+        key = ("building", building, today)
+        return _revalidated(request, await public_reads.cache.fetch(key, render))
 
     @get("/verify", summary="合同查询 (number + password)")
     async def verify(
         self,
         request: Request[Any, Any, Any],
-        db: NamedDependency[AsyncSession],
-        keys: NamedDependency[ServiceKeys],
-        limiter: NamedDependency[RateLimiter],
+        public_reads: NamedDependency[PublicReads],
         number: Annotated[str, Parameter(min_length=1, max_length=32)],
         password: Annotated[str, Parameter(min_length=1, max_length=16)],
     ) -> Response[VerifyAnswer]:
         ip = _ip(request)
         key = number.strip().upper()
-        answer = await _throttled_verify(
-            limiter,
-            ip,
-            key,
-            lambda: verification.verify_contract(db, keys, number=number, password=password),
-        )
-        return Response(answer, headers={"Cache-Control": "no-store"})
+        keys = public_reads.keys
+        rendered_genuine = False
+
+        async def render(db: AsyncSession, pin: Pin) -> tuple[bytes, bool]:
+            nonlocal rendered_genuine
+            answer = await verification.verify_contract(
+                db, keys, number=number, password=password, pin=pin
+            )
+            rendered_genuine = answer.genuine
+            return encode_json(answer), answer.genuine
+
+        async def check() -> tuple[Answer, bool]:
+            cache_key = ("verify", key, keys.credential_hash(VERIFY_CACHE_PURPOSE, password))
+            answer = await public_reads.cache.fetch(cache_key, render)
+            # Only a genuine answer is ever kept, so one served from the cache is genuine.
+            return answer, answer.kept or rendered_genuine
+
+        answer = await _throttled_verify(public_reads.limiter, ip, key, check)
+        no_store = {"Cache-Control": "no-store"}
+        return Response(answer.body, media_type=MediaType.JSON, headers=no_store)
 
 
 @post(

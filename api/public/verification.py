@@ -16,17 +16,24 @@ from api.contracts.recognition import recognise_pdf, recognise_qr
 from api.contracts.wording import room_label
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
+from api.core.read_cache import Pin
 from api.public.schemas import VerifiedUnit, VerifyAnswer, VerifyPdfAnswer, VerifyQrAnswer
 from api.register.queries import format_area
 from signing.canonical import format_utc
 
 
 async def verify_contract(
-    session: AsyncSession, keys: ServiceKeys, *, number: str, password: str
+    session: AsyncSession,
+    keys: ServiceKeys,
+    *,
+    number: str,
+    password: str,
+    pin: Pin | None = None,
 ) -> VerifyAnswer:
-    """Genuine or not; the same answer for an unknown number and a wrong password."""
+    """Genuine or not; the same answer for an unknown number and a wrong password. ``pin``:
+    see ``api.contracts.reads.genuine_contract``."""
     number = number.strip().upper()
-    found = await genuine_contract(session, keys, number=number, password=password)
+    found = await genuine_contract(session, keys, number=number, password=password, pin=pin)
     if found is None:
         return VerifyAnswer(genuine=False, contract_number=number)
     unit = found.terms.unit

@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from api.core.validators import IdType
+from api.core.versions import REGISTER, track
 from api.db.base import Base, HasId, str_enum
 
 
@@ -299,3 +300,14 @@ class TitleCheck(HasId, Base):
     citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"))
     passed: Mapped[bool] = mapped_column(Boolean)
     checked_at: Mapped[datetime]
+
+
+# Any change to the register (a permit, a restriction, a unit's survey, a developer's name)
+# may change every public building table and the project list (api.core.versions). They
+# are rare and each writes an audit entry, which is tracked too.
+def _register_scopes(_row: object) -> tuple[str, ...]:
+    return (REGISTER,)
+
+
+for _model in (Company, Project, Building, Unit, Permit, UnitRestriction, RegisterAuditEntry):
+    track(_model, _register_scopes)
