@@ -122,7 +122,7 @@ class IdempotencyMiddleware:
             await self._replay(record, request_hash, now, send)
             return
 
-        captured: dict[str, Any] = {"body": bytearray()}
+        captured: dict[str, Any] = {"body": bytearray(), "finished": False}
 
         async def capture(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -130,12 +130,19 @@ class IdempotencyMiddleware:
                 captured["headers"] = message.get("headers", [])
             elif message["type"] == "http.response.body":
                 captured["body"].extend(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # The answer is stored before its last bytes leave: a client that
+                    # retries the moment it has the answer finds it to replay, never
+                    # ``idempotency_in_progress``.
+                    captured["finished"] = True
+                    await self._finish(scope_hash, captured)
             await send(message)
 
         try:
             await self.app(scope, _replay_body(body), capture)
         finally:
-            await self._finish(scope_hash, captured)
+            if not captured["finished"]:
+                await self._finish(scope_hash, captured)
 
     async def _claim(
         self, scope_hash: str, request_hash: str, now: datetime

@@ -112,6 +112,11 @@ class Flow:
         phone = buyer["phone"]
         if time.monotonic() - self.face_at.get(phone, -1e9) < 8 * 60:
             return
+        notice = self.call("GET", "/api/v1/me/pi-notice", phone).json()
+        agreed = self.call(
+            "POST", "/api/v1/me/pi-consent", phone, json={"version": notice["version"]}
+        )
+        assert agreed.status_code == 200, agreed.text
         named = self.call(
             "POST",
             "/api/v1/me/real-name",

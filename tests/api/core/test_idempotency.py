@@ -237,3 +237,37 @@ async def test_without_a_key_requests_run_each_time(client: httpx.AsyncClient) -
     first = await client.post("/companies", json=BODY)
     second = await client.post("/companies", json=BODY)
     assert first.status_code == 201 and second.status_code == 409
+
+
+async def test_the_answer_is_stored_before_its_last_bytes_leave(
+    database: Database, clock: MovableClock
+) -> None:
+    """A client that retries the moment it has the answer (another node, a double tap)
+    must find it to replay: the record is complete before the last chunk is sent."""
+
+    async def handler(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        start = {"type": "http.response.start", "status": 201}
+        await send({**start, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"id":', "more_body": True})
+        await send({"type": "http.response.body", "body": b"1}"})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    stored_when_sent: list[tuple[int | None, bytes | None]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            async with database.reader() as session:
+                record = await session.scalar(select(IdempotencyRecord))
+            assert record is not None
+            stored_when_sent.append((record.status_code, record.response_body))
+
+    middleware = IdempotencyMiddleware(
+        handler, database=database, clock=clock, ttl=3600, lock_seconds=60, caller=lambda _: "a"
+    )
+    headers = [(b"idempotency-key", b"k9"), (b"content-type", b"application/json")]
+    scope = {"type": "http", "method": "POST", "path": "/orders", "headers": headers}
+    await middleware(scope, receive, send)  # type: ignore[arg-type]
+    assert stored_when_sent == [(None, None), (201, b'{"id":1}')]
