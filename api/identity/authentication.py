@@ -11,10 +11,11 @@ from typing import Any
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.core.clock import Clock
 from api.core.errors import DomainError
+from api.core.problems import ProblemError, send_problem
 from api.db.engine import Database
 from api.identity import sessions
 from api.identity.principal import Principal
@@ -51,6 +52,24 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         self.database = database
         self.clock = clock
         self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A refused login is answered here, as a problem: raised out of the middleware, it
+        would pass the access log as a 500 (and without its request id) before Litestar
+        turned it into the 401."""
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, watching)
+        except DomainError as refused:
+            if started:
+                raise
+            await send_problem(watching, ProblemError.of(refused), scope)
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]

@@ -62,3 +62,30 @@ async def test_nul_and_bad_bytes_in_the_public_query_are_no_500(
             params={k: v.encode("utf-8", "surrogateescape") for k, v in query.items()},
         )
         assert response.status_code < 500, response.text
+
+
+@pytest.mark.parametrize(
+    ("authorization", "code"),
+    [
+        (None, "not_authenticated"),
+        ("Basic eDp5", "not_authenticated"),
+        ("Bearer not-a-session", "session_invalid"),
+    ],
+)
+async def test_a_refused_login_is_logged_as_the_401_it_answers(
+    mock_client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    authorization: str | None,
+    code: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="wangqian")
+    headers = {"x-request-id": "abcdef0123456789"}
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    response = await mock_client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 401 and response.json()["code"] == code
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.headers["x-request-id"] == "abcdef0123456789"
+    logged = [r for r in caplog.records if r.name == "wangqian.access"]
+    assert [r.getMessage() for r in logged] == ["GET /api/v1/me 401"]
+    assert not [r for r in caplog.records if r.exc_info]
