@@ -207,16 +207,18 @@ def periodic_jobs(
     *,
     font: PdfFont,
 ) -> list[Callable[[], Awaitable[object]]]:
-    """What the worker loop does besides messages: expire overdue orders, typeset the PDF
-    of newly issued ones before their first signature, remind seal keepers of orders
-    waiting for their seal, push approved instructions to the bank's gateway."""
+    """What the worker loop does besides messages: expire overdue orders, remind seal
+    keepers of orders waiting for their seal, push approved instructions to the bank's
+    gateway, purge expired idempotency records, typeset the PDF of newly issued orders
+    before their first signature."""
     bank = outside.bank
     return [
         expiry_sweep(database, clock),
-        first_revision_sweep(database, font, clock),
         seal_reminder_sweep(database, clock, keys),
         instruction_push(database, keys, clock.now, http, bank.gateway_url, bank.gateway_secret),
         purge_expired(database, clock),
+        # Last: it may take seconds of typesetting, which the jobs above need not wait for.
+        first_revision_sweep(database, font, clock),
     ]
 
 
