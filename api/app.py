@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
-from api.contracts.pdfs import ContractPdfs, stop_typesetter
+from api.contracts.pdfs import ContractPdfs, first_revision_sweep, stop_typesetter
 from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.contracts.sealing import seal_reminder_sweep
@@ -54,6 +54,7 @@ from api.public.routes import PublicReads
 from api.register.routes import ROUTES as REGISTER_ROUTES
 from api.settings import Settings
 from notifications.templates import check_templates
+from signing.pdf_render import PdfFont, load_font
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger("wangqian.app")
@@ -117,7 +118,7 @@ def create_app(
     check_templates()  # a template that breaks a provider rule stops the start
     for warning in outside.warnings:
         log.warning(warning)
-    jobs = periodic_jobs(database, clock, keys, outside, http)
+    jobs = periodic_jobs(database, clock, keys, outside, http, font=load_font(settings.pdf_font))
     outbox = build_worker(database, keys, clock, outside=outside, periodic=jobs)
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
     session_policy = SessionPolicy(
@@ -150,7 +151,7 @@ def create_app(
             }
         ),
         dependencies=_dependencies(
-            settings, clock, keys, outside, session_policy, http, read_cache
+            settings, database, clock, keys, outside, session_policy, http, read_cache
         ),
         middleware=[
             RequestLogMiddleware,
@@ -203,21 +204,27 @@ def periodic_jobs(
     keys: ServiceKeys,
     outside: OutsideServices,
     http: httpx.AsyncClient,
+    *,
+    font: PdfFont,
 ) -> list[Callable[[], Awaitable[object]]]:
     """What the worker loop does besides messages: expire overdue orders, remind seal
     keepers of orders waiting for their seal, push approved instructions to the bank's
-    gateway."""
+    gateway, purge expired idempotency records, typeset the PDF of newly issued orders
+    before their first signature."""
     bank = outside.bank
     return [
         expiry_sweep(database, clock),
         seal_reminder_sweep(database, clock, keys),
         instruction_push(database, keys, clock.now, http, bank.gateway_url, bank.gateway_secret),
         purge_expired(database, clock),
+        # Last: it may take seconds of typesetting, which the jobs above need not wait for.
+        first_revision_sweep(database, font, clock),
     ]
 
 
 def _dependencies(
     settings: Settings,
+    database: Database,
     clock: Clock,
     keys: ServiceKeys,
     outside: OutsideServices,
@@ -236,6 +243,8 @@ def _dependencies(
 
     return {
         "db": Provide(provide_db),
+        # For work that must stay outside the request's transaction (a signature's PDF).
+        "database": constant(database),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "clock": constant(clock),
         "keys": constant(keys),

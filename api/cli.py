@@ -189,6 +189,7 @@ async def _work(settings: Settings, *, once: bool) -> int:
     from api.outbox.worker import build_worker
     from api.outside import build_outside, new_http_client
     from notifications.templates import check_templates
+    from signing.pdf_render import load_font
 
     check_templates()
     database = create_database(settings)
@@ -203,7 +204,9 @@ async def _work(settings: Settings, *, once: bool) -> int:
         keys,
         clock,
         outside=outside,
-        periodic=periodic_jobs(database, clock, keys, outside, http),
+        periodic=periodic_jobs(
+            database, clock, keys, outside, http, font=load_font(settings.pdf_font)
+        ),
     )
     try:
         if once:

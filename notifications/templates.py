@@ -39,6 +39,7 @@ __all__ = [
     "RenderedMessage",
     "Template",
     "TemplateError",
+    "VariableError",
     "WeChatTemplate",
     "check_templates",
     "format_fen",
@@ -54,6 +55,12 @@ _LINKISH = re.compile(r"(https?://|www\.|\.(cn|com|net|gov)\b)", re.IGNORECASE)
 
 class TemplateError(ValueError):
     """Unknown template, parameters that do not fit, or a rendered text we must not send."""
+
+
+class VariableError(TemplateError):
+    """Parameters of the right types whose values no provider would take (a number with a
+    hyphen, a name with 【】) or must not be sent (a full ID number): a fault of the data,
+    not of the code that asked for the message."""
 
 
 def format_fen(amount_fen: int) -> str:
@@ -520,7 +527,10 @@ def _fit(key: str, name: str, kind: VariableKind, value: str) -> str:
     if rule.truncate and len(value) > rule.max_length:
         value = value[: rule.max_length]
     if not rule.pattern.fullmatch(value) or _LINKISH.search(value):
-        raise TemplateError(f"{key}: {name}={value!r} is not a valid {kind} variable")
+        # Numbers, amounts and times are named in the delivery log so staff can see what
+        # was refused; text (a person's name) is not.
+        shown = f"{len(value)} characters" if kind == "text" else repr(value)
+        raise VariableError(f"{key}: {name} ({shown}) is not a valid {kind} variable")
     return value
 
 
@@ -534,13 +544,13 @@ def render(key: str, params: Mapping[str, Any]) -> RenderedMessage:
         raise TemplateError(f"{key}: {exc}") from None
     values = _text_values(typed)
     if any(_ID_NUMBER.search(value) for value in values.values()):
-        raise TemplateError(f"{key}: refusing to send a full ID number")
+        raise VariableError(f"{key}: refusing to send a full ID number")
     variables = {
         name: _fit(key, name, template.kinds[name], values[name]) for name in template.variables
     }
     text = template.sms.format(**variables)
     if _ID_NUMBER.search(text):
-        raise TemplateError(f"{key}: refusing to send a full ID number")
+        raise VariableError(f"{key}: refusing to send a full ID number")
     return RenderedMessage(template=key, text=text, params=variables, values=values)
 
 

@@ -1,7 +1,10 @@
 """The contract PDF in the service, and trusted time.
 
 The PDF is made while the contract is signed (the design is in ``signing.pdf``): revision
-0 is typeset from the frozen document at the first signing act; each buyer's act adds
+0 is typeset from the document frozen at the issue, after the issue and outside any
+transaction (the worker's ``first_revision_sweep``, or the first signer who comes before
+it: ``prepare_first_revision``), so no signing act holds the write lock while fontTools
+subsets a font for seconds; each buyer's act adds
 the revision that carries their signature, with the act's own key; the seal adds the
 seal's revision, the platform its verification stamp (QR code with the signed offline
 payload) and a document time-stamp. The file is kept in ``contract_documents`` and served
@@ -20,7 +23,7 @@ import atexit
 import base64
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -30,7 +33,7 @@ from multiprocessing import get_context
 
 import httpx
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
@@ -39,6 +42,7 @@ from api.contracts.queries import SYSTEM_ACTOR, record_event
 from api.contracts.terms import DeveloperTerms
 from api.core.clock import SHANGHAI, Clock
 from api.core.errors import DomainError
+from api.db.engine import Database, insert_into
 from api.outside import tsa_transport
 from api.settings import Settings
 from signing import offline_qr
@@ -140,7 +144,7 @@ async def typeset(document: CanonicalDocument, font: PdfFont, issued: datetime) 
 
 def stop_typesetter() -> None:
     """At shutdown: contracts still waiting to be typeset are dropped (each is typeset again
-    on its next signature), so the process can exit at once."""
+    by the next sweep or signer), so the process can exit at once."""
     global _TYPESETTER
     if _TYPESETTER is not None:
         _TYPESETTER.shutdown(wait=False, cancel_futures=True)
@@ -158,22 +162,114 @@ async def _stored(session: AsyncSession, order_id: uuid.UUID) -> ContractDocumen
     )
 
 
-async def _working_copy(
-    session: AsyncSession, pdfs: ContractPdfs, order: ContractOrder, now: datetime
-) -> ContractDocument:
-    """The PDF so far; revision 0 is typeset on first need (off the event loop)."""
+# Revision 0 being typeset in this process, by order: the sweep and the first signer (or
+# two buyers signing at once) wait for the same typesetting instead of making it twice.
+_TYPESETTING: dict[uuid.UUID, asyncio.Future[bytes]] = {}
+
+
+async def _typeset_once(
+    order_id: uuid.UUID, document: CanonicalDocument, font: PdfFont, issued: datetime
+) -> bytes:
+    running = _TYPESETTING.get(order_id)
+    if running is None or running.get_loop() is not asyncio.get_running_loop():
+        running = asyncio.ensure_future(typeset(document, font, issued))
+        _TYPESETTING[order_id] = running
+
+        def forget(done: asyncio.Future[bytes]) -> None:
+            if _TYPESETTING.get(order_id) is done:
+                del _TYPESETTING[order_id]
+
+        running.add_done_callback(forget)
+    # A waiter that goes away (a client that hung up) does not cancel it for the others.
+    return await asyncio.shield(running)
+
+
+async def prepare_first_revision(
+    database: Database, font: PdfFont, order_id: uuid.UUID, now: datetime
+) -> bool:
+    """Revision 0 of an order awaiting signatures, stored before anyone signs: typeset with
+    no transaction open (it takes seconds of CPU in the typesetter process), then kept in a
+    short transaction of its own. The document was frozen at the issue, so whoever
+    typesets it makes the same file; the first to store it wins. True once it is stored;
+    False for an order that needs none (not awaiting signatures, or a document without
+    text)."""
+    async with database.reader() as session:
+        order = await session.get(ContractOrder, order_id)
+        if (
+            order is None
+            or order.status is not OrderStatus.awaiting_signatures
+            or order.document_json is None
+        ):
+            return False
+        document = _document(order)
+        if document.text() is None:
+            return False
+        if await session.scalar(select(exists().where(ContractDocument.order_id == order_id))):
+            return True
+        issued = order.issued_at or now
+    pdf = await _typeset_once(order_id, document, font, issued)
+    async with database.writer() as session, session.begin():
+        # Locked, so that an expiry that purges the order's personal data (a resale's) is
+        # either before this (nothing is stored) or after it (and removes it).
+        status = await session.scalar(
+            select(ContractOrder.status).where(ContractOrder.id == order_id).with_for_update()
+        )
+        if status is not OrderStatus.awaiting_signatures:
+            return False
+        await session.execute(
+            insert_into(session, ContractDocument)
+            .values(
+                id=uuid.uuid4(),
+                order_id=order_id,
+                pdf=pdf,
+                pdf_sha256=hashlib.sha256(pdf).hexdigest(),
+                complete=False,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["order_id"])
+        )
+    return True
+
+
+def first_revision_sweep(
+    database: Database, font: PdfFont, clock: Clock, *, batch: int = 4
+) -> Callable[[], Awaitable[int]]:
+    """The periodic job for the worker loop: revision 0 of orders issued since the last
+    run, newest first (the likeliest to be signed next; a document frozen before contracts
+    had text needs none and is older), one at a time (a signer who comes meanwhile waits
+    behind at most one of them in the typesetter). Derived from committed orders only, so
+    a crash loses nothing: what was not stored is typeset by the next run, or by the first
+    signer."""
+
+    async def typeset_issued_orders() -> int:
+        now = clock.now()
+        async with database.reader() as session:
+            waiting = list(
+                await session.scalars(
+                    select(ContractOrder.id)
+                    .where(
+                        ContractOrder.status == OrderStatus.awaiting_signatures,
+                        or_(ContractOrder.expires_at.is_(None), ContractOrder.expires_at > now),
+                        ~exists().where(ContractDocument.order_id == ContractOrder.id),
+                    )
+                    .order_by(ContractOrder.issued_at.desc())
+                    .limit(batch)
+                )
+            )
+        stored = 0
+        for order_id in waiting:
+            stored += await prepare_first_revision(database, font, order_id, clock.now())
+        return stored
+
+    return typeset_issued_orders
+
+
+async def _working_copy(session: AsyncSession, order: ContractOrder) -> ContractDocument:
+    """The PDF so far. Revision 0 was stored before the signing act's transaction began
+    (``prepare_first_revision``): typesetting here would hold the write lock for seconds."""
     row = await _stored(session, order.id)
     if row is None:
-        issued = order.issued_at or now
-        pdf = await typeset(_document(order), pdfs.font, issued)
-        row = ContractDocument(
-            order_id=order.id,
-            pdf=pdf,
-            pdf_sha256=hashlib.sha256(pdf).hexdigest(),
-            complete=False,
-            updated_at=now,
-        )
-        session.add(row)
+        raise RuntimeError(f"revision 0 of order {order.id} was not prepared before signing")
     return row
 
 
@@ -220,7 +316,7 @@ async def sign_party(
     if _document(order).text() is None:
         record = sign_once(ca, signer, context, now)
     else:
-        row = await _working_copy(session, pdfs, order, now)
+        row = await _working_copy(session, order)
         stamper = await pdfs.stamper(now)
         appearance = Appearance(local_time(now), signature_mark(mask_name(signer.name), pdfs.font))
         with trusted_time_errors(), signing_act(ca, signer, context.order_id, now) as act:
@@ -255,7 +351,7 @@ async def finish(
     if _document(order).text() is None:
         return
     assert order.document_hash is not None
-    row = await _working_copy(session, pdfs, order, now)
+    row = await _working_copy(session, order)
     stamper = await pdfs.stamper(now)
     token = offline_qr.make_token(
         ca, offline_qr.QrPayload(number, order.document_hash, OrderStatus.signed.value, now)

@@ -15,7 +15,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import schemas
-from api.contracts.models import ContractOrder, ContractParty, ContractSignature
+from api.contracts.models import (
+    ContractDocument,
+    ContractOrder,
+    ContractParty,
+    ContractSignature,
+)
 from api.contracts.terms import BuyerTerms, SealTerms, SellerTerms, terms_of
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
@@ -180,6 +185,8 @@ async def purge_parties(session: AsyncSession, order: ContractOrder, *, now: dat
         party.citizen_id = None
         party.password_encrypted = None
     await session.execute(delete(ContractSignature).where(ContractSignature.order_id == order.id))
+    # The PDF names them too (typeset at the issue, whether anyone signed or not).
+    await session.execute(delete(ContractDocument).where(ContractDocument.order_id == order.id))
     terms = terms_of(order)
     masked = [
         p

@@ -501,13 +501,16 @@ async def hand_to_escrow(
         account_id = project_account.id if project_account is not None else None
     if account_id is None:
         return
+    # The issue numbers every order (YW…) before escrow can hear of it; that number, not an
+    # id, is what the buyers' SMS names, so it must be one the providers take.
+    assert order.business_number is not None
     unit = terms_of(order).unit
     parties = await parties_of(session, order.id)
     contract = await hand_over(
         session,
         keys,
         contract_id=order.id,
-        business_number=order.business_number or order.contract_number or str(order.id),
+        business_number=order.business_number,
         contract_number=order.contract_number,
         project_id=order.project_id,
         company_id=order.company_id,

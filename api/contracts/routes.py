@@ -25,6 +25,7 @@ from api.core.clock import Clock
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
 from api.core.ratelimit import RateLimiter
+from api.db.engine import Database
 from api.identity.guards import agents_only, citizens_only, logged_in, seal_keepers_only
 from api.identity.principal import Principal
 from api.settings import Settings
@@ -199,6 +200,7 @@ class ContractController(Controller):
         order_id: FromPath[str],
         data: JSONBody[schemas.SignIn],
         db: NamedDependency[AsyncSession],
+        database: NamedDependency[Database],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         pdfs: NamedDependency[ContractPdfs],
@@ -207,6 +209,7 @@ class ContractController(Controller):
     ) -> schemas.Signed:
         return await signing.sign(
             db,
+            database,
             keys,
             pdfs,
             principal,

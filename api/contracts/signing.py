@@ -34,7 +34,7 @@ from api.contracts.models import (
     ContractParty,
     OrderStatus,
 )
-from api.contracts.pdfs import ContractPdfs, sign_party
+from api.contracts.pdfs import ContractPdfs, prepare_first_revision, sign_party
 from api.contracts.people import name_mismatch, same_person
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
@@ -54,7 +54,7 @@ from api.contracts.queries import (
 )
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
-from api.db.engine import commit_and_raise
+from api.db.engine import Database, commit_and_raise
 from api.escrow.notices import admit_party, deposit_settled
 from api.identity.codes import issue_code
 from api.identity.models import IdentityLevel
@@ -222,8 +222,23 @@ async def signature_challenge(
     )
 
 
+async def _first_revision_ready(
+    session: AsyncSession,
+    database: Database,
+    pdfs: ContractPdfs,
+    order_id: uuid.UUID,
+    now: datetime,
+) -> None:
+    """Revision 0 of the PDF, before the signing act's transaction, in sessions of its own:
+    the worker has usually typeset it since the issue; if not, it is typeset now, before
+    ``session`` begins (on SQLite, takes the single write lock) rather than inside it."""
+    assert not session.in_transaction(), "the signing act's transaction begins after this"
+    await prepare_first_revision(database, pdfs.font, order_id, now)
+
+
 async def sign(
     session: AsyncSession,
+    database: Database,
     keys: ServiceKeys,
     pdfs: ContractPdfs,
     principal: Principal,
@@ -234,6 +249,7 @@ async def sign(
     client: Client,
     now: datetime,
 ) -> schemas.Signed:
+    await _first_revision_ready(session, database, pdfs, order_id, now)
     order, party, citizen = await _signable(
         session, principal, order_id, now, face_max_age=policy.face_max_age
     )

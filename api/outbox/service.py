@@ -3,6 +3,7 @@ workers, record what each attempt did."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from api.identity.subscriptions import take_wechat_subscription
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.schemas import NotificationEntry
 from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
-from notifications.templates import TEMPLATES, render
+from notifications.templates import TEMPLATES, VariableError, render
 
 PARAMS_FIELD = "outbox.params"
 # A person gets at most this many non-urgent messages per window; more wait, none are lost.
@@ -43,9 +44,14 @@ async def enqueue(
     """Queue a message in the caller's transaction; None if this dedupe key was queued before.
 
     The parameters are rendered once here, so a message that could never be sent is a
-    bug found at the point of the change, not at 3 a.m. in the worker.
+    bug found at the point of the change, not at 3 a.m. in the worker. A value the
+    providers would refuse is the data's fault, not the change's: the payment or signature
+    that sends the message must still happen, so the message is queued all the same and
+    the worker, meeting the same refusal, marks it dead with the reason in the delivery
+    log (for staff to see and act on) instead of the request failing.
     """
-    render(template, params)
+    with contextlib.suppress(VariableError):
+        render(template, params)
     if phone is None and openid is None:
         raise ValueError("a message needs a phone or an openid")
     message_id = uuid.uuid4()
@@ -94,16 +100,30 @@ async def enqueue_to_person(
     holds that phone allowed this message in the mini program, the same news as a WeChat
     subscribe message too. Returns the SMS's id (None if queued before)."""
     queued = await enqueue(
-        session, keys, template=template, params=params, dedupe_key=dedupe_key, now=now,
-        phone=phone, company_id=company_id, contract_id=contract_id,
+        session,
+        keys,
+        template=template,
+        params=params,
+        dedupe_key=dedupe_key,
+        now=now,
+        phone=phone,
+        company_id=company_id,
+        contract_id=contract_id,
     )
     if queued is None or TEMPLATES[template].wechat is None:
         return queued
     openid = await take_wechat_subscription(session, phone=phone, template=template, now=now)
     if openid is not None:
         await enqueue(
-            session, keys, template=template, params=params, dedupe_key=f"{dedupe_key}:wechat",
-            now=now, openid=openid, company_id=company_id, contract_id=contract_id,
+            session,
+            keys,
+            template=template,
+            params=params,
+            dedupe_key=f"{dedupe_key}:wechat",
+            now=now,
+            openid=openid,
+            company_id=company_id,
+            contract_id=contract_id,
         )
     return queued
 

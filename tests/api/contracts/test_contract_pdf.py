@@ -5,19 +5,26 @@ time-stamps in the evidence bundle, the QR code, and public verify-pdf."""
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 import shutil
 import subprocess
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts import pdfs as pdfs_module
+from api.contracts.models import ContractDocument, ContractOrder
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
+from api.db.engine import Database
 from api.settings import Settings
 from signing.ca import load_root_certificate
 from signing.evidence import verify_bundle
@@ -122,6 +129,89 @@ async def test_the_signed_pdf_carries_the_text_every_signature_and_a_timestamp(
         assert sig[-1]["field"].startswith("Timestamp")  # the document time-stamp
 
 
+async def _stored_pdf(database: Database, order_id: str) -> bytes | None:
+    async with database.reader() as session:
+        return await session.scalar(
+            select(ContractDocument.pdf).where(ContractDocument.order_id == uuid.UUID(order_id))
+        )
+
+
+def _revisions(pdf: bytes) -> tuple[int, int]:
+    """(revisions, signatures) of a PDF as pyHanko reads it."""
+    reader = PdfFileReader(io.BytesIO(pdf))
+    return reader.xrefs.total_revisions, len(reader.embedded_signatures)
+
+
+async def test_revision_0_is_typeset_after_the_issue_and_each_signature_adds_one_revision(
+    mock_client: httpx.AsyncClient,
+    mock_app: Any,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    issued = await create_issued(mock_client, d, "302", ZHANG)
+    order_id = issued["order"]["id"]
+    sweep = next(
+        job for job in mock_app.state.outbox.periodic if job.__name__ == "typeset_issued_orders"
+    )
+    assert await _stored_pdf(database, order_id) is None  # the issue itself did not wait
+    assert await sweep() == 1
+    assert await sweep() == 0  # typeset once
+    first = await _stored_pdf(database, order_id)
+    assert first is not None and first.startswith(b"%PDF")
+    revisions, signatures = _revisions(first)
+    assert signatures == 0
+
+    async def typeset_again(*_: object) -> bytes:
+        raise AssertionError("revision 0 was typeset already")
+
+    monkeypatch.setattr(pdfs_module, "typeset", typeset_again)
+    token = await face_verified(mock_client, ZHANG)
+    assert (await scan(mock_client, token, issued["scene"])).status_code == 200
+    signed, _ = await sign(mock_client, token, order_id, ZHANG.phone)
+    assert signed.status_code == 200, signed.text
+    after = await _stored_pdf(database, order_id)
+    assert after is not None and after.startswith(first)  # an incremental update of it
+    assert _revisions(after) == (revisions + 1, 1)
+
+
+async def test_a_signer_before_the_sweep_typesets_revision_0_outside_the_write_lock(
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    issued = await create_issued(mock_client, d, "302", ZHANG)
+    order_id = issued["order"]["id"]
+    token = await face_verified(mock_client, ZHANG)
+    assert (await scan(mock_client, token, issued["scene"])).status_code == 200
+    real = pdfs_module.typeset
+    written_meanwhile = []
+
+    async def typeset_while_another_writes(*args: Any) -> bytes:
+        # Another writer gets in while revision 0 is typeset: nothing holds SQLite's write
+        # lock or, on PostgreSQL, the order's row.
+        async with database.writer() as other, other.begin():
+            locked = select(ContractOrder.id).where(ContractOrder.id == uuid.UUID(order_id))
+            await asyncio.wait_for(other.execute(locked.with_for_update(nowait=True)), 5)
+        written_meanwhile.append(order_id)
+        return await real(*args)
+
+    monkeypatch.setattr(pdfs_module, "typeset", typeset_while_another_writes)
+    signed, _ = await sign(mock_client, token, order_id, ZHANG.phone)
+    assert signed.status_code == 200, signed.text
+    assert written_meanwhile == [order_id]
+    pdf = await _stored_pdf(database, order_id)
+    assert pdf is not None
+    assert _revisions(pdf)[1] == 1
+
+
 async def test_opening_the_document_is_evidence_and_the_bundle_carries_timestamps(
     mock_client: httpx.AsyncClient,
     session: AsyncSession,
@@ -190,7 +280,9 @@ async def test_verify_pdf_knows_our_pdf_and_refuses_changed_and_foreign_ones(
 
     genuine = (await verify(pdf)).json()
     assert genuine["ours"] and genuine["unchanged"]
-    assert genuine["contract_number"] == contract["number"] and genuine["status"] == "filing_pending"  # sealed, waiting for filing
+    assert (
+        genuine["contract_number"] == contract["number"] and genuine["status"] == "filing_pending"
+    )  # sealed, waiting for filing
     assert "signed_at" in genuine and ZHANG.name not in str(genuine)
 
     # One changed character of the contract's own text: still ours, but not unchanged.

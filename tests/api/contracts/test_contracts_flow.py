@@ -276,3 +276,28 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert (await inbox(client, SEAL_KEEPER.phone))[0]["template"] == "seal_code"
     assert "为网签合同盖章" in (await inbox(client, SEAL_KEEPER.phone))[0]["text"]
     assert (await inbox(client, ZHANG.phone))[0]["template"] == "sign_code"
+
+
+async def test_every_number_series_fits_the_sms_number_variable(session: AsyncSession) -> None:
+    # Contract, business and filing numbers go into SMS "other number" variables (letters
+    # and digits, at most 20): from the first number of a year to the last the counter's
+    # integer column can hold.
+    from sqlalchemy import update
+
+    from api.contracts.models import ContractCounter
+    from api.contracts.queries import next_number
+    from notifications.templates import VARIABLE_RULES
+
+    rule = VARIABLE_RULES["number"]
+    for prefix in ("YS", "XS", "CL", "YW", "BA"):
+        series = f"{prefix}2026"
+        first = await next_number(session, series)
+        await session.execute(
+            update(ContractCounter).where(ContractCounter.name == series).values(value=2**31 - 2)
+        )
+        last = await next_number(session, series)
+        assert first == f"{series}00000001"
+        assert last == f"{series}{2**31 - 1}"
+        for number in (first, last):
+            assert rule.pattern.fullmatch(number) and len(number) <= rule.max_length
+    await session.rollback()

@@ -17,7 +17,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts.models import ContractOrder, ContractParty
+from api.contracts.models import ContractDocument, ContractOrder, ContractParty
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
@@ -485,6 +485,9 @@ async def test_an_unsigned_order_is_deleted_after_the_next_natural_day_and_its_p
         assert order is not None and order.status.value == "expired"
         assert order.personal_data_purged_at is not None
         assert order.document_json is None and order.seller_account_encrypted is None
+        # The PDF named them too (its revision 0 and Zhang's signature).
+        pdf = select(ContractDocument).where(ContractDocument.order_id == uuid.UUID(order_id))
+        assert await reader.scalar(pdf) is None
         parties = list(
             await reader.scalars(
                 select(ContractParty)

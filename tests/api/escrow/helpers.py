@@ -95,6 +95,7 @@ async def contract_notices(
     deposit_fen: int = 2_000_000,
     down_payment_fen: int = 30_000_000,
     citizen_id: uuid.UUID | None = None,
+    contract_number: str | None = None,
 ) -> uuid.UUID:
     """A completed contract as the contracts context hands it over; ``citizen_id`` is the
     account that signed as its buyer."""
@@ -103,7 +104,7 @@ async def contract_notices(
         session,
         keys,
         contract_id=contract_id,
-        contract_number="YS2026" + contract_id.hex[:6].upper(),
+        contract_number=contract_number or "YS2026" + contract_id.hex[:6].upper(),
         project_id=uuid.UUID(world["project"]["id"]),
         company_id=uuid.UUID(world["company"]["id"]),
         buyers=[NoticePayee(phone=BUYER, name="张三", citizen_id=citizen_id)],
@@ -124,13 +125,16 @@ async def setup(
     keys: ServiceKeys,
     clock: MovableClock,
     settings: Settings,
+    contract_number: str | None = None,
     **amounts: int,
 ) -> Escrow:
     world = await demo_world(session, keys, clock)
     admin = bearer(await login_phone(client, ADMIN))
     regulator = bearer(await login_phone(client, REGULATOR))
     account_id = await approved_account(client, world, admin, regulator)
-    contract_id = await contract_notices(session, keys, clock, world, **amounts)
+    contract_id = await contract_notices(
+        session, keys, clock, world, contract_number=contract_number, **amounts
+    )
     listed = await client.get(f"/api/v1/contracts/{contract_id}/payment-notices", headers=admin)
     assert listed.status_code == 200, listed.text
     notices = {n["kind"]: n for n in listed.json()["items"]}

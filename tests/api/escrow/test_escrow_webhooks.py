@@ -4,6 +4,7 @@ suspense, the buyer's SMS."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -184,6 +185,37 @@ async def test_arrived_sms_to_buyer(
     assert [r.dedupe_key for r in rows] == [f"BK-SMS-1:arrived:{BUYER}"]
     assert rows[0].recipient_phone == BUYER
     assert rows[0].contract_id == escrow.contract_id
+
+
+async def test_a_number_the_sms_providers_refuse_does_not_stop_the_payment(
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    mock_settings: Settings,
+    mock_app: Any,
+) -> None:
+    # A business number with a hyphen (bench_webhooks hands over "YS-BENCH") is not an
+    # SMS "other number" variable (letters and digits). The payment is the bank's fact:
+    # it is recorded, and the message that cannot be sent dies where staff see it.
+    escrow = await setup(
+        mock_client, session, keys, clock, mock_settings, contract_number="YS-BENCH"
+    )
+    paid = await pay(mock_client, escrow, clock, "down_payment", 30_000_000, txn="BK-HYPHEN")
+    assert paid.status_code == 200, paid.text
+    assert (await notices(mock_client, escrow))["down_payment"]["status"] == "paid"
+    worker = mock_app.state.outbox
+    while await worker.run_once():
+        pass
+    log = await mock_client.get(
+        "/api/v1/notifications", headers=escrow.admin, params={"status": "dead"}
+    )
+    assert log.status_code == 200, log.text
+    dead = [m for m in log.json()["items"] if m["template"] == "down_payment_arrived"]
+    assert len(dead) == 1 and dead[0]["contract_id"] == str(escrow.contract_id)
+    assert "business_no" in dead[0]["last_error"] and "YS-BENCH" in dead[0]["last_error"]
+    inbox = await mock_client.get("/mock/sms/inbox", params={"phone": BUYER})
+    assert not any("首付款" in m["text"] for m in inbox.json())
 
 
 async def test_unknown_reference_goes_to_suspense(

@@ -24,6 +24,7 @@ from api.outbox.worker import OutboxWorker
 from api.outside import build_outside, mock_wechat_templates
 from miniapp_mock.app import create_mock_app
 from notifications.delivery import Dispatcher, RetryPolicy
+from notifications.templates import TemplateError
 from notifications.wechat import WeChatSubscribeChannel, WeChatTokenSource
 from tests.notifications.sms_rig import LosesAnswers, aliyun, mock_settings
 
@@ -116,7 +117,9 @@ async def test_a_committed_message_is_delivered_once_and_its_secrets_purged(
     assert await rig.worker.run_once() == 0
     inbox = rig.inbox()
     assert len(inbox) == 1
-    assert inbox[0].text.startswith("【网签测试】尊敬的张三，您购买的明湖花园，1栋，301室已签订网签合同")
+    assert inbox[0].text.startswith(
+        "【网签测试】尊敬的张三，您购买的明湖花园，1栋，301室已签订网签合同"
+    )
     assert "合同编号为：YS2026000123" in inbox[0].text and "12345678" in inbox[0].text
     message = await _message(database, message_id)
     assert message.status == MessageStatus.sent and message.channel == "sms"
@@ -211,6 +214,26 @@ async def test_a_permanent_refusal_is_dead_at_once(
     await rig.worker.run_once()
     message = await _message(database, message_id)
     assert message.status == MessageStatus.dead and message.attempts == 1
+
+
+async def test_a_value_the_providers_refuse_is_queued_and_dies_in_the_log(
+    rig: Rig, database: Database, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    # The event that sends the message (here a contract's signing) is not undone by its
+    # wording: the message is queued, and dies with the reason where staff look.
+    message_id = await _enqueue(
+        database, keys, clock, params={**SIGNED, "contract_number": "YS-2026-1"}
+    )
+    assert message_id is not None
+    await rig.worker.run_once()
+    message = await _message(database, message_id)
+    assert message.status == MessageStatus.dead and rig.inbox() == []
+    assert "contract_number ('YS-2026-1') is not a valid number" in (message.last_error or "")
+    assert await _attempts(database, message_id) == [("dead", "TEMPLATE")]
+    # A parameter the code forgot is still the change's bug, refused where it is made.
+    missing = {k: v for k, v in SIGNED.items() if k != "password"}
+    with pytest.raises(TemplateError, match="required"):
+        await _enqueue(database, keys, clock, params=missing, dedupe_key="other")
 
 
 async def test_a_crash_between_commit_and_delivery_loses_nothing(
@@ -456,11 +479,16 @@ async def test_a_worker_that_died_mid_send_leaves_a_lookup_not_a_second_send(
     # The worker claimed it, sent it, and died before recording anything.
     async with database.writer() as session, session.begin():
         [claimed] = await service.claim(
-            session, keys, worker="dead-worker", now=clock.now(), limit=1,
+            session,
+            keys,
+            worker="dead-worker",
+            now=clock.now(),
+            limit=1,
             lease=timedelta(seconds=60),
         )
-    await rig.dispatcher.deliver(str(claimed.id), claimed.template, claimed.params,
-                                 claimed.recipient)
+    await rig.dispatcher.deliver(
+        str(claimed.id), claimed.template, claimed.params, claimed.recipient
+    )
     assert len(rig.inbox()) == 1
     clock.advance(timedelta(seconds=61))
     assert await rig.worker.run_once() == 1
@@ -490,7 +518,10 @@ async def test_an_outcome_nobody_can_tell_waits_then_goes_to_a_person(
 
 
 async def test_delivery_receipts_are_recorded_in_the_delivery_log(
-    mock_app: Litestar, mock_client: httpx.AsyncClient, database: Database, keys: ServiceKeys,
+    mock_app: Litestar,
+    mock_client: httpx.AsyncClient,
+    database: Database,
+    keys: ServiceKeys,
     clock: MovableClock,
 ) -> None:
     message_id = await _enqueue(database, keys, clock)
@@ -498,10 +529,19 @@ async def test_delivery_receipts_are_recorded_in_the_delivery_log(
     assert await mock_app.state.outbox.run_once() == 1
     message = await _message(database, message_id)
     token = build_outside(mock_app.state.settings, httpx.AsyncClient()).sms_receipt_token
-    report = [{"phone_number": PHONE, "success": True, "err_code": "DELIVERED",
-               "err_msg": "用户接收成功", "biz_id": message.provider_id, "out_id": str(message_id),
-               "report_time": "2026-11-23 10:00:07", "send_time": "2026-11-23 10:00:00",
-               "sms_size": "1"}]
+    report = [
+        {
+            "phone_number": PHONE,
+            "success": True,
+            "err_code": "DELIVERED",
+            "err_msg": "用户接收成功",
+            "biz_id": message.provider_id,
+            "out_id": str(message_id),
+            "report_time": "2026-11-23 10:00:07",
+            "send_time": "2026-11-23 10:00:00",
+            "sms_size": "1",
+        }
+    ]
     for _ in range(2):  # the provider pushes again until answered; recorded once
         answer = await mock_client.post(f"/api/v1/webhooks/sms/{token}", json=report)
         assert answer.status_code == 200 and answer.json() == {"code": 0, "msg": "成功"}
