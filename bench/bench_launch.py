@@ -67,18 +67,16 @@ async def _arrange(url: str) -> dict[str, Any]:
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
     from api.identity.models import (
-        Citizen,
-        IdentityLevel,
         PrincipalKind,
         StaffMember,
         StaffRole,
     )
     from api.identity.sessions import SessionPolicy, create_session
     from api.identity.staff import create_staff_member
-    from api.identity.verification import ID_NUMBER_FIELD
     from api.register.models import Building, Unit, permit_units
     from api.settings import Settings
     from signing.gb_codes import resident_id_check_char
+    from tests.api.world import face_verified_citizen
 
     settings = Settings(database_url=url, secret_key=SECRET)
     keys = ServiceKeys.from_master(settings.master_secret())
@@ -119,21 +117,10 @@ async def _arrange(url: str) -> dict[str, Any]:
         for n in range(BUYERS):
             id_number = "11010519900202" + f"{n:03d}"
             id_number += resident_id_check_char(id_number)
-            protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD)
             phone = f"1360001{n:04d}"
-            citizen = Citizen(
-                phone=phone,
-                name="开盘买受人",
-                id_number_encrypted=protected.encrypted,
-                id_number_index=protected.index,
-                id_number_masked=protected.masked,
-                identity_level=IdentityLevel.face_verified,
-                real_name_at=now,
-                face_verified_at=now,
-                created_at=now,
+            citizen = await face_verified_citizen(
+                session, keys, phone=phone, name="开盘买受人", id_number=id_number, now=now
             )
-            session.add(citizen)
-            await session.flush()
             login = await create_session(
                 session, policy, kind=PrincipalKind.citizen, citizen_id=citizen.id, now=now
             )

@@ -30,12 +30,12 @@ from sqlalchemy.engine import make_url
 
 from api.core.keys import ServiceKeys
 from api.db.engine import create_database
-from api.identity.models import Citizen, IdentityLevel, PrincipalKind, StaffMember
+from api.identity.models import PrincipalKind, StaffMember
 from api.identity.sessions import SessionPolicy, create_session
-from api.identity.verification import ID_NUMBER_FIELD
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.settings import Settings
 from signing.gb_codes import resident_id_check_char
+from tests.api.world import face_verified_citizen
 from tests.conftest import PG_URL, TEST_SECRET, _admin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,20 +154,9 @@ async def _arrange(url: str) -> dict[str, str]:
                 people[f"{role}_phone"] = phone
             id_number = "11010519900101777"
             id_number += resident_id_check_char(id_number)
-            protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD)
-            buyer = Citizen(
-                phone=BUYER_PHONE,
-                name="节点买受人",
-                id_number_encrypted=protected.encrypted,
-                id_number_index=protected.index,
-                id_number_masked=protected.masked,
-                identity_level=IdentityLevel.face_verified,
-                real_name_at=now,
-                face_verified_at=now,
-                created_at=now,
+            buyer = await face_verified_citizen(
+                session, keys, phone=BUYER_PHONE, name="节点买受人", id_number=id_number, now=now
             )
-            session.add(buyer)
-            await session.flush()
             login = await create_session(
                 session, policy, kind=PrincipalKind.citizen, citizen_id=buyer.id, now=now
             )
