@@ -46,13 +46,9 @@ from notifications.sms import (
     UnconfiguredSmsChannel,
     parse_template_codes,
 )
-from notifications.templates import (
-    TEMPLATES,
-    WeChatTemplate,
-    parse_wechat_templates,
-    sms_variables,
-)
+from notifications.templates import TEMPLATES, sms_variables
 from notifications.wechat import WeChatSubscribeChannel, WeChatTokenSource
+from notifications.wechat_templates import WeChatTemplate, parse_wechat_templates
 from signing.pii import derive_key
 from signing.tsa import TimestampError
 

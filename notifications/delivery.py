@@ -18,11 +18,10 @@ from notifications.templates import (
     TEMPLATES,
     RenderedMessage,
     TemplateError,
-    WeChatTemplate,
     render,
-    wechat_data,
 )
 from notifications.wechat import WeChatDeliveryError, WeChatSubscribeChannel
+from notifications.wechat_templates import WeChatTemplate, wechat_data
 
 __all__ = ["Delivered", "DeliveryFailedError", "Dispatcher", "Recipient", "RetryPolicy"]
 

@@ -45,7 +45,7 @@ from api.identity.principal import Principal
 from api.identity.sessions import SessionPolicy
 from api.settings import Settings
 from notifications.sms import SmsChannel
-from notifications.templates import WeChatTemplate
+from notifications.wechat_templates import WeChatTemplate
 
 
 def _ip(request: Request[Any, Any, Any]) -> str:

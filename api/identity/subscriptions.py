@@ -23,7 +23,8 @@ from api.identity.models import (
 )
 from api.identity.principal import Principal
 from api.identity.profile import caller_citizen
-from notifications.templates import TEMPLATES, WeChatTemplate
+from notifications.templates import TEMPLATES
+from notifications.wechat_templates import WeChatTemplate
 
 # Consents a citizen can bank per template: enough for a purchase's messages, and a bound
 # on what a script tapping "accept" can pile up.

@@ -16,10 +16,9 @@ from notifications.templates import (
     _provider_rule_problems,
     check_templates,
     format_fen,
-    parse_wechat_templates,
     render,
-    wechat_value,
 )
+from notifications.wechat_templates import parse_wechat_templates, wechat_value
 
 
 def test_all_templates_pass_the_start_check() -> None:
