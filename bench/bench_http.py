@@ -266,7 +266,7 @@ def _median(loads: list[Load]) -> Load:
     )
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -278,7 +278,72 @@ def main() -> int:
         "--profile", type=Path, help="a folder: py-spy profiles of each endpoint, first round"
     )
     parser.add_argument("--only", help="measure only endpoints whose label contains this")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def _start_servers(tmp: str, env: dict[str, str], workers: int) -> tuple[list[Any], str, str]:
+    """The bare endpoint and the project's server on the same granian settings; their
+    processes and base URLs."""
+    bare_port, port = _free_port(), _free_port()
+    serve = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--data-dir", tmp]
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "bare_app.py", str(bare_port), str(workers)],
+            cwd=BENCH,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            serve + (["--workers", str(workers)] if workers > 1 else []),
+            cwd=ROOT,
+            env={
+                **env,
+                "WANGQIAN_MOCKS_ENABLED": "true",
+                "WANGQIAN_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    return servers, f"http://127.0.0.1:{bare_port}/", f"http://127.0.0.1:{port}"
+
+
+def _spied(args: argparse.Namespace, pid: int, name: str, first: bool, load: Any) -> Any:
+    """``load()`` while py-spy samples the server, when profiles were asked for (first
+    round only)."""
+    spy = None
+    if args.profile and first:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        slug = re.sub(r"\W+", "-", name).strip("-")
+        spy = _profiled(pid, args.profile / f"{slug}.txt", args.seconds)
+    try:
+        return load()
+    finally:
+        if spy is not None:
+            spy.wait()
+
+
+def _print_table(results: dict[str, list[Load]], baseline: float, seconds: float) -> None:
+    header = f"{'endpoint':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}"
+    print(f"  {header}  not 2xx")
+    for label, loads in results.items():
+        m = _median(loads)
+        print(
+            f"  {label:<28} {m.rps:9.0f} {m.p50_ms:8.2f} {m.p99_ms:8.2f} "
+            f"{m.rps / baseline:7.3f}  {m.not_ok}/{m.requests}"
+        )
+    print(
+        "  (verify with a wrong password: after 5 failures per number and hour every "
+        "answer is 429, so this row is the refusal path; it runs last)"
+    )
+    print(
+        "  (bank webhooks: each a new signed payment.received with its own bank "
+        f"transaction, {int(seconds * 2500)} a round; past those, replays)"
+    )
+
+
+def main() -> int:
+    args = _arguments()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: python3 scripts/dev.py bench installs it")
 
@@ -286,156 +351,123 @@ def main() -> int:
         data_dir = Path(tmp)
         env = {k: v for k, v in os.environ.items() if not k.startswith("WANGQIAN_")}
         env["WANGQIAN_LOG_LEVEL"] = "WARNING"
-        bare_port, port = _free_port(), _free_port()
-        demo = [sys.executable, "-m", "api.cli", "demo", "--port", str(port), "--data-dir", tmp]
-        subprocess.run([*demo, "--no-serve"], cwd=ROOT, env=env, check=True, capture_output=True)
+        demo = [sys.executable, "-m", "api.cli", "demo", "--no-serve", "--data-dir", tmp]
+        subprocess.run(demo, cwd=ROOT, env=env, check=True, capture_output=True)
         big = asyncio.run(_big_building(data_dir))
         people = asyncio.run(_arrange(data_dir, args.flows + 1))
         world = __import__("json").loads((data_dir / "demo.json").read_text(encoding="utf-8"))
-        servers = [
-            subprocess.Popen(
-                [sys.executable, "bare_app.py", str(bare_port), str(args.workers)],
-                cwd=BENCH,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-            subprocess.Popen(
-                [*demo[:3], "serve", "--port", str(port), "--data-dir", tmp]
-                + (["--workers", str(args.workers)] if args.workers > 1 else []),
-                cwd=ROOT,
-                env={
-                    **env,
-                    "WANGQIAN_MOCKS_ENABLED": "true",
-                    "WANGQIAN_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-                },
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ),
-        ]
-        bare = f"http://127.0.0.1:{bare_port}/"
-        base = f"http://127.0.0.1:{port}"
+        servers, bare, base = _start_servers(tmp, env, args.workers)
         try:
             _wait_ready(bare)
             _wait_ready(f"{base}/readyz")
             sealed = asyncio.run(_one_flow(base, people))
-            number, password = sealed["contract_number"], sealed["password"]
-            verify = "/api/v1/public/verify"
-            targets = [
-                ("/healthz", "/healthz"),
-                (
-                    "building table, 24 units",
-                    f"/api/v1/public/buildings/{world['building']['id']}/units",
-                ),
-                ("building table, 256 units", f"/api/v1/public/buildings/{big}/units"),
-                ("project list", "/api/v1/public/projects"),
-                ("verify, right password", f"{verify}?number={number}&password={password}"),
-                ("verify, wrong password", f"{verify}?number={number}&password=00000000"),
-            ]
-            print(
-                f"wrk -t2 -c{args.connections}, {args.seconds:g} s each, {args.rounds} round(s); "
-                f"granian {args.workers} worker(s), SQLite, loopback; medians over rounds"
-            )
-            results: dict[str, list[Load]] = {"bare Litestar endpoint": []}
-            for label, _ in targets:
-                results[label] = []
-            # Wrong passwords go last: past 20 failures an hour from one address, verify
-            # refuses that address everything (429), right passwords included.
-            refused = targets.pop()
-            if args.only:
-                targets = [t for t in targets if args.only in t[0]]
-                results = {k: v for k, v in results.items() if k == "bare Litestar endpoint"}
-                results.update({label: [] for label, _ in targets})
-                if args.only in refused[0]:
-                    results[refused[0]] = []
-            reference, account = asyncio.run(_payment_notice(data_dir))
-            webhooks = "bank webhook, new payment"
-            if not args.only or args.only in webhooks:
-                results[webhooks] = []
-            for round_no in range(args.rounds):
-                wrk(bare, seconds=1, connections=4)  # warm up
-                results["bare Litestar endpoint"].append(
-                    wrk(bare, seconds=args.seconds, connections=args.connections)
-                )
-                for label, path in targets:
-                    wrk(base + path, seconds=1, connections=4)
-                    spy = None
-                    if args.profile and round_no == 0:
-                        args.profile.mkdir(parents=True, exist_ok=True)
-                        slug = re.sub(r"\W+", "-", label).strip("-")
-                        spy = _profiled(servers[1].pid, args.profile / f"{slug}.txt", args.seconds)
-                    results[label].append(
-                        wrk(base + path, seconds=args.seconds, connections=args.connections)
-                    )
-                    if spy is not None:
-                        spy.wait()
-                if not args.only or args.only in webhooks:
-                    script = _webhook_script(
-                        data_dir / "webhooks.lua",
-                        world["bank_webhook_secret"],
-                        reference,
-                        account,
-                        int(args.seconds * 2500),
-                        f"R{round_no}-",
-                    )
-                    spy = None
-                    if args.profile and round_no == 0:
-                        args.profile.mkdir(parents=True, exist_ok=True)
-                        spy = _profiled(servers[1].pid, args.profile / "webhooks.txt", args.seconds)
-                    results[webhooks].append(
-                        wrk(
-                            f"{base}/api/v1/webhooks/bank",
-                            seconds=args.seconds,
-                            connections=args.connections,
-                            script=script,
-                        )
-                    )
-                    if spy is not None:
-                        spy.wait()
-            for _ in range(args.rounds if refused[0] in results else 0):
-                results[refused[0]].append(
-                    wrk(base + refused[1], seconds=args.seconds, connections=args.connections)
-                )
+            results = _measure(args, data_dir, world, big, sealed, servers[1].pid, bare, base)
             baseline = _median(results["bare Litestar endpoint"]).rps
-            header = f"{'endpoint':<28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>7}"
-            print(f"  {header}  not 2xx")
-            for label, loads in results.items():
-                m = _median(loads)
-                print(
-                    f"  {label:<28} {m.rps:9.0f} {m.p50_ms:8.2f} {m.p99_ms:8.2f} "
-                    f"{m.rps / baseline:7.3f}  {m.not_ok}/{m.requests}"
-                )
-            print(
-                "  (verify with a wrong password: after 5 failures per number and hour every "
-                "answer is 429, so this row is the refusal path; it runs last)"
-            )
-            print(
-                "  (bank webhooks: each a new signed payment.received with its own bank "
-                f"transaction, {int(args.seconds * 2500)} a round; past those, replays)"
-            )
-            ceiling, _ = asyncio.run(_drive(bare, args.seconds, args.flow_concurrency))
-            rest = {**people, "buyers": people["buyers"][1:], "keepers": people["keepers"][1:]}
-            spy = None
-            if args.profile:
-                spy = _profiled(servers[1].pid, args.profile / "flows.txt", args.seconds)
-            flows, latencies, _ = asyncio.run(_flows(base, rest, args.flow_concurrency))
-            if spy is not None:
-                spy.wait()
-            print(
-                f"  whole new-home flows (Python client, {args.flow_concurrency} at a time, "
-                f"9 requests each): {flows:.1f} flows/s, "
-                f"median {statistics.median(latencies) * 1000:.0f} ms; "
-                f"ratio {flows / baseline:.5f}, {9 * flows / baseline:.4f} in requests"
-            )
-            print(
-                f"  the Python client's own ceiling on the bare endpoint: {ceiling:.0f} req/s "
-                f"({ceiling / baseline:.3f} of wrk's)"
-            )
+            _print_table(results, baseline, args.seconds)
+            _measure_flows(args, people, servers[1].pid, bare, base, baseline)
         finally:
             for server in servers:
                 server.terminate()
             for server in servers:
                 server.wait(timeout=15)
     return 0
+
+
+def _measure(
+    args: argparse.Namespace,
+    data_dir: Path,
+    world: dict[str, Any],
+    big: str,
+    sealed: dict[str, Any],
+    pid: int,
+    bare: str,
+    base: str,
+) -> dict[str, list[Load]]:
+    """The bare endpoint, then each public read and the bank webhooks, round after round;
+    wrong passwords last."""
+    number, password = sealed["contract_number"], sealed["password"]
+    verify = "/api/v1/public/verify"
+    targets = [
+        ("/healthz", "/healthz"),
+        ("building table, 24 units", f"/api/v1/public/buildings/{world['building']['id']}/units"),
+        ("building table, 256 units", f"/api/v1/public/buildings/{big}/units"),
+        ("project list", "/api/v1/public/projects"),
+        ("verify, right password", f"{verify}?number={number}&password={password}"),
+        ("verify, wrong password", f"{verify}?number={number}&password=00000000"),
+    ]
+    print(
+        f"wrk -t2 -c{args.connections}, {args.seconds:g} s each, {args.rounds} round(s); "
+        f"granian {args.workers} worker(s), SQLite, loopback; medians over rounds"
+    )
+    # Wrong passwords go last: past 20 failures an hour from one address, verify
+    # refuses that address everything (429), right passwords included.
+    refused = targets.pop()
+    webhooks = "bank webhook, new payment"
+    wanted = [label for label, _ in [*targets, refused]] + [webhooks]
+    if args.only:
+        targets = [t for t in targets if args.only in t[0]]
+        wanted = [label for label in wanted if args.only in label]
+    results: dict[str, list[Load]] = {"bare Litestar endpoint": []}
+    results.update({label: [] for label in wanted})
+    reference, account = asyncio.run(_payment_notice(data_dir))
+    load = {"seconds": args.seconds, "connections": args.connections}
+    for round_no in range(args.rounds):
+        first = round_no == 0
+        wrk(bare, seconds=1, connections=4)  # warm up
+        results["bare Litestar endpoint"].append(wrk(bare, **load))
+        for label, path in targets:
+            wrk(base + path, seconds=1, connections=4)
+            results[label].append(
+                _spied(args, pid, label, first, lambda path=path: wrk(base + path, **load))
+            )
+        if webhooks in results:
+            script = _webhook_script(
+                data_dir / "webhooks.lua",
+                world["bank_webhook_secret"],
+                reference,
+                account,
+                int(args.seconds * 2500),
+                f"R{round_no}-",
+            )
+            url = f"{base}/api/v1/webhooks/bank"
+            results[webhooks].append(
+                _spied(
+                    args,
+                    pid,
+                    "webhooks",
+                    first,
+                    lambda url=url, script=script: wrk(url, **load, script=script),
+                )
+            )
+    for _ in range(args.rounds if refused[0] in results else 0):
+        results[refused[0]].append(wrk(base + refused[1], **load))
+    return results
+
+
+def _measure_flows(
+    args: argparse.Namespace,
+    people: dict[str, Any],
+    pid: int,
+    bare: str,
+    base: str,
+    baseline: float,
+) -> None:
+    """Whole new-home flows from the Python client, beside that client's own ceiling."""
+    ceiling, _ = asyncio.run(_drive(bare, args.seconds, args.flow_concurrency))
+    rest = {**people, "buyers": people["buyers"][1:], "keepers": people["keepers"][1:]}
+    flows, latencies, _ = _spied(
+        args, pid, "flows", True, lambda: asyncio.run(_flows(base, rest, args.flow_concurrency))
+    )
+    print(
+        f"  whole new-home flows (Python client, {args.flow_concurrency} at a time, "
+        f"9 requests each): {flows:.1f} flows/s, "
+        f"median {statistics.median(latencies) * 1000:.0f} ms; "
+        f"ratio {flows / baseline:.5f}, {9 * flows / baseline:.4f} in requests"
+    )
+    print(
+        f"  the Python client's own ceiling on the bare endpoint: {ceiling:.0f} req/s "
+        f"({ceiling / baseline:.3f} of wrk's)"
+    )
 
 
 async def _one_flow(base: str, people: dict[str, Any]) -> dict[str, Any]:
