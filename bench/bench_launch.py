@@ -279,7 +279,7 @@ def _wait_ready(url: str) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
@@ -290,8 +290,47 @@ def main() -> int:
     parser.add_argument(
         "--no-sign", action="store_true", help="buyers stay away: order creation alone"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def _start(env: dict[str, str], log: Any, port: int, mock_port: int, workers: int) -> list[Any]:
+    """The API (its workers run the outbox) and a second process that serves the mocks'
+    inbox, so every worker's SMS lands in one place."""
+    cli = [sys.executable, "-m", "api.cli"]
+    serve = [*cli, "serve", "--port", str(port), "--workers", str(workers)]
+    mocks = [*cli, "serve", "--port", str(mock_port)]
+    return [
+        subprocess.Popen(serve, cwd=ROOT, env=env, stdout=log, stderr=log),
+        subprocess.Popen(
+            mocks, cwd=ROOT, env={**env, "WANGQIAN_OUTBOX_WORKER": "off"}, stdout=log, stderr=log
+        ),
+    ]
+
+
+def _report(args: argparse.Namespace, people: dict[str, Any], rush: Any, url: str) -> int:
+    """Prints the figures; the number of 5xx answers."""
+    live, contracts = asyncio.run(_double_sales(url))
+    p50 = statistics.median(rush.create_ms)
+    p99 = statistics.quantiles(rush.create_ms, n=100)[98]
+    five = sum(n for status, n in rush.statuses.items() if status >= 500)
+    print(
+        f"launch day: {AGENTS} agents, {BUYERS} buyers, {len(people['units'])} units for "
+        f"sale, {args.seconds:g} s, granian {args.workers} workers, PostgreSQL"
+    )
+    print(
+        f"  orders created {rush.statuses[201]}, creation attempts {len(rush.create_ms)} "
+        f"(p50 {p50:.0f} ms, p99 {p99:.0f} ms), signatures {rush.signed}"
+    )
+    print(f"  refusals by code: {dict(rush.codes)}")
+    print(
+        f"  5xx answers: {five}; double sales: {live} units with two live orders, "
+        f"{contracts} with two contracts"
+    )
+    return five
+
+
+def main() -> int:
+    args = _arguments()
     from api.settings import Settings
 
     base_url = make_url(args.database_url)
@@ -313,31 +352,12 @@ def main() -> int:
                 WANGQIAN_DEPOSIT_BEFORE_SIGNING="false",
                 WANGQIAN_LOG_LEVEL="WARNING",
             )
-            cli = [sys.executable, "-m", "api.cli"]
-            subprocess.run(
-                [*cli, "demo", "--no-serve"], cwd=ROOT, env=env, check=True, capture_output=True
-            )
+            demo = [sys.executable, "-m", "api.cli", "demo", "--no-serve"]
+            subprocess.run(demo, cwd=ROOT, env=env, check=True, capture_output=True)
             asyncio.run(_big_building(Path(tmp), Settings(database_url=url, secret_key=SECRET)))
             people = asyncio.run(_arrange(url))
             log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115
-            processes.append(
-                subprocess.Popen(
-                    [*cli, "serve", "--port", str(port), "--workers", str(args.workers)],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=log,
-                    stderr=log,
-                )
-            )
-            processes.append(
-                subprocess.Popen(
-                    [*cli, "serve", "--port", str(mock_port)],
-                    cwd=ROOT,
-                    env={**env, "WANGQIAN_OUTBOX_WORKER": "off"},
-                    stdout=log,
-                    stderr=log,
-                )
-            )
+            processes += _start(env, log, port, mock_port, args.workers)
             base = f"http://127.0.0.1:{port}"
             _wait_ready(f"{base}/readyz")
             _wait_ready(f"{mocks}/readyz")
@@ -349,25 +369,7 @@ def main() -> int:
             rush = asyncio.run(_run(base, mocks, people, args.seconds, sign=not args.no_sign))
             for spy in spies:
                 spy.wait()
-            live, contracts = asyncio.run(_double_sales(url))
-            created = rush.statuses[201]
-            p50 = statistics.median(rush.create_ms)
-            p99 = statistics.quantiles(rush.create_ms, n=100)[98]
-            five = sum(n for status, n in rush.statuses.items() if status >= 500)
-            print(
-                f"launch day: {AGENTS} agents, {BUYERS} buyers, {len(people['units'])} units for "
-                f"sale, {args.seconds:g} s, granian {args.workers} workers, PostgreSQL"
-            )
-            print(
-                f"  orders created {created}, creation attempts {len(rush.create_ms)} "
-                f"(p50 {p50:.0f} ms, p99 {p99:.0f} ms), signatures {rush.signed}"
-            )
-            print(f"  refusals by code: {dict(rush.codes)}")
-            print(
-                f"  5xx answers: {five}; double sales: {live} units with two live orders, "
-                f"{contracts} with two contracts"
-            )
-            if five:
+            if _report(args, people, rush, url):
                 print((Path(tmp) / "server.log").read_text(errors="replace")[-4000:])
     finally:
         for process in processes:
