@@ -186,24 +186,27 @@ async def load_demo_world(
             note="演示数据",
             now=now,
         )
-    await _create_staff(session, company, now=now)
+    await _create_staff(session, keys, company, now=now)
     return await _describe(session, company)
 
 
-async def _create_staff(session: AsyncSession, company: Company, *, now: datetime) -> None:
+async def _create_staff(
+    session: AsyncSession, keys: ServiceKeys, company: Company, *, now: datetime
+) -> None:
     """The demo company's admin, sales agent (on the demo project) and seal keeper, and a
     regulator; each created only if no staff member has that phone yet."""
     project = await session.scalar(
         select(Project).where(Project.company_id == company.id).order_by(Project.created_at)
     )
     assert project is not None
-    existing = await existing_staff_phones(session, [p.phone for p in PEOPLE])
+    existing = await existing_staff_phones(session, keys, [p.phone for p in PEOPLE])
     for person in PEOPLE:
         if person.role not in StaffRole.__members__ or person.phone in existing:
             continue
         role = StaffRole(person.role)
         await create_staff_member(
             session,
+            keys,
             name=person.name,
             phone=person.phone,
             role=role,
@@ -381,7 +384,7 @@ async def ensure_demo_order(
 
     agent_person = next(p for p in PEOPLE if p.role == "sales_agent")
     buyer = next(p for p in PEOPLE if p.role == "buyer")
-    agent = await staff_by_phone(session, agent_person.phone)
+    agent = await staff_by_phone(session, keys, agent_person.phone)
     building = await session.scalar(select(Building).where(Building.survey_no == SURVEY_NO))
     assert agent is not None and building is not None
     principal = Principal(

@@ -45,9 +45,9 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
-    from api.identity.models import PrincipalKind, StaffMember, StaffRole
+    from api.identity.models import PrincipalKind, StaffRole
     from api.identity.sessions import SessionPolicy, create_session
-    from api.identity.staff import create_staff_member
+    from api.identity.staff import create_staff_member, staff_by_phone
     from api.register.models import Building, Unit
     from api.settings import Settings
     from signing.gb_codes import resident_id_check_char
@@ -60,7 +60,7 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
     policy = SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
     out: dict[str, Any] = {"buyers": [], "keepers": []}
     async with database.writer() as session, session.begin():
-        agent = await session.scalar(select(StaffMember).where(StaffMember.phone == "13800000001"))
+        agent = await staff_by_phone(session, keys, "13800000001")
         assert agent is not None and agent.company_id is not None
         login = await create_session(
             session, policy, kind=PrincipalKind.staff, staff_id=agent.id, now=now
@@ -93,6 +93,7 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
             )
             keeper = await create_staff_member(
                 session,
+                keys,
                 name="测试印章",
                 phone=f"1350000{n:04d}",
                 role=StaffRole.seal_keeper,

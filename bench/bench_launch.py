@@ -68,11 +68,10 @@ async def _arrange(url: str) -> dict[str, Any]:
     from api.db.engine import create_database
     from api.identity.models import (
         PrincipalKind,
-        StaffMember,
         StaffRole,
     )
     from api.identity.sessions import SessionPolicy, create_session
-    from api.identity.staff import create_staff_member
+    from api.identity.staff import create_staff_member, staff_by_phone
     from api.register.models import Building, Unit, permit_units
     from api.settings import Settings
     from signing.gb_codes import resident_id_check_char
@@ -85,9 +84,7 @@ async def _arrange(url: str) -> dict[str, Any]:
     policy = SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
     out: dict[str, Any] = {"agents": [], "buyers": []}
     async with database.writer() as session, session.begin():
-        demo_agent = await session.scalar(
-            select(StaffMember).where(StaffMember.phone == "13800000001")
-        )
+        demo_agent = await staff_by_phone(session, keys, "13800000001")
         assert demo_agent is not None and demo_agent.company_id is not None
         building = await session.scalar(select(Building).where(Building.survey_no == "SY-BENCH-8"))
         assert building is not None
@@ -103,6 +100,7 @@ async def _arrange(url: str) -> dict[str, Any]:
         for n in range(AGENTS):
             agent = await create_staff_member(
                 session,
+                keys,
                 name=f"销售{n}",
                 phone=f"1370000{n:04d}",
                 role=StaffRole.sales_agent,

@@ -84,8 +84,12 @@ GROW = [
         g % {PER_BUILDING} / 10 + 1, g % {PER_BUILDING} / 10 + 1, 1,
         891200, 723000, 168200, 0, '', '住宅', '', '', now()
     FROM generate_series(:start, :end - 1) g""",
-    f"""INSERT INTO citizens (id, phone, name, identity_level, id_type, created_at)
-    SELECT {_uuid("c", "g")}, '19' || lpad(g::text, 9, '0'), '买受人' || g, 'face_verified',
+    # Phones as the service stores them: a keyed index (here an md5 stand-in of the same
+    # width), a token and a mask; these buyers never log in with them.
+    f"""INSERT INTO citizens (id, phone_index, phone_encrypted, phone_masked, name,
+        identity_level, id_type, created_at)
+    SELECT {_uuid("c", "g")}, md5('f' || g) || md5('g' || g), 'bench',
+        '190****' || lpad((g % 10000)::text, 4, '0'), '买受人' || g, 'face_verified',
         'resident_id', now()
     FROM generate_series(:start, :end - 1) g""",
     f"""INSERT INTO contract_orders (id, company_id, project_id, building_id, unit_id, kind,
@@ -104,11 +108,11 @@ GROW = [
         now() - (:total - g) * interval '1 second', now() - (:total - g) * interval '1 second'
     FROM generate_series(:start, :end - 1) g""",
     f"""INSERT INTO contract_parties (id, order_id, position, role, name, id_type,
-        id_number_encrypted, id_number_index, id_number_masked, phone, share, citizen_id,
-        signed_at)
+        id_number_encrypted, id_number_index, id_number_masked, phone_encrypted, phone_masked,
+        share, citizen_id, signed_at)
     SELECT {_uuid("pa", "g")}, {_uuid("o", "g")}, 0, 'buyer', '买受人' || g, 'resident_id',
-        'bench', md5('i' || g) || md5('j' || g), '1101**********0000',
-        '19' || lpad(g::text, 9, '0'), '', {_uuid("c", "g")}, now()
+        'bench', md5('i' || g) || md5('j' || g), '1101**********0000', 'bench',
+        '190****' || lpad((g % 10000)::text, 4, '0'), '', {_uuid("c", "g")}, now()
     FROM generate_series(:start, :end - 1) g""",
     f"""INSERT INTO contract_signatures (id, order_id, signer_key, role, record_json, signed_at)
     SELECT {_uuid("s", "g * 2 + r")}, {_uuid("o", "g")},

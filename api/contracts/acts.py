@@ -172,7 +172,7 @@ async def company_seals(
     holding the seal's certificate (the seal's PDF revision is signed with it too)."""
     await check_staff_totp(session, keys, staff.id, totp_code, now)
     challenge_id = await checked_code(
-        session, keys, phone=staff.phone, typed=typed, purpose=SEAL_PURPOSE, now=now
+        session, keys, phone=staff.phone(keys), typed=typed, purpose=SEAL_PURPOSE, now=now
     )
     company = seal_company(developer.name, developer.credit_code)
     ca = await keystore.ca_with_seal(company, now)

@@ -80,7 +80,7 @@ async def _signer(
         raise DomainError("already_signed", "您已签署该解除协议。")
     assert principal.citizen_id is not None
     citizen = await citizen_identity(session, principal.citizen_id)
-    if citizen is None or not citizen.phone:
+    if citizen is None or citizen.phone_encrypted is None:
         raise DomainError("phone_required", "请先绑定手机号。")
     require_recent_face(citizen, now=now, max_age=policy.face_max_age)
     return cancellation, order, party, citizen
@@ -139,12 +139,13 @@ async def signature_challenge(
     cancellation, order, party, citizen = await _signer(
         session, principal, cancellation_id, policy=policy, now=now
     )
-    assert citizen.phone is not None
+    phone = citizen.phone(keys)
+    assert phone is not None
     challenge_id, sent = await issue_code(
         session,
         keys,
         sms,
-        phone=citizen.phone,
+        phone=phone,
         now=now,
         purpose=CANCEL_SIGN_PURPOSE,
         subject=_subject(cancellation, str(party.id)),
@@ -158,7 +159,7 @@ async def signature_challenge(
         detail={"cancellation_id": str(cancellation.id), "party": party.position},
     )
     return challenge_answer(
-        challenge_id, sent, phone=citizen.phone, document_hash=cancellation.document_hash
+        challenge_id, sent, phone=phone, document_hash=cancellation.document_hash
     )
 
 
@@ -177,11 +178,12 @@ async def sign(
     cancellation, order, party, citizen = await _signer(
         session, principal, cancellation_id, policy=policy, now=now
     )
-    assert citizen.phone is not None
+    phone = citizen.phone(keys)
+    assert phone is not None
     challenge_id = await checked_code(
         session,
         keys,
-        phone=citizen.phone,
+        phone=phone,
         typed=SigningCode(data.challenge_id, data.code, _subject(cancellation, str(party.id))),
         purpose=CANCEL_SIGN_PURPOSE,
         now=now,
@@ -264,11 +266,12 @@ async def seal_challenge(
     now: datetime,
 ) -> schemas.ChallengeAnswer:
     cancellation, order, staff = await _sealer(session, principal, cancellation_id)
+    phone = staff.phone(keys)
     challenge_id, sent = await issue_code(
         session,
         keys,
         sms,
-        phone=staff.phone,
+        phone=phone,
         now=now,
         purpose=SEAL_PURPOSE,
         subject=_subject(cancellation, "seal"),
@@ -282,7 +285,7 @@ async def seal_challenge(
         detail={"cancellation_id": str(cancellation.id)},
     )
     return challenge_answer(
-        challenge_id, sent, phone=staff.phone, document_hash=cancellation.document_hash
+        challenge_id, sent, phone=phone, document_hash=cancellation.document_hash
     )
 
 

@@ -82,7 +82,7 @@ def _password_subject(order: ContractOrder, party: ContractParty) -> str:
 
 
 async def _password_holder(
-    session: AsyncSession, principal: Principal, order_id: uuid.UUID
+    session: AsyncSession, keys: ServiceKeys, principal: Principal, order_id: uuid.UUID
 ) -> tuple[ContractOrder, ContractParty, str]:
     """The calling party of a numbered contract, and the phone its codes go to."""
     order = await get_order(session, order_id, lock=True)
@@ -97,7 +97,7 @@ async def _password_holder(
         )
     assert principal.citizen_id is not None
     citizen = await citizen_identity(session, principal.citizen_id)
-    phone = citizen.phone if citizen is not None else None
+    phone = citizen.phone(keys) if citizen is not None else None
     if not phone:
         raise DomainError("phone_required", "请先绑定手机号。")
     return order, party, phone
@@ -113,7 +113,7 @@ async def password_challenge(
     now: datetime,
 ) -> schemas.PasswordChallenge:
     """An SMS code to the caller's phone, to show the contract password again."""
-    order, party, phone = await _password_holder(session, principal, order_id)
+    order, party, phone = await _password_holder(session, keys, principal, order_id)
     challenge_id, sent = await issue_code(
         session,
         keys,
@@ -144,7 +144,7 @@ async def reveal_password(
     """The contract password for the calling party: the first time on asking, afterwards
     only with a fresh SMS code (whoever holds an unlocked phone for a moment does not see
     it). Kept encrypted, never in clear; every showing is in the timeline."""
-    order, party, phone = await _password_holder(session, principal, order_id)
+    order, party, phone = await _password_holder(session, keys, principal, order_id)
     again = party.password_shown_at is not None
     if again:
         if code is None:

@@ -176,7 +176,10 @@ class ContractParty(HasId, Base):
     id_number_encrypted: Mapped[str] = mapped_column(String(200))
     id_number_index: Mapped[str] = mapped_column(String(64), index=True)
     id_number_masked: Mapped[str] = mapped_column(String(32))
-    phone: Mapped[str] = mapped_column(String(16))
+    # Encrypted (api.core.keys.PARTY_PHONE) and masked; both "" once an expired order's
+    # personal data is purged.
+    phone_encrypted: Mapped[str] = mapped_column(String(200))
+    phone_masked: Mapped[str] = mapped_column(String(16))
     share: Mapped[str] = mapped_column(String(16), default="")
     citizen_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("citizens.id"), index=True)
     signed_at: Mapped[datetime | None]

@@ -23,7 +23,7 @@ from api.contracts.models import (
 )
 from api.contracts.terms import BuyerTerms, SealTerms, SellerTerms, terms_of
 from api.core.errors import DomainError
-from api.core.keys import ServiceKeys
+from api.core.keys import PARTY_PHONE, ServiceKeys
 from api.core.validators import (
     MAX_PERSON_NAME_LENGTH,
     IdType,
@@ -33,7 +33,7 @@ from api.core.validators import (
     normalized_person_name,
 )
 from signing.ca import signer_id_hash
-from signing.pii import mask_id_number, mask_name
+from signing.pii import mask_id_number, mask_name, mask_phone
 
 PARTY_ID_FIELD = "contract_party.id_number"
 SELLER_ACCOUNT_FIELD = "contract_order.seller_account"
@@ -142,6 +142,16 @@ def refuse_minor(role: str, name: str, id_type: IdType, number: str, *, today: d
         )
 
 
+def set_party_phone(keys: ServiceKeys, party: ContractParty, phone: str) -> None:
+    party.phone_encrypted = keys.encrypt_phone(phone, field=PARTY_PHONE)
+    party.phone_masked = mask_phone(phone)
+
+
+def party_phone(keys: ServiceKeys, party: ContractParty) -> str | None:
+    """Where the party's messages go (None once an expired order was purged)."""
+    return keys.phone(party.phone_encrypted, field=PARTY_PHONE) if party.phone_encrypted else None
+
+
 def add_parties(
     session: AsyncSession, keys: ServiceKeys, order: ContractOrder, people: list[Person]
 ) -> list[ContractParty]:
@@ -162,9 +172,9 @@ def add_parties(
             id_number_encrypted=protected.encrypted,
             id_number_index=protected.index,
             id_number_masked=protected.masked,
-            phone=person.phone,
             share=person.share,
         )
+        set_party_phone(keys, party, person.phone)
         session.add(party)
         parties.append(party)
     return parties
@@ -181,7 +191,7 @@ async def purge_parties(session: AsyncSession, order: ContractOrder, *, now: dat
         party.name = mask_name(party.name)
         party.id_number_encrypted = ""
         party.id_number_index = f"purged:{party.id.hex}"
-        party.phone = ""
+        party.phone_encrypted = party.phone_masked = ""
         party.citizen_id = None
         party.password_encrypted = None
     await session.execute(delete(ContractSignature).where(ContractSignature.order_id == order.id))

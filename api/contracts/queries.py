@@ -29,7 +29,7 @@ from api.contracts.models import (
     ContractSignature,
     OrderStatus,
 )
-from api.contracts.people import purge_parties, seller_account
+from api.contracts.people import party_phone, purge_parties, seller_account
 from api.contracts.terms import UnitTerms, terms_of
 from api.contracts.wording import money, room_label, sms_building
 from api.core.errors import DomainError
@@ -222,7 +222,7 @@ async def order_answer(
                 role=p.role,
                 name=p.name,
                 id_number_masked=p.id_number_masked,
-                phone_masked=mask_phone(p.phone),
+                phone_masked=p.phone_masked,
                 share=p.share,
                 bound=p.citizen_id is not None,
                 signed_at=p.signed_at,
@@ -455,7 +455,11 @@ async def message_parties(
             sms_building(unit.building, unit.unit),
             unit.room_no,
         ),
-        [outbox.Addressee(p.phone, p.name, str(p.id)) for p in parties],
+        [
+            outbox.Addressee(phone, p.name, str(p.id))
+            for p in parties
+            if (phone := party_phone(keys, p)) is not None
+        ],
         template=template,
         params=params,
         event_key=f"{order.id}:{event}",
@@ -515,9 +519,9 @@ async def hand_to_escrow(
         project_id=order.project_id,
         company_id=order.company_id,
         buyers=[
-            NoticePayee(phone=p.phone, name=p.name, citizen_id=p.citizen_id)
+            NoticePayee(phone=phone, name=p.name, citizen_id=p.citizen_id)
             for p in parties
-            if p.phone
+            if (phone := party_phone(keys, p)) is not None
         ],
         estate=unit.project,
         building=sms_building(unit.building, unit.unit),

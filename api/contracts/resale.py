@@ -195,7 +195,7 @@ async def _sellers(
     numbers = await owner_id_numbers(session, keys, title.id)
     sellers = []
     for owner, number, typed in zip(title.owners, numbers, phones, strict=True):
-        phone = citizen.phone if owner.position == mine else typed.strip()
+        phone = citizen.phone(keys) if owner.position == mine else typed.strip()
         if not phone:
             raise DomainError(
                 "seller_phone_required",

@@ -412,10 +412,11 @@ class ContractController(Controller):
 async def scan(
     data: JSONBody[schemas.Scan],
     db: NamedDependency[AsyncSession],
+    keys: NamedDependency[ServiceKeys],
     clock: NamedDependency[Clock],
     principal: NamedDependency[Principal],
 ) -> schemas.ScanAnswer:
-    return await signing.scan(db, principal, scene=data.scene.strip(), now=clock.now())
+    return await signing.scan(db, keys, principal, scene=data.scene.strip(), now=clock.now())
 
 
 @get(

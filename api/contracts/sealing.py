@@ -88,18 +88,19 @@ async def seal_challenge(
     assert principal.staff_id is not None and order.document_hash is not None
     staff = await staff_identity(session, principal.staff_id)
     assert staff is not None
+    phone = staff.phone(keys)
     challenge_id, sent = await issue_code(
         session,
         keys,
         sms,
-        phone=staff.phone,
+        phone=phone,
         now=now,
         purpose=SEAL_PURPOSE,
         subject=_seal_subject(order),
     )
     await record_event(session, order, "seal_code_sent", actor=staff_label(staff), now=now)
     return challenge_answer(
-        challenge_id, sent, phone=staff.phone, document_hash=order.document_hash
+        challenge_id, sent, phone=phone, document_hash=order.document_hash
     )
 
 
@@ -208,7 +209,7 @@ async def remind_to_seal(session: AsyncSession, keys: ServiceKeys, *, now: datet
                 },
                 dedupe_key=f"{order.id}:seal-reminder:{today.isoformat()}:{keeper.id}",
                 now=now,
-                phone=keeper.phone,
+                phone=keeper.phone(keys),
                 company_id=order.company_id,
                 contract_id=order.id,
             )

@@ -35,7 +35,7 @@ from api.contracts.models import (
     OrderStatus,
 )
 from api.contracts.pdfs import ContractPdfs, prepare_first_revision, sign_party
-from api.contracts.people import name_mismatch, same_person
+from api.contracts.people import name_mismatch, same_person, set_party_phone
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
     SYSTEM_ACTOR,
@@ -86,7 +86,7 @@ async def _scanned(
 
 
 async def scan(
-    session: AsyncSession, principal: Principal, *, scene: str, now: datetime
+    session: AsyncSession, keys: ServiceKeys, principal: Principal, *, scene: str, now: datetime
 ) -> schemas.ScanAnswer:
     """A citizen scans an order's QR code (or a cancellation's): a face-verified citizen
     whose ID number is a party's is bound to that party and gets the document to read."""
@@ -126,9 +126,9 @@ async def scan(
     if party.citizen_id is None:
         party.citizen_id = citizen.id
         await admit_party(session, order.id, citizen.id)
-    if citizen.phone:
+    if (phone := citizen.phone(keys)) is not None:
         # Bound: messages go to the phone this citizen proved, not to the one typed.
-        party.phone = citizen.phone
+        set_party_phone(keys, party, phone)
     detail: dict[str, object] = {"party": party.position}
     if cancellation is not None:
         detail["cancellation_id"] = str(cancellation.id)
@@ -176,7 +176,7 @@ async def _signable(
         raise DomainError(
             "deposit_unpaid", "定金尚未缴清（实缴金额须等于应缴金额），缴清后才能签署合同。"
         )
-    if not citizen.phone:
+    if citizen.phone_encrypted is None:
         raise DomainError("phone_required", "请先绑定手机号。")
     require_recent_face(citizen, now=now, max_age=face_max_age)
     return order, party, citizen
@@ -199,12 +199,13 @@ async def signature_challenge(
     order, party, citizen = await _signable(
         session, principal, order_id, now, face_max_age=policy.face_max_age
     )
-    assert citizen.phone is not None
+    phone = citizen.phone(keys)
+    assert phone is not None
     challenge_id, sent = await issue_code(
         session,
         keys,
         sms,
-        phone=citizen.phone,
+        phone=phone,
         now=now,
         purpose=SIGN_PURPOSE,
         subject=_sign_subject(order, party),
@@ -218,7 +219,7 @@ async def signature_challenge(
         detail={"party": party.position},
     )
     return challenge_answer(
-        challenge_id, sent, phone=citizen.phone, document_hash=order.document_hash
+        challenge_id, sent, phone=phone, document_hash=order.document_hash
     )
 
 
@@ -253,11 +254,12 @@ async def sign(
     order, party, citizen = await _signable(
         session, principal, order_id, now, face_max_age=policy.face_max_age
     )
-    assert citizen.phone is not None and order.document_hash is not None
+    phone = citizen.phone(keys)
+    assert phone is not None and order.document_hash is not None
     challenge_id = await checked_code(
         session,
         keys,
-        phone=citizen.phone,
+        phone=phone,
         typed=SigningCode(data.challenge_id, data.code, _sign_subject(order, party)),
         purpose=SIGN_PURPOSE,
         now=now,
@@ -289,7 +291,7 @@ async def sign(
     party.signed_at = now
     # From now on the contract's messages (the number and password among them) go to the
     # phone the signer proved, not to the one typed on the order.
-    party.phone = citizen.phone
+    set_party_phone(keys, party, phone)
     order.updated_at = now
     await record_event(
         session,

@@ -12,10 +12,19 @@ from signing.pii import (
     PURPOSE_OTP_HASH,
     PURPOSE_PII_INDEX,
     PiiCipher,
+    blind_index,
     derive_key,
     id_number_index,
     mask_id_number,
 )
+
+# Phone numbers are stored as a blind index (``phone_index``) where rows are looked up by
+# phone, and encrypted under the name of their column where the number is read back.
+FIELD_PHONE = "phone"
+CITIZEN_PHONE = "citizens.phone"
+STAFF_PHONE = "staff_members.phone"
+PARTY_PHONE = "contract_parties.phone"
+RECIPIENT_PHONE = "outbox_messages.recipient_phone"
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,19 @@ class ServiceKeys:
         if id_type is IdType.resident_id:
             return id_number_index(self.pii_index, id_number)
         return id_number_index(self.pii_index, id_number, field=f"{FIELD_ID_NUMBER}/{id_type}")
+
+    def phone_index(self, phone: str) -> str:
+        """The keyed lookup of a phone number. One index for every table: a phone is the
+        login that links a person's rows anyway, and the key is one secret either way."""
+        return blind_index(self.pii_index, "".join(phone.split()), field=FIELD_PHONE)
+
+    def encrypt_phone(self, phone: str, *, field: str) -> str:
+        """A phone number as a column ``field`` stores it (AES-GCM, ``field`` bound)."""
+        return self.pii.encrypt(phone, field=field)
+
+    def phone(self, token: str, *, field: str) -> str:
+        """The phone number in a column's ``encrypt_phone`` token."""
+        return self.pii.decrypt(token, field=field)
 
     def credential_hash(self, purpose: str, secret: str) -> str:
         """Keyed hash of a short secret printed on paper (a title's check code, a

@@ -472,7 +472,10 @@ async def notify_buyers(
             contract.building,
             contract.room,
         ),
-        [outbox.Addressee(b.phone, b.name, b.phone) for b in payees_of(keys, contract)],
+        [
+            outbox.Addressee(b.phone, b.name, keys.phone_index(b.phone))
+            for b in payees_of(keys, contract)
+        ],
         template=template,
         params=params,
         event_key=event_key,

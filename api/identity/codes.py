@@ -67,11 +67,11 @@ def _no_live_login_code() -> DomainError:
     return DomainError("otp_expired", "验证码无效或已过期，请重新获取。")
 
 
-async def _lock_phone(session: AsyncSession, phone: str) -> None:
+async def _lock_phone(session: AsyncSession, phone_index: str) -> None:
     """Serialize sends and verifications per phone. SQLite writers already hold the
     database write lock (BEGIN IMMEDIATE); PostgreSQL takes a transaction advisory lock."""
     if session.get_bind().dialect.name == "postgresql":
-        digest = hashlib.sha256(b"otp:" + phone.encode()).digest()
+        digest = hashlib.sha256(b"otp:" + phone_index.encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)
         await session.execute(select(func.pg_advisory_xact_lock(key)))
 
@@ -81,7 +81,7 @@ def _challenge(row: OtpChallengeRecord) -> OtpChallenge:
         id=row.challenge_id,
         purpose=row.purpose,
         subject=row.subject,
-        phone=row.phone,
+        phone=row.phone_index,
         code_hash=row.code_hash,
         created_at=as_utc(row.created_at),
         expires_at=as_utc(row.expires_at),
@@ -116,16 +116,20 @@ async def issue_code(
 ) -> tuple[str, schemas.CodeSent]:
     """Issue and send a code bound to (purpose, subject), sent to ``phone``; the subject
     defaults to the phone (logins), and whether the phone has an account is never looked
-    at. Returns the challenge id and the public answer."""
-    subject = subject or phone
-    await _lock_phone(session, phone)
+    at. Returns the challenge id and the public answer. Only the phone's keyed index is
+    stored (the login subject is that index too)."""
+    phone_index = keys.phone_index(phone)
+    subject = subject or phone_index
+    await _lock_phone(session, phone_index)
     last_row = await _latest_challenge(session, purpose, subject)
     last = _challenge(last_row) if last_row is not None else None
     since = now - OTP_POLICY.long_window
     history = list(
         await session.scalars(
             select(SmsSend.sent_at).where(
-                SmsSend.phone == phone, SmsSend.purpose == purpose, SmsSend.sent_at > since
+                SmsSend.phone_index == phone_index,
+                SmsSend.purpose == purpose,
+                SmsSend.sent_at > since,
             )
         )
     )
@@ -136,7 +140,7 @@ async def issue_code(
     challenge, code = OTP_POLICY.issue(
         purpose,
         subject,
-        phone,
+        phone_index,
         keys.otp,
         now,
         inherited_failures=OTP_POLICY.inherited_failures(last, now),
@@ -146,26 +150,37 @@ async def issue_code(
             challenge_id=challenge.id,
             purpose=purpose,
             subject=subject,
-            phone=phone,
+            phone_index=phone_index,
             code_hash=challenge.code_hash,
             created_at=now,
             expires_at=challenge.expires_at,
             failures=challenge.failures,
         )
     )
-    session.add(SmsSend(phone=phone, sent_at=now, purpose=purpose))
-    await session.execute(delete(SmsSend).where(SmsSend.phone == phone, SmsSend.sent_at <= since))
+    session.add(SmsSend(phone_index=phone_index, sent_at=now, purpose=purpose))
+    await session.execute(
+        delete(SmsSend).where(SmsSend.phone_index == phone_index, SmsSend.sent_at <= since)
+    )
     await session.flush()
+    await _send(sms, phone, purpose, code, str(challenge.id))
+    return challenge.id, schemas.CodeSent(
+        sent=True,
+        expires_in=int(OTP_POLICY.ttl.total_seconds()),
+        resend_after=int(OTP_POLICY.resend_interval.total_seconds()),
+    )
+
+
+async def _send(sms: SmsChannel, phone: str, purpose: str, code: str, request_id: str) -> None:
+    """Codes skip the outbox: they go out at once, ahead of any queue, and a refused send
+    must roll back (the person's send quota is not spent) and be told at once."""
     message = render(CODE_TEMPLATES.get(purpose, "one_time_code"), {"code": code})
-    # Codes skip the outbox: they go out at once, ahead of any queue, and a refused send
-    # must roll back (the person's send quota is not spent) and be told at once.
     try:
         await sms.send(
             phone,
             message.text,
             template=message.template,
             params=message.params,
-            request_id=str(challenge.id),
+            request_id=request_id,
         )
     except SmsDeliveryError as failed:
         if failed.unknown:
@@ -179,11 +194,6 @@ async def issue_code(
             raise DomainError(
                 "sms_unavailable", "短信发送失败，请稍后再试。", retry_after=30
             ) from None
-    return challenge.id, schemas.CodeSent(
-        sent=True,
-        expires_in=int(OTP_POLICY.ttl.total_seconds()),
-        resend_after=int(OTP_POLICY.resend_interval.total_seconds()),
-    )
 
 
 async def verify_code(
@@ -198,8 +208,9 @@ async def verify_code(
 ) -> OtpVerified:
     """Check the latest code for (purpose, subject) (the subject defaults to the phone);
     a wrong try is committed, then raised."""
-    subject = subject or phone
-    await _lock_phone(session, phone)
+    phone_index = keys.phone_index(phone)
+    subject = subject or phone_index
+    await _lock_phone(session, phone_index)
     row = await _latest_challenge(session, purpose, subject)
     if row is None:
         if purpose == LOGIN_PURPOSE:

@@ -53,7 +53,11 @@ class FaceStatus(enum.StrEnum):
 class Citizen(HasId, Base):
     __tablename__ = "citizens"
 
-    phone: Mapped[str | None] = mapped_column(String(16), unique=True)
+    # The phone (api.core.keys): a keyed index to find the account, encrypted to send to,
+    # masked to show.
+    phone_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    phone_encrypted: Mapped[str | None] = mapped_column(String(200))
+    phone_masked: Mapped[str | None] = mapped_column(String(16))
     wechat_openid: Mapped[str | None] = mapped_column(String(64), unique=True)
     wechat_unionid: Mapped[str | None] = mapped_column(String(64))
     name: Mapped[str | None] = mapped_column(String(100))
@@ -90,7 +94,10 @@ class StaffMember(HasId, Base):
 
     __tablename__ = "staff_members"
 
-    phone: Mapped[str] = mapped_column(String(16), unique=True)
+    # The login phone, as a citizen's (``Citizen.phone_index``).
+    phone_index: Mapped[str] = mapped_column(String(64), unique=True)
+    phone_encrypted: Mapped[str] = mapped_column(String(200))
+    phone_masked: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[StaffRole] = mapped_column(str_enum(StaffRole, "staff_role"))
     company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)
@@ -143,8 +150,9 @@ class OtpChallengeRecord(HasId, Base):
 
     challenge_id: Mapped[str] = mapped_column(String(64), unique=True)
     purpose: Mapped[str] = mapped_column(String(100))
+    # A login code's subject is the phone's keyed index too: no number in clear here.
     subject: Mapped[str] = mapped_column(String(200))
-    phone: Mapped[str] = mapped_column(String(16))
+    phone_index: Mapped[str] = mapped_column(String(64))
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
@@ -158,9 +166,9 @@ class SmsSend(HasId, Base):
     """One code sent to a phone: the per-phone send history the quotas count."""
 
     __tablename__ = "sms_sends"
-    __table_args__ = (Index("ix_sms_sends_phone_sent_at", "phone", "sent_at"),)
+    __table_args__ = (Index("ix_sms_sends_phone_sent_at", "phone_index", "sent_at"),)
 
-    phone: Mapped[str] = mapped_column(String(16))
+    phone_index: Mapped[str] = mapped_column(String(64))
     sent_at: Mapped[datetime]
     # Quotas count per purpose: anonymous login sends never spend a party's signing codes.
     purpose: Mapped[str] = mapped_column(String(32), default="login", server_default="login")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
+from api.core.keys import CITIZEN_PHONE, ServiceKeys
 from api.identity import schemas
 from api.identity.models import (
     Citizen,
@@ -18,6 +19,12 @@ from api.identity.models import (
 from api.identity.principal import Principal
 from api.register.queries import get_company, get_projects
 from signing.pii import mask_phone
+
+
+def set_citizen_phone(keys: ServiceKeys, citizen: Citizen, phone: str) -> None:
+    citizen.phone_index = keys.phone_index(phone)
+    citizen.phone_encrypted = keys.encrypt_phone(phone, field=CITIZEN_PHONE)
+    citizen.phone_masked = mask_phone(phone)
 
 
 async def caller_citizen(session: AsyncSession, principal: Principal) -> Citizen:
@@ -50,7 +57,7 @@ async def profile(session: AsyncSession, principal: Principal) -> schemas.Me:
             kind=PrincipalKind.citizen,
             id=citizen.id,
             roles=["citizen"],
-            phone_masked=mask_phone(citizen.phone) if citizen.phone else None,
+            phone_masked=citizen.phone_masked,
             name=citizen.name,
             id_number_masked=citizen.id_number_masked,
             id_type=citizen.id_type if citizen.id_number_claim_index else None,
@@ -65,7 +72,7 @@ async def profile(session: AsyncSession, principal: Principal) -> schemas.Me:
         kind=PrincipalKind.staff,
         id=staff.id,
         roles=[staff.role.value],
-        phone_masked=mask_phone(staff.phone),
+        phone_masked=staff.phone_masked,
         name=staff.name,
         company=schemas.CompanyRef(id=company.id, name=company.name) if company else None,
         projects=await project_refs(session, staff.id),

@@ -394,10 +394,11 @@ class StaffController(Controller):
         self,
         data: JSONBody[schemas.NewStaffMember],
         db: NamedDependency[AsyncSession],
+        keys: NamedDependency[ServiceKeys],
         clock: NamedDependency[Clock],
         principal: NamedDependency[Principal],
     ) -> schemas.StaffMemberAnswer:
-        return await staff.add_member(db, principal, data, now=clock.now())
+        return await staff.add_member(db, keys, principal, data, now=clock.now())
 
     @post("/members/{staff_id:str}/disable", status_code=200, summary="停用工作人员")
     async def disable_member(

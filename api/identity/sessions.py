@@ -27,7 +27,7 @@ from api.identity.models import (
     StaffMember,
 )
 from api.identity.principal import Principal
-from api.identity.profile import caller_citizen, profile
+from api.identity.profile import caller_citizen, profile, set_citizen_phone
 from api.identity.staff import check_totp
 
 TOUCH_EVERY = timedelta(seconds=60)
@@ -136,7 +136,9 @@ async def login_with_phone(
     # Only now, with the phone proven, do we look at which accounts it has.
     staff = None
     if kind is not PrincipalKind.citizen:
-        staff = await session.scalar(select(StaffMember).where(StaffMember.phone == phone))
+        staff = await session.scalar(
+            select(StaffMember).where(StaffMember.phone_index == keys.phone_index(phone))
+        )
         if staff is not None and staff.phone_confirmed_at is None:
             if kind is PrincipalKind.staff:
                 # The phone's owner, proven by this code, asks for the staff account: that
@@ -182,9 +184,12 @@ async def login_with_phone(
         return await create_session(
             session, policy, kind=PrincipalKind.staff, staff_id=staff.id, now=now
         )
-    citizen = await session.scalar(select(Citizen).where(Citizen.phone == phone))
+    citizen = await session.scalar(
+        select(Citizen).where(Citizen.phone_index == keys.phone_index(phone))
+    )
     if citizen is None:
-        citizen = Citizen(phone=phone, created_at=now)
+        citizen = Citizen(created_at=now)
+        set_citizen_phone(keys, citizen, phone)
         session.add(citizen)
         await session.flush()
     return await create_session(
@@ -209,7 +214,7 @@ async def login_with_wechat(
         kind=PrincipalKind.citizen,
         citizen_id=citizen.id,
         now=now,
-        phone_bound=citizen.phone is not None,
+        phone_bound=citizen.phone_index is not None,
     )
 
 
@@ -229,14 +234,15 @@ async def bind_phone(
     moves onto the phone's account and this session follows it.
     """
     citizen = await caller_citizen(session, principal)
-    if citizen.phone is not None and citizen.phone != phone:
+    index = keys.phone_index(phone)
+    if citizen.phone_index is not None and citizen.phone_index != index:
         raise DomainError("phone_already_bound", "该账号已绑定手机号。")
     await verify_code(session, keys, phone=phone, code=code, now=now)
-    if citizen.phone == phone:
+    if citizen.phone_index == index:
         return await profile(session, principal)
-    other = await session.scalar(select(Citizen).where(Citizen.phone == phone))
+    other = await session.scalar(select(Citizen).where(Citizen.phone_index == index))
     if other is None:
-        citizen.phone = phone
+        set_citizen_phone(keys, citizen, phone)
         await session.flush()
         return await profile(session, principal)
     if other.wechat_openid is not None or citizen.id_number_claim_index is not None:

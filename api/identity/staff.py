@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import as_utc
 from api.core.errors import DomainError
-from api.core.keys import ServiceKeys
+from api.core.keys import STAFF_PHONE, ServiceKeys
 from api.core.validators import normalize_phone
 from api.db.engine import commit_and_raise
 from api.identity import schemas
@@ -115,7 +115,7 @@ async def start_totp(
     staff = await caller_staff(session, principal)
     if staff.totp_secret_encrypted:
         raise DomainError("totp_already_enabled", "已绑定身份验证器。")
-    enrollment = totp.enroll(mask_phone(staff.phone))
+    enrollment = totp.enroll(staff.phone_masked)
     staff.totp_pending_encrypted = keys.pii.encrypt(enrollment.secret, field=TOTP_FIELD)
     await session.flush()
     return schemas.TotpEnrollment(
@@ -157,7 +157,7 @@ async def _staff_answer(
     return schemas.StaffMemberAnswer(
         id=staff.id,
         name=staff.name,
-        phone_masked=mask_phone(staff.phone),
+        phone_masked=staff.phone_masked,
         role=staff.role,
         company_id=staff.company_id,
         projects=await project_refs(session, staff.id),
@@ -187,6 +187,7 @@ async def _set_projects(
 
 async def create_staff_member(
     session: AsyncSession,
+    keys: ServiceKeys,
     *,
     name: str,
     phone: str,
@@ -203,11 +204,14 @@ async def create_staff_member(
     phone = normalize_phone(phone)
     if (role is StaffRole.regulator) != (company_id is None):
         raise DomainError("staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。")
-    if await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone)):
+    index = keys.phone_index(phone)
+    if await session.scalar(select(StaffMember.id).where(StaffMember.phone_index == index)):
         raise DomainError("staff_phone_taken", "该手机号已是工作人员账号。")
     staff = StaffMember(
         name=name.strip(),
-        phone=phone,
+        phone_index=index,
+        phone_encrypted=keys.encrypt_phone(phone, field=STAFF_PHONE),
+        phone_masked=mask_phone(phone),
         role=role,
         company_id=company_id,
         created_at=now,
@@ -226,7 +230,12 @@ async def create_staff_member(
 
 
 async def add_member(
-    session: AsyncSession, principal: Principal, data: schemas.NewStaffMember, *, now: datetime
+    session: AsyncSession,
+    keys: ServiceKeys,
+    principal: Principal,
+    data: schemas.NewStaffMember,
+    *,
+    now: datetime,
 ) -> schemas.StaffMemberAnswer:
     """The member waits for a regulator (``pending``) and cannot log in until approved, and
     the phone is no staff login until its owner confirms it with a code (a login that asks
@@ -236,7 +245,7 @@ async def add_member(
         raise DomainError("role_not_allowed", "企业管理员只能添加销售人员和印章授权人。")
     rejected = await session.scalar(
         select(StaffMember).where(
-            StaffMember.phone == normalize_phone(data.phone),
+            StaffMember.phone_index == keys.phone_index(normalize_phone(data.phone)),
             StaffMember.company_id == principal.company_id,
             StaffMember.approval == StaffApproval.rejected,
         )
@@ -251,6 +260,7 @@ async def add_member(
         return await _staff_answer(session, rejected)
     staff = await create_staff_member(
         session,
+        keys,
         name=data.name,
         phone=data.phone,
         role=data.role,
@@ -270,7 +280,7 @@ async def pending_members(session: AsyncSession) -> schemas.StaffList:
     rows = await session.scalars(
         select(StaffMember)
         .where(StaffMember.approval == StaffApproval.pending, StaffMember.disabled_at.is_(None))
-        .order_by(StaffMember.created_at, StaffMember.phone)
+        .order_by(StaffMember.created_at, StaffMember.id)
     )
     return schemas.StaffList(
         members=[await _staff_answer(session, s, with_company=True) for s in rows]
@@ -322,7 +332,7 @@ async def list_members(session: AsyncSession, principal: Principal) -> schemas.S
     rows = await session.scalars(
         select(StaffMember)
         .where(StaffMember.company_id == principal.company_id)
-        .order_by(StaffMember.created_at, StaffMember.phone)
+        .order_by(StaffMember.created_at, StaffMember.id)
     )
     return schemas.StaffList(members=[await _staff_answer(session, s) for s in rows])
 
@@ -352,11 +362,15 @@ async def assign_projects(
     return await _staff_answer(session, staff)
 
 
-async def existing_staff_phones(session: AsyncSession, phones: list[str]) -> set[str]:
+async def existing_staff_phones(
+    session: AsyncSession, keys: ServiceKeys, phones: list[str]
+) -> set[str]:
     """Which of these phones already belong to a staff member (for idempotent loaders)."""
-    return set(
-        await session.scalars(select(StaffMember.phone).where(StaffMember.phone.in_(phones)))
+    by_index = {keys.phone_index(phone): phone for phone in phones}
+    found = await session.scalars(
+        select(StaffMember.phone_index).where(StaffMember.phone_index.in_(by_index))
     )
+    return {by_index[index] for index in found}
 
 
 async def staff_project_ids(session: AsyncSession, staff_id: uuid.UUID) -> list[uuid.UUID]:
@@ -372,24 +386,30 @@ async def staff_project_ids(session: AsyncSession, staff_id: uuid.UUID) -> list[
 class StaffIdentity:
     id: uuid.UUID
     name: str
-    phone: str
+    phone_encrypted: str
     role: StaffRole
     company_id: uuid.UUID | None
     totp_enabled: bool
 
+    def phone(self, keys: ServiceKeys) -> str:
+        """The login phone, where a code is sent (the seal's)."""
+        return keys.phone(self.phone_encrypted, field=STAFF_PHONE)
 
-async def staff_identity(session: AsyncSession, staff_id: uuid.UUID) -> StaffIdentity | None:
-    staff = await session.get(StaffMember, staff_id)
-    if staff is None:
-        return None
+
+def _identity(staff: StaffMember) -> StaffIdentity:
     return StaffIdentity(
         id=staff.id,
         name=staff.name,
-        phone=staff.phone,
+        phone_encrypted=staff.phone_encrypted,
         role=staff.role,
         company_id=staff.company_id,
         totp_enabled=staff.totp_secret_encrypted is not None,
     )
+
+
+async def staff_identity(session: AsyncSession, staff_id: uuid.UUID) -> StaffIdentity | None:
+    staff = await session.get(StaffMember, staff_id)
+    return _identity(staff) if staff is not None else None
 
 
 async def check_staff_totp(
@@ -404,9 +424,13 @@ async def check_staff_totp(
     await check_totp(session, keys, staff, code, now)
 
 
-async def staff_by_phone(session: AsyncSession, phone: str) -> StaffIdentity | None:
+async def staff_by_phone(
+    session: AsyncSession, keys: ServiceKeys, phone: str
+) -> StaffIdentity | None:
     """A staff member by login phone (the demo acts as its sales agent)."""
-    staff_id = await session.scalar(select(StaffMember.id).where(StaffMember.phone == phone))
+    staff_id = await session.scalar(
+        select(StaffMember.id).where(StaffMember.phone_index == keys.phone_index(phone))
+    )
     return await staff_identity(session, staff_id) if staff_id is not None else None
 
 
@@ -423,14 +447,4 @@ async def company_staff(
         )
         .order_by(StaffMember.created_at)
     )
-    return [
-        StaffIdentity(
-            id=staff.id,
-            name=staff.name,
-            phone=staff.phone,
-            role=staff.role,
-            company_id=staff.company_id,
-            totp_enabled=staff.totp_secret_encrypted is not None,
-        )
-        for staff in rows
-    ]
+    return [_identity(staff) for staff in rows]

@@ -112,13 +112,14 @@ async def record_wechat_subscriptions(
 
 
 async def take_wechat_subscription(
-    session: AsyncSession, *, phone: str, template: str, now: datetime
+    session: AsyncSession, *, phone_index: str, template: str, now: datetime
 ) -> str | None:
-    """The openid to send one ``template`` message to the citizen who holds ``phone``,
+    """The openid to send one ``template`` message to the citizen who holds the phone
+    (``ServiceKeys.phone_index``),
     using up one of their consents; None when they have none left (or no WeChat login)."""
     openid = await session.scalar(
         select(Citizen.wechat_openid).where(
-            Citizen.phone == phone, Citizen.wechat_openid.is_not(None)
+            Citizen.phone_index == phone_index, Citizen.wechat_openid.is_not(None)
         )
     )
     if openid is None:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import business_date
 from api.core.errors import DomainError
-from api.core.keys import ServiceKeys
+from api.core.keys import CITIZEN_PHONE, ServiceKeys
 from api.core.validators import (
     ID_TYPE_LABELS,
     IdType,
@@ -222,7 +222,7 @@ class CitizenIdentity:
     """What the contracts context may know of a citizen."""
 
     id: uuid.UUID
-    phone: str | None
+    phone_encrypted: str | None
     name: str | None
     id_number_index: str | None
     identity_level: IdentityLevel
@@ -231,6 +231,12 @@ class CitizenIdentity:
     pi_consent_version: str | None = None
     pi_consent_at: datetime | None = None
 
+    def phone(self, keys: ServiceKeys) -> str | None:
+        """The proven phone (where codes and contract messages go), if one is bound."""
+        if self.phone_encrypted is None:
+            return None
+        return keys.phone(self.phone_encrypted, field=CITIZEN_PHONE)
+
 
 async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> CitizenIdentity | None:
     citizen = await session.get(Citizen, citizen_id)
@@ -238,7 +244,7 @@ async def citizen_identity(session: AsyncSession, citizen_id: uuid.UUID) -> Citi
         return None
     return CitizenIdentity(
         id=citizen.id,
-        phone=citizen.phone,
+        phone_encrypted=citizen.phone_encrypted,
         name=citizen.name,
         id_number_index=citizen.id_number_index,
         identity_level=citizen.identity_level,

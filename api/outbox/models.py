@@ -23,7 +23,7 @@ class OutboxMessage(HasId, Base):
     __tablename__ = "outbox_messages"
     __table_args__ = (
         Index("ix_outbox_messages_due", "status", "next_attempt_at"),
-        Index("ix_outbox_messages_recipient_sent", "recipient_phone", "sent_at"),
+        Index("ix_outbox_messages_recipient_sent", "recipient_phone_index", "sent_at"),
         Index("ix_outbox_messages_provider_id", "provider_id"),
     )
 
@@ -32,7 +32,10 @@ class OutboxMessage(HasId, Base):
     template: Mapped[str] = mapped_column(String(64))
     # Encrypted (a contract password travels here); purged once the message is sent.
     params_encrypted: Mapped[str | None] = mapped_column(Text)
-    recipient_phone: Mapped[str | None] = mapped_column(String(20))
+    # The phone: keyed index (the per-recipient throttle), encrypted (to send), masked (log).
+    recipient_phone_index: Mapped[str | None] = mapped_column(String(64))
+    recipient_phone_encrypted: Mapped[str | None] = mapped_column(String(200))
+    recipient_phone_masked: Mapped[str | None] = mapped_column(String(16))
     recipient_openid: Mapped[str | None] = mapped_column(String(64))
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     company_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("companies.id"), index=True)

@@ -7,7 +7,6 @@ from datetime import datetime
 from api.core.schemas import Page, ResponseBody
 from api.outbox.models import MessageStatus, OutboxMessage
 from notifications.templates import TEMPLATES
-from signing.pii import mask_phone
 
 
 class NotificationEntry(ResponseBody):
@@ -33,9 +32,7 @@ class NotificationEntry(ResponseBody):
             id=str(message.id),
             template=message.template,
             title=template.title if template else message.template,
-            recipient=mask_phone(message.recipient_phone)
-            if message.recipient_phone
-            else "微信用户",
+            recipient=message.recipient_phone_masked or "微信用户",
             status=message.status,
             channel=message.channel,
             attempts=message.attempts,

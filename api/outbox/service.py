@@ -14,13 +14,14 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
-from api.core.keys import ServiceKeys
+from api.core.keys import RECIPIENT_PHONE, ServiceKeys
 from api.db.engine import insert_into
 from api.identity.subscriptions import take_wechat_subscription
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.schemas import NotificationEntry
 from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
 from notifications.templates import TEMPLATES, VariableError, render
+from signing.pii import mask_phone
 
 PARAMS_FIELD = "outbox.params"
 # A person gets at most this many non-urgent messages per window; more wait, none are lost.
@@ -62,7 +63,11 @@ async def enqueue(
         "params_encrypted": keys.pii.encrypt(
             msgspec.json.encode(params).decode(), field=PARAMS_FIELD
         ),
-        "recipient_phone": phone,
+        "recipient_phone_index": keys.phone_index(phone) if phone else None,
+        "recipient_phone_encrypted": keys.encrypt_phone(phone, field=RECIPIENT_PHONE)
+        if phone
+        else None,
+        "recipient_phone_masked": mask_phone(phone) if phone else None,
         "recipient_openid": openid,
         "urgent": TEMPLATES[template].urgent,
         "company_id": company_id,
@@ -112,7 +117,9 @@ async def enqueue_to_person(
     )
     if queued is None or TEMPLATES[template].wechat is None:
         return queued
-    openid = await take_wechat_subscription(session, phone=phone, template=template, now=now)
+    openid = await take_wechat_subscription(
+        session, phone_index=keys.phone_index(phone), template=template, now=now
+    )
     if openid is not None:
         await enqueue(
             session,
@@ -131,7 +138,8 @@ async def enqueue_to_person(
 @dataclass(frozen=True)
 class Addressee:
     """A party of a contract to tell something: ``key`` makes their message unique for an
-    event (a party id, or a phone where that is all that is known)."""
+    event (a party id, or a phone's keyed index where that is all that is known; never the
+    phone itself, which would sit in clear in the dedupe key)."""
 
     phone: str
     name: str
@@ -229,8 +237,8 @@ async def claim(
         query = query.where(OutboxMessage.id.in_(only))
     claimed: list[ClaimedMessage] = []
     for message in await session.scalars(query):
-        if not message.urgent and message.recipient_phone:
-            wait_until = await _throttled_until(session, message.recipient_phone, now)
+        if not message.urgent and message.recipient_phone_index:
+            wait_until = await _throttled_until(session, message.recipient_phone_index, now)
             if wait_until is not None:
                 message.status = MessageStatus.pending
                 message.next_attempt_at = wait_until
@@ -252,7 +260,12 @@ async def claim(
                 params=msgspec.json.decode(
                     keys.pii.decrypt(message.params_encrypted, field=PARAMS_FIELD)
                 ),
-                recipient=Recipient(phone=message.recipient_phone, openid=message.recipient_openid),
+                recipient=Recipient(
+                    phone=keys.phone(message.recipient_phone_encrypted, field=RECIPIENT_PHONE)
+                    if message.recipient_phone_encrypted
+                    else None,
+                    openid=message.recipient_openid,
+                ),
                 attempt=message.attempts,
                 unknown_since=unknown_since,
             )
@@ -261,7 +274,9 @@ async def claim(
     return claimed
 
 
-async def _throttled_until(session: AsyncSession, phone: str, now: datetime) -> datetime | None:
+async def _throttled_until(
+    session: AsyncSession, phone_index: str, now: datetime
+) -> datetime | None:
     """When this phone may get its next non-urgent message, or None for "now".
 
     Counts what was sent in the window and what is in flight, including what this claim
@@ -272,7 +287,7 @@ async def _throttled_until(session: AsyncSession, phone: str, now: datetime) -> 
         await session.scalars(
             select(OutboxMessage.sent_at)
             .where(
-                OutboxMessage.recipient_phone == phone,
+                OutboxMessage.recipient_phone_index == phone_index,
                 OutboxMessage.urgent.is_(False),
                 OutboxMessage.sent_at > window_start,
             )
@@ -284,7 +299,7 @@ async def _throttled_until(session: AsyncSession, phone: str, now: datetime) -> 
             select(func.count())
             .select_from(OutboxMessage)
             .where(
-                OutboxMessage.recipient_phone == phone,
+                OutboxMessage.recipient_phone_index == phone_index,
                 OutboxMessage.urgent.is_(False),
                 OutboxMessage.status == MessageStatus.sending,
                 OutboxMessage.locked_until > now,

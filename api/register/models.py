@@ -69,6 +69,7 @@ class Company(HasId, Base):
     name: Mapped[str] = mapped_column(String(200))
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     legal_representative: Mapped[str] = mapped_column(String(100), default="")
+    # The company's published switchboard, not a person's number: kept as registered.
     phone: Mapped[str] = mapped_column(String(32), default="")
     address: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime]

@@ -30,8 +30,9 @@ from sqlalchemy.engine import make_url
 
 from api.core.keys import ServiceKeys
 from api.db.engine import create_database
-from api.identity.models import PrincipalKind, StaffMember
+from api.identity.models import PrincipalKind
 from api.identity.sessions import SessionPolicy, create_session
+from api.identity.staff import staff_by_phone
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.settings import Settings
 from signing.gb_codes import resident_id_check_char
@@ -145,7 +146,7 @@ async def _arrange(url: str) -> dict[str, str]:
     try:
         async with database.writer() as session, session.begin():
             for role, phone in (("agent", "13800000001"), ("keeper", "13800000002")):
-                staff = await session.scalar(select(StaffMember).where(StaffMember.phone == phone))
+                staff = await staff_by_phone(session, keys, phone)
                 assert staff is not None, phone
                 login = await create_session(
                     session, policy, kind=PrincipalKind.staff, staff_id=staff.id, now=now

@@ -14,6 +14,7 @@ from api.core.clock import business_date
 from api.core.keys import ServiceKeys
 from api.identity.consent import PI_NOTICE_VERSION
 from api.identity.models import Citizen, IdentityLevel
+from api.identity.profile import set_citizen_phone
 from api.identity.verification import ID_NUMBER_FIELD
 from api.register import service as register
 from api.register.models import PermitKind, Unit
@@ -112,7 +113,6 @@ async def face_verified_citizen(
     runs and multi-process tests need many, faster than the mocks' pages give them."""
     protected = keys.protect_id_number(id_number, field=ID_NUMBER_FIELD)
     citizen = Citizen(
-        phone=phone,
         name=name,
         id_number_encrypted=protected.encrypted,
         id_number_claim_index=protected.index,
@@ -125,6 +125,7 @@ async def face_verified_citizen(
         face_verified_at=now,
         created_at=now,
     )
+    set_citizen_phone(keys, citizen, phone)
     session.add(citizen)
     await session.flush()
     return citizen

@@ -41,6 +41,7 @@ from tests.api.contracts.helpers import (
     signed_contract,
 )
 from tests.api.identity.helpers import bearer, login_phone
+from tests.api.outbox.helpers import recipient
 
 REGULATOR = next(p for p in PEOPLE if p.role == "regulator")
 ADMIN = next(p for p in PEOPLE if p.role == "company_admin")
@@ -327,7 +328,7 @@ async def test_approval_frees_the_unit_and_refunds_every_fen_even_a_late_payment
     async with database.reader() as reader:
         assert await reconcile(reader) == []
         sent = {
-            (m.template, m.recipient_phone)
+            (m.template, recipient(keys, m))
             for m in await reader.scalars(
                 select(OutboxMessage).where(
                     OutboxMessage.template.in_(["contract_cancelled", "refund_completed"])

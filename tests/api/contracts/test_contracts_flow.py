@@ -33,6 +33,7 @@ from tests.api.contracts.helpers import (
     sign,
 )
 from tests.api.identity.helpers import bearer, inbox
+from tests.api.outbox.helpers import recipient
 
 
 async def _unit_status(client: httpx.AsyncClient, building_id: str, room: str) -> str:
@@ -82,9 +83,9 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert svg.status_code == 200 and "<svg" in svg.text
     async with database.reader() as reader:
         invitations = await reader.scalars(
-            select(OutboxMessage.recipient_phone).where(OutboxMessage.template == "sign_invitation")
+            select(OutboxMessage).where(OutboxMessage.template == "sign_invitation")
         )
-        assert sorted(invitations) == sorted([ZHANG.phone, LI.phone])
+        assert sorted(recipient(keys, m) for m in invitations) == sorted([ZHANG.phone, LI.phone])
 
     # A stranger scans: refused, and the refusal is in the timeline.
     assert problem(await scan(client, wang, issue["scene"])) == (403, "not_a_party")
@@ -119,7 +120,7 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
                 select(OutboxMessage).where(OutboxMessage.template == "deposit_arrived")
             )
         )
-    assert sorted(m.recipient_phone for m in arrived) == sorted([ZHANG.phone, LI.phone] * 2)
+    assert sorted(recipient(keys, m) for m in arrived) == sorted([ZHANG.phone, LI.phone] * 2)
     params = json.loads(keys.pii.decrypt(arrived[0].params_encrypted, field="outbox.params"))
     assert issue["order"]["business_number"].startswith("YW2026")
     assert params["business_no"] == issue["order"]["business_number"]
@@ -193,7 +194,7 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
                 select(OutboxMessage).where(OutboxMessage.template == "contract_signed")
             )
         )
-    assert sorted(m.recipient_phone for m in messages) == sorted([ZHANG.phone, LI.phone])
+    assert sorted(recipient(keys, m) for m in messages) == sorted([ZHANG.phone, LI.phone])
     assert all(m.dedupe_key.startswith(f"{order_id}:signed:") for m in messages)
 
     # The timeline, with actors masked, and what was sent about the contract.

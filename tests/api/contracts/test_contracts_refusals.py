@@ -106,6 +106,7 @@ async def test_strangers_other_companies_and_wrong_states_are_refused(
     )
     await create_staff_member(
         session,
+        keys,
         name="别家销售",
         phone="13700000009",
         role=StaffRole.sales_agent,
@@ -139,6 +140,7 @@ async def test_strangers_other_companies_and_wrong_states_are_refused(
     demo_company = (await client.get("/api/v1/me", headers=bearer(d.agent))).json()
     await create_staff_member(
         session,
+        keys,
         name="未分配销售",
         phone="13700000008",
         role=StaffRole.sales_agent,

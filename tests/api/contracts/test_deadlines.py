@@ -40,6 +40,7 @@ from tests.api.contracts.helpers import (
     sign,
 )
 from tests.api.identity.helpers import bearer
+from tests.api.outbox.helpers import recipient
 
 
 async def _unit_status(client: httpx.AsyncClient, building_id: str, room: str) -> str:
@@ -152,7 +153,7 @@ async def test_a_signed_order_waits_for_the_seal_and_the_company_is_reminded_dai
             rows = await reader.scalars(
                 select(OutboxMessage).where(OutboxMessage.template == "seal_reminder")
             )
-            return [(m.recipient_phone, m.dedupe_key) for m in rows]
+            return [(recipient(keys, m), m.dedupe_key) for m in rows]
 
     # Signed on Monday 10:00: nothing the same day, one on Tuesday from 09:00, once.
     assert await remind() == 0

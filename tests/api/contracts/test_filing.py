@@ -23,6 +23,7 @@ from api.outbox.models import OutboxMessage
 from api.settings import Settings
 from tests.api.contracts.helpers import LI, ZHANG, demo, problem, signed_contract
 from tests.api.identity.helpers import bearer, login_phone
+from tests.api.outbox.helpers import recipient
 
 REGULATOR = next(p for p in PEOPLE if p.role == "regulator")
 ADMIN = next(p for p in PEOPLE if p.role == "company_admin")
@@ -33,7 +34,7 @@ async def _messages(database: Database, keys: ServiceKeys, template: str) -> lis
         rows = await reader.scalars(select(OutboxMessage).where(OutboxMessage.template == template))
         return [
             {
-                "phone": row.recipient_phone or "",
+                "phone": recipient(keys, row) or "",
                 **json.loads(keys.pii.decrypt(row.params_encrypted, field="outbox.params")),
             }
             for row in rows

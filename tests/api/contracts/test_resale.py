@@ -47,6 +47,7 @@ from tests.api.contracts.helpers import (
     sign,
 )
 from tests.api.identity.helpers import bearer, login_phone
+from tests.api.outbox.helpers import recipient
 
 REGULATOR = next(p for p in PEOPLE if p.role == "regulator")
 
@@ -148,7 +149,7 @@ async def test_the_seller_sells_the_buyer_pays_and_the_money_reaches_the_seller(
     assert number.startswith("CL2026") and len(password) == 8
     assert submitted.json()["order"]["status"] == "signed"
     sms = await _sent(database, "resale_contract_signed")
-    assert sorted(m.recipient_phone for m in sms) == sorted([ZHANG.phone, SELLER.phone])
+    assert sorted(recipient(keys, m) for m in sms) == sorted([ZHANG.phone, SELLER.phone])
     again = await client.post(f"/api/v1/contracts/{order['id']}/submit", headers=bearer(seller))
     assert problem(again) == (409, "already_submitted")
     # The signed PDF: the seller's and the buyer's revisions, the platform's stamp, no seal.
@@ -173,7 +174,7 @@ async def test_the_seller_sells_the_buyer_pays_and_the_money_reaches_the_seller(
     for kind in ("deposit", "down_payment"):
         await pay_notice(client, zhang, order["id"], kind)
     arrived = await _sent(database, "resale_funds_arrived")
-    assert {m.recipient_phone for m in arrived} == {ZHANG.phone, SELLER.phone}
+    assert {recipient(keys, m) for m in arrived} == {ZHANG.phone, SELLER.phone}
     seen = await client.get(
         f"/api/v1/contracts/{order['id']}/payment-notices", headers=bearer(seller)
     )
@@ -208,7 +209,7 @@ async def test_the_seller_sells_the_buyer_pays_and_the_money_reaches_the_seller(
         await client.get(f"/api/v1/escrow/accounts/{city['id']}/statement", headers=regulator)
     ).json()["balances"]
     assert balances["bank_balance_fen"] == 0 and balances["payouts_pending_fen"] == 0
-    assert {m.recipient_phone for m in await _sent(database, "seller_paid")} == {
+    assert {recipient(keys, m) for m in await _sent(database, "seller_paid")} == {
         ZHANG.phone,
         SELLER.phone,
     }
@@ -496,7 +497,8 @@ async def test_an_unsigned_order_is_deleted_after_the_next_natural_day_and_its_p
             )
         )
         assert [p.name for p in parties] == ["王*", "张*"]
-        assert {p.phone for p in parties} == {""} and {p.citizen_id for p in parties} == {None}
+        assert {(p.phone_encrypted, p.phone_masked) for p in parties} == {("", "")}
+        assert {p.citizen_id for p in parties} == {None}
         assert all(p.id_number_encrypted == "" for p in parties)
         assert all(p.id_number_masked.count("*") >= 8 for p in parties)
         terms = json.loads(order.terms_json)

@@ -39,6 +39,7 @@ from tests.api.contracts.helpers import (
     scan,
 )
 from tests.api.identity.helpers import bearer, login_phone
+from tests.api.outbox.helpers import recipient
 from tests.api.world import make_world
 
 REGULATOR = next(p for p in PEOPLE if p.role == "regulator")
@@ -98,7 +99,7 @@ async def test_both_parties_sign_the_cancellation_and_its_starter_submits_it(
     seen_by_buyer = await client.get(f"/api/v1/cancellations/{cid}", headers=bearer(zhang))
     assert seen_by_buyer.json()["started_by_me"] is False
     assert cancellation["scene"] and cancellation["scan_url"].endswith(cancellation["scene"])
-    invited = await _templates(database, "resale_cancellation_invitation")
+    invited = await _templates(database, keys, "resale_cancellation_invitation")
     assert invited == {ZHANG.phone, SELLER.phone}
     tasks = (await client.get("/api/v1/me/signatures", headers=bearer(zhang))).json()["items"]
     assert [(t["kind"], t["cancellation_id"]) for t in tasks] == [("cancellation", cid)]
@@ -133,7 +134,7 @@ async def test_both_parties_sign_the_cancellation_and_its_starter_submits_it(
     assert submitted.json()["status"] == "approved"
     order = (await client.get(f"/api/v1/contracts/{order_id}", headers=bearer(zhang))).json()
     assert order["status"] == "cancelled"
-    assert await _templates(database, "resale_contract_cancelled") == {ZHANG.phone, SELLER.phone}
+    assert await _templates(database, keys, "resale_contract_cancelled") == {ZHANG.phone, SELLER.phone}
 
     # The deposit goes back to the buyer through the ledger.
     regulator = bearer(await login_phone(client, REGULATOR.phone))
@@ -155,7 +156,7 @@ async def test_both_parties_sign_the_cancellation_and_its_starter_submits_it(
         },
     )
     assert done.json()["status"] == 200, done.text
-    assert ZHANG.phone in await _templates(database, "resale_refund_completed")
+    assert ZHANG.phone in await _templates(database, keys, "resale_refund_completed")
     async with database.reader() as reader:
         assert await reconcile(reader) == []
 
@@ -206,13 +207,14 @@ async def test_a_transferred_contract_cannot_be_cancelled_and_strangers_cannot_s
     assert problem(late) == (409, "contract_not_cancellable")
 
 
-async def _templates(database: Database, template: str) -> set[str]:
+async def _templates(database: Database, keys: ServiceKeys, template: str) -> set[str]:
     async with database.reader() as reader:
-        return set(
-            await reader.scalars(
-                select(OutboxMessage.recipient_phone).where(OutboxMessage.template == template)
+        return {
+            recipient(keys, message) or ""
+            for message in await reader.scalars(
+                select(OutboxMessage).where(OutboxMessage.template == template)
             )
-        )
+        }
 
 
 async def test_two_co_owners_creating_orders_at_once_leave_one_live_order(

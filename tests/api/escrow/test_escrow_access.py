@@ -35,7 +35,7 @@ OTHER_ADMIN = "13800000099"
 
 
 async def _other_company_admin(
-    client: httpx.AsyncClient, session: AsyncSession, clock: MovableClock
+    client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
 ) -> tuple[dict[str, str], uuid.UUID]:
     body = "91440101MA5CTEW77"
     company = await register.create_company(
@@ -46,6 +46,7 @@ async def _other_company_admin(
     )
     await create_staff_member(
         session,
+        keys,
         name="孙管理",
         phone=OTHER_ADMIN,
         role=StaffRole.company_admin,
@@ -64,7 +65,7 @@ async def test_roles_and_companies(
     mock_settings: Settings,
 ) -> None:
     escrow = await setup(mock_client, session, keys, clock, mock_settings)
-    other, other_project = await _other_company_admin(mock_client, session, clock)
+    other, other_project = await _other_company_admin(mock_client, session, keys, clock)
     citizen = bearer(await login_phone(mock_client, BUYER))
     agent = bearer(await login_phone(mock_client, AGENT))
     account = f"/api/v1/escrow/accounts/{escrow.account_id}"

@@ -24,6 +24,7 @@ from tests.api.escrow.helpers import (
     setup,
     statement,
 )
+from tests.api.outbox.helpers import recipient
 
 RELEASABLE = 2_000_000 - FOUNDATION_KEY  # a deposit of 2 000 000 fen, at the foundation
 
@@ -186,7 +187,7 @@ async def test_refund_on_cancellation(
             select(OutboxMessage).where(OutboxMessage.template == "refund_completed")
         )
     )
-    assert [m.recipient_phone for m in sms] == [BUYER]
+    assert [recipient(keys, m) for m in sms] == [BUYER]
     assert await reconcile.reconcile(session) == []
 
 

@@ -23,6 +23,7 @@ from tests.api.escrow.helpers import (
     setup,
     statement,
 )
+from tests.api.outbox.helpers import recipient
 
 
 async def test_signature_missing_bad_stale(
@@ -182,8 +183,11 @@ async def test_arrived_sms_to_buyer(
             select(OutboxMessage).where(OutboxMessage.template == "down_payment_arrived")
         )
     )
-    assert [r.dedupe_key for r in rows] == [f"BK-SMS-1:arrived:{BUYER}"]
-    assert rows[0].recipient_phone == BUYER
+    # Unique per bank transaction and buyer, and the key names the buyer by the phone's
+    # keyed index: no phone number in clear in the outbox.
+    assert [r.dedupe_key for r in rows] == [f"BK-SMS-1:arrived:{keys.phone_index(BUYER)}"]
+    assert BUYER not in rows[0].dedupe_key
+    assert recipient(keys, rows[0]) == BUYER
     assert rows[0].contract_id == escrow.contract_id
 
 

@@ -27,6 +27,7 @@ from tests.api.contracts.helpers import (
     sign,
 )
 from tests.api.identity.helpers import bearer
+from tests.api.outbox.helpers import recipient
 
 TYPED_PHONE = "13700000123"  # what the agent typed: nobody's proven phone
 
@@ -84,11 +85,13 @@ async def test_contract_messages_go_to_the_bound_citizens_proven_phone(
                 select(OutboxMessage).where(OutboxMessage.template == "contract_signed")
             )
         )
-    assert [m.recipient_phone for m in messages] == [ZHANG.phone]
+    assert [recipient(keys, m) for m in messages] == [ZHANG.phone]
     async with database.reader() as reader:
         to_typed = list(
             await reader.scalars(
-                select(OutboxMessage.template).where(OutboxMessage.recipient_phone == TYPED_PHONE)
+                select(OutboxMessage.template).where(
+                    OutboxMessage.recipient_phone_index == keys.phone_index(TYPED_PHONE)
+                )
             )
         )
     # Before anyone was bound, the invitation and the deposit news went where the agent

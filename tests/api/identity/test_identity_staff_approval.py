@@ -138,6 +138,7 @@ async def test_a_rejected_member_stays_out_until_submitted_again(
 async def test_only_regulators_review_and_only_company_staff(
     mock_client: httpx.AsyncClient,
     session: AsyncSession,
+    keys: ServiceKeys,
     clock: MovableClock,
     world: dict[str, Any],
 ) -> None:
@@ -178,6 +179,7 @@ async def test_only_regulators_review_and_only_company_staff(
     )
     await create_staff_member(
         session,
+        keys,
         name="他方管理",
         phone="13800000066",
         role=StaffRole.company_admin,

@@ -20,6 +20,7 @@ from api.identity.consent import PI_NOTICE_VERSION
 from api.identity.face_providers import FaceCheck, FaceOutcome, FaceStart
 from api.identity.models import Citizen, IdentityLevel, PrincipalKind
 from api.identity.principal import Principal
+from api.identity.profile import set_citizen_phone
 from api.settings import Settings
 from api.tables import metadata
 from tests.api.identity.helpers import (
@@ -399,7 +400,6 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
     now = clock.now()
     protected = keys.protect_id_number(ZHANG.id_number, field=verification.ID_NUMBER_FIELD)
     citizen = Citizen(
-        phone=ZHANG.phone,
         name=ZHANG.name,
         id_number_encrypted=protected.encrypted,
         id_number_claim_index=protected.index,  # what real-name leaves
@@ -409,6 +409,7 @@ async def test_a_passed_face_check_for_another_identity_is_not_accepted(
         pi_consent_at=now,
         created_at=now,
     )
+    set_citizen_phone(keys, citizen, ZHANG.phone)
     session.add(citizen)
     await session.flush()
     principal = Principal(

@@ -149,7 +149,10 @@ async def test_a_signed_contract_reaches_the_buyer_on_wechat_and_by_sms(
 
     order_id, sealed = await _signed_contract(client, d, zhang, "403", clock)
     messages = await _signed_messages(database, order_id)
-    assert sorted((m.recipient_phone is None, m.recipient_openid is None) for m in messages) == [
+    channels = sorted(
+        (m.recipient_phone_encrypted is None, m.recipient_openid is None) for m in messages
+    )
+    assert channels == [
         (False, True),  # the SMS the seeds prescribe, with the password
         (True, False),  # and the WeChat message the buyer allowed
     ]
