@@ -103,7 +103,7 @@ async def _arrange(data_dir: Path, flows: int) -> dict[str, Any]:
             login = await create_session(
                 session, policy, kind=PrincipalKind.staff, staff_id=keeper.id, now=now
             )
-            out["keepers"].append({"token": login.token, "phone": keeper.phone})
+            out["keepers"].append({"token": login.token, "phone": f"1350000{n:04d}"})
     await database.dispose()
     return out
 

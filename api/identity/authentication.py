@@ -57,6 +57,10 @@ class BearerAuthentication(AbstractAuthenticationMiddleware):
         """A refused login is answered here, as a problem: raised out of the middleware, it
         would pass the access log as a 500 (and without its request id) before Litestar
         turned it into the 401."""
+        if scope["type"] == "http" and self.exclude and self.exclude.search(scope["path"]):
+            # Anonymous paths (public reads, webhooks) skip the watch on every message sent.
+            await self.app(scope, receive, send)
+            return
         started = False
 
         async def watching(message: Message) -> None:
