@@ -71,3 +71,39 @@ async def test_a_slot_is_held_by_one_until_it_runs_out(store: Store, clock: Mova
     assert all(1 <= wait <= 30 for wait in claims if wait is not None)
     await limiter.release(slot)
     assert await limiter.claim(slot, seconds=30) is None
+
+
+async def test_the_memory_store_stays_bounded_under_a_flood_of_keys(clock: MovableClock) -> None:
+    """Strangers choose the keys (any phone, contract number or address): a flood of new
+    ones must not grow the store without end, and recent counts survive it."""
+    from api.core.ratelimit import _MemoryStore
+
+    store = _MemoryStore(max_entries=100)
+    limiter = RateLimiter(store, clock)
+    for n in range(1_000):
+        await limiter.hit("flood", f"key-{n}", limit=5, window_seconds=3600)
+        assert len(store._store) <= 100
+    # The newest keys still hold their counts (the oldest quarter went when it was full).
+    for _ in range(4):
+        await limiter.hit("flood", "key-999", limit=5, window_seconds=3600)
+    with pytest.raises(DomainError):
+        await limiter.hit("flood", "key-999", limit=5, window_seconds=3600)
+
+
+async def test_expired_entries_are_swept_before_any_live_one_goes(clock: MovableClock) -> None:
+    from api.core.ratelimit import _MemoryStore
+
+    store = _MemoryStore(max_entries=10)
+    for n in range(9):
+        store.put(f"old-{n}", b"1", -1)  # already expired
+    store.put("live", b"3", 60)
+    store.put("new", b"1", 60)  # full: the expired ones are swept, the live one stays
+    assert sorted(store._store) == ["live", "new"]
+    assert store.value("live") == b"3"
+
+
+def test_the_limiter_counts_only_in_its_own_stores(clock: MovableClock) -> None:
+    from litestar.stores.memory import MemoryStore
+
+    with pytest.raises(TypeError):
+        RateLimiter(MemoryStore(), clock)
