@@ -16,7 +16,9 @@ import sqlite3
 from datetime import date, timedelta
 from typing import Any
 
+from api.core.keys import ServiceKeys
 from api.demo import DEMO_RESALE_ACCOUNT_NUMBER
+from api.settings import Settings
 from tests.browser import journey
 from tests.browser.conftest import Server
 from tests.browser.qr_photos import Shot, photograph
@@ -145,11 +147,13 @@ def _sign_cancellation(page: Any, server: Server, person: dict[str, Any]) -> Non
 def _face_check_ages(server: Server, phone: str) -> None:
     """Ten minutes pass for one citizen's face check: a real server's clock cannot be
     moved, so the time of the last check is set into the past in its database."""
+    keys = ServiceKeys.from_master(Settings(data_dir=server.data_dir).master_secret())
     with sqlite3.connect(server.data_dir / "wangqian.db") as db:
         db.execute("PRAGMA busy_timeout=10000")
         changed = db.execute(
-            "UPDATE citizens SET face_verified_at = '2000-01-01 00:00:00.000000' WHERE phone = ?",
-            (phone,),
+            "UPDATE citizens SET face_verified_at = '2000-01-01 00:00:00.000000'"
+            " WHERE phone_index = ?",
+            (keys.phone_index(phone),),
         ).rowcount
     assert changed == 1
 
