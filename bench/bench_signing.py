@@ -34,8 +34,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from signing.ca import Company, Signer, create_keystore, signer_id_hash
+from signing.ca import create_keystore
 from signing.canonical import canonical_document, canonical_json
+from signing.certificates import Company, Signer, signer_id_hash
 from signing.cms import SignerRole, SigningContext
 from signing.evidence import build_bundle, chain_events, verify_bundle
 from signing.signatures import seal_sign, sign_once

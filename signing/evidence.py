@@ -43,7 +43,7 @@ from typing import Any
 
 from cryptography import x509
 
-from signing.ca import PlatformCA, certificate_credit_code, load_root_certificate
+from signing.ca import PlatformCA
 from signing.canonical import (
     CanonicalDocument,
     canonical_json,
@@ -53,6 +53,7 @@ from signing.canonical import (
     sha256_hex,
     utc_seconds,
 )
+from signing.certificates import certificate_credit_code, load_root_certificate
 from signing.cms import Check, SignerRole
 from signing.signatures import (
     PlatformSignature,
@@ -225,7 +226,7 @@ class Party:
     """A party the contract names as having to sign.
 
     Every contract's terms carry ``parties``: persons as ``{"role": "buyer"|"seller",
-    "name", "id_hash"}`` (the keyed ID hash of :func:`signing.ca.signer_id_hash`) and a
+    "name", "id_hash"}`` (the keyed ID hash of :func:`signing.certificates.signer_id_hash`) and a
     developer's seal as ``{"role": "seal", "name", "credit_code"}``. A bundle holds exactly
     one signature per party, so no contract is "valid" that a named party never signed.
     """

@@ -42,8 +42,9 @@ from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-from signing.ca import OID_ARC, PlatformCA
+from signing.ca import PlatformCA
 from signing.canonical import format_utc, utc_seconds
+from signing.certificates import OID_ARC
 from signing.cms import Check
 
 # The policy under which our TSA stamps (RFC 3161 section 2.4.2 "policy").

@@ -46,8 +46,9 @@ from api.db.engine import Database, insert_into
 from api.outside import tsa_transport
 from api.settings import Settings
 from signing import offline_qr
-from signing.ca import PlatformCA, Signer
+from signing.ca import PlatformCA
 from signing.canonical import CanonicalDocument, load_canonical_document
+from signing.certificates import Signer
 from signing.cms import SigningContext
 from signing.pdf import Appearance, add_document_timestamp, render_contract
 from signing.pdf_render import PdfFont, field_name, load_font

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from signing.ca import Company, PlatformCA, Signer, create_keystore, signer_id_hash
+from signing.ca import PlatformCA, create_keystore
 from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
+from signing.certificates import Company, Signer, signer_id_hash
 from signing.cms import SignerRole, SigningContext
 from signing.evidence import build_bundle, chain_events
 from signing.offline_qr import QrPayload, make_token, qr_text
