@@ -11,7 +11,8 @@ from signing.ca import PlatformCA, create_keystore
 from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
 from signing.certificates import Company, Signer, signer_id_hash
 from signing.cms import SignerRole, SigningContext
-from signing.evidence import build_bundle, chain_events
+from signing.event_chain import chain_events
+from signing.evidence import build_bundle
 from signing.offline_qr import QrPayload, make_token, qr_text
 from signing.pdf import Appearance, add_document_timestamp, render_contract
 from signing.pdf_render import field_name

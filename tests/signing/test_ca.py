@@ -31,7 +31,9 @@ from signing.certificates import (
     signer_id_hash,
 )
 from signing.cms import SignerRole
-from signing.evidence import build_bundle, chain_events, verify_bundle
+from signing.event_chain import chain_events
+from signing.evidence import build_bundle
+from signing.evidence_verify import verify_bundle
 from signing.gb_codes import credit_code_is_valid
 from signing.keystore import KeystoreExistsError, KeystorePassphraseError
 from signing.signatures import SignatureRecord, sign_once, verify_signature
