@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 from signing.ca import create_keystore
 from signing.canonical import canonical_document, canonical_json
 from signing.certificates import Company, Signer, signer_id_hash
-from signing.cms import SignerRole, SigningContext
 from signing.event_chain import chain_events
 from signing.evidence import build_bundle
 from signing.evidence_verify import verify_bundle
 from signing.signatures import seal_sign, sign_once
+from signing.signing_context import SignerRole, SigningContext
 
 ORDER_ID = "ord_bench0000000001"
 COMPANY = Company("长沙湘江房地产开发有限公司", "914403001922038216")

@@ -57,8 +57,8 @@ from signing.certificates import (
     new_tsa,
     utf8_extension,
 )
-from signing.cms import SignerRole
 from signing.keystore import KeystoreFiles, new_keystore_files, read_keystore
+from signing.signing_context import SignerRole
 
 
 class PlatformCA:

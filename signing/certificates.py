@@ -2,8 +2,9 @@
 
 Every certificate is ECDSA P-256 with SHA-256, built by :func:`build_certificate`; the
 makers here (root, issuing CA generation, platform signing, time-stamping) are what
-:class:`signing.ca.PlatformCA` issues with, and the ``certificate_*`` readers are what
-verifiers use to learn a certificate's role, order, signer or company.
+:class:`signing.ca.PlatformCA` issues with, the ``certificate_*`` readers are what
+verifiers use to learn a certificate's role, order, signer or company, and the ``load_*``
+functions read a certificate from bytes (strictly, for what a signature embeds).
 
 An event certificate's private key exists only during its signing act (see
 :mod:`signing.signatures`): that, not the certificate's lifetime, is what keeps it from
@@ -25,6 +26,7 @@ certificate subjects carry the signer's name and a keyed hash of the ID number i
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -33,15 +35,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from asn1crypto import core as asn1_core
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.canonical import utc_seconds
-from signing.cms import SignerRole
 from signing.gb_codes import credit_code_is_valid
 from signing.pii import normalize_id_number
+from signing.signing_context import SignerRole
 
 OID_ARC = "2.25.134357299568938597985370243577893158989"
 OID_SIGNER_ROLE = x509.ObjectIdentifier(f"{OID_ARC}.1")
@@ -186,6 +189,41 @@ def load_root_certificate(root: bytes | str | x509.Certificate) -> x509.Certific
     if b"-----BEGIN CERTIFICATE-----" in data:
         return x509.load_pem_x509_certificate(data)
     return x509.load_der_x509_certificate(data)
+
+
+def load_certificate_der(der: bytes) -> x509.Certificate:
+    """Load a DER certificate, refusing what RFC 5280 forbids before cryptography warns."""
+    try:
+        parsed = asn1_x509.Certificate.load(der, strict=True)
+        serial = parsed["tbs_certificate"]["serial_number"].native
+    except Exception as error:
+        raise ValueError(f"malformed certificate: {error}") from error
+    if serial <= 0:
+        raise ValueError("certificate serial number is not positive (RFC 5280)")
+    certificate = x509.load_der_x509_certificate(der)
+    try:
+        # cryptography parses these lazily; surface damage now, as a malformed certificate.
+        _ = (certificate.extensions, certificate.subject, certificate.issuer)
+        certificate.public_key()
+    except Exception as error:
+        raise ValueError(f"malformed certificate: {error}") from error
+    return certificate
+
+
+def load_certificate_pem(text: str) -> x509.Certificate:
+    """Load one PEM certificate with the same checks as :func:`load_certificate_der`."""
+    lines = text.strip().splitlines()
+    if (
+        len(lines) < 3
+        or lines[0] != "-----BEGIN CERTIFICATE-----"
+        or lines[-1] != "-----END CERTIFICATE-----"
+    ):
+        raise ValueError("not a single PEM certificate")
+    try:
+        der = base64.b64decode("".join(lines[1:-1]), validate=True)
+    except ValueError as error:
+        raise ValueError(f"PEM certificate body is not base64: {error}") from error
+    return load_certificate_der(der)
 
 
 def new_key() -> ec.EllipticCurvePrivateKey:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from signing.canonical import canonical_json, sha256_hex
-from signing.cms import Check
+from signing.checks import Check
 
 EVENT_CHAIN_FORMAT = "wangqian.audit-events/v1"
 

@@ -41,9 +41,10 @@ from typing import Any
 from signing.ca import PlatformCA
 from signing.canonical import CanonicalDocument, canonical_json, format_utc, utc_seconds
 from signing.certificates import certificate_credit_code
-from signing.cms import Check, SignerRole
+from signing.checks import Check
 from signing.event_chain import json_copy, verify_event_chain
 from signing.signatures import SignatureRecord, platform_sign
+from signing.signing_context import SignerRole
 
 BUNDLE_FORMAT = "wangqian.evidence-bundle/v1"
 BUNDLE_FORMAT_V2 = "wangqian.evidence-bundle/v2"

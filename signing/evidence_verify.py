@@ -27,7 +27,7 @@ from signing.canonical import (
     sha256_hex,
 )
 from signing.certificates import load_root_certificate
-from signing.cms import Check
+from signing.checks import Check
 from signing.event_chain import verify_event_chain
 from signing.evidence import (
     BUNDLE_FIELDS,

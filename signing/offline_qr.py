@@ -42,7 +42,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from signing.ca import PlatformCA
 from signing.canonical import canonical_json, format_utc, parse_utc, utc_seconds
 from signing.certificates import certificate_role, chains_to
-from signing.cms import Check, SignerRole
+from signing.checks import Check
+from signing.signing_context import SignerRole
 
 QR_PATH = "/miniapp/#/qr/"
 PAYLOAD_VERSION = 1

@@ -41,16 +41,12 @@ from signing.certificates import (
     certificate_order_id,
     certificate_role,
     certificate_signer_id_hash,
-)
-from signing.cms import (
-    Check,
-    CmsVerification,
-    SignerRole,
-    SigningContext,
     load_certificate_pem,
-    sign_detached,
-    verify_detached,
 )
+from signing.checks import Check
+from signing.cms import sign_detached
+from signing.cms_verify import CmsVerification, verify_detached
+from signing.signing_context import SignerRole, SigningContext
 
 
 class SigningError(ValueError):

@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography import x509
 
 from signing.certificates import load_root_certificate
-from signing.cms import Check
+from signing.checks import Check
 from signing.evidence_verify import BundleFormatError, parse_bundle, verify_bundle
 from signing.offline_qr import verify_token
 from signing.pdf import verify_pdf_sync

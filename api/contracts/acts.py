@@ -25,8 +25,8 @@ from api.identity.verification import CitizenIdentity
 from signing.ca import PlatformCA
 from signing.canonical import format_utc
 from signing.certificates import CertificateIssueError, Company, Signer, signer_id_hash
-from signing.cms import SignerRole, SigningContext
 from signing.signatures import SignatureRecord, seal_sign, sign_once
+from signing.signing_context import SignerRole, SigningContext
 
 SIGN_PURPOSE = "sign"
 SEAL_PURPOSE = "seal"

@@ -49,7 +49,6 @@ from signing import offline_qr
 from signing.ca import PlatformCA
 from signing.canonical import CanonicalDocument, load_canonical_document
 from signing.certificates import Signer
-from signing.cms import SigningContext
 from signing.pdf import Appearance, add_document_timestamp, render_contract
 from signing.pdf_render import PdfFont, field_name, load_font
 from signing.pii import mask_name
@@ -61,6 +60,7 @@ from signing.signatures import (
     sign_once,
     signing_act,
 )
+from signing.signing_context import SigningContext
 from signing.tsa import TimeStampAuthority, TimestampError, Transport, TransportTimeStamper
 
 

@@ -10,7 +10,6 @@ from typing import Any
 from signing.ca import PlatformCA, create_keystore
 from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
 from signing.certificates import Company, Signer, signer_id_hash
-from signing.cms import SignerRole, SigningContext
 from signing.event_chain import chain_events
 from signing.evidence import build_bundle
 from signing.offline_qr import QrPayload, make_token, qr_text
@@ -26,6 +25,7 @@ from signing.signatures import (
     sign_once,
     signing_act,
 )
+from signing.signing_context import SignerRole, SigningContext
 from signing.tsa import TimeStampAuthority, TransportTimeStamper
 
 # Monday 23 November 2026, 10:00 in Shanghai.

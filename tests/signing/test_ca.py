@@ -30,13 +30,13 @@ from signing.certificates import (
     certificate_signer_id_hash,
     signer_id_hash,
 )
-from signing.cms import SignerRole
 from signing.event_chain import chain_events
 from signing.evidence import build_bundle
 from signing.evidence_verify import verify_bundle
 from signing.gb_codes import credit_code_is_valid
 from signing.keystore import KeystoreExistsError, KeystorePassphraseError
 from signing.signatures import SignatureRecord, sign_once, verify_signature
+from signing.signing_context import SignerRole
 from tests.signing.helpers import (
     BUYER_ID_NUMBER,
     COMPANY,
