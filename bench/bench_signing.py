@@ -4,7 +4,7 @@
   key, an event certificate issued by the platform CA, and a detached CMS signature over
   the signing context (``signing.signatures.sign_once``). Baseline: a bare ECDSA P-256
   signature over the same context bytes with a ready key.
-- A *bundle verification* is ``signing.evidence.verify_bundle`` on a bundle with three
+- A *bundle verification* is ``signing.evidence_verify.verify_bundle`` on a bundle with three
   signatures (buyer, seller, company seal) and 20 audit events. Baselines: a bare SHA-256
   over the bundle's canonical bytes (as asked: the cost of merely reading it), and the 12
   bare ECDSA verifications the check cannot avoid (per CMS: the signature, the signer
@@ -34,11 +34,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from signing.ca import Company, Signer, create_keystore, signer_id_hash
+from signing.ca import create_keystore
 from signing.canonical import canonical_document, canonical_json
-from signing.cms import SignerRole, SigningContext
-from signing.evidence import build_bundle, chain_events, verify_bundle
+from signing.certificates import Company, Signer, signer_id_hash
+from signing.event_chain import chain_events
+from signing.evidence import build_bundle
+from signing.evidence_verify import verify_bundle
 from signing.signatures import seal_sign, sign_once
+from signing.signing_context import SignerRole, SigningContext
 
 ORDER_ID = "ord_bench0000000001"
 COMPANY = Company("长沙湘江房地产开发有限公司", "914403001922038216")

@@ -39,9 +39,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from signing.ca import PlatformCA, certificate_role, chains_to
+from signing.ca import PlatformCA
 from signing.canonical import canonical_json, format_utc, parse_utc, utc_seconds
-from signing.cms import Check, SignerRole
+from signing.certificates import certificate_role, chains_to
+from signing.checks import Check
+from signing.signing_context import SignerRole
 
 QR_PATH = "/miniapp/#/qr/"
 PAYLOAD_VERSION = 1

@@ -62,9 +62,9 @@ from pyhanko.stamp import QRStampStyle, TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from signing.ca import chains_to
 from signing.canonical import CanonicalDocument, format_utc, load_canonical_document, utc_seconds
-from signing.cms import Check
+from signing.certificates import chains_to
+from signing.checks import Check
 from signing.pdf_render import (
     ATTACHMENT,
     PLATFORM_FIELD,  # noqa: F401 - the platform stamp's field, for callers of this module

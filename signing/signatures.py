@@ -33,24 +33,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.sign.timestamps.api import TimeStamper
 
 from signing import pdf as pdf_signing
-from signing.ca import (
-    PlatformCA,
+from signing.ca import PlatformCA
+from signing.canonical import format_utc, utc_seconds
+from signing.certificates import (
     Signer,
     certificate_credit_code,
     certificate_order_id,
     certificate_role,
     certificate_signer_id_hash,
-)
-from signing.canonical import format_utc, utc_seconds
-from signing.cms import (
-    Check,
-    CmsVerification,
-    SignerRole,
-    SigningContext,
     load_certificate_pem,
-    sign_detached,
-    verify_detached,
 )
+from signing.checks import Check
+from signing.cms import sign_detached
+from signing.cms_verify import CmsVerification, verify_detached
+from signing.signing_context import SignerRole, SigningContext
 
 
 class SigningError(ValueError):

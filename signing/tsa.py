@@ -13,7 +13,7 @@ Three parts:
   HTTP (the API decides which, this library knows no HTTP) or :meth:`TimeStampAuthority.
   transport` in process.
 - :func:`verify_token` — checks a token against the data it stamps and the platform
-  root, with pyHanko's validator, as a list of :class:`~signing.cms.Check`.
+  root, with pyHanko's validator, as a list of :class:`~signing.checks.Check`.
 
 The authority is written here because no maintained Python library is one: pyHanko's
 only responder is a test double (``DummyTimeStamper``: RSA keys only, any request
@@ -42,9 +42,10 @@ from pyhanko.sign.validation.generic_cms import validate_tst_signed_data
 from pyhanko.sign.validation.status import TimestampSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-from signing.ca import OID_ARC, PlatformCA
+from signing.ca import PlatformCA
 from signing.canonical import format_utc, utc_seconds
-from signing.cms import Check
+from signing.certificates import OID_ARC
+from signing.checks import Check
 
 # The policy under which our TSA stamps (RFC 3161 section 2.4.2 "policy").
 POLICY_OID = f"{OID_ARC}.3"

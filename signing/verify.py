@@ -21,9 +21,9 @@ from pathlib import Path
 
 from cryptography import x509
 
-from signing.ca import load_root_certificate
-from signing.cms import Check
-from signing.evidence import BundleFormatError, parse_bundle, verify_bundle
+from signing.certificates import load_root_certificate
+from signing.checks import Check
+from signing.evidence_verify import BundleFormatError, parse_bundle, verify_bundle
 from signing.offline_qr import verify_token
 from signing.pdf import verify_pdf_sync
 

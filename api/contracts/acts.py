@@ -22,10 +22,11 @@ from api.db.engine import commit_and_raise
 from api.identity.codes import verify_code
 from api.identity.staff import StaffIdentity, check_staff_totp
 from api.identity.verification import CitizenIdentity
-from signing.ca import CertificateIssueError, Company, PlatformCA, Signer, signer_id_hash
+from signing.ca import PlatformCA
 from signing.canonical import format_utc
-from signing.cms import SignerRole, SigningContext
+from signing.certificates import CertificateIssueError, Company, Signer, signer_id_hash
 from signing.signatures import SignatureRecord, seal_sign, sign_once
+from signing.signing_context import SignerRole, SigningContext
 
 SIGN_PURPOSE = "sign"
 SEAL_PURPOSE = "seal"

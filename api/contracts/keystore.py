@@ -20,6 +20,7 @@ from pathlib import Path
 from api.settings import Settings
 from signing import ca as ca_module
 from signing.ca import PlatformCA
+from signing.certificates import Company
 
 ORG_NAME = "Wangqian Platform"
 # Certificates made here start this long before the request that made them: a concurrent
@@ -90,7 +91,7 @@ class Keystore:
             self._ca = fresh
             return fresh
 
-    def _with_seal(self, company: ca_module.Company, now: datetime) -> PlatformCA:
+    def _with_seal(self, company: Company, now: datetime) -> PlatformCA:
         return self._ensure(
             now,
             lambda ca: ca.seal_certificate(company.credit_code) is not None,
@@ -102,7 +103,7 @@ class Keystore:
             return self._ca
         return await asyncio.to_thread(self._open, now)
 
-    async def ca_with_seal(self, company: ca_module.Company, now: datetime) -> PlatformCA:
+    async def ca_with_seal(self, company: Company, now: datetime) -> PlatformCA:
         ca = self._ca
         if ca is not None and ca.seal_certificate(company.credit_code) is not None:
             return ca

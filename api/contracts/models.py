@@ -205,7 +205,7 @@ class ContractSignature(HasId, Base):
 
 
 class ContractEvent(HasId, Base):
-    """One hash-chained audit event (signing.evidence.next_event) of an order."""
+    """One hash-chained audit event (signing.event_chain.next_event) of an order."""
 
     __tablename__ = "contract_events"
     __table_args__ = (UniqueConstraint("order_id", "seq"),)

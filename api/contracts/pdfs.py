@@ -46,9 +46,9 @@ from api.db.engine import Database, insert_into
 from api.outside import tsa_transport
 from api.settings import Settings
 from signing import offline_qr
-from signing.ca import PlatformCA, Signer
+from signing.ca import PlatformCA
 from signing.canonical import CanonicalDocument, load_canonical_document
-from signing.cms import SigningContext
+from signing.certificates import Signer
 from signing.pdf import Appearance, add_document_timestamp, render_contract
 from signing.pdf_render import PdfFont, field_name, load_font
 from signing.pii import mask_name
@@ -60,6 +60,7 @@ from signing.signatures import (
     sign_once,
     signing_act,
 )
+from signing.signing_context import SigningContext
 from signing.tsa import TimeStampAuthority, TimestampError, Transport, TransportTimeStamper
 
 

@@ -32,7 +32,7 @@ from api.core.validators import (
     normalize_phone,
     normalized_person_name,
 )
-from signing.ca import signer_id_hash
+from signing.certificates import signer_id_hash
 from signing.pii import mask_id_number, mask_name, mask_phone
 
 PARTY_ID_FIELD = "contract_party.id_number"

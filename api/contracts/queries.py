@@ -47,7 +47,7 @@ from api.outbox import service as outbox
 from api.register.models import PermitKind
 from api.register.queries import unit_sale_facts
 from signing.canonical import format_utc
-from signing.evidence import next_event
+from signing.event_chain import next_event
 from signing.pii import mask_name, mask_phone
 from signing.signatures import SignatureRecord
 

@@ -34,7 +34,7 @@ class ServiceKeys:
     otp: bytes
     credential: bytes
     # Key of the signer ID hash printed in signing certificates and contexts
-    # (signing.ca.signer_id_hash); its own purpose, unlinkable to the PII index.
+    # (signing.certificates.signer_id_hash); its own purpose, unlinkable to the PII index.
     signer_id: bytes
 
     @classmethod

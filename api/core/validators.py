@@ -173,7 +173,7 @@ def normalize_phone(raw: str) -> str:
     return phone
 
 
-# What a signing certificate's subject can carry of a person's name (signing.ca.Signer
+# What a signing certificate's subject can carry of a person's name (signing.certificates.Signer
 # allows 1-64 characters; people's names on documents stay well inside 30).
 MAX_PERSON_NAME_LENGTH = 30
 

@@ -435,7 +435,7 @@ def test_a_failed_face_check_can_be_retried(server: Server, phone_page: Any) -> 
 
 def _download_the_pdf(page: Any, server: Server, number: str) -> None:
     """The buyer keeps the signed PDF: every signature and the time-stamp hold."""
-    from signing.ca import load_root_certificate
+    from signing.certificates import load_root_certificate
     from signing.pdf import verify_pdf_sync
 
     with page.expect_download() as download_info:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from signing.evidence import verify_bundle
+from signing.evidence_verify import verify_bundle
 from signing.gb_codes import resident_id_check_char
 from tests.running_server import RunningServer, login
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from signing.ca import Company, PlatformCA, Signer, create_keystore, signer_id_hash
+from signing.ca import PlatformCA, create_keystore
 from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
-from signing.cms import SignerRole, SigningContext
-from signing.evidence import build_bundle, chain_events
+from signing.certificates import Company, Signer, signer_id_hash
+from signing.event_chain import chain_events
+from signing.evidence import build_bundle
 from signing.offline_qr import QrPayload, make_token, qr_text
 from signing.pdf import Appearance, add_document_timestamp, render_contract
 from signing.pdf_render import field_name
@@ -24,6 +25,7 @@ from signing.signatures import (
     sign_once,
     signing_act,
 )
+from signing.signing_context import SignerRole, SigningContext
 from signing.tsa import TimeStampAuthority, TransportTimeStamper
 
 # Monday 23 November 2026, 10:00 in Shanghai.

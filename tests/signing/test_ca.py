@@ -16,28 +16,27 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import signing.signatures
-from signing.ca import (
+from signing.ca import PlatformCA, create_keystore, load_keystore
+from signing.certificates import (
     EVENT_LIFETIME,
     OID_ORDER_ID,
     OID_SIGNER_ROLE,
     CertificateIssueError,
     Company,
-    KeystoreExistsError,
-    KeystorePassphraseError,
-    PlatformCA,
     Signer,
     certificate_credit_code,
     certificate_order_id,
     certificate_role,
     certificate_signer_id_hash,
-    create_keystore,
-    load_keystore,
     signer_id_hash,
 )
-from signing.cms import SignerRole
-from signing.evidence import build_bundle, chain_events, verify_bundle
+from signing.event_chain import chain_events
+from signing.evidence import build_bundle
+from signing.evidence_verify import verify_bundle
 from signing.gb_codes import credit_code_is_valid
+from signing.keystore import KeystoreExistsError, KeystorePassphraseError
 from signing.signatures import SignatureRecord, sign_once, verify_signature
+from signing.signing_context import SignerRole
 from tests.signing.helpers import (
     BUYER_ID_NUMBER,
     COMPANY,

@@ -13,7 +13,8 @@ from asn1crypto import cms as asn1_cms
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from signing.ca import PlatformCA
-from signing.cms import SignerRole, SigningContext, sign_detached, verify_detached
+from signing.cms import sign_detached
+from signing.cms_verify import verify_detached
 from signing.signatures import (
     SignatureRecord,
     SigningError,
@@ -23,6 +24,7 @@ from signing.signatures import (
     verify_platform_signature,
     verify_signature,
 )
+from signing.signing_context import SignerRole, SigningContext
 from tests.signing.helpers import (
     COMPANY,
     NOW,

@@ -16,15 +16,9 @@ from hypothesis import strategies as st
 
 from signing.ca import PlatformCA
 from signing.canonical import canonical_document, canonical_json
-from signing.evidence import (
-    EvidenceError,
-    build_bundle,
-    chain_events,
-    genesis_hash,
-    next_event,
-    verify_bundle,
-    verify_event_chain,
-)
+from signing.event_chain import chain_events, genesis_hash, next_event, verify_event_chain
+from signing.evidence import EvidenceError, build_bundle
+from signing.evidence_verify import verify_bundle
 from signing.signatures import platform_sign, sign_once
 from tests.signing.helpers import (
     NOW,

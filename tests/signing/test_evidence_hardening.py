@@ -16,9 +16,12 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
-from signing.ca import Company, PlatformCA
+from signing.ca import PlatformCA
 from signing.canonical import canonical_document, canonical_json
-from signing.evidence import EvidenceError, build_bundle, chain_events, verify_bundle
+from signing.certificates import Company
+from signing.event_chain import chain_events
+from signing.evidence import EvidenceError, build_bundle
+from signing.evidence_verify import verify_bundle
 from signing.signatures import platform_sign, seal_sign
 from signing.verify import main
 from tests.signing.helpers import (

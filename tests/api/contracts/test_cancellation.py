@@ -21,7 +21,7 @@ from api.demo import DEMO_ACCOUNT_NUMBER, PEOPLE
 from api.escrow.reconcile import reconcile
 from api.outbox.models import OutboxMessage
 from api.settings import Settings
-from signing.evidence import verify_bundle
+from signing.evidence_verify import verify_bundle
 from tests.api.contracts.helpers import (
     LI,
     SEAL_KEEPER,

@@ -26,8 +26,8 @@ from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.settings import Settings
-from signing.ca import load_root_certificate
-from signing.evidence import verify_bundle
+from signing.certificates import load_root_certificate
+from signing.evidence_verify import verify_bundle
 from signing.offline_qr import QR_PATH
 from signing.pdf import verify_pdf_sync
 from tests.api.contracts.helpers import (

@@ -16,7 +16,7 @@ from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.outbox.models import OutboxMessage
 from api.settings import Settings
-from signing.evidence import verify_bundle
+from signing.evidence_verify import verify_bundle
 from tests.api.contracts.helpers import (
     LI,
     SEAL_KEEPER,

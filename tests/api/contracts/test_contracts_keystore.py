@@ -10,7 +10,7 @@ import msgspec
 from api.contracts.keystore import Keystore, keystore_passphrase
 from api.core.clock import MovableClock
 from api.settings import Settings
-from signing.ca import Company
+from signing.certificates import Company
 from tests.api.world import USCC
 
 

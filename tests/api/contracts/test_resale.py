@@ -27,7 +27,7 @@ from api.outbox.models import OutboxMessage
 from api.register.models import RestrictionKind
 from api.register.restrictions import add_restriction
 from api.settings import Settings
-from signing.evidence import verify_bundle
+from signing.evidence_verify import verify_bundle
 from signing.gb_codes import resident_id_check_char
 from signing.pdf import verify_pdf_sync
 from signing.verify import main as verify_main

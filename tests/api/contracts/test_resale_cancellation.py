@@ -23,7 +23,7 @@ from api.escrow.reconcile import reconcile
 from api.outbox.models import OutboxMessage
 from api.register import service as register
 from api.settings import Settings
-from signing.evidence import verify_bundle
+from signing.evidence_verify import verify_bundle
 from tests.api.contracts.helpers import (
     LI,
     SELLER,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.register.models import Company
-from signing.ca import CertificateIssueError, Signer
+from signing.certificates import CertificateIssueError, Signer
 from tests.api.contracts.helpers import ZHANG, create, demo, order_body, problem
 from tests.api.identity.helpers import agree_to_pi_notice, bearer, login_phone
 
