@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from fpdf import FPDF
 from fpdf.enums import WrapMode, XPos, YPos
 
 from signing.canonical import CanonicalDocument
+from signing.pdf_fonts import base_face
 from signing.pii import mask_name
 
 # Characters every contract prints: a font without them cannot typeset one.
@@ -60,11 +61,17 @@ class FontError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class PdfFont:
-    """A checked font file and, for a collection, the face to use."""
+    """A checked font file and, for a collection, the face to use; with ``cache``, the
+    directory where its base face (:mod:`signing.pdf_fonts`) is kept, and PDFs are
+    typeset from that (None: from the whole face)."""
 
     path: Path
     index: int
     family: str
+    cache: Path | None = None
+
+    def cached_in(self, directory: Path) -> PdfFont:
+        return replace(self, cache=directory)
 
 
 def _faces(path: Path) -> list[TTFont]:
@@ -266,12 +273,37 @@ class RenderedContract:
 def render_pages(
     document: CanonicalDocument, font: PdfFont, issued_at: datetime
 ) -> RenderedContract:
-    """Typeset a v2 canonical document. Deterministic for a document, font and time."""
+    """Typeset a v2 canonical document. Deterministic for a document, font and time.
+
+    From the base face when the font has a cache, and again from the whole face when the
+    contract prints a character the base face lacks (fpdf2 lists those it met)."""
     text = document.text()
     if text is None:
         raise ValueError("the document carries no contract text (format v1)")
+    if font.cache is not None:
+        pdf, fields = _typeset(document, text, base_face(font, font.cache), 0, issued_at)
+        data = bytes(pdf.output())
+        if not pdf.fonts["cjk"].missing_glyphs:
+            return RenderedContract(data, fields)
+    pdf, fields = _typeset(document, text, font.path, font.index, issued_at)
+    return RenderedContract(bytes(pdf.output()), fields)
+
+
+def _typeset(
+    document: CanonicalDocument,
+    text: Mapping[str, Any],
+    face: Path,
+    index: int,
+    issued_at: datetime,
+) -> tuple[_Pages, tuple[FieldBox, ...]]:
     pdf = _Pages(f"{text['title']} · 文件摘要 {document.document_hash[:16]}…")
-    pdf.add_font("cjk", fname=str(font.path), collection_font_number=font.index)
+    pdf.add_font("cjk", fname=str(face), collection_font_number=index)
+    # fpdf2 opens the face with fontTools' default of recalculating bounding boxes on save:
+    # that draws every kept glyph's outline three times (CFF FontBBox, hhea, vhea), about
+    # half of the typesetting's CPU. fontTools' own subsetter leaves them off by default
+    # (recalc_bounds): the whole face's boxes enclose the subset's, and the PDF's glyph
+    # widths come from fpdf2's /W array, not from these tables.
+    pdf.fonts["cjk"].ttfont.recalcBBoxes = False
     pdf.set_creation_date(issued_at)
     pdf.set_title(text["title"])
     pdf.set_subject(f"SHA-256 {document.document_hash}")
@@ -290,4 +322,4 @@ def render_pages(
     fields = _signature_page(pdf, text["title"], slots(document.terms()))
     x, y, width, height = PLATFORM_BOX
     fields.append(_points(0, x, y, width, height, PLATFORM_FIELD))
-    return RenderedContract(bytes(pdf.output()), tuple(fields))
+    return pdf, tuple(fields)
