@@ -14,7 +14,10 @@ incremental revision (:mod:`signing.pdf`), so the pages a buyer signed are never
 Fonts: :func:`load_font` checks the configured font file once per process (exists, is an
 OpenType/TrueType font or collection, has Chinese glyphs) and picks the Simplified
 Chinese face of a collection such as Noto Serif CJK, so a missing font is a clear error
-when the service starts instead of empty boxes in a contract.
+when the service starts instead of empty boxes in a contract. The pages are typeset from
+the font's base face (:mod:`signing.pdf_fonts`: cut once to what contracts print, which
+makes fpdf2's per-document subsetting several times cheaper), and from the whole face
+when a contract prints a character the base face lacks.
 """
 
 from __future__ import annotations
