@@ -1,18 +1,18 @@
 """The base face contract PDFs are typeset in: the CJK face cut once to what contracts print.
 
 fpdf2 subsets the face it is given for every PDF, with fontTools, in pure Python. Given
-the whole Noto CJK face (65,535 glyphs) that cost 1.2 to 2.6 s of CPU per contract: the
+the whole Noto CJK face (65,535 glyphs) that cost 1.2 to 2.6 s per contract: the
 parsing of its 65,535-entry tables, and the subsetting of its heavily subroutinized CFF
 outlines. So the face is cut once into a *base face*: GB 2312 (the 6,763 hanzi of
 everyday Chinese and its symbols, the set the contract templates are written in), ASCII,
-Latin-1 and the general, CJK and full-width punctuation blocks, about 7,600 glyphs, its
+Latin-1 and the general, CJK and full-width punctuation blocks, about 7,800 glyphs, its
 outlines desubroutinized (each per-document subset then neither chases nor renumbers
 subroutines, and comes out smaller). Every contract is subset from the base face, and one
 that prints a character outside it (a rare hanzi in a name or an address) is typeset
 again from the whole face (:func:`signing.pdf_render.render_pages`), so nothing a
 contract prints is ever lost.
 
-Cutting takes seconds (15 s of CPU), so the base face is kept on disk under the data
+Cutting takes seconds (5 s of CPU), so the base face is kept on disk under the data
 directory, named by the SHA-256 of the font file, the face and :data:`CUT_VERSION`, and
 written atomically (a temporary file, then ``os.replace``): processes that start at once
 may each cut it, and every reader sees a whole file. Only the current one is kept, and a
