@@ -137,10 +137,20 @@ def _prune(directory: Path, keep: str) -> None:
                 temporary.unlink()
 
 
-@functools.lru_cache(maxsize=8)
 def base_face(font: PdfFont, directory: Path) -> Path:
     """The base face of ``font`` in ``directory``: read from there, or cut and written once.
-    Checked once per process (a damaged file is cut again)."""
+    A file removed since this process checked it (a cleaned data directory) is found or
+    cut again rather than failing a contract."""
+    path = found_or_cut(font, directory)
+    if not path.is_file():
+        found_or_cut.cache_clear()
+        path = found_or_cut(font, directory)
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def found_or_cut(font: PdfFont, directory: Path) -> Path:
+    """Checked once per process: a damaged file is cut again."""
     name = cache_name(font)
     target = directory / name
     if target.is_file() and _usable(target):

@@ -15,8 +15,8 @@ from fontTools.ttLib import TTFont
 from signing import pdf_fonts
 from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
 from signing.pdf import render_contract
-from signing.pdf_fonts import base_characters, base_face, cache_name
-from signing.pdf_render import PdfFont, load_font
+from signing.pdf_fonts import base_characters, base_face, cache_name, found_or_cut
+from signing.pdf_render import PdfFont, load_font, render_pages
 from tests.pdf_tools import pdf_text
 from tests.signing.helpers import NOW, contract_document, document
 
@@ -125,10 +125,10 @@ def test_the_cached_face_is_reused_not_cut_again(
         raise AssertionError("cut again")
 
     monkeypatch.setattr(pdf_fonts, "cut", refuse)
-    base_face.cache_clear()  # as a new process would: it finds the file on disk
+    found_or_cut.cache_clear()  # as a new process would: it finds the file on disk
     for _ in range(2):
         render_contract(contract_document(chapters=1), cached, NOW)
-    assert base_face.cache_info().misses == 1
+    assert found_or_cut.cache_info().misses == 1
     after = path.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
@@ -138,7 +138,7 @@ def test_a_damaged_or_stale_cache_is_replaced_and_bounded(cached: PdfFont, tmp_p
     name = cache_name(font)
     (tmp_path / name).write_bytes(b"OTTO not really")  # a damaged file
     (tmp_path / "cjk-base-0000-2-v0.otf").write_bytes(b"an older cut")
-    base_face.cache_clear()
+    found_or_cut.cache_clear()
     path = base_face(font, tmp_path)
     with TTFont(path, lazy=True) as face:
         assert ord("合") in face.getBestCmap()
@@ -147,10 +147,21 @@ def test_a_damaged_or_stale_cache_is_replaced_and_bounded(cached: PdfFont, tmp_p
 
 def test_processes_starting_at_once_each_see_a_whole_file(cached: PdfFont, tmp_path: Path) -> None:
     font = cached.cached_in(tmp_path)
-    build = base_face.__wrapped__  # no per-process memo: every caller writes the file
+    build = found_or_cut.__wrapped__  # no per-process memo: every caller writes the file
     with ThreadPoolExecutor(4) as pool:
         paths = list(pool.map(lambda _: build(font, tmp_path), range(4)))
     assert len(set(paths)) == 1
     assert [p.name for p in tmp_path.iterdir()] == [cache_name(font)]
     with TTFont(paths[0], lazy=True) as face:
         assert ord("合") in face.getBestCmap()
+
+
+def test_a_face_removed_under_a_running_process_is_written_again(
+    cached: PdfFont, tmp_path: Path
+) -> None:
+    font = cached.cached_in(tmp_path)
+    doc = contract_document(chapters=1)
+    first = render_pages(doc, font, NOW)  # fpdf2's pages: the same bytes for the same face
+    base_face(font, tmp_path).unlink()  # someone cleans the data directory
+    assert render_pages(doc, font, NOW) == first
+    assert (tmp_path / cache_name(font)).is_file()
