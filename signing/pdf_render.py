@@ -285,9 +285,12 @@ def render_pages(
         raise ValueError("the document carries no contract text (format v1)")
     if font.cache is not None:
         pdf, fields = _typeset(document, text, base_face(font, font.cache), 0, issued_at)
-        data = bytes(pdf.output())
+        # Checked before the output (which subsets: the costly part, wasted on a miss) and
+        # after it, since the output draws the last page's footer.
         if not pdf.fonts["cjk"].missing_glyphs:
-            return RenderedContract(data, fields)
+            data = bytes(pdf.output())
+            if not pdf.fonts["cjk"].missing_glyphs:
+                return RenderedContract(data, fields)
     pdf, fields = _typeset(document, text, font.path, font.index, issued_at)
     return RenderedContract(bytes(pdf.output()), fields)
 
