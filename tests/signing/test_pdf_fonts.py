@@ -5,7 +5,6 @@ disk, it covers what contracts print, a character outside it still prints and ex
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,7 +17,7 @@ from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
 from signing.pdf import render_contract
 from signing.pdf_fonts import base_characters, base_face, cache_name, found_or_cut
 from signing.pdf_render import PdfFont, load_font, render_pages
-from tests.pdf_tools import pdf_text
+from tests.pdf_tools import pdf_text, poppler
 from tests.signing.helpers import NOW, contract_document, document
 
 FONT = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
@@ -87,7 +86,7 @@ def test_the_base_face_is_a_real_cut_of_the_face(cached: PdfFont, whole: PdfFont
         assert base["CFF "].cff.topDictIndex[0].ROS == full["CFF "].cff.topDictIndex[0].ROS
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/pdffonts"), reason="poppler-utils needed")
+@pytest.mark.skipif(not poppler(), reason="poppler-utils and libnss3-tools are not installed")
 def test_a_contract_from_the_base_face_embeds_a_subset_and_extracts(
     cached: PdfFont, whole: PdfFont, tmp_path: Path
 ) -> None:
@@ -104,7 +103,7 @@ def test_a_contract_from_the_base_face_embeds_a_subset_and_extracts(
     assert len(pdf) <= len(render_contract(doc, whole, NOW))
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/pdffonts"), reason="poppler-utils needed")
+@pytest.mark.skipif(not poppler(), reason="poppler-utils and libnss3-tools are not installed")
 def test_a_character_outside_the_base_face_still_prints_and_extracts(
     cached: PdfFont, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
