@@ -23,6 +23,7 @@ when a contract prints a character the base face lacks.
 from __future__ import annotations
 
 import functools
+import logging
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -56,6 +57,9 @@ PERSON_BOX = (72.0, 24.0)
 ATTACHMENT = "contract.json"
 
 _ROLE_LABELS = {"buyer": "买受人（签名）", "seller": "出卖人（签名）", "seal": "出卖人（盖章）"}
+
+
+log = logging.getLogger(__name__)
 
 
 class FontError(ValueError):
@@ -283,8 +287,9 @@ def render_pages(
     text = document.text()
     if text is None:
         raise ValueError("the document carries no contract text (format v1)")
-    if font.cache is not None:
-        pdf, fields = _typeset(document, text, base_face(font, font.cache), 0, issued_at)
+    face = _base_face(font)
+    if face is not None:
+        pdf, fields = _typeset(document, text, face, 0, issued_at)
         # Checked before the output (which subsets: the costly part, wasted on a miss) and
         # after it, since the output draws the last page's footer.
         if not pdf.fonts["cjk"].missing_glyphs:
@@ -293,6 +298,16 @@ def render_pages(
                 return RenderedContract(data, fields)
     pdf, fields = _typeset(document, text, font.path, font.index, issued_at)
     return RenderedContract(bytes(pdf.output()), fields)
+
+
+def _base_face(font: PdfFont) -> Path | None:
+    if font.cache is None:
+        return None
+    try:
+        return base_face(font, font.cache)
+    except OSError as error:  # a data directory it cannot write: slower, not broken
+        log.warning("no base face in %s (%s): typesetting from the whole face", font.cache, error)
+        return None
 
 
 def _typeset(

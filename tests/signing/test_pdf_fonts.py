@@ -168,3 +168,13 @@ def test_a_face_removed_under_a_running_process_is_written_again(
     base_face(font, tmp_path).unlink()  # someone cleans the data directory
     assert render_pages(doc, font, NOW) == first
     assert (tmp_path / cache_name(font)).is_file()
+
+
+def test_a_data_directory_it_cannot_write_typesets_from_the_whole_face(
+    cached: PdfFont, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")  # the cache directory cannot be made under a file
+    doc = contract_document(chapters=1)
+    whole = render_pages(doc, load_font(FONT), NOW)
+    assert render_pages(doc, cached.cached_in(blocked / "fonts"), NOW) == whole
