@@ -21,7 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
-from api.contracts.pdfs import ContractPdfs, first_revision_sweep, stop_typesetter
+from api.contracts.pdfs import (
+    ContractPdfs,
+    contract_font,
+    first_revision_sweep,
+    stop_typesetter,
+)
 from api.contracts.policy import ContractPolicy
 from api.contracts.routes import ROUTES as CONTRACT_ROUTES
 from api.contracts.sealing import seal_reminder_sweep
@@ -54,7 +59,7 @@ from api.public.routes import PublicReads
 from api.register.routes import ROUTES as REGISTER_ROUTES
 from api.settings import Settings
 from notifications.templates import check_templates
-from signing.pdf_render import PdfFont, load_font
+from signing.pdf_render import PdfFont
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger("wangqian.app")
@@ -118,7 +123,7 @@ def create_app(
     check_templates()  # a template that breaks a provider rule stops the start
     for warning in outside.warnings:
         log.warning(warning)
-    jobs = periodic_jobs(database, clock, keys, outside, http, font=load_font(settings.pdf_font))
+    jobs = periodic_jobs(database, clock, keys, outside, http, font=contract_font(settings))
     outbox = build_worker(database, keys, clock, outside=outside, periodic=jobs)
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
     session_policy = SessionPolicy(

@@ -183,13 +183,13 @@ async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
     from api.app import periodic_jobs
+    from api.contracts.pdfs import contract_font
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
     from api.outbox.worker import build_worker
     from api.outside import build_outside, new_http_client
     from notifications.templates import check_templates
-    from signing.pdf_render import load_font
 
     check_templates()
     database = create_database(settings)
@@ -204,9 +204,7 @@ async def _work(settings: Settings, *, once: bool) -> int:
         keys,
         clock,
         outside=outside,
-        periodic=periodic_jobs(
-            database, clock, keys, outside, http, font=load_font(settings.pdf_font)
-        ),
+        periodic=periodic_jobs(database, clock, keys, outside, http, font=contract_font(settings)),
     )
     try:
         if once:

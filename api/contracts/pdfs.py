@@ -69,6 +69,12 @@ def local_time(moment: datetime) -> str:
     return moment.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S (UTC+8)")
 
 
+def contract_font(settings: Settings) -> PdfFont:
+    """The configured font, its base face (``signing.pdf_fonts``) kept under the data
+    directory: cut by the first contract typeset there, read by every one after."""
+    return load_font(settings.pdf_font).cached_in((settings.data_dir / "cache" / "fonts").resolve())
+
+
 @dataclass
 class ContractPdfs:
     """One per app: the checked font, the keystore, and where trusted time comes from."""
@@ -87,7 +93,7 @@ class ContractPdfs:
         """Raises ``signing.pdf_render.FontError`` when the configured font cannot
         typeset Chinese: the service must not start and print empty boxes later."""
         return cls(
-            font=load_font(settings.pdf_font),
+            font=contract_font(settings),
             keystore=keystore,
             clock=clock,
             public_base_url=settings.public_base_url,

@@ -88,6 +88,8 @@ def _typeset(rows: list[tuple[str, str]], font: PdfFont, now: datetime) -> bytes
     pdf = FPDF(orientation="P", unit="mm", format=(148, 210))  # A5
     pdf.set_auto_page_break(True, margin=12)
     pdf.add_font("cjk", fname=str(font.path), collection_font_number=font.index)
+    # As for contracts (signing.pdf_render): no bounding boxes redrawn from every outline.
+    pdf.fonts["cjk"].ttfont.recalcBBoxes = False
     pdf.add_page()
     pdf.set_font("cjk", size=16)
     pdf.cell(0, 12, "资金缴款凭证", align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)

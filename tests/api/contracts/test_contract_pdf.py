@@ -30,6 +30,8 @@ from signing.certificates import load_root_certificate
 from signing.evidence_verify import verify_bundle
 from signing.offline_qr import QR_PATH
 from signing.pdf import verify_pdf_sync
+from signing.pdf_fonts import cache_name
+from signing.pdf_render import load_font
 from tests.api.contracts.helpers import (
     LI,
     WANG,
@@ -114,6 +116,10 @@ async def test_the_signed_pdf_carries_the_text_every_signature_and_a_timestamp(
     assert report.document is not None
     order = (await mock_client.get(f"/api/v1/contracts/{order_id}", headers=bearer(d.agent))).json()
     assert report.document.document_hash == order["document_hash"]
+    # Typeset from the font's base face, cut into the data directory by the typesetter.
+    assert [p.name for p in (settings.data_dir / "cache" / "fonts").iterdir()] == [
+        cache_name(load_font(settings.pdf_font))
+    ]
 
     if poppler():
         text = pdf_text(pdf, tmp_path)

@@ -1,0 +1,169 @@
+"""The base face contract PDFs are typeset in: the CJK face cut once to what contracts print.
+
+fpdf2 subsets the face it is given for every PDF, with fontTools, in pure Python. Given
+the whole Noto CJK face (65,535 glyphs) that cost 1.2 to 2.6 s per contract: the
+parsing of its 65,535-entry tables, and the subsetting of its heavily subroutinized CFF
+outlines. So the face is cut once into a *base face*: GB 2312 (the 6,763 hanzi of
+everyday Chinese and its symbols, the set the contract templates are written in), ASCII,
+Latin-1 and the general, CJK and full-width punctuation blocks, about 7,800 glyphs, its
+outlines desubroutinized (each per-document subset then neither chases nor renumbers
+subroutines, and comes out smaller). Every contract is subset from the base face, and one
+that prints a character outside it (a rare hanzi in a name or an address) is typeset
+again from the whole face (:func:`signing.pdf_render.render_pages`), so nothing a
+contract prints is ever lost.
+
+Cutting takes seconds (5 s of CPU), so the base face is kept on disk under the data
+directory, named by the SHA-256 of the font file, the face and :data:`CUT_VERSION`, and
+written atomically (a temporary file, then ``os.replace``): processes that start at once
+may each cut it, and every reader sees a whole file. Only the current one is kept, and a
+process that already cut it for another directory copies its bytes instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fontTools import subset
+from fontTools.ttLib import TTFont, TTLibError
+
+if TYPE_CHECKING:  # signing.pdf_render imports this module
+    from signing.pdf_render import PdfFont
+
+# Bump when the characters or the options of the cut change: the cached file's name moves.
+CUT_VERSION = 1
+PREFIX = "cjk-base-"
+# Code point blocks kept whole: ASCII, Latin-1 (¥, ×, ·), general punctuation (— … ‰),
+# CJK symbols and punctuation (、。《》【】), half- and full-width forms (（），：０-９).
+_BLOCKS = ((0x20, 0x7F), (0xA0, 0x100), (0x2000, 0x2070), (0x3000, 0x3040), (0xFF00, 0xFFF0))
+# Tables fpdf2 never reads nor embeds (it embeds the bare CFF table of a CID-keyed face):
+# layout and vertical metrics, which it would otherwise subset and write for every PDF.
+_DROPPED = ("GSUB", "GPOS", "GDEF", "BASE", "VORG", "vhea", "vmtx")
+_STALE_TEMPORARY_S = 3600
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def base_characters() -> frozenset[str]:
+    """Every character of the base face: GB 2312 and the blocks above."""
+    found = {chr(code) for start, end in _BLOCKS for code in range(start, end)}
+    # GB 2312 is its EUC-CN rows 0xA1-0xF7 by columns 0xA1-0xFE; the codec knows which exist.
+    for row in range(0xA1, 0xF8):
+        for column in range(0xA1, 0xFF):
+            with contextlib.suppress(UnicodeDecodeError):
+                found.add(bytes((row, column)).decode("gb2312"))
+    return frozenset(found)
+
+
+@functools.lru_cache(maxsize=4)
+def _digest(path: Path, size: int, modified_ns: int) -> str:
+    """SHA-256 of a font file, computed once per process while its size and time hold."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def cache_name(font: PdfFont) -> str:
+    """The base face's file name: the font's bytes, the face and the cut decide it."""
+    stat = font.path.stat()
+    digest = _digest(font.path, stat.st_size, stat.st_mtime_ns)
+    return f"{PREFIX}{digest[:32]}-{font.index}-v{CUT_VERSION}.otf"
+
+
+@functools.lru_cache(maxsize=2)
+def cut(path: Path, index: int, name: str) -> bytes:
+    """The base face of one face of a font file (``name`` keys the cache: the file's hash)."""
+    face = TTFont(path, fontNumber=index, lazy=True, recalcTimestamp=False, recalcBBoxes=False)
+    options = subset.Options(
+        notdef_outline=True,
+        recommended_glyphs=True,
+        name_IDs=["*"],  # fpdf2 names the PDF font after the face's names
+        name_languages=["*"],
+        layout_features=[],
+        desubroutinize=True,
+    )
+    options.drop_tables += list(_DROPPED)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(unicodes=sorted(ord(char) for char in base_characters()))
+    subsetter.subset(face)
+    output = io.BytesIO()
+    face.save(output)
+    return output.getvalue()
+
+
+def _usable(path: Path) -> bool:
+    try:
+        with TTFont(path, lazy=True) as face:
+            cmap = face.getBestCmap() or {}
+    except (OSError, TTLibError, AssertionError, ValueError):
+        return False
+    return ord("合") in cmap and ord("A") in cmap
+
+
+def _write_atomically(target: Path, data: bytes) -> None:
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{PREFIX}", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as output:
+            output.write(data)
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _prune(directory: Path, keep: str) -> None:
+    """Bounded: only the current base face stays, and no temporary file of a dead cut."""
+    for stale in directory.glob(f"{PREFIX}*.otf"):
+        if stale.name != keep:
+            with contextlib.suppress(OSError):
+                stale.unlink()
+    for temporary in directory.glob(f".{PREFIX}*.tmp"):
+        with contextlib.suppress(OSError):
+            if time.time() - temporary.stat().st_mtime > _STALE_TEMPORARY_S:
+                temporary.unlink()
+
+
+def base_face(font: PdfFont, directory: Path) -> Path:
+    """The base face of ``font`` in ``directory``: read from there, or cut and written once.
+    A file removed since this process checked it (a cleaned data directory) is found or
+    cut again rather than failing a contract."""
+    path = found_or_cut(font, directory)
+    if not path.is_file():
+        found_or_cut.cache_clear()
+        path = found_or_cut(font, directory)
+    return path
+
+
+@functools.lru_cache(maxsize=8)
+def found_or_cut(font: PdfFont, directory: Path) -> Path:
+    """Checked once per process: a damaged file is cut again."""
+    name = cache_name(font)
+    target = directory / name
+    if target.is_file() and _usable(target):
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    _write_atomically(target, cut(font.path, font.index, name))
+    _prune(directory, name)
+    log.info(
+        "cut the base face of %s (%d characters) in %.1f s: %s",
+        font.path,
+        len(base_characters()),
+        time.perf_counter() - started,
+        target,
+    )
+    return target
