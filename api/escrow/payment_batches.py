@@ -39,7 +39,8 @@ from api.escrow.models import (
     PaymentNotice,
     SupervisedAccount,
 )
-from api.escrow.notices import arrived_sms, paid_by_notice
+from api.escrow.notices import arrival_messages, paid_by_notice
+from api.outbox import service as outbox
 
 log = logging.getLogger("wangqian.escrow")
 
@@ -258,7 +259,8 @@ async def _apply_new(
 async def _credit_notices(
     session: AsyncSession, keys: ServiceKeys, matched: list[_Matched], *, now: datetime
 ) -> dict[str, str]:
-    """supervised:A -> contract:C for each payment, in one posting; each buyer hears of it."""
+    """supervised:A -> contract:C for each payment, in one posting; each buyer hears of
+    each payment, all the messages queued in one insert."""
     ledgers = {
         m.account.id: await ensure_account_ledgers(session, m.account.id, now=now)
         for m in {m.account.id: m for m in matched}.values()
@@ -279,11 +281,16 @@ async def _credit_notices(
         ],
         now=now,
     )
+    messages = [
+        message
+        for m in matched
+        for message in arrival_messages(
+            keys, m.contract, m.notice, m.account, m.data.transaction_id, m.data.amount_fen
+        )
+    ]
+    await outbox.enqueue_to_people(session, keys, messages, now=now)
     outcomes: dict[str, str] = {}
     for m in matched:
-        await arrived_sms(
-            session, keys, m.contract, m.notice, m.data.transaction_id, m.data.amount_fen, now=now
-        )
         # In the order they came: the payment that takes the notice past its due is the
         # first "overpaid", as it would be one at a time.
         paid[m.notice.id] += m.data.amount_fen

@@ -111,6 +111,18 @@ async def record_wechat_subscriptions(
     return await wechat_subscriptions(session, principal, templates)
 
 
+async def wechat_logins(session: AsyncSession, phones: set[str]) -> set[str]:
+    """Which of these phones a citizen holds who logged in with WeChat: only they can have
+    a subscribe message to take."""
+    return set(
+        await session.scalars(
+            select(Citizen.phone).where(
+                Citizen.phone.in_(phones), Citizen.wechat_openid.is_not(None)
+            )
+        )
+    )
+
+
 async def take_wechat_subscription(
     session: AsyncSession, *, phone: str, template: str, now: datetime
 ) -> str | None:
