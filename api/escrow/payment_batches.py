@@ -88,6 +88,8 @@ class PaymentGroups:
 
     async def _write_groups(self) -> None:
         while self._waiting:
+            # One turn of the loop first: deliveries already read off their sockets join.
+            await asyncio.sleep(0)
             group = self._waiting[:GROUP_LIMIT]
             del self._waiting[:GROUP_LIMIT]
             try:
@@ -129,25 +131,30 @@ async def apply_payments(
     for delivery in deliveries:
         first.setdefault(delivery.event.data.transaction_id, delivery)
     proposed = {txn: uuid.uuid4() for txn in first}
-    await session.execute(
-        insert_into(session, BankEvent).on_conflict_do_nothing(index_elements=["txn_id"]),
-        [_event_row(proposed[txn], d) for txn, d in first.items()],
+    # RETURNING names the ones this transaction stored; the rest were stored before (a
+    # replay), or just now by another process, whose row is read back to compare.
+    inserted = set(
+        await session.scalars(
+            insert_into(session, BankEvent)
+            .on_conflict_do_nothing(index_elements=["txn_id"])
+            .returning(BankEvent.txn_id),
+            [_event_row(proposed[txn], d) for txn, d in first.items()],
+        )
     )
+    seen = [txn for txn in first if txn not in inserted]
     stored = {
         row.txn_id: row
-        for row in await session.execute(
-            select(
-                BankEvent.id,
-                BankEvent.txn_id,
-                BankEvent.fingerprint,
-                BankEvent.outcome,
-                BankEvent.amount_fen,
-            ).where(BankEvent.txn_id.in_(list(first)))
+        for row in (
+            await session.execute(
+                select(
+                    BankEvent.txn_id, BankEvent.fingerprint, BankEvent.outcome, BankEvent.amount_fen
+                ).where(BankEvent.txn_id.in_(seen))
+            )
+            if seen
+            else []
         )
     }
-    new = [
-        (proposed[txn], d.event.data) for txn, d in first.items() if stored[txn].id == proposed[txn]
-    ]
+    new = [(proposed[txn], d.event.data) for txn, d in first.items() if txn in inserted]
     outcomes = await _apply_new(session, keys, new, now=now) if new else {}
     if outcomes:
         await session.execute(
@@ -158,13 +165,19 @@ async def apply_payments(
     for delivery in deliveries:
         data = delivery.event.data
         txn = data.transaction_id
-        row = stored[txn]
-        if delivery is first[txn] and txn in outcomes:
-            answers.append(schemas.WebhookAnswer(True, False, txn, outcomes[txn]))
-        elif row.fingerprint != delivery.fingerprint:
-            answers.append(bank_events.replayed_differently(data, row.amount_fen))
+        if txn in inserted:
+            if delivery is first[txn]:
+                answers.append(schemas.WebhookAnswer(True, False, txn, outcomes[txn]))
+            elif delivery.fingerprint != first[txn].fingerprint:
+                answers.append(
+                    bank_events.replayed_differently(data, first[txn].event.data.amount_fen)
+                )
+            else:
+                answers.append(schemas.WebhookAnswer(True, True, txn, outcomes[txn]))
+        elif stored[txn].fingerprint != delivery.fingerprint:
+            answers.append(bank_events.replayed_differently(data, stored[txn].amount_fen))
         else:
-            answers.append(schemas.WebhookAnswer(True, True, txn, outcomes.get(txn, row.outcome)))
+            answers.append(schemas.WebhookAnswer(True, True, txn, stored[txn].outcome))
     return answers
 
 
@@ -211,25 +224,16 @@ async def _apply_new(
             select(SupervisedAccount).where(SupervisedAccount.account_number.in_(numbers))
         )
     }
+    # A notice without its contract is left out here: the one-event path tells it apart.
     notices = {
-        n.reference: n
-        for n in (
-            await session.scalars(
-                select(PaymentNotice).where(PaymentNotice.reference.in_(references))
+        notice.reference: (notice, contract)
+        for notice, contract in (
+            await session.execute(
+                select(PaymentNotice, EscrowContract)
+                .join(EscrowContract, EscrowContract.contract_id == PaymentNotice.contract_id)
+                .where(PaymentNotice.reference.in_(references))
             )
             if references
-            else []
-        )
-    }
-    contracts = {
-        c.contract_id: c
-        for c in (
-            await session.scalars(
-                select(EscrowContract).where(
-                    EscrowContract.contract_id.in_({n.contract_id for n in notices.values()})
-                )
-            )
-            if notices
             else []
         )
     }
@@ -237,8 +241,7 @@ async def _apply_new(
     matched: list[_Matched] = []
     for event_id, data in new:
         account = accounts.get(data.account_number)
-        notice = notices.get(data.reference.strip().upper())
-        contract = contracts.get(notice.contract_id) if notice else None
+        notice, contract = notices.get(data.reference.strip().upper(), (None, None))
         if (
             account is None
             or notice is None
@@ -265,7 +268,6 @@ async def _credit_notices(
         m.account.id: await ensure_account_ledgers(session, m.account.id, now=now)
         for m in {m.account.id: m for m in matched}.values()
     }
-    paid = await paid_by_notice(session, list({m.notice.id for m in matched}))
     await ledger.post(
         session,
         [
@@ -289,6 +291,11 @@ async def _credit_notices(
         )
     ]
     await outbox.enqueue_to_people(session, keys, messages, now=now)
+    # Read after posting, so after the ledger locks (PostgreSQL): less this group's own
+    # payments, then each added in the order they came.
+    paid = await paid_by_notice(session, list({m.notice.id for m in matched}))
+    for m in matched:
+        paid[m.notice.id] -= m.data.amount_fen
     outcomes: dict[str, str] = {}
     for m in matched:
         # In the order they came: the payment that takes the notice past its due is the

@@ -266,12 +266,15 @@ async def enqueue_to_people(
         )
         for m in messages
     ]
-    await session.execute(
-        insert_into(session, OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"]),
-        rows,
+    # RETURNING names the messages queued now; a dedupe key queued before returns nothing.
+    queued = set(
+        await session.scalars(
+            insert_into(session, OutboxMessage)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(OutboxMessage.id),
+            rows,
+        )
     )
-    ids = [row["id"] for row in rows]
-    queued = set(await session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(ids))))
     followed = [
         m
         for m, row in zip(messages, rows, strict=True)
