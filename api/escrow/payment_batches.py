@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.keys import ServiceKeys
 from api.db.engine import Database, insert_into
 from api.escrow import bank_events, ledger, schemas
-from api.escrow.accounts import ensure_account_ledgers
 from api.escrow.ledger import Posting
 from api.escrow.models import (
     BankEvent,
     EscrowContract,
+    LedgerAccount,
     LedgerKind,
     PaymentNotice,
     SupervisedAccount,
@@ -204,6 +204,7 @@ class _Matched:
     account: SupervisedAccount
     notice: PaymentNotice
     contract: EscrowContract
+    supervised_ledger: uuid.UUID
 
 
 async def _apply_new(
@@ -216,21 +217,26 @@ async def _apply_new(
     """Outcome per transaction id. A payment naming its notice's account, on a contract
     still going, is posted with the others in one go; the rest (suspense, a cancelled
     contract's refund) take the one-event path."""
-    numbers = {data.account_number for _, data in new}
     references = {data.reference.strip().upper() for _, data in new} - {""}
-    accounts = {
-        a.account_number: a
-        for a in await session.scalars(
-            select(SupervisedAccount).where(SupervisedAccount.account_number.in_(numbers))
-        )
-    }
-    # A notice without its contract is left out here: the one-event path tells it apart.
+    # Each notice with its contract, the contract's supervised account and that account's
+    # ledger, in one query; whatever is missing or does not agree with the bank's account
+    # number takes the one-event path, which tells the cases apart.
     notices = {
-        notice.reference: (notice, contract)
-        for notice, contract in (
+        row[0].reference: row
+        for row in (
             await session.execute(
-                select(PaymentNotice, EscrowContract)
+                select(PaymentNotice, EscrowContract, SupervisedAccount, LedgerAccount.id)
                 .join(EscrowContract, EscrowContract.contract_id == PaymentNotice.contract_id)
+                .join(
+                    SupervisedAccount, SupervisedAccount.id == EscrowContract.supervised_account_id
+                )
+                .outerjoin(
+                    LedgerAccount,
+                    and_(
+                        LedgerAccount.supervised_account_id == SupervisedAccount.id,
+                        LedgerAccount.kind == LedgerKind.supervised,
+                    ),
+                )
                 .where(PaymentNotice.reference.in_(references))
             )
             if references
@@ -240,20 +246,22 @@ async def _apply_new(
     outcomes: dict[str, str] = {}
     matched: list[_Matched] = []
     for event_id, data in new:
-        account = accounts.get(data.account_number)
-        notice, contract = notices.get(data.reference.strip().upper(), (None, None))
-        if (
-            account is None
-            or notice is None
-            or contract is None
-            or contract.supervised_account_id != account.id
-            or contract.cancelled_at is not None
-        ):
+        found = notices.get(data.reference.strip().upper())
+        if found is None:
+            plain = False
+        else:
+            notice, contract, account, supervised_ledger = found
+            plain = (
+                account.account_number == data.account_number
+                and contract.cancelled_at is None
+                and supervised_ledger is not None
+            )
+        if plain:
+            matched.append(_Matched(event_id, data, account, notice, contract, supervised_ledger))
+        else:
             outcomes[data.transaction_id] = await bank_events.apply_payment(
                 session, keys, event_id, data, now=now
             )
-        else:
-            matched.append(_Matched(event_id, data, account, notice, contract))
     if matched:
         outcomes.update(await _credit_notices(session, keys, matched, now=now))
     return outcomes
@@ -264,15 +272,11 @@ async def _credit_notices(
 ) -> dict[str, str]:
     """supervised:A -> contract:C for each payment, in one posting; each buyer hears of
     each payment, all the messages queued in one insert."""
-    ledgers = {
-        m.account.id: await ensure_account_ledgers(session, m.account.id, now=now)
-        for m in {m.account.id: m for m in matched}.values()
-    }
     await ledger.post(
         session,
         [
             Posting(
-                ledgers[m.account.id][LedgerKind.supervised],
+                m.supervised_ledger,
                 m.contract.ledger_account_id,
                 m.data.amount_fen,
                 "payment",
