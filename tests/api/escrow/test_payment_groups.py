@@ -20,7 +20,7 @@ from api.core.keys import ServiceKeys
 from api.db.engine import Database
 from api.escrow import bank_events, payment_batches, reconcile, schemas
 from api.escrow.models import BankEvent, Transfer
-from api.escrow.payment_batches import Delivery, apply_payments
+from api.escrow.payment_batches import Delivery, PaymentGroups, apply_payments
 from api.outbox.models import OutboxMessage
 from api.settings import Settings
 from tests.api.escrow.helpers import event, notices, post_event, setup, statement
@@ -174,3 +174,42 @@ def test_both_paths_store_the_same_fingerprint(clock: MovableClock) -> None:
     body = event(amount_fen=5, txn="BK-FP")
     decoded = msgspec.json.decode(body, type=schemas.BankWebhook)
     assert _delivery(body, clock).fingerprint == bank_events.fingerprint_of(decoded)
+
+
+async def test_two_processes_writing_the_same_transaction_credit_it_once(
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    database: Database,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    mock_settings: Settings,
+) -> None:
+    """Two API processes (two groups' writers, each its own transaction; concurrent on
+    PostgreSQL) get the same bank transaction at once: one stores it, the other answers
+    a duplicate once the first has committed."""
+    escrow = await setup(mock_client, session, keys, clock, mock_settings)
+    reference = escrow.notices["down_payment"]["reference"]
+    first, second = PaymentGroups(database, keys), PaymentGroups(database, keys)
+    same = event(amount_fen=700, reference=reference, txn="BK-TWO-NODES")
+    others = [event(amount_fen=10, reference=reference) for _ in range(6)]
+    answers = await asyncio.gather(
+        *(
+            groups.deliver(_delivery(body, clock))
+            for body in [same, *others[:3]]
+            for groups in (first, second)
+        ),
+        *(first.deliver(_delivery(body, clock)) for body in others[3:]),
+        return_exceptions=True,
+    )
+    assert not [a for a in answers if isinstance(a, BaseException)], answers
+    # Four transactions went to both: each stored by one, a duplicate to the other.
+    by_txn: dict[str, list[bool]] = {}
+    for answer in answers:
+        assert isinstance(answer, schemas.WebhookAnswer)
+        by_txn.setdefault(answer.transaction_id, []).append(answer.duplicate)
+    assert sorted(by_txn["BK-TWO-NODES"]) == [False, True]
+    assert sorted(map(sorted, by_txn.values())) == [[False]] * 3 + [[False, True]] * 4
+    assert (await notices(mock_client, escrow))["down_payment"]["paid_fen"] == 700 + 60
+    assert await _counts(database) == (7, 7)
+    async with database.reader() as s:
+        assert await reconcile.reconcile(s) == []
