@@ -132,13 +132,15 @@ async def apply_payments(
         first.setdefault(delivery.event.data.transaction_id, delivery)
     proposed = {txn: uuid.uuid4() for txn in first}
     # RETURNING names the ones this transaction stored; the rest were stored before (a
-    # replay), or just now by another process, whose row is read back to compare.
+    # replay), or just now by another process, whose row is read back to compare. In
+    # order of transaction id: two processes holding some of the same ids wait for each
+    # other in one order, never in a circle (PostgreSQL would abort one as a deadlock).
     inserted = set(
         await session.scalars(
             insert_into(session, BankEvent)
             .on_conflict_do_nothing(index_elements=["txn_id"])
             .returning(BankEvent.txn_id),
-            [_event_row(proposed[txn], d) for txn, d in first.items()],
+            [_event_row(proposed[txn], d) for txn, d in sorted(first.items())],
         )
     )
     seen = [txn for txn in first if txn not in inserted]
