@@ -43,7 +43,9 @@ from api.core.request_guard import PathGuardMiddleware
 from api.core.versions import committed_versions
 from api.db.engine import Database, create_database
 from api.escrow.bank_gateway import instruction_push
+from api.escrow.payment_batches import PaymentGroups
 from api.escrow.routes import ROUTES as ESCROW_ROUTES
+from api.escrow.webhook_intake import WebhookIntake
 from api.identity.authentication import (
     BearerAuthentication,
     idempotency_caller,
@@ -267,6 +269,16 @@ def _dependencies(
         "idcheck": constant(outside.idcheck),
         "face": constant(outside.face),
         "bank": constant(outside.bank),
+        "webhook_intake": constant(
+            WebhookIntake(
+                database,
+                keys,
+                clock,
+                outside.bank,
+                settings.bank_webhook_tolerance_seconds,
+                PaymentGroups(database, keys),
+            )
+        ),
     }
 
 

@@ -39,7 +39,7 @@ from api.escrow.notices import arrived_sms, notify_buyers, paid_by_notice
 log = logging.getLogger("wangqian.escrow")
 
 
-def _fingerprint(event: schemas.BankWebhook) -> str:
+def fingerprint_of(event: schemas.BankWebhook) -> str:
     return hashlib.sha256(
         msgspec.json.encode({"type": event.type, "data": event.data}, order="sorted")
     ).hexdigest()
@@ -60,7 +60,7 @@ async def ingest_bank_event(
     """Apply one (already authenticated) bank event, exactly once per bank transaction id."""
     event = decode_event(body)
     data = event.data
-    fingerprint = _fingerprint(event)
+    fingerprint = fingerprint_of(event)
     event_id = await session.scalar(
         insert_into(session, BankEvent)
         .values(
@@ -84,22 +84,12 @@ async def ingest_bank_event(
         )
         assert seen is not None
         if seen.fingerprint != fingerprint:
-            log.warning(
-                "bank transaction %s replayed with different content (amount %s, was %s)",
-                data.transaction_id,
-                data.amount_fen,
-                seen.amount_fen,
-            )
-            raise DomainError(
-                "bank_txn_conflict",
-                "该银行流水号已以不同内容入账，拒绝处理。",
-                transaction_id=data.transaction_id,
-            )
+            raise replayed_differently(data, seen.amount_fen)
         return schemas.WebhookAnswer(
             received=True, duplicate=True, transaction_id=data.transaction_id, outcome=seen.outcome
         )
     if event.type == "payment.received":
-        outcome = await _apply_payment(session, keys, event_id, data, now=now)
+        outcome = await apply_payment(session, keys, event_id, data, now=now)
     else:
         outcome = await _apply_instruction(session, keys, event_id, event.type, data, now=now)
     stored = await session.get(BankEvent, event_id)
@@ -111,7 +101,21 @@ async def ingest_bank_event(
     )
 
 
-async def _apply_payment(
+def replayed_differently(data: schemas.BankEventData, stored_amount_fen: int) -> DomainError:
+    log.warning(
+        "bank transaction %s replayed with different content (amount %s, was %s)",
+        data.transaction_id,
+        data.amount_fen,
+        stored_amount_fen,
+    )
+    return DomainError(
+        "bank_txn_conflict",
+        "该银行流水号已以不同内容入账，拒绝处理。",
+        transaction_id=data.transaction_id,
+    )
+
+
+async def apply_payment(
     session: AsyncSession,
     keys: ServiceKeys,
     event_id: uuid.UUID,

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.errors import DomainError
@@ -168,25 +168,26 @@ async def post(session: AsyncSession, postings: list[Posting], *, now: datetime)
                 account=account.code,
                 shortfall_fen=-own,
             )
-    transfer_ids: list[uuid.UUID] = []
-    for p in postings:
-        transfer = Transfer(
-            id=uuid.uuid4(),
-            debit_account_id=p.debit,
-            credit_account_id=p.credit,
-            amount_fen=p.amount_fen,
-            kind=p.kind,
-            bank_event_id=p.bank_event_id,
-            notice_id=p.notice_id,
-            instruction_id=p.instruction_id,
-            corrects_transfer_id=p.corrects,
-            note=p.note[:200],
-            created_at=now,
-        )
-        session.add(transfer)
-        transfer_ids.append(transfer.id)
-    await session.flush()
-    return transfer_ids
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "debit_account_id": p.debit,
+            "credit_account_id": p.credit,
+            "amount_fen": p.amount_fen,
+            "kind": p.kind,
+            "bank_event_id": p.bank_event_id,
+            "notice_id": p.notice_id,
+            "instruction_id": p.instruction_id,
+            "corrects_transfer_id": p.corrects,
+            "note": p.note[:200],
+            "created_at": now,
+        }
+        for p in postings
+    ]
+    # One INSERT for all (a group of bank payments posts dozens), not the unit of work's
+    # bookkeeping per object; nothing reads the transfers back from the session.
+    await session.execute(insert(Transfer), rows)
+    return [row["id"] for row in rows]
 
 
 async def all_balances(session: AsyncSession) -> list[tuple[LedgerAccount, int]]:

@@ -465,23 +465,28 @@ async def notify_buyers(
     await outbox.enqueue_to_parties(
         session,
         keys,
-        outbox.ContractNews(
-            contract.contract_id,
-            contract.company_id,
-            contract.estate,
-            contract.building,
-            contract.room,
-        ),
-        [
-            outbox.Addressee(b.phone, b.name, keys.phone_index(b.phone))
-            for b in payees_of(keys, contract)
-        ],
+        _news(contract),
+        _buyers(keys, contract),
         template=template,
         params=params,
         event_key=event_key,
         now=now,
         by_name=by_name,
     )
+
+
+def _news(contract: EscrowContract) -> outbox.ContractNews:
+    return outbox.ContractNews(
+        contract.contract_id, contract.company_id, contract.estate, contract.building, contract.room
+    )
+
+
+def _buyers(keys: ServiceKeys, contract: EscrowContract) -> list[outbox.Addressee]:
+    # Unique per buyer by the phone's keyed index: no number in clear in a dedupe key.
+    return [
+        outbox.Addressee(b.phone, b.name, keys.phone_index(b.phone))
+        for b in payees_of(keys, contract)
+    ]
 
 
 async def arrived_sms(
@@ -498,17 +503,28 @@ async def arrived_sms(
     payment's wording (首付款…已到预售资金监管账户), and one of the same shape for the
     deposit; it names the business number (网签业务宗号). Once per bank transaction. A
     resale's parties hear of the city's resale account instead."""
-    template = "deposit_arrived" if notice.kind is NoticeKind.deposit else "down_payment_arrived"
     account = await session.get(SupervisedAccount, contract.supervised_account_id)
+    messages = arrival_messages(keys, contract, notice, account, txn_id, amount_fen)
+    await outbox.enqueue_to_people(session, keys, messages, now=now)
+
+
+def arrival_messages(
+    keys: ServiceKeys,
+    contract: EscrowContract,
+    notice: PaymentNotice,
+    account: SupervisedAccount | None,
+    txn_id: str,
+    amount_fen: int,
+) -> list[outbox.PersonMessage]:
+    """``arrived_sms``'s messages, for queueing a group of payments' in one go."""
+    template = "deposit_arrived" if notice.kind is NoticeKind.deposit else "down_payment_arrived"
     if account is not None and account.scope is AccountScope.resale:
         template = "resale_funds_arrived"
-    await notify_buyers(
-        session,
-        keys,
-        contract,
+    return outbox.party_messages(
+        _news(contract),
+        _buyers(keys, contract),
         template=template,
         params={"amount_fen": amount_fen, "business_no": contract.business_number},
         event_key=f"{txn_id}:arrived",
-        now=now,
         by_name=True,
     )

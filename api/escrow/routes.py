@@ -28,6 +28,7 @@ from api.escrow import (
     signature,
     statements,
 )
+from api.escrow.webhook_intake import WebhookIntake
 from api.identity.guards import company_admins_only, logged_in, regulators_only, staff_only
 from api.identity.principal import Principal
 from api.outside import BankLink
@@ -341,34 +342,13 @@ class BankWebhookController(Controller):
         summary="银行回调 (X-Bank-Signature t=,v1= HMAC, or X-Bank-Signature-Cert t=,sig=)",
     )
     async def bank_event(
-        self,
-        request: Request[Any, Any, Any],
-        db: NamedDependency[AsyncSession],
-        clock: NamedDependency[Clock],
-        keys: NamedDependency[ServiceKeys],
-        settings: NamedDependency[Settings],
-        bank: NamedDependency[BankLink],
+        self, request: Request[Any, Any, Any], webhook_intake: NamedDependency[WebhookIntake]
     ) -> schemas.WebhookAnswer:
-        body = await request.body()
-        now = clock.now()
-        signed_by_certificate = request.headers.get(signature.CERT_HEADER)
-        if signed_by_certificate and bank.webhook_certificate:
-            signature.verify_certificate(
-                signed_by_certificate,
-                body,
-                bank.webhook_certificate,
-                now_unix=now.timestamp(),
-                tolerance=settings.bank_webhook_tolerance_seconds,
-            )
-        else:
-            signature.verify(
-                request.headers.get(signature.HEADER),
-                body,
-                list(bank.webhook_secrets),
-                now_unix=now.timestamp(),
-                tolerance=settings.bank_webhook_tolerance_seconds,
-            )
-        return await bank_events.ingest_bank_event(db, keys, body=body, now=now)
+        return await webhook_intake.receive(
+            await request.body(),
+            hmac_header=request.headers.get(signature.HEADER),
+            certificate_header=request.headers.get(signature.CERT_HEADER),
+        )
 
 
 class BankInstructionController(Controller):

@@ -111,6 +111,18 @@ async def record_wechat_subscriptions(
     return await wechat_subscriptions(session, principal, templates)
 
 
+async def wechat_logins(session: AsyncSession, phone_indexes: set[str]) -> set[str]:
+    """Which of these phones (``ServiceKeys.phone_index``) a citizen holds who logged in
+    with WeChat: only they can have a subscribe message to take."""
+    return set(
+        await session.scalars(
+            select(Citizen.phone_index).where(
+                Citizen.phone_index.in_(phone_indexes), Citizen.wechat_openid.is_not(None)
+            )
+        )
+    )
+
+
 async def take_wechat_subscription(
     session: AsyncSession, *, phone_index: str, template: str, now: datetime
 ) -> str | None:

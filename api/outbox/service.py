@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.core.errors import DomainError
 from api.core.keys import RECIPIENT_PHONE, ServiceKeys
 from api.db.engine import insert_into
-from api.identity.subscriptions import take_wechat_subscription
+from api.identity.subscriptions import take_wechat_subscription, wechat_logins
 from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.schemas import NotificationEntry
 from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
@@ -51,13 +51,46 @@ async def enqueue(
     the worker, meeting the same refusal, marks it dead with the reason in the delivery
     log (for staff to see and act on) instead of the request failing.
     """
+    values = _message_row(
+        keys,
+        template=template,
+        params=params,
+        dedupe_key=dedupe_key,
+        now=now,
+        phone=phone,
+        openid=openid,
+        company_id=company_id,
+        contract_id=contract_id,
+    )
+    # ON CONFLICT DO NOTHING keeps the caller's transaction intact on a duplicate, which a
+    # caught IntegrityError would not on PostgreSQL.
+    statement = (
+        insert_into(session, OutboxMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboxMessage.id)
+    )
+    return await session.scalar(statement)
+
+
+def _message_row(
+    keys: ServiceKeys,
+    *,
+    template: str,
+    params: dict[str, Any],
+    dedupe_key: str,
+    now: datetime,
+    phone: str | None,
+    openid: str | None,
+    company_id: uuid.UUID | None,
+    contract_id: uuid.UUID | None,
+) -> dict[str, Any]:
     with contextlib.suppress(VariableError):
         render(template, params)
     if phone is None and openid is None:
         raise ValueError("a message needs a phone or an openid")
-    message_id = uuid.uuid4()
-    values = {
-        "id": message_id,
+    return {
+        "id": uuid.uuid4(),
         "dedupe_key": dedupe_key[:255],
         "template": template,
         "params_encrypted": keys.pii.encrypt(
@@ -77,15 +110,6 @@ async def enqueue(
         "next_attempt_at": now,
         "created_at": now,
     }
-    # ON CONFLICT DO NOTHING keeps the caller's transaction intact on a duplicate, which a
-    # caught IntegrityError would not on PostgreSQL.
-    statement = (
-        insert_into(session, OutboxMessage)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(OutboxMessage.id)
-    )
-    return await session.scalar(statement)
 
 
 async def enqueue_to_person(
@@ -172,24 +196,118 @@ async def enqueue_to_parties(
     """One message about a contract to each of its parties (``enqueue_to_person``), at most
     once per ``event_key`` and party. Messages name the flat; ``by_name`` also greets each
     party by name."""
-    for party in parties:
+    for message in party_messages(
+        news, parties, template=template, params=params, event_key=event_key, by_name=by_name
+    ):
         await enqueue_to_person(
             session,
             keys,
-            template=template,
-            params={
+            template=message.template,
+            params=message.params,
+            dedupe_key=message.dedupe_key,
+            now=now,
+            phone=message.phone,
+            company_id=message.company_id,
+            contract_id=message.contract_id,
+        )
+
+
+@dataclass(frozen=True)
+class PersonMessage:
+    """What ``enqueue_to_person`` is given, for queueing many at once."""
+
+    template: str
+    params: dict[str, Any]
+    dedupe_key: str
+    phone: str
+    company_id: uuid.UUID | None = None
+    contract_id: uuid.UUID | None = None
+
+
+def party_messages(
+    news: ContractNews,
+    parties: list[Addressee],
+    *,
+    template: str,
+    params: dict[str, Any],
+    event_key: str,
+    by_name: bool = False,
+) -> list[PersonMessage]:
+    return [
+        PersonMessage(
+            template,
+            {
                 "estate": news.estate,
                 "building": news.building,
                 "room": news.room,
                 **({"buyer_name": party.name} if by_name else {}),
                 **params,
             },
-            dedupe_key=f"{event_key}:{party.key}",
-            now=now,
-            phone=party.phone,
-            company_id=news.company_id,
-            contract_id=news.contract_id,
+            f"{event_key}:{party.key}",
+            party.phone,
+            news.company_id,
+            news.contract_id,
         )
+        for party in parties
+    ]
+
+
+async def enqueue_to_people(
+    session: AsyncSession, keys: ServiceKeys, messages: list[PersonMessage], *, now: datetime
+) -> None:
+    """``enqueue_to_person`` for many messages (a group of bank payments' arrival SMS): the
+    SMS in one insert and the WeChat logins among their phones in one query, instead of
+    both per message; a WeChat consent used is still one update per message."""
+    if not messages:
+        return
+    rows = [
+        _message_row(
+            keys,
+            template=m.template,
+            params=m.params,
+            dedupe_key=m.dedupe_key,
+            now=now,
+            phone=m.phone,
+            openid=None,
+            company_id=m.company_id,
+            contract_id=m.contract_id,
+        )
+        for m in messages
+    ]
+    # RETURNING names the messages queued now; a dedupe key queued before returns nothing.
+    queued = set(
+        await session.scalars(
+            insert_into(session, OutboxMessage)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(OutboxMessage.id),
+            rows,
+        )
+    )
+    followed = [
+        m
+        for m, row in zip(messages, rows, strict=True)
+        if row["id"] in queued and TEMPLATES[m.template].wechat is not None
+    ]
+    indexes = {m.phone: keys.phone_index(m.phone) for m in followed}
+    on_wechat = await wechat_logins(session, set(indexes.values())) if followed else set()
+    for m in followed:
+        if indexes[m.phone] not in on_wechat:
+            continue
+        openid = await take_wechat_subscription(
+            session, phone_index=indexes[m.phone], template=m.template, now=now
+        )
+        if openid is not None:
+            await enqueue(
+                session,
+                keys,
+                template=m.template,
+                params=m.params,
+                dedupe_key=f"{m.dedupe_key}:wechat",
+                now=now,
+                openid=openid,
+                company_id=m.company_id,
+                contract_id=m.contract_id,
+            )
 
 
 @dataclass(frozen=True)
