@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from signing.certificates import CertifiedKey
+from signing.files import write_atomically
 
 KEYSTORE_FORMAT = "wangqian.keystore/v1"
 
@@ -89,22 +90,6 @@ class _FilePassword:
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise KeystoreError(f"{path} does not hold an EC private key")
         return key
-
-
-def _write_atomically(path: Path, data: bytes, *, secret: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    descriptor = os.open(temporary, flags, 0o600 if secret else 0o644)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _pem(certificate: x509.Certificate) -> bytes:
@@ -199,12 +184,12 @@ class KeystoreFiles:
     def _store(self, key_name: str, certified: CertifiedKey) -> None:
         key_path = self.directory / key_name
         certificate_path = key_path.with_name(key_path.name.replace(".key.pem", ".crt.pem"))
-        _write_atomically(key_path, self._file_password.encrypt(certified.private_key), secret=True)
-        _write_atomically(certificate_path, _pem(certified.certificate), secret=False)
+        write_atomically(key_path, self._file_password.encrypt(certified.private_key), private=True)
+        write_atomically(certificate_path, _pem(certified.certificate))
 
     def _write_manifest(self) -> None:
         data = json.dumps(self._manifest, indent=2, ensure_ascii=False).encode("utf-8")
-        _write_atomically(self.directory / _MANIFEST, data + b"\n", secret=False)
+        write_atomically(self.directory / _MANIFEST, data + b"\n")
 
 
 def new_keystore_files(

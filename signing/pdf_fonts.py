@@ -26,14 +26,14 @@ import functools
 import hashlib
 import io
 import logging
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fontTools import subset
 from fontTools.ttLib import TTFont, TTLibError
+
+from signing.files import write_atomically
 
 if TYPE_CHECKING:  # signing.pdf_render imports this module
     from signing.pdf_render import PdfFont
@@ -111,20 +111,6 @@ def _usable(path: Path) -> bool:
     return ord("合") in cmap and ord("A") in cmap
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{PREFIX}", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as output:
-            output.write(data)
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-
-
 def _prune(directory: Path, keep: str) -> None:
     """Bounded: only the current base face stays, and no temporary file of a dead cut."""
     for stale in directory.glob(f"{PREFIX}*.otf"):
@@ -157,7 +143,7 @@ def found_or_cut(font: PdfFont, directory: Path) -> Path:
         return target
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    _write_atomically(target, cut(font.path, font.index, name))
+    write_atomically(target, cut(font.path, font.index, name))
     _prune(directory, name)
     log.info(
         "cut the base face of %s (%d characters) in %.1f s: %s",
