@@ -61,7 +61,7 @@ from api.public.routes import PublicReads
 from api.register.routes import ROUTES as REGISTER_ROUTES
 from api.settings import Settings
 from notifications.templates import check_templates
-from signing.pdf_render import PdfFont
+from signing.pdf_fonts import PdfFont
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger("wangqian.app")

@@ -72,8 +72,7 @@ def _presale_document() -> Any:
 
 async def _library(runs: int, directory: Path) -> dict[str, float]:
     from signing.pdf import Appearance, render_contract, verify_pdf
-    from signing.pdf_fonts import base_face
-    from signing.pdf_render import load_font
+    from signing.pdf_fonts import base_face, load_font
     from signing.seal_image import signature_mark
     from signing.signatures import sign_once, signing_act
     from signing.tsa import TimeStampAuthority, TransportTimeStamper

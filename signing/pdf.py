@@ -65,10 +65,10 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from signing.canonical import CanonicalDocument, format_utc, load_canonical_document, utc_seconds
 from signing.certificates import chains_to
 from signing.checks import Check
+from signing.pdf_fonts import PdfFont
 from signing.pdf_render import (
     ATTACHMENT,
     PLATFORM_FIELD,  # noqa: F401 - the platform stamp's field, for callers of this module
-    PdfFont,
     RenderedContract,
     render_pages,
     slots,

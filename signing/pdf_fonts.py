@@ -1,4 +1,10 @@
-"""The base face contract PDFs are typeset in: the CJK face cut once to what contracts print.
+"""The font contract PDFs are typeset in: checked once, and its base face, the CJK face cut
+once to what contracts print.
+
+:func:`load_font` checks the configured font file once per process (exists, is an
+OpenType/TrueType font or collection, has Chinese glyphs) and picks the Simplified
+Chinese face of a collection such as Noto Serif CJK, so a missing font is a clear error
+when the service starts instead of empty boxes in a contract.
 
 fpdf2 subsets the face it is given for every PDF, with fontTools, in pure Python. Given
 the whole Noto CJK face (65,535 glyphs) that cost 1.2 to 2.6 s per contract: the
@@ -26,17 +32,74 @@ import functools
 import hashlib
 import io
 import logging
+import string
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fontTools import subset
-from fontTools.ttLib import TTFont, TTLibError
+from fontTools.ttLib import TTCollection, TTFont, TTLibError
 
 from signing.files import write_atomically
 
-if TYPE_CHECKING:  # signing.pdf_render imports this module
-    from signing.pdf_render import PdfFont
+# Characters every contract prints: a font without them cannot typeset one.
+_PROBE = (
+    "商品房买卖合同出卖人买受人第一章条款（）：；，。、"
+    "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元角分整" + string.ascii_letters + string.digits
+)
+
+
+class FontError(ValueError):
+    """The configured font cannot typeset Chinese contracts."""
+
+
+@dataclass(frozen=True, slots=True)
+class PdfFont:
+    """A checked font file and, for a collection, the face to use; with ``cache``, the
+    directory where its base face is kept, and PDFs are
+    typeset from that (None: from the whole face)."""
+
+    path: Path
+    index: int
+    family: str
+    cache: Path | None = None
+
+    def cached_in(self, directory: Path) -> PdfFont:
+        return replace(self, cache=directory)
+
+
+def _faces(path: Path) -> list[TTFont]:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        if head == b"ttcf":
+            return list(TTCollection(str(path), lazy=True).fonts)
+        return [TTFont(str(path), lazy=True)]
+    except (OSError, TTLibError, AssertionError, ValueError) as error:
+        raise FontError(f"{path} is not a readable OpenType/TrueType font: {error}") from None
+
+
+def _family(face: TTFont) -> str:
+    return str(face["name"].getDebugName(4) or face["name"].getDebugName(1) or "")
+
+
+@functools.lru_cache(maxsize=4)
+def load_font(path: str | Path) -> PdfFont:
+    """Check ``path`` can typeset Chinese; prefer the Simplified Chinese face of a collection."""
+    font_path = Path(path)
+    if not font_path.is_file():
+        raise FontError(
+            f"the PDF font {font_path} does not exist: install Debian's fonts-noto-cjk "
+            "or point WANGQIAN_PDF_FONT at a Chinese OpenType/TrueType font"
+        )
+    faces = _faces(font_path)
+    order = sorted(range(len(faces)), key=lambda i: not _family(faces[i]).endswith(" SC"))
+    for index in order:
+        cmap = faces[index].getBestCmap() or {}
+        if all(ord(char) in cmap for char in _PROBE):
+            return PdfFont(font_path, index, _family(faces[index]))
+    raise FontError(f"the PDF font {font_path} has no face with Chinese characters")
+
 
 # Bump when the characters or the options of the cut change: the cached file's name moves.
 CUT_VERSION = 1

@@ -11,39 +11,27 @@ platform's verification stamp) and the canonical document itself as an attached 
 The boxes stay empty in this revision: each signing act later fills its own field in an
 incremental revision (:mod:`signing.pdf`), so the pages a buyer signed are never rewritten.
 
-Fonts: :func:`load_font` checks the configured font file once per process (exists, is an
-OpenType/TrueType font or collection, has Chinese glyphs) and picks the Simplified
-Chinese face of a collection such as Noto Serif CJK, so a missing font is a clear error
-when the service starts instead of empty boxes in a contract. The pages are typeset from
-the font's base face (:mod:`signing.pdf_fonts`: cut once to what contracts print, which
-makes fpdf2's per-document subsetting several times cheaper), and from the whole face
-when a contract prints a character the base face lacks.
+The pages are typeset from the font's base face (:mod:`signing.pdf_fonts`: cut once to
+what contracts print, which makes fpdf2's per-document subsetting several times cheaper),
+and from the whole face when a contract prints a character the base face lacks.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fontTools.ttLib import TTCollection, TTFont, TTLibError
 from fpdf import FPDF
 from fpdf.enums import WrapMode, XPos, YPos
 
 from signing.canonical import CanonicalDocument
-from signing.pdf_fonts import base_face
+from signing.pdf_fonts import PdfFont, base_face
 from signing.pii import mask_name
 
-# Characters every contract prints: a font without them cannot typeset one.
-_PROBE = (
-    "商品房买卖合同出卖人买受人第一章条款（）：；，。、"
-    "零壹贰叁肆伍陆柒捌玖拾佰仟万亿元角分整" + string.ascii_letters + string.digits
-)
 MM = 72 / 25.4  # PDF points per millimetre
 PAGE_W, PAGE_H = 210.0, 297.0  # A4, millimetres
 MARGIN = 22.0
@@ -60,58 +48,6 @@ _ROLE_LABELS = {"buyer": "买受人（签名）", "seller": "出卖人（签名�
 
 
 log = logging.getLogger(__name__)
-
-
-class FontError(ValueError):
-    """The configured font cannot typeset Chinese contracts."""
-
-
-@dataclass(frozen=True, slots=True)
-class PdfFont:
-    """A checked font file and, for a collection, the face to use; with ``cache``, the
-    directory where its base face (:mod:`signing.pdf_fonts`) is kept, and PDFs are
-    typeset from that (None: from the whole face)."""
-
-    path: Path
-    index: int
-    family: str
-    cache: Path | None = None
-
-    def cached_in(self, directory: Path) -> PdfFont:
-        return replace(self, cache=directory)
-
-
-def _faces(path: Path) -> list[TTFont]:
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-        if head == b"ttcf":
-            return list(TTCollection(str(path), lazy=True).fonts)
-        return [TTFont(str(path), lazy=True)]
-    except (OSError, TTLibError, AssertionError, ValueError) as error:
-        raise FontError(f"{path} is not a readable OpenType/TrueType font: {error}") from None
-
-
-def _family(face: TTFont) -> str:
-    return str(face["name"].getDebugName(4) or face["name"].getDebugName(1) or "")
-
-
-@functools.lru_cache(maxsize=4)
-def load_font(path: str | Path) -> PdfFont:
-    """Check ``path`` can typeset Chinese; prefer the Simplified Chinese face of a collection."""
-    font_path = Path(path)
-    if not font_path.is_file():
-        raise FontError(
-            f"the PDF font {font_path} does not exist: install Debian's fonts-noto-cjk "
-            "or point WANGQIAN_PDF_FONT at a Chinese OpenType/TrueType font"
-        )
-    faces = _faces(font_path)
-    order = sorted(range(len(faces)), key=lambda i: not _family(faces[i]).endswith(" SC"))
-    for index in order:
-        cmap = faces[index].getBestCmap() or {}
-        if all(ord(char) in cmap for char in _PROBE):
-            return PdfFont(font_path, index, _family(faces[index]))
-    raise FontError(f"the PDF font {font_path} has no face with Chinese characters")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ import math
 
 from PIL import Image, ImageDraw, ImageFont
 
-from signing.pdf_render import PdfFont
+from signing.pdf_fonts import PdfFont
 
 SEAL_RED = (200, 20, 30, 235)
 INK_BLUE = (20, 40, 140, 255)

@@ -50,7 +50,8 @@ from signing.ca import PlatformCA
 from signing.canonical import CanonicalDocument, load_canonical_document
 from signing.certificates import Signer
 from signing.pdf import Appearance, add_document_timestamp, render_contract
-from signing.pdf_render import PdfFont, field_name, load_font
+from signing.pdf_fonts import PdfFont, load_font
+from signing.pdf_render import field_name
 from signing.pii import mask_name
 from signing.seal_image import seal_image, signature_mark
 from signing.signatures import (
@@ -90,7 +91,7 @@ class ContractPdfs:
     def build(
         cls, settings: Settings, keystore: Keystore, http: httpx.AsyncClient, clock: Clock
     ) -> ContractPdfs:
-        """Raises ``signing.pdf_render.FontError`` when the configured font cannot
+        """Raises ``signing.pdf_fonts.FontError`` when the configured font cannot
         typeset Chinese: the service must not start and print empty boxes later."""
         return cls(
             font=contract_font(settings),

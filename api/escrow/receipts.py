@@ -18,7 +18,7 @@ from api.core.errors import DomainError
 from api.escrow.models import PaymentNotice, SupervisedAccount
 from api.escrow.notices import payments_by_notice, readable_contract
 from api.identity.principal import Principal
-from signing.pdf_render import PdfFont
+from signing.pdf_fonts import PdfFont
 from signing.pii import mask_account
 
 BEIJING = timezone(timedelta(hours=8))

@@ -33,7 +33,7 @@ from api.identity.guards import company_admins_only, logged_in, regulators_only,
 from api.identity.principal import Principal
 from api.outside import BankLink
 from api.settings import Settings
-from signing.pdf_render import load_font
+from signing.pdf_fonts import load_font
 from signing.qr import qr_png
 
 

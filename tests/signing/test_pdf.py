@@ -14,7 +14,7 @@ import pytest
 
 from signing.ca import PlatformCA
 from signing.pdf import attached_document, verify_pdf_sync
-from signing.pdf_render import FontError, PdfFont, load_font
+from signing.pdf_fonts import FontError, PdfFont, load_font
 from tests.pdf_tools import pdf_text, pdfsig_report, poppler
 from tests.signing.helpers import NOW, contract_document, finished_pdf, new_ca
 

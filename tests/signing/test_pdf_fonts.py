@@ -15,8 +15,15 @@ from fontTools.ttLib import TTFont
 from signing import pdf_fonts
 from signing.canonical import CanonicalDocument, canonical_document, sha256_hex
 from signing.pdf import render_contract
-from signing.pdf_fonts import base_characters, base_face, cache_name, found_or_cut
-from signing.pdf_render import PdfFont, load_font, render_pages
+from signing.pdf_fonts import (
+    PdfFont,
+    base_characters,
+    base_face,
+    cache_name,
+    found_or_cut,
+    load_font,
+)
+from signing.pdf_render import render_pages
 from tests.pdf_tools import pdf_text, poppler
 from tests.signing.helpers import NOW, contract_document, document
 

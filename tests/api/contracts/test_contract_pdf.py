@@ -30,8 +30,7 @@ from signing.certificates import load_root_certificate
 from signing.evidence_verify import verify_bundle
 from signing.offline_qr import QR_PATH
 from signing.pdf import verify_pdf_sync
-from signing.pdf_fonts import cache_name
-from signing.pdf_render import load_font
+from signing.pdf_fonts import cache_name, load_font
 from tests.api.contracts.helpers import (
     LI,
     WANG,
