@@ -22,6 +22,7 @@ import asyncio
 import atexit
 import base64
 import hashlib
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -136,18 +137,37 @@ async def typeset(document: CanonicalDocument, font: PdfFont, issued: datetime) 
     it held this process's GIL for most of a second per contract, and every request on the
     process waited (py-spy under bench_launch: 64% of the CPU; order creation p99 17 s)."""
     global _TYPESETTER
-    if _TYPESETTER is None:
-        # spawn: a fork would copy the running event loop, its threads and connections.
-        _TYPESETTER = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-        # Also at exit: a server worker that exits without its shutdown hook would wait
-        # for the typesetter forever (multiprocessing joins a process's children).
-        atexit.register(stop_typesetter)
     loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(_TYPESETTER, render_contract, document, font, issued)
+        return await loop.run_in_executor(typesetter(), render_contract, document, font, issued)
     except BrokenProcessPool:  # the typesetter died (killed, out of memory): a new one next
         _TYPESETTER = None
         return await asyncio.to_thread(render_contract, document, font, issued)
+
+
+def typesetter() -> ProcessPoolExecutor:
+    """This process's typesetter, started on first use."""
+    global _TYPESETTER
+    if _TYPESETTER is None:
+        # spawn: a fork would copy the running event loop, its threads and connections.
+        _TYPESETTER = ProcessPoolExecutor(
+            max_workers=1, mp_context=get_context("spawn"), initializer=_yield_to_requests
+        )
+        # Also at exit: a server worker that exits without its shutdown hook would wait
+        # for the typesetter forever (multiprocessing joins a process's children).
+        atexit.register(stop_typesetter)
+    return _TYPESETTER
+
+
+# How much lower the typesetter's scheduling priority is than its API process's.
+TYPESETTER_NICENESS = 10
+
+
+def _yield_to_requests() -> None:
+    """In the typesetter process: a lower CPU priority. Revision 0 is background work that
+    nobody waits on at once (it is typeset after the issue), while the API process's
+    requests are (on launch day, agents creating orders on the same cores)."""
+    os.nice(TYPESETTER_NICENESS)
 
 
 def stop_typesetter() -> None:

@@ -385,3 +385,13 @@ async def test_the_platform_tsa_answers_rfc_3161_requests(
         "/api/v1/public/tsa", content=query, headers={"Content-Type": "application/json"}
     )
     assert problem(wrong) == (415, "unsupported_media_type")
+
+
+async def test_the_typesetter_gives_way_to_requests() -> None:
+    """Revision 0 is background work: its process runs at a lower CPU priority than the API
+    process whose requests (an agent creating orders on launch day) wait on the same cores."""
+    import os
+
+    loop = asyncio.get_running_loop()
+    niceness = await loop.run_in_executor(pdfs_module.typesetter(), os.nice, 0)
+    assert niceness == min(19, os.nice(0) + pdfs_module.TYPESETTER_NICENESS)
