@@ -155,12 +155,8 @@ class ReadCache:
         calls ``pin(scopes)`` before it reads the data the answer depends on, and returns
         the body and whether it may be kept (a negative answer is not)."""
         now = self.clock.now().timestamp()
-        kept = self._answers.get(key)
-        if (
-            kept is not None
-            and 0 <= now - kept.stored_at < self.fresh_seconds
-            and await self.board.current(kept.scopes) == kept.versions
-        ):
+        kept = await self.kept(key, now)
+        if kept is not None:
             return kept
         rendering = self._rendering.get(key)
         if rendering is not None:
@@ -178,6 +174,19 @@ class ReadCache:
             return answer
         finally:
             del self._rendering[key]
+
+    async def kept(self, key: Hashable, now: float | None = None) -> Answer | None:
+        """The answer kept for ``key`` while still fresh and its versions current, or None
+        (nothing is rendered)."""
+        kept = self._answers.get(key)
+        if kept is None:
+            return None
+        now = self.clock.now().timestamp() if now is None else now
+        if 0 <= now - kept.stored_at < self.fresh_seconds and (
+            await self.board.current(kept.scopes) == kept.versions
+        ):
+            return kept
+        return None
 
     async def _render(self, key: Hashable, render: Render, now: float) -> Answer:
         pinned: dict[str, int] = {}

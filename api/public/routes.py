@@ -201,14 +201,20 @@ class PublicController(Controller):
             rendered_genuine = answer.genuine
             return encode_json(answer), answer.genuine
 
+        cache_key = ("verify", key, keys.credential_hash(VERIFY_CACHE_PURPOSE, password))
+
         async def check() -> tuple[Answer, bool]:
-            cache_key = ("verify", key, keys.credential_hash(VERIFY_CACHE_PURPOSE, password))
             answer = await public_reads.cache.fetch(cache_key, render)
             # Only a genuine answer is ever kept, so one served from the cache is genuine.
             return answer, answer.kept or rendered_genuine
 
-        answer = await _throttled_verify(public_reads.limiter, ip, key, check)
         no_store = {"Cache-Control": "no-store"}
+        known = await public_reads.cache.kept(cache_key)
+        if known is not None:
+            # This very password was found right (only a genuine answer is kept): it is no
+            # guess, so there is nothing to count and give back, and no pause to wait.
+            return Response(known.body, media_type=MediaType.JSON, headers=no_store)
+        answer = await _throttled_verify(public_reads.limiter, ip, key, check)
         return Response(answer.body, media_type=MediaType.JSON, headers=no_store)
 
 

@@ -71,6 +71,32 @@ async def test_wrong_guesses_from_many_addresses_do_not_lock_out_the_right_passw
     assert holder.status_code == 200 and holder.json()["genuine"] is True
 
 
+async def test_a_password_found_right_is_answered_at_once_while_guesses_wait(
+    mock_app: Litestar,
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+) -> None:
+    """A right password just checked is answered from the cache without counting: it is no
+    guess (only a genuine answer is kept), so the pause the wrong guesses earned is not its."""
+    d = await demo(mock_client, session, keys, clock)
+    contract = await signed_contract(mock_client, d, "302", ZHANG)
+    first = await _guess(mock_app, "10.3.0.1", contract.number, contract.password)
+    assert first.status_code == 200 and first.json()["genuine"] is True
+    answers = [
+        await _guess(mock_app, f"10.3.1.{n}", contract.number, _wrong(contract.password, n))
+        for n in range(8)
+    ]
+    assert answers[-1].status_code == 429  # the number is in its pause for wrong guesses
+    holder = await _guess(mock_app, "10.3.0.1", contract.number, contract.password)
+    assert holder.status_code == 200 and holder.json() == first.json()
+    assert holder.headers["cache-control"] == "no-store"
+    # A wrong one right after is still refused: the holder's answer opened nothing.
+    again = await _guess(mock_app, "10.3.2.1", contract.number, _wrong(contract.password, 9))
+    assert again.status_code == 429
+
+
 async def test_concurrent_wrong_guesses_from_one_address_stop_at_the_limit(
     mock_app: Litestar,
 ) -> None:
