@@ -33,7 +33,7 @@ from api.core.validators import (
     normalized_person_name,
 )
 from signing.certificates import signer_id_hash
-from signing.pii import mask_id_number, mask_name, mask_phone
+from signing.pii import mask_id_number, mask_name
 
 PARTY_ID_FIELD = "contract_party.id_number"
 SELLER_ACCOUNT_FIELD = "contract_order.seller_account"
@@ -143,8 +143,8 @@ def refuse_minor(role: str, name: str, id_type: IdType, number: str, *, today: d
 
 
 def set_party_phone(keys: ServiceKeys, party: ContractParty, phone: str) -> None:
-    party.phone_encrypted = keys.encrypt_phone(phone, field=PARTY_PHONE)
-    party.phone_masked = mask_phone(phone)
+    protected = keys.protect_phone(phone, field=PARTY_PHONE)
+    party.phone_encrypted, party.phone_masked = protected.encrypted, protected.masked
 
 
 def party_phone(keys: ServiceKeys, party: ContractParty) -> str | None:

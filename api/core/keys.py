@@ -16,6 +16,7 @@ from signing.pii import (
     derive_key,
     id_number_index,
     mask_id_number,
+    mask_phone,
 )
 
 # Phone numbers are stored as a blind index (``phone_index``) where rows are looked up by
@@ -70,12 +71,17 @@ class ServiceKeys:
         login that links a person's rows anyway, and the key is one secret either way."""
         return blind_index(self.pii_index, "".join(phone.split()), field=FIELD_PHONE)
 
-    def encrypt_phone(self, phone: str, *, field: str) -> str:
-        """A phone number as a column ``field`` stores it (AES-GCM, ``field`` bound)."""
-        return self.pii.encrypt(phone, field=field)
+    def protect_phone(self, phone: str, *, field: str) -> ProtectedPhone:
+        """What we store of a phone number: its keyed index, its ciphertext in column
+        ``field`` (AES-GCM, the column bound) and the masked form."""
+        return ProtectedPhone(
+            index=self.phone_index(phone),
+            encrypted=self.pii.encrypt(phone, field=field),
+            masked=mask_phone(phone),
+        )
 
     def phone(self, token: str, *, field: str) -> str:
-        """The phone number in a column's ``encrypt_phone`` token."""
+        """The phone number in a column's ``protect_phone`` ciphertext."""
         return self.pii.decrypt(token, field=field)
 
     def credential_hash(self, purpose: str, secret: str) -> str:
@@ -86,6 +92,13 @@ class ServiceKeys:
 
     def credential_matches(self, purpose: str, secret: str, expected: str) -> bool:
         return hmac.compare_digest(self.credential_hash(purpose, secret), expected)
+
+
+@dataclass(frozen=True)
+class ProtectedPhone:
+    index: str
+    encrypted: str
+    masked: str
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from api.identity.models import (
 )
 from api.identity.principal import Principal
 from api.register.queries import get_company, get_projects
-from signing.pii import mask_phone
 
 
 def set_citizen_phone(keys: ServiceKeys, citizen: Citizen, phone: str) -> None:
-    citizen.phone_index = keys.phone_index(phone)
-    citizen.phone_encrypted = keys.encrypt_phone(phone, field=CITIZEN_PHONE)
-    citizen.phone_masked = mask_phone(phone)
+    protected = keys.protect_phone(phone, field=CITIZEN_PHONE)
+    citizen.phone_index = protected.index
+    citizen.phone_encrypted = protected.encrypted
+    citizen.phone_masked = protected.masked
 
 
 async def caller_citizen(session: AsyncSession, principal: Principal) -> Citizen:

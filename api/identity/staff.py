@@ -33,7 +33,6 @@ from api.identity.principal import Principal
 from api.identity.profile import caller_staff, project_refs
 from api.register.queries import get_company, get_projects
 from signing import totp
-from signing.pii import mask_phone
 
 TOTP_FIELD = "staff.totp_secret"
 
@@ -204,14 +203,15 @@ async def create_staff_member(
     phone = normalize_phone(phone)
     if (role is StaffRole.regulator) != (company_id is None):
         raise DomainError("staff_company_invalid", "监管人员不属于企业，其他工作人员必须属于企业。")
-    index = keys.phone_index(phone)
-    if await session.scalar(select(StaffMember.id).where(StaffMember.phone_index == index)):
+    protected = keys.protect_phone(phone, field=STAFF_PHONE)
+    taken = select(StaffMember.id).where(StaffMember.phone_index == protected.index)
+    if await session.scalar(taken):
         raise DomainError("staff_phone_taken", "该手机号已是工作人员账号。")
     staff = StaffMember(
         name=name.strip(),
-        phone_index=index,
-        phone_encrypted=keys.encrypt_phone(phone, field=STAFF_PHONE),
-        phone_masked=mask_phone(phone),
+        phone_index=protected.index,
+        phone_encrypted=protected.encrypted,
+        phone_masked=protected.masked,
         role=role,
         company_id=company_id,
         created_at=now,

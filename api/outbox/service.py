@@ -21,7 +21,6 @@ from api.outbox.models import DeliveryAttempt, MessageStatus, OutboxMessage
 from api.outbox.schemas import NotificationEntry
 from notifications.delivery import Delivered, DeliveryFailedError, Recipient, RetryPolicy
 from notifications.templates import TEMPLATES, VariableError, render
-from signing.pii import mask_phone
 
 PARAMS_FIELD = "outbox.params"
 # A person gets at most this many non-urgent messages per window; more wait, none are lost.
@@ -89,6 +88,7 @@ def _message_row(
         render(template, params)
     if phone is None and openid is None:
         raise ValueError("a message needs a phone or an openid")
+    recipient = keys.protect_phone(phone, field=RECIPIENT_PHONE) if phone else None
     return {
         "id": uuid.uuid4(),
         "dedupe_key": dedupe_key[:255],
@@ -96,11 +96,9 @@ def _message_row(
         "params_encrypted": keys.pii.encrypt(
             msgspec.json.encode(params).decode(), field=PARAMS_FIELD
         ),
-        "recipient_phone_index": keys.phone_index(phone) if phone else None,
-        "recipient_phone_encrypted": keys.encrypt_phone(phone, field=RECIPIENT_PHONE)
-        if phone
-        else None,
-        "recipient_phone_masked": mask_phone(phone) if phone else None,
+        "recipient_phone_index": recipient and recipient.index,
+        "recipient_phone_encrypted": recipient and recipient.encrypted,
+        "recipient_phone_masked": recipient and recipient.masked,
         "recipient_openid": openid,
         "urgent": TEMPLATES[template].urgent,
         "company_id": company_id,

@@ -28,7 +28,6 @@ from api.core.keys import (
     ServiceKeys,
 )
 from api.settings import Settings
-from signing.pii import mask_phone
 
 revision: str = "0023"
 down_revision: str | None = "0022"
@@ -71,18 +70,17 @@ def _add(table: str, *columns: tuple[str, int]) -> None:
 def upgrade() -> None:
     keys = _keys()
 
-    def person(field: str) -> Callable[[Row], Row]:
-        def protect(row: Row) -> Row:
-            phone = row["phone"]
-            if not phone:
-                return {"phone_index": None, "phone_encrypted": None, "phone_masked": None}
-            return {
-                "phone_index": keys.phone_index(phone),
-                "phone_encrypted": keys.encrypt_phone(phone, field=field),
-                "phone_masked": mask_phone(phone),
-            }
+    def protected(phone: str | None, field: str, prefix: str = "phone_") -> Row:
+        """The index, ciphertext and mask columns of ``phone`` (None for no phone)."""
+        kept = keys.protect_phone(phone, field=field) if phone else None
+        return {
+            f"{prefix}index": kept and kept.index,
+            f"{prefix}encrypted": kept and kept.encrypted,
+            f"{prefix}masked": kept and kept.masked,
+        }
 
-        return protect
+    def person(field: str) -> Callable[[Row], Row]:
+        return lambda row: protected(row["phone"], field)
 
     for table, field in (("citizens", CITIZEN_PHONE), ("staff_members", STAFF_PHONE)):
         _add(table, ("phone_index", 64), ("phone_encrypted", 200), ("phone_masked", 16))
@@ -101,10 +99,9 @@ def upgrade() -> None:
         ["phone"],
         lambda row: {
             # "" stays "": the personal data of an expired resale order was purged.
-            "phone_encrypted": keys.encrypt_phone(row["phone"], field=PARTY_PHONE)
-            if row["phone"]
-            else "",
-            "phone_masked": mask_phone(row["phone"]) if row["phone"] else "",
+            name: value or ""
+            for name, value in protected(row["phone"], PARTY_PHONE).items()
+            if name != "phone_index"
         },
     )
     with op.batch_alter_table("contract_parties") as batch:
@@ -121,21 +118,12 @@ def upgrade() -> None:
 
     def recipient(row: Row) -> Row:
         phone = row["recipient_phone"]
-        if not phone:
-            return {
-                "recipient_phone_index": None,
-                "recipient_phone_encrypted": None,
-                "recipient_phone_masked": None,
-                "dedupe_key": row["dedupe_key"],
-            }
-        index = keys.phone_index(phone)
-        return {
-            "recipient_phone_index": index,
-            "recipient_phone_encrypted": keys.encrypt_phone(phone, field=RECIPIENT_PHONE),
-            "recipient_phone_masked": mask_phone(phone),
+        columns = protected(phone, RECIPIENT_PHONE, prefix="recipient_phone_")
+        key = row["dedupe_key"]
+        if phone:
             # Escrow's messages were unique per event and phone: the key named the phone.
-            "dedupe_key": row["dedupe_key"].replace(phone, index)[:255],
-        }
+            key = key.replace(phone, columns["recipient_phone_index"])[:255]
+        return {**columns, "dedupe_key": key}
 
     _rewrite("outbox_messages", ["recipient_phone", "dedupe_key"], recipient)
     with op.batch_alter_table("outbox_messages") as batch:
