@@ -439,8 +439,10 @@ def _measure(
                     lambda url=url, script=script: wrk(url, **load, script=script),
                 )
             )
-    for _ in range(args.rounds if refused[0] in results else 0):
-        results[refused[0]].append(wrk(base + refused[1], **load))
+    for round_no in range(args.rounds if refused[0] in results else 0):
+        results[refused[0]].append(
+            _spied(args, pid, refused[0], round_no == 0, lambda: wrk(base + refused[1], **load))
+        )
     return results
 
 

@@ -311,7 +311,7 @@ def _internal_error() -> ProblemError:
 def problem_response(problem: ProblemError, request: Request[Any, Any, Any]) -> Response[Any]:
     headers = dict(problem.headers)
     request_id = request.scope.get("state", {}).get("request_id")
-    body = problem.body(instance=request.url.path)
+    body = problem.body(instance=request.scope["path"])  # as send_problem; no URL parse
     if request_id:
         body["request_id"] = request_id
     return Response(

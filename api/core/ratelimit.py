@@ -89,7 +89,8 @@ class RateLimiter:
     async def peek(self, name: str, key: str, *, limit: int, window_seconds: int) -> None:
         """Refuse with 429 if (name, key) has reached ``limit``, without counting."""
         store_key, retry_after = self.window_key(name, key, window_seconds)
-        raw = await self.store.get(store_key)
+        memory = self.store if isinstance(self.store, _MemoryStore) else None
+        raw = memory.value(store_key) if memory else await self.store.get(store_key)
         if (int(raw) if raw else 0) >= limit:
             raise _limited(name, retry_after)
 
@@ -134,12 +135,28 @@ class RateLimiter:
                 return None
             left = await redis.pttl(full)
             return max(1, math.ceil(left / 1000)) if left and left > 0 else 1
+        left = self._left_in_memory(store_key)
+        if left is not None:
+            return left
+        now = self.clock.now().timestamp()
+        self.store.put(store_key, repr(now + seconds).encode(), math.ceil(seconds) + 5)
+        return None
+
+    async def held(self, store_key: str) -> int | None:
+        """The whole seconds left on a slot taken by ``claim``, or None when nobody holds it.
+        Only a read: whoever goes on past it still has to ``claim`` the slot."""
+        redis = _redis_of(self.store)
+        if redis is not None:
+            left = await redis.pttl(self.store._make_key(store_key))  # type: ignore[attr-defined]
+            return max(1, math.ceil(left / 1000)) if left and left > 0 else None
+        return self._left_in_memory(store_key)
+
+    def _left_in_memory(self, store_key: str) -> int | None:
         assert isinstance(self.store, _MemoryStore)
         now = self.clock.now().timestamp()
         held = self.store.value(store_key)
         if held is not None and float(held) > now:
             return max(1, math.ceil(float(held) - now))
-        self.store.put(store_key, repr(now + seconds).encode(), math.ceil(seconds) + 5)
         return None
 
     async def release(self, store_key: str) -> None:

@@ -73,6 +73,29 @@ async def test_a_slot_is_held_by_one_until_it_runs_out(store: Store, clock: Mova
     assert await limiter.claim(slot, seconds=30) is None
 
 
+async def test_held_reads_a_slot_without_taking_it(store: Store, clock: MovableClock) -> None:
+    limiter = RateLimiter(store, clock)
+    slot = "slot:" + secrets.token_hex(4)
+    assert await limiter.held(slot) is None
+    assert await limiter.held(slot) is None  # reading twice took nothing
+    assert await limiter.claim(slot, seconds=30) is None
+    held = await limiter.held(slot)
+    assert held is not None and 1 <= held <= 30
+    await limiter.release(slot)
+    assert await limiter.held(slot) is None
+
+
+async def test_peek_refuses_at_the_limit_without_counting(store: Store, clock: MovableClock) -> None:
+    limiter = RateLimiter(store, clock)
+    key = secrets.token_hex(4)
+    await limiter.hit("pin", key, limit=2, window_seconds=60)
+    await limiter.peek("pin", key, limit=2, window_seconds=60)
+    await limiter.hit("pin", key, limit=2, window_seconds=60)
+    with pytest.raises(DomainError) as refused:
+        await limiter.peek("pin", key, limit=2, window_seconds=60)
+    assert refused.value.extra["limit"] == "pin"
+
+
 async def test_the_memory_store_stays_bounded_under_a_flood_of_keys(clock: MovableClock) -> None:
     """Strangers choose the keys (any phone, contract number or address): a flood of new
     ones must not grow the store without end, and recent counts survive it."""

@@ -118,3 +118,26 @@ async def test_concurrent_wrong_guesses_on_one_number_are_checked_one_pause_at_a
     # The first five of the hour, then one check per pause: 6 at most in one instant.
     assert len(checked) == 6
     assert all(a.status_code == 429 for a in answers if a not in checked)
+
+
+async def test_refusals_in_a_pause_spend_nothing_of_the_address_budget(
+    mock_app: Litestar, clock: MovableClock
+) -> None:
+    """A guess refused for the number's pause is not checked, so it is not counted: past
+    the pause the same address still has its 20 checks an hour, less the ones checked."""
+    number = "YS202600000002"
+    checked = [await _guess(mock_app, "10.7.0.1", number, f"{n:08d}") for n in range(6)]
+    assert [a.status_code for a in checked] == [200] * 6  # five, then the first pause's one
+    for n in range(30):
+        refused = await _guess(mock_app, "10.7.0.1", number, f"{n + 10:08d}")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["limit"] == "verify-number"
+        assert refused.json()["instance"] == VERIFY
+    clock.advance(timedelta(minutes=2))
+    # 6 checked, 14 left: the 30 refusals cost the address nothing.
+    elsewhere = [
+        await _guess(mock_app, "10.7.0.1", f"YS2026{n + 100:08d}", "12345678") for n in range(15)
+    ]
+    assert [a.status_code for a in elsewhere] == [200] * 14 + [429]
+    assert elsewhere[-1].json()["limit"] == "verify-ip"
