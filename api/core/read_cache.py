@@ -188,6 +188,11 @@ class ReadCache:
             return kept
         return None
 
+    def once_kept(self, key: Hashable) -> bool:
+        """Whether an answer is held for ``key``, fresh or not: a verify answer is held only
+        while its password was last found right."""
+        return key in self._answers
+
     async def _render(self, key: Hashable, render: Render, now: float) -> Answer:
         pinned: dict[str, int] = {}
 
@@ -205,7 +210,9 @@ class ReadCache:
             stored_at=now,
             kept=keep and bool(pinned),
         )
-        if answer.kept:
+        if not answer.kept:
+            self._answers.pop(key, None)
+        else:
             await self.board.raise_to(pinned)
             self._answers[key] = answer
             self._answers.move_to_end(key)

@@ -226,6 +226,12 @@ class PublicController(Controller):
             # This very password was found right (only a genuine answer is kept): it is no
             # guess, so there is nothing to count and give back, and no pause to wait.
             return Response(known.body, media_type=MediaType.JSON, headers=no_store)
+        if public_reads.cache.once_kept(cache_key):
+            # Found right before, and only grown stale: still no guess, so not counted, and
+            # rendered once for all asking at once. (Counted, the phones of one address
+            # asking together were refused for its limit each time the answer went stale.)
+            answer = await public_reads.cache.fetch(cache_key, render)
+            return Response(answer.body, media_type=MediaType.JSON, headers=no_store)
         try:
             answer = await _throttled_verify(public_reads.limiter, ip, key, check)
         except DomainError as refusal:

@@ -141,3 +141,30 @@ async def test_refusals_in_a_pause_spend_nothing_of_the_address_budget(
     ]
     assert [a.status_code for a in elsewhere] == [200] * 14 + [429]
     assert elsewhere[-1].json()["limit"] == "verify-ip"
+
+
+async def test_a_right_password_asked_at_once_from_one_address_is_never_refused(
+    mock_app: Litestar,
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+) -> None:
+    """Phones behind one address asking together, as its answer goes stale (every few
+    seconds): each is answered, none refused for the address's limit on wrong ones."""
+    d = await demo(mock_client, session, keys, clock)
+    contract = await signed_contract(mock_client, d, "303", ZHANG)
+    first = await _guess(mock_app, "10.6.0.1", contract.number, contract.password)
+    assert first.status_code == 200 and first.json()["genuine"] is True
+    for _ in range(3):
+        clock.advance(timedelta(seconds=30))  # the kept answer is stale now
+        answers = await asyncio.gather(
+            *(_guess(mock_app, "10.6.0.1", contract.number, contract.password) for _ in range(30))
+        )
+        assert [a.status_code for a in answers] == [200] * 30
+        assert all(a.json() == first.json() for a in answers)
+    # Wrong ones from that address are still counted from the first.
+    wrong = [
+        await _guess(mock_app, "10.6.0.1", f"YS2026{n + 200:08d}", "12345678") for n in range(21)
+    ]
+    assert [a.status_code for a in wrong] == [200] * 20 + [429]
