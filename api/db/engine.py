@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.util import await_only
 
+from api.db import sqlite_driver
 from api.settings import Settings
 
 
@@ -53,6 +54,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     url = settings.effective_database_url
     if url.startswith("sqlite"):
         private_sqlite_file(settings)
+        # aiosqlite with one trip to its thread per statement (api.db.sqlite_driver)
+        url = url.replace("sqlite+aiosqlite://", f"sqlite+{sqlite_driver.DRIVER}://", 1)
         engine = _create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
