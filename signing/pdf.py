@@ -73,7 +73,7 @@ from signing.pdf_render import (
     render_pages,
     slots,
 )
-from signing.tsa import run_sync
+from signing.tsa import off_the_loop, run_sync
 
 # A contract PDF is a few hundred kilobytes; what verify-pdf reads is bounded by its caller.
 MAX_VERIFY_BYTES = 8 * 1024 * 1024
@@ -200,26 +200,35 @@ async def sign_revision(
         subfilter=fields.SigSeedSubFilter.PADES,
         use_pades_lta=False,
     )
-    pdf_signer = _TimedSigner(
-        meta,
-        signer,
-        when=utc_seconds(when),
-        timestamper=timestamper,
-        stamp_style=_style(appearance),
-    )
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     params = {"url": appearance.qr_url} if appearance.qr_url is not None else {}
-    out = await pdf_signer.async_sign_pdf(
-        writer, existing_fields_only=True, appearance_text_params=params
-    )
-    return bytes(out.getvalue())
+
+    async def revision(stamper: TimeStamper | None) -> bytes:
+        pdf_signer = _TimedSigner(
+            meta,
+            signer,
+            when=utc_seconds(when),
+            timestamper=stamper,
+            stamp_style=_style(appearance),
+        )
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        out = await pdf_signer.async_sign_pdf(
+            writer, existing_fields_only=True, appearance_text_params=params
+        )
+        return bytes(out.getvalue())
+
+    return await off_the_loop(revision, timestamper)
 
 
 async def add_document_timestamp(pdf: bytes, timestamper: TimeStamper) -> bytes:
     """``pdf`` plus a document time-stamp (RFC 3161) over the whole file."""
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    out = await PdfTimeStamper(timestamper).async_timestamp_pdf(writer, "sha256")
-    return bytes(out.getvalue())
+
+    async def stamped(stamper: TimeStamper | None) -> bytes:
+        assert stamper is not None
+        writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+        out = await PdfTimeStamper(stamper).async_timestamp_pdf(writer, "sha256")
+        return bytes(out.getvalue())
+
+    return await off_the_loop(stamped, timestamper)
 
 
 def attached_document(pdf: bytes) -> CanonicalDocument | None:

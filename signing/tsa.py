@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -258,6 +260,54 @@ def response_status(answer: bytes) -> tuple[str, set[str], str]:
         )
     except Exception as error:  # not a TimeStampResp at all
         raise TimestampError(f"the time-stamping authority's answer: {error}") from None
+
+
+# One thread per process for pyHanko's signing: its work is pure Python, so more threads
+# would only take the interpreter lock from the event loop more often, not sign faster.
+# Made on first use, and again in a forked child (which inherits no threads).
+_pdf_signer: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pdf_signer_thread() -> ThreadPoolExecutor:
+    global _pdf_signer
+    if _pdf_signer is None or _pdf_signer[0] != os.getpid():
+        _pdf_signer = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="pdf-signer"))
+    return _pdf_signer[1]
+
+
+async def off_the_loop(
+    work: Callable[[TimeStamper | None], Coroutine[Any, Any, _T]],
+    timestamper: TimeStamper | None,
+) -> _T:
+    """``await work(timestamper)`` in the PDF signing thread, with an event loop of its own.
+
+    Why: making a PDF revision is pure-Python work in pyHanko (tens to hundreds of
+    milliseconds for a contract); run on the event loop it held up every other request of
+    the process (launch day: order creation's p99 went with the buyers' signatures). In a
+    thread the loop keeps its turn at the interpreter lock. The time-stamp requests go back
+    to the calling loop, where the transport lives (an HTTP client is bound to its loop)."""
+    loop = asyncio.get_running_loop()
+    bridged = None if timestamper is None else _LoopBridge(timestamper, loop)
+    return await loop.run_in_executor(_pdf_signer_thread(), asyncio.run, work(bridged))
+
+
+class _LoopBridge(TimeStamper):
+    """A time-stamper in the signing thread whose requests run on the caller's loop (its
+    dummy answers, cached there, are shared by every signing)."""
+
+    def __init__(self, inner: TimeStamper, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._inner = inner
+        self._loop = loop
+
+    async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:
+        return await self._there(self._inner.async_timestamp(message_digest, md_algorithm))
+
+    async def async_dummy_response(self, md_algorithm: str) -> cms.ContentInfo:
+        return await self._there(self._inner.async_dummy_response(md_algorithm))
+
+    async def _there(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
 
 
 def run_sync(coroutine: Coroutine[Any, Any, _T]) -> _T:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from signing.ca import PlatformCA
-from signing.pdf import attached_document, verify_pdf_sync
+from signing.pdf import attached_document, render_contract, verify_pdf_sync
 from signing.pdf_fonts import FontError, PdfFont, load_font
 from tests.pdf_tools import pdf_text, pdfsig_report, poppler
-from tests.signing.helpers import NOW, contract_document, finished_pdf, new_ca
+from tests.signing.helpers import NOW, contract_document, finish, finished_pdf, new_ca
 
 FONT = "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc"
 
@@ -42,6 +42,27 @@ def test_every_signature_and_the_time_stamp_hold(made: tuple[PlatformCA, bytes])
     assert all(s.under_root for s in report.signatures)
     document = attached_document(pdf)
     assert document is not None and document == contract_document()
+
+
+async def test_the_event_loop_keeps_its_turns_while_revisions_are_signed(
+    font: PdfFont, tmp_path: Path
+) -> None:
+    """pyHanko's signing runs in a thread of its own (its time-stamp requests come back to
+    this loop): requests waiting on the loop go on meanwhile instead of after it."""
+    ca = new_ca(tmp_path)
+    pdf = render_contract(contract_document(), font, NOW)
+    signing = asyncio.ensure_future(finish(ca, contract_document(), font, NOW, pdf))
+    turns = 0
+    while not signing.done():
+        turns += 1
+        await asyncio.sleep(0)
+    finished = signing.result()
+    # Three revisions (seal, platform, document time-stamp), each with a time-stamp asked
+    # of the authority on this loop: on the loop itself they left it a handful of turns.
+    assert turns > 200
+    report = verify_pdf_sync(finished, ca.root_certificate, now=NOW + timedelta(hours=1))
+    assert [s.field for s in report.signatures][:2] == ["seal", "platform"]
+    assert all(s.ok for s in report.signatures)
 
 
 def test_another_root_trusts_none_of_it(made: tuple[PlatformCA, bytes], tmp_path: Path) -> None:
