@@ -17,6 +17,7 @@ versions, so two processes holding it need not share it.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
@@ -30,6 +31,8 @@ from api.core.versions import on_commit, read_versions
 from api.db.engine import Database
 
 Pin = Callable[[Iterable[str]], Awaitable[None]]
+# Smaller bodies gain less from gzip than its header and the client's work cost them.
+GZIP_MIN_BYTES = 1024
 Render = Callable[[AsyncSession, Pin], Awaitable[tuple[bytes, bool]]]
 
 
@@ -42,6 +45,13 @@ class Answer:
     stored_at: float
     # Whether it may be served again (a verify answer: only a genuine contract's is).
     kept: bool
+    # The body gzipped once, for the phones that accept it (a kept answer of 1 KB or more).
+    gzipped: bytes | None = None
+
+    @property
+    def gzipped_etag(self) -> str:
+        """A representation of its own needs a validator of its own (RFC 9110 §8.8.3)."""
+        return self.etag[:-1] + '-gz"'
 
 
 class VersionBoard(Protocol):
@@ -193,6 +203,16 @@ class ReadCache:
         while its password was last found right."""
         return key in self._answers
 
+    def _gzipped(self, key: Hashable, body: bytes, etag: str) -> bytes | None:
+        """Compressed once per new body: the same body rendered again (its answer grew
+        stale, nothing changed) keeps the bytes compressed before."""
+        if len(body) < GZIP_MIN_BYTES:
+            return None
+        before = self._answers.get(key)
+        if before is not None and before.etag == etag and before.gzipped is not None:
+            return before.gzipped
+        return gzip.compress(body, compresslevel=6, mtime=0)
+
     async def _render(self, key: Hashable, render: Render, now: float) -> Answer:
         pinned: dict[str, int] = {}
 
@@ -202,13 +222,16 @@ class ReadCache:
                 pinned.update(await read_versions(session, scopes))
 
             body, keep = await render(session, pin)
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        kept = keep and bool(pinned)
         answer = Answer(
             body=body,
-            etag='"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"',
+            etag=etag,
             scopes=tuple(pinned),
             versions=tuple(pinned.values()),
             stored_at=now,
-            kept=keep and bool(pinned),
+            kept=kept,
+            gzipped=self._gzipped(key, body, etag) if kept else None,
         )
         if not answer.kept:
             self._answers.pop(key, None)
@@ -229,6 +252,25 @@ class ReadCache:
         await self.board.close()
 
 
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """RFC 9110 §12.5.3: ``gzip`` (or ``*``) listed with a weight above zero."""
+    if not accept_encoding:
+        return False
+    weights: dict[str, float] = {}
+    for item in accept_encoding.split(","):
+        name, _, params = item.partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        weights[name.strip().lower()] = weight
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
+
+
 def not_modified(if_none_match: str | None, etag: str) -> bool:
     """RFC 9110 §13.1.2: weak comparison against a list of tags, or ``*``."""
     if not if_none_match:
@@ -237,4 +279,4 @@ def not_modified(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-__all__: list[Any] = ["Answer", "ReadCache", "create_board", "not_modified"]
+__all__: list[Any] = ["Answer", "ReadCache", "accepts_gzip", "create_board", "not_modified"]

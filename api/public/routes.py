@@ -24,7 +24,7 @@ from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
 from api.core.problems import handle_domain_error
 from api.core.ratelimit import RateLimiter
-from api.core.read_cache import Answer, Pin, ReadCache, not_modified
+from api.core.read_cache import Answer, Pin, ReadCache, accepts_gzip, not_modified
 from api.core.versions import PROJECTS, REGISTER, building_scope
 from api.public import buildings, verification
 from api.public.schemas import (
@@ -129,11 +129,23 @@ class PublicReads:
 
 
 def _revalidated(request: Request[Any, Any, Any], answer: Answer) -> Response[Any]:
-    headers = {"ETag": answer.etag, "Cache-Control": PUBLIC_CACHE_CONTROL}
     # Straight from the ASGI scope: request.headers builds a parsed copy of them all.
-    asked = next((v for k, v in request.scope["headers"] if k == b"if-none-match"), None)
-    if asked is not None and not_modified(asked.decode("latin-1"), answer.etag):
+    asked = encodings = None
+    for name, value in request.scope["headers"]:
+        if name == b"if-none-match":
+            asked = value.decode("latin-1")
+        elif name == b"accept-encoding":
+            encodings = value.decode("latin-1")
+    # A 24-unit building table is 7.4 KB, 1.5 KB gzipped: phones on launch day get the
+    # bytes compressed once per change of the table, not once per request.
+    gzipped = answer.gzipped if accepts_gzip(encodings) else None
+    etag = answer.etag if gzipped is None else answer.gzipped_etag
+    headers = {"ETag": etag, "Cache-Control": PUBLIC_CACHE_CONTROL, "Vary": "Accept-Encoding"}
+    if asked is not None and not_modified(asked, etag):
         return Response(b"", status_code=304, headers=headers)
+    if gzipped is not None:
+        headers["Content-Encoding"] = "gzip"
+        return Response(gzipped, media_type=MediaType.JSON, headers=headers)
     return Response(answer.body, media_type=MediaType.JSON, headers=headers)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
-from api.core.read_cache import LocalBoard, Pin, ReadCache, not_modified
+from api.core.read_cache import LocalBoard, Pin, ReadCache, accepts_gzip, not_modified
 from api.core.versions import DataVersion, building_scope, contract_scope
 from api.db.engine import Database
 from api.tables import metadata
@@ -75,6 +75,47 @@ async def test_etag_and_revalidation(
     assert next(u for u in changed.json()["units"] if u["room_no"] == "201")["status"] == (
         "signing"
     )
+
+
+async def test_phones_that_accept_gzip_get_a_table_compressed(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    client = mock_client
+    d = await demo(client, session, keys, clock)
+    url = f"/api/v1/public/buildings/{d.world['building']['id']}/units"
+    plain = await client.get(url, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers
+    assert plain.headers["vary"] == "Accept-Encoding"
+    zipped = await client.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert zipped.headers["vary"] == "Accept-Encoding"
+    assert zipped.json() == plain.json()  # httpx undoes the gzip
+    assert int(zipped.headers["content-length"]) * 3 < len(plain.content)
+    # Each representation has its own validator, and is revalidated against it.
+    assert zipped.headers["etag"] != plain.headers["etag"]
+    gz_etag = zipped.headers["etag"]
+    again = await client.get(url, headers={"Accept-Encoding": "gzip", "If-None-Match": gz_etag})
+    assert again.status_code == 304 and again.headers["etag"] == gz_etag
+    other = await client.get(url, headers={"Accept-Encoding": "identity", "If-None-Match": gz_etag})
+    assert other.status_code == 200 and "content-encoding" not in other.headers
+    refused = await client.get(url, headers={"Accept-Encoding": "gzip;q=0, identity"})
+    assert "content-encoding" not in refused.headers and refused.json() == plain.json()
+    # A change is compressed anew: the next table is as fresh gzipped as it is plain.
+    await create_issued(client, d, "201", ZHANG)
+    changed = await client.get(url, headers={"Accept-Encoding": "gzip"})
+    assert changed.headers["content-encoding"] == "gzip" and changed.headers["etag"] != gz_etag
+    assert next(u for u in changed.json()["units"] if u["room_no"] == "201")["status"] == (
+        "signing"
+    )
+
+
+def test_accept_encoding_weights() -> None:
+    assert accepts_gzip("gzip") and accepts_gzip("br, GZIP;q=0.5") and accepts_gzip("*")
+    assert accepts_gzip("x-gzip") and accepts_gzip("identity, *;q=0.1")
+    assert not accepts_gzip(None) and not accepts_gzip("") and not accepts_gzip("br, deflate")
+    assert not accepts_gzip("gzip;q=0") and not accepts_gzip("*;q=0")
+    assert not accepts_gzip("gzip;q=x")
+    assert not accepts_gzip("gzip;q=0, *;q=1")  # gzip named and refused: * does not bring it back
 
 
 async def test_no_stale_status_through_signing_seal_and_filing(
