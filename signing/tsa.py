@@ -29,7 +29,6 @@ import os
 import secrets
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -262,33 +261,41 @@ def response_status(answer: bytes) -> tuple[str, set[str], str]:
         raise TimestampError(f"the time-stamping authority's answer: {error}") from None
 
 
-# One thread per process for pyHanko's signing: its work is pure Python, so more threads
-# would only take the interpreter lock from the event loop more often, not sign faster.
-# Made on first use, and again in a forked child (which inherits no threads).
-_pdf_signer: tuple[int, ThreadPoolExecutor] | None = None
+# One thread per process for pyHanko's signing, running an event loop of its own: its
+# work is pure Python, so more threads would only take the interpreter lock from the
+# request loop more often, while one loop lets signings overlap their time-stamp waits (a
+# remote TSA answers in tens of milliseconds). Made on first use, and again in a forked
+# child (which inherits no threads).
+_signer: tuple[int, asyncio.AbstractEventLoop] | None = None
+_signer_lock = threading.Lock()
 
 
-def _pdf_signer_thread() -> ThreadPoolExecutor:
-    global _pdf_signer
-    if _pdf_signer is None or _pdf_signer[0] != os.getpid():
-        _pdf_signer = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="pdf-signer"))
-    return _pdf_signer[1]
+def _signer_loop() -> asyncio.AbstractEventLoop:
+    global _signer
+    with _signer_lock:
+        if _signer is None or _signer[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="pdf-signer", daemon=True).start()
+            _signer = (os.getpid(), loop)
+        return _signer[1]
 
 
 async def off_the_loop(
     work: Callable[[TimeStamper | None], Coroutine[Any, Any, _T]],
     timestamper: TimeStamper | None,
 ) -> _T:
-    """``await work(timestamper)`` in the PDF signing thread, with an event loop of its own.
+    """``await work(timestamper)`` on the PDF signing thread's event loop.
 
     Why: making a PDF revision is pure-Python work in pyHanko (tens to hundreds of
-    milliseconds for a contract); run on the event loop it held up every other request of
-    the process (launch day: order creation's p99 went with the buyers' signatures). In a
-    thread the loop keeps its turn at the interpreter lock. The time-stamp requests go back
-    to the calling loop, where the transport lives (an HTTP client is bound to its loop)."""
-    loop = asyncio.get_running_loop()
-    bridged = None if timestamper is None else _LoopBridge(timestamper, loop)
-    return await loop.run_in_executor(_pdf_signer_thread(), asyncio.run, work(bridged))
+    milliseconds for a contract); run on the request loop it held up every other request
+    of the process (launch day: order creation's p99 went with the buyers' signatures). On
+    a thread of its own the request loop keeps its turn at the interpreter lock. The
+    time-stamp requests go back to the calling loop, where the transport lives (an HTTP
+    client is bound to its loop)."""
+    caller = asyncio.get_running_loop()
+    bridged = None if timestamper is None else _LoopBridge(timestamper, caller)
+    done = asyncio.run_coroutine_threadsafe(work(bridged), _signer_loop())
+    return await asyncio.wrap_future(done)
 
 
 class _LoopBridge(TimeStamper):

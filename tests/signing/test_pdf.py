@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 
 from signing.ca import PlatformCA
-from signing.pdf import attached_document, render_contract, verify_pdf_sync
+from signing.pdf import (
+    add_document_timestamp,
+    attached_document,
+    render_contract,
+    verify_pdf_sync,
+)
 from signing.pdf_fonts import FontError, PdfFont, load_font
+from signing.tsa import TimeStampAuthority, TransportTimeStamper
 from tests.pdf_tools import pdf_text, pdfsig_report, poppler
 from tests.signing.helpers import NOW, contract_document, finish, finished_pdf, new_ca
 
@@ -63,6 +69,36 @@ async def test_the_event_loop_keeps_its_turns_while_revisions_are_signed(
     report = verify_pdf_sync(finished, ca.root_certificate, now=NOW + timedelta(hours=1))
     assert [s.field for s in report.signatures][:2] == ["seal", "platform"]
     assert all(s.ok for s in report.signatures)
+
+
+async def test_signings_overlap_their_time_stamp_waits(font: PdfFont, tmp_path: Path) -> None:
+    """The signing thread runs one loop: a revision waiting for its time-stamp (a remote
+    authority answers in tens of milliseconds) lets the next one go on meanwhile."""
+    ca = new_ca(tmp_path)
+    pdf = render_contract(contract_document(), font, NOW)
+    authority = TimeStampAuthority.of(ca).transport(lambda: NOW)
+    in_flight, peak, both = 0, 0, asyncio.Event()
+
+    async def slow_authority(request: bytes) -> bytes:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight == 2:
+            both.set()
+        try:  # each request waits (at most 5 s) until another is asked too
+            await asyncio.wait_for(both.wait(), 5)
+        except TimeoutError:
+            pass
+        finally:
+            in_flight -= 1
+        return await authority(request)
+
+    stamper = TransportTimeStamper(slow_authority)
+    stamped = await asyncio.gather(*(add_document_timestamp(pdf, stamper) for _ in range(2)))
+    assert peak == 2
+    for each in stamped:
+        report = verify_pdf_sync(each, ca.root_certificate, now=NOW + timedelta(hours=1))
+        assert report.signatures[-1].kind == "timestamp" and report.signatures[-1].ok
 
 
 def test_another_root_trusts_none_of_it(made: tuple[PlatformCA, bytes], tmp_path: Path) -> None:
