@@ -633,7 +633,9 @@
           box.innerHTML = '<p class="ok" id="face-passed">人脸核身通过。</p>';
           sessionStorage.removeItem(FACE_WHY);
           refreshWho();
-          setTimeout(function () { if (asked === generation) { next(); } }, 600);
+          // Long enough to read, and for a screen reader to announce (aria-live), before
+          // the journey goes on by itself.
+          setTimeout(function () { if (asked === generation) { next(); } }, 1500);
         } else if (face.status === "pending") {
           box.innerHTML = '<p class="hint" id="face-pending">尚未完成核身。完成核身后回到本页，结果会自动显示。</p>';
         } else {

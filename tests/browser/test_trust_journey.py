@@ -154,7 +154,8 @@ def test_a_buyer_signs_a_contract_they_can_trust(server: Server, phone_page: Any
     page.wait_for_url(re.compile(r"/mock/face/"))
     audit(page, "06-face-provider")
     page.get_by_role("button", name="开始人脸核身").click()
-    page.wait_for_url(re.compile(r"/miniapp/#/face"))
+    # On commit, not on load: the result shows as soon as the page asks, for 1.5 s.
+    page.wait_for_url(re.compile(r"/miniapp/#/face"), wait_until="commit")
     expect(page.locator("#face-passed")).to_have_text("人脸核身通过。")
     assert len(page.context.pages) == 1  # no new window was needed
 
