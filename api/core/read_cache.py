@@ -45,7 +45,8 @@ class Answer:
     stored_at: float
     # Whether it may be served again (a verify answer: only a genuine contract's is).
     kept: bool
-    # The body gzipped once, for the phones that accept it (a kept answer of 1 KB or more).
+    # The body gzipped once, for the phones that accept it (a kept answer of 1 KB or more,
+    # fetched with ``gzipped=True``).
     gzipped: bytes | None = None
 
     @property
@@ -160,10 +161,11 @@ class ReadCache:
         # just changed waits for one database read instead of making one each.
         self._rendering: dict[Hashable, asyncio.Future[Answer]] = {}
 
-    async def fetch(self, key: Hashable, render: Render) -> Answer:
+    async def fetch(self, key: Hashable, render: Render, *, gzipped: bool = False) -> Answer:
         """The answer for ``key``: kept, or rendered by ``render(session, pin)``, which
         calls ``pin(scopes)`` before it reads the data the answer depends on, and returns
-        the body and whether it may be kept (a negative answer is not)."""
+        the body and whether it may be kept (a negative answer is not). ``gzipped``: keep
+        the body compressed too, for the callers that send it so (public reads, not verify)."""
         now = self.clock.now().timestamp()
         kept = await self.kept(key, now)
         if kept is not None:
@@ -174,7 +176,7 @@ class ReadCache:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._rendering[key] = future
         try:
-            answer = await self._render(key, render, now)
+            answer = await self._render(key, render, now, gzipped=gzipped)
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: waiters (if any) raise it themselves
@@ -213,7 +215,7 @@ class ReadCache:
             return before.gzipped
         return gzip.compress(body, compresslevel=6, mtime=0)
 
-    async def _render(self, key: Hashable, render: Render, now: float) -> Answer:
+    async def _render(self, key: Hashable, render: Render, now: float, *, gzipped: bool) -> Answer:
         pinned: dict[str, int] = {}
 
         async with self.database.reader() as session:
@@ -231,7 +233,7 @@ class ReadCache:
             versions=tuple(pinned.values()),
             stored_at=now,
             kept=kept,
-            gzipped=self._gzipped(key, body, etag) if kept else None,
+            gzipped=self._gzipped(key, body, etag) if kept and gzipped else None,
         )
         if not answer.kept:
             self._answers.pop(key, None)

@@ -180,7 +180,7 @@ class PublicController(Controller):
             return encode_json(page), True
 
         key = ("projects", today, limit, offset, q, district)
-        return _revalidated(request, await public_reads.cache.fetch(key, render))
+        return _revalidated(request, await public_reads.cache.fetch(key, render, gzipped=True))
 
     @get(
         "/buildings/{building_id:str}/units",
@@ -202,7 +202,7 @@ class PublicController(Controller):
             return encode_json(table), True
 
         key = ("building", building, today)
-        return _revalidated(request, await public_reads.cache.fetch(key, render))
+        return _revalidated(request, await public_reads.cache.fetch(key, render, gzipped=True))
 
     @get("/verify", summary="合同查询 (number + password)")
     async def verify(

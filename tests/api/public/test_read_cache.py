@@ -4,6 +4,7 @@ counters are bumped in the write's own transaction), never a stale status."""
 
 from __future__ import annotations
 
+import gzip
 from datetime import timedelta
 
 import httpx
@@ -230,3 +231,24 @@ async def test_data_versions_match_the_models(database: Database) -> None:
             )
         )
     assert [d for d in diffs if _tables(d) & {"data_versions"}] == []
+
+
+async def test_only_answers_sent_gzipped_are_kept_gzipped(
+    database: Database, clock: MovableClock
+) -> None:
+    """Verify answers are never sent gzipped, so none is compressed; a public read's is,
+    once per body (the same body rendered again once stale keeps the bytes made before)."""
+    cache = ReadCache(database, LocalBoard(), clock, fresh_seconds=5)
+    body = b'{"units": "' + b"x" * 4000 + b'"}'
+
+    async def render(db: AsyncSession, pin: Pin) -> tuple[bytes, bool]:
+        await pin(["building:gz"])
+        return body, True
+
+    plain = await cache.fetch("verify-like", render)
+    assert plain.kept and plain.gzipped is None
+    first = await cache.fetch("table", render, gzipped=True)
+    assert first.gzipped is not None and gzip.decompress(first.gzipped) == body
+    clock.advance(timedelta(seconds=6))
+    again = await cache.fetch("table", render, gzipped=True)
+    assert again.stored_at != first.stored_at and again.gzipped is first.gzipped
