@@ -12,7 +12,8 @@ The boxes stay empty in this revision: each signing act later fills its own fiel
 incremental revision (:mod:`signing.pdf`), so the pages a buyer signed are never rewritten.
 
 The pages are typeset from the font's base face (:mod:`signing.pdf_fonts`: cut once to
-what contracts print, which makes fpdf2's per-document subsetting several times cheaper),
+what contracts print, in TrueType outlines, which makes fpdf2's per-document subsetting
+several times cheaper),
 and from the whole face when a contract prints a character the base face lacks.
 """
 
@@ -223,7 +224,7 @@ def render_pages(
     text = document.text()
     if text is None:
         raise ValueError("the document carries no contract text (format v1)")
-    face = _base_face(font)
+    face = typesetting_face(font)
     if face is not None:
         pdf, fields = _typeset(document, text, face, 0, issued_at)
         # Checked before the output (which subsets: the costly part, wasted on a miss) and
@@ -236,7 +237,9 @@ def render_pages(
     return RenderedContract(bytes(pdf.output()), fields)
 
 
-def _base_face(font: PdfFont) -> Path | None:
+def typesetting_face(font: PdfFont) -> Path | None:
+    """The base face contracts are typeset from, cut first if it is not on disk yet; None
+    when the font has no cache directory or it cannot be written (the whole face then)."""
     if font.cache is None:
         return None
     try:
@@ -256,10 +259,11 @@ def _typeset(
     pdf = _Pages(f"{text['title']} · 文件摘要 {document.document_hash[:16]}…")
     pdf.add_font("cjk", fname=str(face), collection_font_number=index)
     # fpdf2 opens the face with fontTools' default of recalculating bounding boxes on save:
-    # that draws every kept glyph's outline three times (CFF FontBBox, hhea, vhea), about
-    # half of the typesetting's CPU. fontTools' own subsetter leaves them off by default
-    # (recalc_bounds): the whole face's boxes enclose the subset's, and the PDF's glyph
-    # widths come from fpdf2's /W array, not from these tables.
+    # for a CFF face (the whole face, for a rare character) that draws every kept glyph's
+    # outline three times (CFF FontBBox, hhea, vhea), about half of the typesetting's CPU.
+    # fontTools' own subsetter leaves them off by default (recalc_bounds): the whole face's
+    # boxes enclose the subset's, and the PDF's glyph widths come from fpdf2's /W array,
+    # not from these tables.
     pdf.fonts["cjk"].ttfont.recalcBBoxes = False
     pdf.set_creation_date(issued_at)
     pdf.set_title(text["title"])

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from fontTools.pens.boundsPen import BoundsPen
 from fontTools.ttLib import TTFont
 
 from signing import pdf_fonts
@@ -88,9 +89,34 @@ def test_the_base_face_is_a_real_cut_of_the_face(cached: PdfFont, whole: PdfFont
         # The same glyph (CID) for every character, with the whole face's width.
         for code in map(ord, kept):
             assert cmap[code] == original[code]
-            assert base["hmtx"][cmap[code]] == full["hmtx"][original[code]]
+            assert base["hmtx"][cmap[code]][0] == full["hmtx"][original[code]][0]
         assert len(base.getGlyphOrder()) < len(full.getGlyphOrder()) // 8
-        assert base["CFF "].cff.topDictIndex[0].ROS == full["CFF "].cff.topDictIndex[0].ROS
+
+
+def test_the_base_face_draws_the_faces_glyphs_in_truetype_outlines(
+    cached: PdfFont, whole: PdfFont
+) -> None:
+    assert cached.cache is not None
+    path = base_face(cached, cached.cache)
+    with TTFont(path) as base, TTFont(whole.path, fontNumber=whole.index, lazy=True) as full:
+        assert "glyf" in base and "CFF " not in base and "CFF " in full
+        assert base["maxp"].tableVersion == 0x00010000 and base["maxp"].maxPoints > 0
+        drawn, original = base.getGlyphSet(), full.getGlyphSet()
+        cmap = base.getBestCmap()
+        for char in "商品房买卖合同壹佰捌拾玖万元整（），。¥A9":
+            name = cmap[ord(char)]
+            glyph = base["glyf"][name]
+            assert glyph.numberOfContours > 0
+            # The same shape within the conversion's tolerance: the curves' extremes within
+            # a font unit (of 1,000 to the em); the left side bearing is the outline's own
+            # (TrueType's: its points' box, off-curve ones included).
+            then, now = BoundsPen(original), BoundsPen(drawn)
+            original[name].draw(then)
+            drawn[name].draw(now)
+            assert then.bounds is not None and now.bounds is not None
+            assert all(abs(a - b) <= 1 for a, b in zip(now.bounds, then.bounds, strict=True)), char
+            assert base["hmtx"][name] == (full["hmtx"][name][0], glyph.xMin)
+            assert drawn[name].width == full["hmtx"][name][0]
 
 
 @pytest.mark.skipif(not poppler(), reason="poppler-utils and libnss3-tools are not installed")
@@ -103,9 +129,9 @@ def test_a_contract_from_the_base_face_embeds_a_subset_and_extracts(
     assert "商品房买卖合同（预售）" in text and "¥1,890,000.00" in text
     assert "壹佰捌拾玖万元整" in text and "出卖人（盖章）" in text
     [font] = _fonts(pdf, tmp_path)
-    # name, type, encoding, embedded, subset, ToUnicode: a CFF CID subset, embedded.
+    # name, type, encoding, embedded, subset, ToUnicode: a TrueType CID subset, embedded.
     assert font.split()[0].startswith("MPDFAA+") and font.split()[-5:-2] == ["yes"] * 3
-    assert "CID Type 0C" in font
+    assert "CID TrueType" in font
     # No bigger than from the whole face.
     assert len(pdf) <= len(render_contract(doc, whole, NOW))
 
