@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from asn1crypto import algos, tsp
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from signing.ca import PlatformCA
 from signing.tsa import (
@@ -71,6 +72,19 @@ def test_what_the_authority_refuses(ca: PlatformCA) -> None:
     info = token["content"]["encap_content_info"]["content"].parsed
     assert info["policy"].native == POLICY_OID and info["gen_time"].native == NOW
     assert len(token["content"]["certificates"]) == 2  # the TSA and its issuing CA
+    # The TSA certificate is named in the signed attributes (RFC 5035), in every token.
+    for answer in (granted, authority.respond(_request(digest), NOW)):
+        signed = tsp.TimeStampResp.load(answer)["time_stamp_token"]["content"]
+        [signer] = signed["signer_infos"]
+        [named] = [
+            a["values"][0]["certs"][0]
+            for a in signer["signed_attrs"]
+            if a["type"].native == "signing_certificate_v2"
+        ]
+        assert named["hash_algorithm"]["algorithm"].native == "sha256"
+        assert named["cert_hash"].native == hashlib.sha256(
+            authority.certificate.public_bytes(Encoding.DER)
+        ).digest()
     refusals = {
         "sha1": (_request(hashlib.sha1(b"x").digest(), "sha1"), {"bad_alg"}),  # noqa: S324
         "short": (_request(digest[:20]), {"bad_data_format"}),
