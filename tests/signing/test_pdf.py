@@ -20,6 +20,8 @@ from signing.pdf import (
     verify_pdf_sync,
 )
 from signing.pdf_fonts import FontError, PdfFont, load_font
+from signing.pii import mask_name
+from signing.seal_image import signature_mark
 from signing.tsa import TimeStampAuthority, TransportTimeStamper
 from tests.pdf_tools import pdf_text, pdfsig_report, poppler
 from tests.signing.helpers import NOW, contract_document, finish, finished_pdf, new_ca
@@ -175,3 +177,15 @@ def test_the_command_verifies_a_pdf_offline(
     bad.write_bytes(pdf + b"%%EOF\n")
     assert main(["verify-pdf", str(bad), "--root", str(root)]) == 1
     assert "INVALID" in capsys.readouterr().out
+
+
+def test_a_signature_mark_is_drawn_once_per_name_and_signing_leaves_it_as_drawn(
+    made: tuple[PlatformCA, bytes], font: PdfFont
+) -> None:
+    """The mark of a masked name is shared by every act that signs with it (the finished
+    PDF above signed with it): each act reads it, none changes it."""
+    for party in contract_document().terms()["parties"][:2]:  # the buyer and the seller
+        name = mask_name(party["name"])
+        shared = signature_mark(name, font)
+        assert signature_mark(name, font) is shared
+        assert shared.tobytes() == signature_mark.__wrapped__(name, font).tobytes()
