@@ -26,6 +26,7 @@ from api.contracts.pdfs import (
     ContractPdfs,
     contract_font,
     first_revision_sweep,
+    start_typesetter,
     stop_typesetter,
 )
 from api.contracts.policy import ContractPolicy
@@ -301,6 +302,7 @@ def create_app_from_env() -> ASGIApp:
     """Factory for the server (granian): settings from ``WANGQIAN_*`` variables."""
     settings = Settings.from_env()
     app = behind_proxies(create_app(settings), settings.trusted_proxies)
+    start_typesetter(contract_font(settings))
     # Everything loaded so far (modules, routes, the app) lives as long as the process: out
     # of the collector's sight, each full collection no longer walks it. Those walks were
     # the slowest answers (bank webhooks under wrk: p99 150 to 97 ms, +10% req/s).

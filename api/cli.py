@@ -27,7 +27,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from api.contracts.pdfs import prepare_typesetting
+
     _export(settings)
+    prepare_typesetting(settings)  # once here, not in every worker's first contract
     Granian(
         "api.app:create_app_from_env",
         address=host,

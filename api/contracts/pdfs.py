@@ -25,12 +25,14 @@ import hashlib
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing import get_context
+from multiprocessing.util import Finalize
+from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives import serialization
@@ -52,7 +54,7 @@ from signing.canonical import CanonicalDocument, load_canonical_document
 from signing.certificates import Signer
 from signing.pdf import Appearance, add_document_timestamp, render_contract
 from signing.pdf_fonts import PdfFont, load_font
-from signing.pdf_render import field_name
+from signing.pdf_render import field_name, typesetting_face
 from signing.pii import mask_name
 from signing.seal_image import seal_image, signature_mark
 from signing.signatures import (
@@ -153,9 +155,14 @@ def typesetter() -> ProcessPoolExecutor:
         _TYPESETTER = ProcessPoolExecutor(
             max_workers=1, mp_context=get_context("spawn"), initializer=_yield_to_requests
         )
-        # Also at exit: a server worker that exits without its shutdown hook would wait
-        # for the typesetter forever (multiprocessing joins a process's children).
+        # Also at exit: a process that exits without its shutdown hook would wait for the
+        # typesetter forever (multiprocessing joins a process's children). A granian
+        # worker ends through multiprocessing's own exit, which never runs atexit
+        # functions but runs its finalizers before that join: this one before those that
+        # close multiprocessing's queues (priority 10), and waiting until the typesetter
+        # was told to stop (at most the contract it is typesetting).
         atexit.register(stop_typesetter)
+        Finalize(None, stop_typesetter, kwargs={"wait": True}, exitpriority=100)
     return _TYPESETTER
 
 
@@ -170,13 +177,27 @@ def _yield_to_requests() -> None:
     os.nice(TYPESETTER_NICENESS)
 
 
-def stop_typesetter() -> None:
+def stop_typesetter(*, wait: bool = False) -> None:
     """At shutdown: contracts still waiting to be typeset are dropped (each is typeset again
     by the next sweep or signer), so the process can exit at once."""
     global _TYPESETTER
     if _TYPESETTER is not None:
-        _TYPESETTER.shutdown(wait=False, cancel_futures=True)
+        _TYPESETTER.shutdown(wait=wait, cancel_futures=True)
         _TYPESETTER = None
+
+
+def prepare_typesetting(settings: Settings) -> None:
+    """Before a server's workers start: the font's base face cut and on disk
+    (``signing.pdf_fonts``: seconds of CPU, once per font), rather than by the typesetters
+    of the first contracts after a deployment, each cutting its own while buyers wait."""
+    typesetting_face(contract_font(settings))
+
+
+def start_typesetter(font: PdfFont) -> Future[Path | None]:
+    """In a server worker as it starts: its typesetter spawned and its face found, so the
+    first contract after a start (on launch day, the first of hundreds) does not wait for
+    a process to start and import the PDF libraries. Nobody waits on the answer."""
+    return typesetter().submit(typesetting_face, font)
 
 
 def _document(order: ContractOrder) -> CanonicalDocument:

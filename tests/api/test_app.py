@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from api.app import create_app_from_env
+from api.contracts.pdfs import contract_font
 from api.settings import Settings
+from signing.pdf_fonts import PdfFont
 from tests.conftest import TEST_SECRET
 
 Client = httpx.AsyncClient
@@ -55,7 +57,10 @@ def test_the_server_factory_puts_what_it_loaded_out_of_the_collectors_sight(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Full collections walked every module and route of the app each time: the slowest
-    answers under load. The factory granian calls freezes them."""
+    answers under load. The factory granian calls freezes them, and starts the worker's
+    typesetter."""
+    started: list[PdfFont] = []
+    monkeypatch.setattr("api.app.start_typesetter", started.append)
     monkeypatch.setenv("WANGQIAN_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("WANGQIAN_SECRET_KEY", TEST_SECRET)
     if settings.database_url:
@@ -66,5 +71,6 @@ def test_the_server_factory_puts_what_it_loaded_out_of_the_collectors_sight(
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # the modules, the routes, the app itself
         assert app is not None
+        assert started == [contract_font(settings)]
     finally:
         gc.unfreeze()

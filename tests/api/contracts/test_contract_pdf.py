@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
 import shutil
 import subprocess
 import uuid
 from datetime import timedelta
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -390,8 +392,39 @@ async def test_the_platform_tsa_answers_rfc_3161_requests(
 async def test_the_typesetter_gives_way_to_requests() -> None:
     """Revision 0 is background work: its process runs at a lower CPU priority than the API
     process whose requests (an agent creating orders on launch day) wait on the same cores."""
-    import os
-
     loop = asyncio.get_running_loop()
     niceness = await loop.run_in_executor(pdfs_module.typesetter(), os.nice, 0)
     assert niceness == min(19, os.nice(0) + pdfs_module.TYPESETTER_NICENESS)
+
+
+def test_a_server_worker_starts_its_typesetter_with_the_face_on_disk(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``wangqian serve`` cuts the base face before its workers start, and each worker
+    starts its typesetter as it starts (``tests/api/test_app.py``): the first contracts
+    after a start wait for neither (seconds of CPU each, on launch day the worst moment)."""
+    pdfs_module.prepare_typesetting(settings)
+    font = pdfs_module.contract_font(settings)
+    assert font.cache is not None
+    [face] = font.cache.iterdir()
+    cut_at = face.stat().st_mtime_ns
+    pdfs_module.stop_typesetter()  # a worker that has not typeset anything yet
+    assert pdfs_module.start_typesetter(font).result(timeout=60) == face
+    assert face.stat().st_mtime_ns == cut_at  # found on disk, not cut again
+
+
+def _start_a_typesetter_and_leave() -> None:
+    pdfs_module._TYPESETTER = None  # the test process's own, copied by the fork: not ours
+    pdfs_module.typesetter().submit(os.getpid).result(timeout=60)
+
+
+def test_a_process_that_leaves_without_its_shutdown_hook_still_exits() -> None:
+    """A server worker whose server was killed ends without its shutdown hook: its own
+    exit must stop the typesetter it started, not wait for it forever."""
+    worker = get_context("fork").Process(target=_start_a_typesetter_and_leave)
+    worker.start()
+    worker.join(timeout=60)
+    alive = worker.is_alive()
+    if alive:
+        worker.kill()
+    assert not alive and worker.exitcode == 0
