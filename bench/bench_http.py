@@ -223,10 +223,9 @@ def _children(pid: int) -> list[int]:
 
 
 def _profiled(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
-    """py-spy samples a server's (first) worker while the load runs (collapsed stacks, one
-    per line: feed them to a flame graph tool, or add up frames)."""
+    """py-spy samples one process while the load runs (collapsed stacks, one per line:
+    feed them to a flame graph tool, or add up frames)."""
     py_spy = Path(sys.executable).with_name("py-spy")
-    workers = _children(pid) or [pid]
     return subprocess.Popen(
         [
             str(py_spy),
@@ -239,7 +238,7 @@ def _profiled(pid: int, out: Path, seconds: float) -> subprocess.Popen[bytes]:
             "--duration",
             str(max(1, round(seconds))),
             "--pid",
-            str(workers[0]),
+            str(pid),
             "-o",
             str(out),
         ],
@@ -318,7 +317,9 @@ def _spied(args: argparse.Namespace, pid: int, name: str, first: bool, load: Any
     if args.profile and first:
         args.profile.mkdir(parents=True, exist_ok=True)
         slug = re.sub(r"\W+", "-", name).strip("-")
-        spy = _profiled(pid, args.profile / f"{slug}.txt", args.seconds)
+        # The server's first worker (its own children are typesetters).
+        worker = (_children(pid) or [pid])[0]
+        spy = _profiled(worker, args.profile / f"{slug}.txt", args.seconds)
     try:
         return load()
     finally:
