@@ -186,7 +186,7 @@ async def post(session: AsyncSession, postings: list[Posting], *, now: datetime)
     ]
     # One INSERT for all (a group of bank payments posts dozens), not the unit of work's
     # bookkeeping per object; nothing reads the transfers back from the session.
-    await session.execute(insert(Transfer), rows)
+    await session.execute(insert(Transfer.__table__), rows)
     return [row["id"] for row in rows]
 
 

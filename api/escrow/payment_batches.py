@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.keys import ServiceKeys
@@ -135,11 +135,12 @@ async def apply_payments(
     # replay), or just now by another process, whose row is read back to compare. In
     # order of transaction id: two processes holding some of the same ids wait for each
     # other in one order, never in a circle (PostgreSQL would abort one as a deadlock).
+    events = BankEvent.__table__
     inserted = set(
         await session.scalars(
-            insert_into(session, BankEvent)
+            insert_into(session, events)
             .on_conflict_do_nothing(index_elements=["txn_id"])
-            .returning(BankEvent.txn_id),
+            .returning(events.c.txn_id),
             [_event_row(proposed[txn], d) for txn, d in sorted(first.items())],
         )
     )
@@ -160,8 +161,13 @@ async def apply_payments(
     outcomes = await _apply_new(session, keys, new, now=now) if new else {}
     if outcomes:
         await session.execute(
-            update(BankEvent),
-            [{"id": proposed[txn], "outcome": outcome} for txn, outcome in outcomes.items()],
+            update(events)
+            .where(events.c.id == bindparam("event_id"))
+            .values(outcome=bindparam("event_outcome")),
+            [
+                {"event_id": proposed[txn], "event_outcome": outcome}
+                for txn, outcome in outcomes.items()
+            ],
         )
     answers: list[Answer] = []
     for delivery in deliveries:

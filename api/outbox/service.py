@@ -273,11 +273,12 @@ async def enqueue_to_people(
         for m in messages
     ]
     # RETURNING names the messages queued now; a dedupe key queued before returns nothing.
+    table = OutboxMessage.__table__
     queued = set(
         await session.scalars(
-            insert_into(session, OutboxMessage)
+            insert_into(session, table)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
-            .returning(OutboxMessage.id),
+            .returning(table.c.id),
             rows,
         )
     )
