@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import MissingGreenlet, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -139,7 +139,7 @@ async def commit_and_raise(session: AsyncSession, refusal: Exception) -> NoRetur
     raise refusal
 
 
-def insert_into(session: AsyncSession, model: type[DeclarativeBase]) -> Any:
+def insert_into(session: AsyncSession, model: type[DeclarativeBase] | Table) -> Any:
     """An INSERT for this session's dialect, so ``on_conflict_do_nothing`` and
     ``on_conflict_do_update`` are at hand on SQLite and PostgreSQL alike (an IntegrityError
     caught instead would spoil a PostgreSQL transaction)."""
