@@ -19,14 +19,14 @@ again from the whole face (:func:`signing.pdf_render.render_pages`), so nothing 
 contract prints is ever lost.
 
 Why TrueType outlines: fontTools subsets a CFF face by running every kept glyph's
-charstring program, to find its components and subroutines, and compiling it back, which
-was two thirds of typesetting a contract (about 190 ms of CPU, on every contract, and
-the launch-day rush typesets hundreds at once). A TrueType glyph is copied as it is.
-Typesetting from the redrawn face takes half the time and embeds a smaller subset. The
-curves are converted within one font unit (a thousandth of the em: a hundredth of a
-millimetre at body size); widths, code points and glyph names are the face's own.
+charstring program, to find its components and subroutines, and compiling it back: two
+thirds of the 190 ms of CPU that typesetting a contract took (on launch day, hundreds at
+once). A TrueType glyph is copied as it is: typesetting from the redrawn face takes less
+than half the time and embeds a smaller subset. The curves are converted within one font
+unit (a thousandth of the em: a hundredth of a millimetre at body size); widths, code
+points and glyph names are the face's own.
 
-Cutting takes seconds (10 s of CPU), so the base face is kept on disk under the data
+Cutting takes seconds (about 8 s of CPU), so the base face is kept on disk under the data
 directory, named by the SHA-256 of the font file, the face and :data:`CUT_VERSION`, and
 written atomically (a temporary file, then ``os.replace``): processes that start at once
 may each cut it, and every reader sees a whole file. Only the current one is kept, and a
