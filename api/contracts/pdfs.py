@@ -159,10 +159,9 @@ def typesetter() -> ProcessPoolExecutor:
         # typesetter forever (multiprocessing joins a process's children). A granian
         # worker ends through multiprocessing's own exit, which never runs atexit
         # functions but runs its finalizers before that join: this one before those that
-        # close multiprocessing's queues (priority 10), and waiting until the typesetter
-        # was told to stop (at most the contract it is typesetting).
+        # close multiprocessing's queues (priority 10).
         atexit.register(stop_typesetter)
-        Finalize(None, stop_typesetter, kwargs={"wait": True}, exitpriority=100)
+        Finalize(None, stop_typesetter, exitpriority=100)
     return _TYPESETTER
 
 
@@ -177,12 +176,15 @@ def _yield_to_requests() -> None:
     os.nice(TYPESETTER_NICENESS)
 
 
-def stop_typesetter(*, wait: bool = False) -> None:
+def stop_typesetter() -> None:
     """At shutdown: contracts still waiting to be typeset are dropped (each is typeset again
-    by the next sweep or signer), so the process can exit at once."""
+    by the next sweep or signer), the one being typeset is finished (a tenth of a second),
+    and the typesetter has exited when this returns. Not waiting raced the process's own
+    exit, which closes multiprocessing's queues: the typesetter could miss its stop, and
+    the process wait for it forever."""
     global _TYPESETTER
     if _TYPESETTER is not None:
-        _TYPESETTER.shutdown(wait=wait, cancel_futures=True)
+        _TYPESETTER.shutdown(wait=True, cancel_futures=True)
         _TYPESETTER = None
 
 
