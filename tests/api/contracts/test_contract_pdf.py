@@ -397,9 +397,7 @@ async def test_the_typesetter_gives_way_to_requests() -> None:
     assert niceness == min(19, os.nice(0) + pdfs_module.TYPESETTER_NICENESS)
 
 
-def test_a_server_worker_starts_its_typesetter_with_the_face_on_disk(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_server_worker_starts_its_typesetter_with_the_face_on_disk(settings: Settings) -> None:
     """``wangqian serve`` cuts the base face before its workers start, and each worker
     starts its typesetter as it starts (``tests/api/test_app.py``): the first contracts
     after a start wait for neither (seconds of CPU each, on launch day the worst moment)."""
