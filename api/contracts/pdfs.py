@@ -19,7 +19,6 @@ Documents frozen before contracts had text (format v1) get time-stamps but no PD
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
 import hashlib
 import os
@@ -156,11 +155,10 @@ def typesetter() -> ProcessPoolExecutor:
             max_workers=1, mp_context=get_context("spawn"), initializer=_yield_to_requests
         )
         # Also at exit: a process that exits without its shutdown hook would wait for the
-        # typesetter forever (multiprocessing joins a process's children). A granian
-        # worker ends through multiprocessing's own exit, which never runs atexit
-        # functions but runs its finalizers before that join: this one before those that
-        # close multiprocessing's queues (priority 10).
-        atexit.register(stop_typesetter)
+        # typesetter forever (multiprocessing joins a process's children). Multiprocessing
+        # runs its finalizers before that join, at an interpreter's exit and at a forked
+        # process's (a granian worker's, which runs no atexit functions): this one before
+        # those that close multiprocessing's queues (priority 10).
         Finalize(None, stop_typesetter, exitpriority=100)
     return _TYPESETTER
 
