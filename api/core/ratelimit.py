@@ -81,7 +81,10 @@ class _MemoryStore(MemoryStore):
 
 class RateLimiter:
     def __init__(self, store: Store, clock: Clock) -> None:
-        if _redis_of(store) is None and not isinstance(store, _MemoryStore):
+        # Which of the two, decided once: a public verify refusal asks the store twice.
+        self._redis = _redis_of(store)
+        self._memory = store if isinstance(store, _MemoryStore) else None
+        if self._redis is None and self._memory is None:
             raise TypeError("the rate limiter counts in create_store's memory store or Redis")
         self.store = store
         self.clock = clock
@@ -89,7 +92,7 @@ class RateLimiter:
     async def peek(self, name: str, key: str, *, limit: int, window_seconds: int) -> None:
         """Refuse with 429 if (name, key) has reached ``limit``, without counting."""
         store_key, retry_after = self.window_key(name, key, window_seconds)
-        memory = self.store if isinstance(self.store, _MemoryStore) else None
+        memory = self._memory
         raw = memory.value(store_key) if memory else await self.store.get(store_key)
         if (int(raw) if raw else 0) >= limit:
             raise _limited(name, retry_after)
@@ -114,7 +117,7 @@ class RateLimiter:
 
     async def incr(self, store_key: str, by: int, *, expires_in: int) -> int:
         """Add ``by`` to a counter atomically; the new value."""
-        redis = _redis_of(self.store)
+        redis = self._redis
         if redis is not None:
             full = self.store._make_key(store_key)  # type: ignore[attr-defined]
             async with redis.pipeline(transaction=True) as pipe:
@@ -122,13 +125,13 @@ class RateLimiter:
                 pipe.expire(full, expires_in)
                 value, _ = await pipe.execute()
             return int(value)
-        assert isinstance(self.store, _MemoryStore)
-        return self.store.add(store_key, by, expires_in=expires_in)
+        assert self._memory is not None
+        return self._memory.add(store_key, by, expires_in=expires_in)
 
     async def claim(self, store_key: str, *, seconds: float) -> int | None:
         """Take a slot for ``seconds`` if nobody holds it (atomically): None when taken,
         else the whole seconds until the holder's slot runs out."""
-        redis = _redis_of(self.store)
+        redis = self._redis
         if redis is not None:
             full = self.store._make_key(store_key)  # type: ignore[attr-defined]
             if await redis.set(full, b"1", nx=True, px=max(1, int(seconds * 1000))):
@@ -145,16 +148,16 @@ class RateLimiter:
     async def held(self, store_key: str) -> int | None:
         """The whole seconds left on a slot taken by ``claim``, or None when nobody holds it.
         Only a read: whoever goes on past it still has to ``claim`` the slot."""
-        redis = _redis_of(self.store)
+        redis = self._redis
         if redis is not None:
             left = await redis.pttl(self.store._make_key(store_key))  # type: ignore[attr-defined]
             return max(1, math.ceil(left / 1000)) if left and left > 0 else None
         return self._left_in_memory(store_key)
 
     def _left_in_memory(self, store_key: str) -> int | None:
-        assert isinstance(self.store, _MemoryStore)
+        assert self._memory is not None
         now = self.clock.now().timestamp()
-        held = self.store.value(store_key)
+        held = self._memory.value(store_key)
         if held is not None and float(held) > now:
             return max(1, math.ceil(float(held) - now))
         return None
