@@ -3,14 +3,18 @@ revokes; order creation and the public building table follow at once."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.core.clock import MovableClock, business_date
 from api.core.keys import ServiceKeys
+from api.register.models import PermitKind
+from api.register.queries import unit_sale_facts
 from tests.api.identity.helpers import bearer, login_phone
 from tests.api.register.helpers import (
     Register,
@@ -337,3 +341,47 @@ async def test_revoking_a_permit_stops_its_sales(
     statuses = await public_statuses(client, r)
     assert statuses["201"] == statuses["604"] == "not_for_sale"
     assert problem(await order_on(client, r, "201")) == (409, "permit_not_found")
+
+
+async def test_the_registers_word_on_units_is_one_statement(
+    mock_client: httpx.AsyncClient, session: AsyncSession, keys: ServiceKeys, clock: MovableClock
+) -> None:
+    """Asked at each order's creation, issue and sealing: permits in force, restrictions
+    and open permit changes come back together."""
+    client = mock_client
+    r = await register_world(client, session, keys, clock)
+    demo_units = (
+        await client.get(f"/api/v1/register/permits/{r.permit_id}", headers=r.regulator)
+    ).json()["unit_ids"]
+    started = await client.post(
+        f"/api/v1/register/permits/{r.permit_id}/changes",
+        json={
+            "document_no": "示范预变(2026)003号",
+            "reason": "调整预售范围",
+            "unit_ids": [u for u in demo_units if u != r.units["202"]],
+        },
+        headers=r.regulator,
+    )
+    assert started.status_code == 201, started.text
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.startswith("BEGIN"):  # the session's own, on SQLite
+            statements.append(statement)
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        facts = await unit_sale_facts(
+            session,
+            today=business_date(clock.now()),
+            unit_ids=[uuid.UUID(r.units[room]) for room in ("201", "202", "103")],
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(statements) == 1
+    held = facts[uuid.UUID(r.units["201"])]
+    assert held.permit_kinds == frozenset()
+    assert held.changing_permit_kinds == {PermitKind.presale}
+    assert facts[uuid.UUID(r.units["202"])].changing_permit_kinds == {PermitKind.presale}
+    assert uuid.UUID(r.units["103"]) not in facts  # outside the permit: no facts at all
