@@ -14,8 +14,9 @@ for ``--seconds``:
 
 The mock outside services (SMS inbox) run in a process of their own (one worker, so one
 inbox). Prints orders created, conflicts, signatures, 5xx answers, p50/p99 of order
-creation, and the double sales found in the database afterwards (units with two live
-orders or two contracts): the target is 0 double sales, 0 5xx, p99 of creation ≤ 250 ms.
+creation and of the issue, and the double sales found in the database afterwards (units
+with two live orders or two contracts): the target is 0 double sales, 0 5xx, p99 of
+creation ≤ 250 ms.
 
 Usage: ``python bench/bench_launch.py [--seconds 30]
 [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]``.
@@ -162,6 +163,7 @@ class Rush:
         self.base, self.mocks, self.people = base, mocks, people
         self.deadline = time.monotonic() + seconds
         self.create_ms: list[float] = []
+        self.issue_ms: list[float] = []
         self.statuses: Counter[int] = Counter()
         self.codes: Counter[str] = Counter()
         self.taken: set[str] = set()
@@ -212,9 +214,11 @@ class Rush:
             if created.status_code != 201:
                 continue
             order = created.json()["id"]
+            started = time.perf_counter()
             issued = await self._call(
                 client, "POST", f"/api/v1/contracts/{order}/issue", headers=auth
             )
+            self.issue_ms.append((time.perf_counter() - started) * 1000)
             if issued.status_code == 200:
                 await self.queues[buyer_no].put({"id": order, "scene": issued.json()["scene"]})
 
@@ -305,11 +309,15 @@ def _start(env: dict[str, str], log: Any, port: int, mock_port: int, workers: in
     ]
 
 
+def _p50_p99(samples: list[float]) -> tuple[float, float]:
+    return statistics.median(samples), statistics.quantiles(samples, n=100)[98]
+
+
 def _report(args: argparse.Namespace, people: dict[str, Any], rush: Any, url: str) -> int:
     """Prints the figures; the number of 5xx answers."""
     live, contracts = asyncio.run(_double_sales(url))
-    p50 = statistics.median(rush.create_ms)
-    p99 = statistics.quantiles(rush.create_ms, n=100)[98]
+    p50, p99 = _p50_p99(rush.create_ms)
+    issue_p50, issue_p99 = _p50_p99(rush.issue_ms)
     five = sum(n for status, n in rush.statuses.items() if status >= 500)
     print(
         f"launch day: {AGENTS} agents, {BUYERS} buyers, {len(people['units'])} units for "
@@ -319,6 +327,7 @@ def _report(args: argparse.Namespace, people: dict[str, Any], rush: Any, url: st
         f"  orders created {rush.statuses[201]}, creation attempts {len(rush.create_ms)} "
         f"(p50 {p50:.0f} ms, p99 {p99:.0f} ms), signatures {rush.signed}"
     )
+    print(f"  issues {len(rush.issue_ms)} (p50 {issue_p50:.0f} ms, p99 {issue_p99:.0f} ms)")
     print(f"  refusals by code: {dict(rush.codes)}")
     print(
         f"  5xx answers: {five}; double sales: {live} units with two live orders, "

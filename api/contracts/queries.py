@@ -14,7 +14,7 @@ import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -319,14 +319,14 @@ def refuse_ended(order: ContractOrder) -> None:
 
 async def next_number(session: AsyncSession, series: str) -> str:
     """The next number of a city-wide series (contract numbers "YS2026…", business numbers
-    "YW2026…", filing numbers "BA2026…"): a counter row incremented under its lock."""
-    await session.execute(
-        insert_into(session, ContractCounter).values(name=series, value=0).on_conflict_do_nothing()
-    )
+    "YW2026…", filing numbers "BA2026…"): a counter row incremented under its lock, held
+    until the caller's commit (so no number is skipped), in one statement."""
     value = await session.scalar(
-        update(ContractCounter)
-        .where(ContractCounter.name == series)
-        .values(value=ContractCounter.value + 1)
+        insert_into(session, ContractCounter)
+        .values(name=series, value=1)
+        .on_conflict_do_update(
+            index_elements=[ContractCounter.name], set_={"value": ContractCounter.value + 1}
+        )
         .returning(ContractCounter.value)
     )
     assert value is not None
