@@ -6,6 +6,7 @@ through the register service, so "executed twice" is visible in the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -200,6 +201,25 @@ async def test_a_request_in_progress_gets_409_until_its_lock_expires(
         headers={**AUTH, "Idempotency-Key": "k6", "content-type": "application/json"},
     )
     assert retried.status_code == 201
+    assert await _companies(database) == 1
+
+
+async def test_the_same_request_sent_at_once_runs_once(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    """A phone's retries racing its first attempt: one claims the key and runs; the others
+    find it claimed, either still running (409) or answered (the same answer replayed)."""
+    headers = {**AUTH, "Idempotency-Key": "k-race"}
+    answers = await asyncio.gather(
+        *(client.post("/companies", json=BODY, headers=headers) for _ in range(6))
+    )
+    ran = [a for a in answers if a.status_code == 201 and "idempotent-replayed" not in a.headers]
+    assert len(ran) == 1
+    for answer in answers:
+        if answer.status_code == 409:
+            assert answer.json()["code"] == "idempotency_in_progress"
+        else:
+            assert answer.status_code == 201 and answer.json() == ran[0].json()
     assert await _companies(database) == 1
 
 
