@@ -402,6 +402,7 @@ def run(data_dir: Path, database_url: str, *, kills: int, seed: int, max_delay: 
             worker = threading.Thread(target=work, daemon=True)
             worker.start()
             passes_before = flow.passes
+            round_started = time.monotonic()
             worker.join(timeout=rng.uniform(0.05, delay_cap))
             while worker.is_alive() and flow.waiting.is_set():
                 # A kill during a pure wait (a code's resend interval) tests nothing and
@@ -410,10 +411,16 @@ def run(data_dir: Path, database_url: str, *, kills: int, seed: int, max_delay: 
                 worker.join(timeout=0.2)
                 if worker.is_alive() and not flow.waiting.is_set():
                     worker.join(timeout=rng.uniform(0.05, delay_cap))
-            # On a slow machine one step (a signature with its PDF revision) can outlast
-            # every delay: when a round started no new step, the next may wait longer, so
-            # kills keep falling inside steps and the contracts still move on.
-            delay_cap = max_delay if flow.passes > passes_before + 1 else delay_cap * 2
+            if not worker.is_alive() and "done" in outcome:
+                # On a fast machine a whole contract can end before the delay does, and the
+                # rooms run out before the kills: the next delay is drawn from within the
+                # time this contract took, so the kills fall inside contracts again.
+                delay_cap = max(0.1, time.monotonic() - round_started)
+            else:
+                # On a slow machine one step (a signature with its PDF revision) can outlast
+                # every delay: when a round started no new step, the next may wait longer,
+                # so kills keep falling inside steps and the contracts still move on.
+                delay_cap = max_delay if flow.passes > passes_before + 1 else delay_cap * 2
             if worker.is_alive():
                 server.kill9()
                 flow.killed.set()
