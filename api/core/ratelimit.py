@@ -141,8 +141,9 @@ class RateLimiter:
         left = self._left_in_memory(store_key)
         if left is not None:
             return left
+        assert self._memory is not None
         now = self.clock.now().timestamp()
-        self.store.put(store_key, repr(now + seconds).encode(), math.ceil(seconds) + 5)
+        self._memory.put(store_key, repr(now + seconds).encode(), math.ceil(seconds) + 5)
         return None
 
     async def held(self, store_key: str) -> int | None:

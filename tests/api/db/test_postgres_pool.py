@@ -52,11 +52,15 @@ def pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return pinged
 
 
+def _engine(tmp_path: Path, url: str) -> AsyncEngine:
+    return create_engine(
+        Settings(data_dir=tmp_path, secret_key=TEST_SECRET, log_json=False, database_url=url)
+    )
+
+
 @pytest.fixture
 async def engine(tmp_path: Path, pg_run_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(
-        Settings(data_dir=tmp_path, secret_key=TEST_SECRET, log_json=False, database_url=pg_run_url)
-    )
+    engine = _engine(tmp_path, pg_run_url)
     yield engine
     await engine.dispose()
 
@@ -70,9 +74,7 @@ async def test_a_connection_the_server_closed_is_replaced_without_a_ping(
     engine: AsyncEngine, tmp_path: Path, pg_run_url: str, clock: Clock, pings: list[int]
 ) -> None:
     first = await _backend(engine)
-    other = create_engine(
-        Settings(data_dir=tmp_path, secret_key=TEST_SECRET, log_json=False, database_url=pg_run_url)
-    )
+    other = _engine(tmp_path, pg_run_url)
     try:  # as a restart or an administrator would, while the connection idles in the pool
         async with other.connect() as conn:
             ended = text("SELECT pg_terminate_backend(:p)")
