@@ -26,6 +26,7 @@ from api.contracts.pdfs import (
     ContractPdfs,
     contract_font,
     first_revision_sweep,
+    signed_pdf_sweep,
     start_typesetter,
     stop_typesetter,
 )
@@ -63,7 +64,6 @@ from api.public.routes import PublicReads
 from api.register.routes import ROUTES as REGISTER_ROUTES
 from api.settings import Settings
 from notifications.templates import check_templates
-from signing.pdf_fonts import PdfFont
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 log = logging.getLogger("wangqian.app")
@@ -127,7 +127,9 @@ def create_app(
     check_templates()  # a template that breaks a provider rule stops the start
     for warning in outside.warnings:
         log.warning(warning)
-    jobs = periodic_jobs(database, clock, keys, outside, http, font=contract_font(settings))
+    # Checks the PDF font now: a font that cannot typeset Chinese stops the start.
+    pdfs = ContractPdfs.build(settings, Keystore.from_settings(settings), http, clock)
+    jobs = periodic_jobs(database, clock, keys, outside, http, pdfs=pdfs)
     outbox = build_worker(database, keys, clock, outside=outside, periodic=jobs)
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)
     session_policy = SessionPolicy(
@@ -160,7 +162,7 @@ def create_app(
             }
         ),
         dependencies=_dependencies(
-            settings, database, clock, keys, outside, session_policy, http, read_cache
+            settings, database, clock, keys, outside, session_policy, http, read_cache, pdfs
         ),
         middleware=[
             RequestLogMiddleware,
@@ -214,20 +216,22 @@ def periodic_jobs(
     outside: OutsideServices,
     http: httpx.AsyncClient,
     *,
-    font: PdfFont,
+    pdfs: ContractPdfs,
 ) -> list[Callable[[], Awaitable[object]]]:
     """What the worker loop does besides messages: expire overdue orders, remind seal
     keepers of orders waiting for their seal, push approved instructions to the bank's
-    gateway, purge expired idempotency records, typeset the PDF of newly issued orders
-    before their first signature."""
+    gateway, purge expired idempotency records, finish the PDF of contracts whose finishing
+    a crash interrupted, typeset the PDF of newly issued orders before their first
+    signature."""
     bank = outside.bank
     return [
         expiry_sweep(database, clock),
         seal_reminder_sweep(database, clock, keys),
         instruction_push(database, keys, clock.now, http, bank.gateway_url, bank.gateway_secret),
         purge_expired(database, clock),
+        signed_pdf_sweep(database, pdfs, clock),
         # Last: it may take seconds of typesetting, which the jobs above need not wait for.
-        first_revision_sweep(database, font, clock),
+        first_revision_sweep(database, pdfs.font, clock),
     ]
 
 
@@ -240,10 +244,9 @@ def _dependencies(
     session_policy: SessionPolicy,
     http: httpx.AsyncClient,
     read_cache: ReadCache,
+    pdfs: ContractPdfs,
 ) -> dict[str, Provide]:
     """What handlers may ask for by name; each outside service is a dependency of its own."""
-    # Checks the PDF font now: a font that cannot typeset Chinese stops the start.
-    pdfs = ContractPdfs.build(settings, Keystore.from_settings(settings), http, clock)
 
     def constant(value: Any) -> Provide:
         return Provide(lambda: value, use_cache=True, sync_to_thread=False)

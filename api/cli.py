@@ -186,7 +186,8 @@ async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
     from api.app import periodic_jobs
-    from api.contracts.pdfs import contract_font
+    from api.contracts.keystore import Keystore
+    from api.contracts.pdfs import ContractPdfs
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
     from api.db.engine import create_database
@@ -207,7 +208,14 @@ async def _work(settings: Settings, *, once: bool) -> int:
         keys,
         clock,
         outside=outside,
-        periodic=periodic_jobs(database, clock, keys, outside, http, font=contract_font(settings)),
+        periodic=periodic_jobs(
+            database,
+            clock,
+            keys,
+            outside,
+            http,
+            pdfs=ContractPdfs.build(settings, Keystore.from_settings(settings), http, clock),
+        ),
     )
     try:
         if once:

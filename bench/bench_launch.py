@@ -3,8 +3,8 @@ sale, against ``wangqian serve --workers 2`` on PostgreSQL (loopback only).
 
 A database of the bench's own is made on the PostgreSQL server named by ``--database-url``
 (dropped afterwards), with the demo world, a 256-unit building (200 in a presale permit),
-8 agents of the developer and 64 face-verified buyers, each with a login session. Then,
-for ``--seconds``:
+8 agents and 256 seal keepers of the developer and 64 face-verified buyers, each with a
+login session. Then, for ``--seconds``:
 
 - each agent picks units at random among those it has not seen taken and creates an order
   for the next buyer, then issues it; a unit another agent took first answers 409
@@ -12,11 +12,15 @@ for ``--seconds``:
 - each buyer scans what was issued for them and signs it with the SMS code (one code a
   minute per phone: later orders wait for their buyer).
 
+Then the developer seals every contract signed, 8 seals at a time (each by a seal keeper
+of its own: one SMS code a minute per phone), each drawing the next number of the city's
+contract series.
+
 The mock outside services (SMS inbox) run in a process of their own (one worker, so one
 inbox). Prints orders created, conflicts, signatures, 5xx answers, p50/p99 of order
-creation and of the issue, and the double sales found in the database afterwards (units
-with two live orders or two contracts): the target is 0 double sales, 0 5xx, p99 of
-creation ≤ 250 ms.
+creation, of the issue and of the seal, seals per second, and the double sales found in
+the database afterwards (units with two live orders or two contracts): the target is 0
+double sales, 0 5xx, p99 of creation ≤ 250 ms.
 
 Usage: ``python bench/bench_launch.py [--seconds 30]
 [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]``.
@@ -53,6 +57,10 @@ from bench_public import _big_building, _free_port
 
 AGENTS = 8
 BUYERS = 64
+# The developer's seal keepers, each sealing at most one contract after the rush (one SMS
+# code a minute per phone), SEALING of them at a time.
+SEAL_KEEPERS = 256
+SEALING = 8
 SECRET = "bench-launch-secret-" + "x" * 40  # a throwaway database's, never a deployment's
 
 
@@ -124,8 +132,36 @@ async def _arrange(url: str) -> dict[str, Any]:
                 session, policy, kind=PrincipalKind.citizen, citizen_id=citizen.id, now=now
             )
             out["buyers"].append({"token": login.token, "phone": phone, "id_number": id_number})
+        out["keepers"] = []
+        for n in range(SEAL_KEEPERS):
+            phone = f"1350002{n:04d}"
+            keeper = await create_staff_member(
+                session,
+                keys,
+                name=f"印章{n}",
+                phone=phone,
+                role=StaffRole.seal_keeper,
+                company_id=demo_agent.company_id,
+                now=now,
+            )
+            login = await create_session(
+                session, policy, kind=PrincipalKind.staff, staff_id=keeper.id, now=now
+            )
+            out["keepers"].append({"token": login.token, "phone": phone})
     await database.dispose()
     return out
+
+
+async def _awaiting_seal(url: str) -> list[str]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT id FROM contract_orders WHERE status = 'awaiting_seal'")
+            )
+            return [str(row[0]) for row in rows]
+    finally:
+        await engine.dispose()
 
 
 async def _double_sales(url: str) -> tuple[int, int]:
@@ -257,6 +293,50 @@ class Rush:
             self.signed += signed.status_code == 200
 
 
+class Sealing:
+    """After the rush: the developer seals every contract its buyers signed, SEALING at
+    once; each seal draws the next number of the city's contract series."""
+
+    def __init__(self, base: str, mocks: str, people: dict[str, Any], orders: list[str]) -> None:
+        self.base, self.mocks = base, mocks
+        self.orders, self.keepers = list(orders), list(people["keepers"])
+        self.seal_ms: list[float] = []
+        self.statuses: Counter[int] = Counter()
+        self.seconds = 0.0
+
+    async def sealer(self, client: httpx.AsyncClient) -> None:
+        while self.orders and self.keepers:
+            order, keeper = self.orders.pop(), self.keepers.pop()
+            auth = {"Authorization": f"Bearer {keeper['token']}"}
+            base = f"/api/v1/contracts/{order}"
+            challenge = await client.post(f"{base}/seal/challenge", headers=auth)
+            self.statuses[challenge.status_code] += 1
+            if challenge.status_code != 200:
+                continue
+            inbox = await client.get(
+                f"{self.mocks}/mock/sms/inbox", params={"phone": keeper["phone"]}
+            )
+            code = next(
+                m["params"]["code"] for m in inbox.json() if "code" in (m.get("params") or {})
+            )
+            started = time.perf_counter()
+            sealed = await client.post(
+                f"{base}/seal",
+                json={"challenge_id": challenge.json()["challenge_id"], "code": code},
+                headers=auth,
+            )
+            self.seal_ms.append((time.perf_counter() - started) * 1000)
+            self.statuses[sealed.status_code] += 1
+
+    async def run(self) -> Sealing:
+        limits = httpx.Limits(max_connections=SEALING + 4)
+        started = time.perf_counter()
+        async with httpx.AsyncClient(base_url=self.base, limits=limits, timeout=60) as client:
+            await asyncio.gather(*(self.sealer(client) for _ in range(SEALING)))
+        self.seconds = time.perf_counter() - started
+        return self
+
+
 async def _run(
     base: str, mocks: str, people: dict[str, Any], seconds: float, *, sign: bool = True
 ) -> Rush:
@@ -292,6 +372,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--no-sign", action="store_true", help="buyers stay away: order creation alone"
     )
+    parser.add_argument(
+        "--no-seal", action="store_true", help="the developer does not seal after the rush"
+    )
     return parser.parse_args()
 
 
@@ -313,12 +396,16 @@ def _p50_p99(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), statistics.quantiles(samples, n=100)[98]
 
 
-def _report(args: argparse.Namespace, people: dict[str, Any], rush: Any, url: str) -> int:
+def _report(
+    args: argparse.Namespace, people: dict[str, Any], rush: Rush, sealing: Sealing | None, url: str
+) -> int:
     """Prints the figures; the number of 5xx answers."""
     live, contracts = asyncio.run(_double_sales(url))
     p50, p99 = _p50_p99(rush.create_ms)
     issue_p50, issue_p99 = _p50_p99(rush.issue_ms)
     five = sum(n for status, n in rush.statuses.items() if status >= 500)
+    if sealing is not None:
+        five += sum(n for status, n in sealing.statuses.items() if status >= 500)
     print(
         f"launch day: {AGENTS} agents, {BUYERS} buyers, {len(people['units'])} units for "
         f"sale, {args.seconds:g} s, granian {args.workers} workers, PostgreSQL"
@@ -329,6 +416,14 @@ def _report(args: argparse.Namespace, people: dict[str, Any], rush: Any, url: st
     )
     print(f"  issues {len(rush.issue_ms)} (p50 {issue_p50:.0f} ms, p99 {issue_p99:.0f} ms)")
     print(f"  refusals by code: {dict(rush.codes)}")
+    if sealing is not None and sealing.seal_ms:
+        seal_p50, seal_p99 = _p50_p99(sealing.seal_ms)
+        sealed = sealing.statuses[200] - len(sealing.seal_ms)  # less the challenges' 200s
+        print(
+            f"  then {len(sealing.seal_ms)} seals, {SEALING} at a time: {sealed} sealed in "
+            f"{sealing.seconds:.1f} s ({sealed / sealing.seconds:.2f} seals/s; p50 "
+            f"{seal_p50:.0f} ms, p99 {seal_p99:.0f} ms)"
+        )
     print(
         f"  5xx answers: {five}; double sales: {live} units with two live orders, "
         f"{contracts} with two contracts"
@@ -376,7 +471,11 @@ def main() -> int:
             rush = asyncio.run(_run(base, mocks, people, args.seconds, sign=not args.no_sign))
             for spy in spies:
                 spy.wait()
-            if _report(args, people, rush, url):
+            sealing = None
+            if not args.no_sign and not args.no_seal:
+                signed = asyncio.run(_awaiting_seal(url))
+                sealing = asyncio.run(Sealing(base, mocks, people, signed).run())
+            if _report(args, people, rush, sealing, url):
                 print((Path(tmp) / "server.log").read_text(errors="replace")[-4000:])
     finally:
         for process in processes:

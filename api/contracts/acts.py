@@ -22,7 +22,6 @@ from api.db.engine import commit_and_raise
 from api.identity.codes import verify_code
 from api.identity.staff import StaffIdentity, check_staff_totp
 from api.identity.verification import CitizenIdentity
-from signing.ca import PlatformCA
 from signing.canonical import format_utc
 from signing.certificates import CertificateIssueError, Company, Signer, signer_id_hash
 from signing.signatures import SignatureRecord, seal_sign, sign_once
@@ -167,10 +166,9 @@ async def company_seals(
     totp_code: str | None,
     client: Client,
     now: datetime,
-) -> tuple[SignatureRecord, str, PlatformCA]:
+) -> tuple[SignatureRecord, str]:
     """The seal keeper proves it is them (TOTP when enrolled, then the SMS code); the
-    company seal signs. Returns the signature, the challenge id it answered and the CA
-    holding the seal's certificate (the seal's PDF revision is signed with it too)."""
+    company seal signs. Returns the signature and the challenge id it answered."""
     await check_staff_totp(session, keys, staff.id, totp_code, now)
     challenge_id = await checked_code(
         session, keys, phone=staff.phone(keys), typed=typed, purpose=SEAL_PURPOSE, now=now
@@ -187,4 +185,4 @@ async def company_seals(
         client_ip=client_ip(client.ip),
         user_agent=client.user_agent[:300],
     )
-    return seal_sign(ca, developer.credit_code, context, now), challenge_id, ca
+    return seal_sign(ca, developer.credit_code, context, now), challenge_id

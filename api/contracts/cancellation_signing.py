@@ -303,7 +303,7 @@ async def seal(
 ) -> schemas.CancellationAnswer:
     """The developer seals the agreement; it then waits for the regulator's review."""
     cancellation, order, staff = await _sealer(session, principal, cancellation_id)
-    record, challenge_id, _ = await company_seals(
+    record, challenge_id = await company_seals(
         session,
         keys,
         keystore,

@@ -321,6 +321,17 @@ class ContractDocument(HasId, Base):
     signing act, then the seal, the platform's stamp and the document time-stamp."""
 
     __tablename__ = "contract_documents"
+    __table_args__ = (
+        # The PDFs still growing (orders being signed, contracts whose finishing a crash
+        # interrupted): what the worker's sweep looks for, among every contract's.
+        Index(
+            "ix_contract_documents_unfinished",
+            "order_id",
+            # As SQLAlchemy writes ``~complete`` in each dialect, so the planners match it.
+            sqlite_where=text("complete = 0"),
+            postgresql_where=text("NOT complete"),
+        ),
+    )
 
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contract_orders.id"), unique=True)
     pdf: Mapped[bytes] = mapped_column(LargeBinary)

@@ -4,11 +4,13 @@ The PDF is made while the contract is signed (the design is in ``signing.pdf``):
 0 is typeset from the document frozen at the issue, after the issue and outside any
 transaction (the worker's ``first_revision_sweep``, or the first signer who comes before
 it: ``prepare_first_revision``), so no signing act holds the write lock while fontTools
-subsets a font for seconds; each buyer's act adds
-the revision that carries their signature, with the act's own key; the seal adds the
-seal's revision, the platform its verification stamp (QR code with the signed offline
-payload) and a document time-stamp. The file is kept in ``contract_documents`` and served
-as it was finished; public ``verify-pdf`` recognises it by its SHA-256.
+subsets a font for seconds; each buyer's act adds the revision that carries their
+signature, with the act's own key. Once the seal (or a resale's submission) committed,
+the PDF is finished outside any transaction too: the seal's revision, the platform's
+verification stamp (QR code with the signed offline payload) and a document time-stamp
+(``finish_signed_pdf``; the worker's ``signed_pdf_sweep`` finishes what a crash
+interrupted). The file is kept in ``contract_documents`` and served as it was finished;
+public ``verify-pdf`` recognises it by its SHA-256.
 
 Every signing act's CMS signature (the evidence bundle's) is also time-stamped (RFC 3161)
 by the configured authority, or the platform's own, and kept in ``contract_timestamps``.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -35,20 +38,20 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import exists, or_, select
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.acts import seal_company
 from api.contracts.keystore import Keystore
 from api.contracts.models import ContractDocument, ContractOrder, ContractTimestamp, OrderStatus
 from api.contracts.queries import SYSTEM_ACTOR, record_event
-from api.contracts.terms import DeveloperTerms
+from api.contracts.terms import DeveloperTerms, terms_of
 from api.core.clock import SHANGHAI, Clock
 from api.core.errors import DomainError
 from api.db.engine import Database, insert_into
 from api.outside import tsa_transport
 from api.settings import Settings
 from signing import offline_qr
-from signing.ca import PlatformCA
 from signing.canonical import CanonicalDocument, load_canonical_document
 from signing.certificates import Signer
 from signing.pdf import Appearance, add_document_timestamp, render_contract
@@ -65,6 +68,8 @@ from signing.signatures import (
 )
 from signing.signing_context import SigningContext
 from signing.tsa import TimeStampAuthority, TimestampError, Transport, TransportTimeStamper
+
+log = logging.getLogger("wangqian.contracts.pdfs")
 
 
 def local_time(moment: datetime) -> str:
@@ -329,7 +334,7 @@ def _keep(row: ContractDocument, pdf: bytes, now: datetime, *, complete: bool = 
     row.updated_at = now
 
 
-async def _stamp_evidence(
+async def stamp_evidence(
     session: AsyncSession,
     pdfs: ContractPdfs,
     order: ContractOrder,
@@ -377,66 +382,162 @@ async def sign_party(
                 timestamper=stamper,
             )
         _keep(row, pdf, now)
-    await _stamp_evidence(session, pdfs, order, signer_key, record, now)
+    await stamp_evidence(session, pdfs, order, signer_key, record, now)
     return record
 
 
-async def finish(
+async def finish_signed_pdf(
+    database: Database, pdfs: ContractPdfs, order_id: uuid.UUID, now: datetime
+) -> bool:
+    """The signed contract's PDF finished: the seal's revision (a new home's developer; a
+    resale has none), the platform's stamp with the offline QR code, and a document
+    time-stamp over it all, dated when the contract was signed.
+
+    Called once the signing transaction committed, and signed with no transaction open:
+    three PDF signatures and their time-stamps are most of a seal's time, and inside the
+    signing transaction they held SQLite's single write lock and, on PostgreSQL, the row
+    of the city's contract-number counter, so seals across the city took turns. Kept in
+    a short transaction if the working copy is still the one it was finished from;
+    whoever finishes first wins. What a crash or an unreachable time-stamp authority left
+    is finished by the worker's ``signed_pdf_sweep``. True once the finished PDF is
+    stored."""
+    async with database.reader() as session:
+        order = await session.get(ContractOrder, order_id)
+        if order is None or order.contract_number is None or order.document_json is None:
+            return False
+        if _document(order).text() is None:
+            return False
+        row = await _stored(session, order_id)
+        if row is None:
+            return False
+        if row.complete:
+            return True
+        assert order.document_hash is not None and order.completed_at is not None
+        started_from = row.pdf_sha256
+        pdf = row.pdf
+        number, signed_at = order.contract_number, order.completed_at
+        document_hash, developer = order.document_hash, terms_of(order).developer
+    pdf, qr_link = await _finished(pdfs, pdf, developer, number, document_hash, signed_at)
+    async with database.writer() as session, session.begin():
+        kept = await session.execute(
+            update(ContractDocument)
+            .where(
+                ContractDocument.order_id == order_id,
+                ContractDocument.pdf_sha256 == started_from,
+                ContractDocument.complete.is_(False),
+            )
+            .values(
+                pdf=pdf, pdf_sha256=hashlib.sha256(pdf).hexdigest(), complete=True, updated_at=now
+            )
+        )
+        if kept.rowcount != 1:  # finished meanwhile (the sweep, another node): nothing else
+            return True  # changes a signed contract's working copy
+        order = await session.get(ContractOrder, order_id)
+        assert order is not None
+        await record_event(
+            session,
+            order,
+            "pdf_finished",
+            actor=SYSTEM_ACTOR,
+            now=now,
+            detail={"pdf_sha256": hashlib.sha256(pdf).hexdigest(), "qr": qr_link},
+        )
+    return True
+
+
+async def commit_then_finish_pdf(
     session: AsyncSession,
+    database: Database,
     pdfs: ContractPdfs,
-    order: ContractOrder,
-    ca: PlatformCA,
-    *,
-    seal: SignatureRecord | None,
-    company: DeveloperTerms | None,
-    number: str,
+    order_id: uuid.UUID,
     now: datetime,
 ) -> None:
-    """The contract is signed: the PDF finished with the seal's revision (a new home's
-    developer; a resale has none), the platform's stamp with the offline QR code, and a
-    document time-stamp over it all; the seal's act time-stamped like every other."""
-    if seal is not None:
-        await _stamp_evidence(session, pdfs, order, "seal", seal, now)
-    if _document(order).text() is None:
-        return
-    assert order.document_hash is not None
-    row = await _working_copy(session, order)
-    stamper = await pdfs.stamper(now)
+    """The signing act's transaction committed, then the contract's PDF finished with none
+    open (``finish_signed_pdf``). The act's answer carries the contract's password, shown
+    this once, for a contract that is signed from the commit on: a finishing that fails is
+    logged and left to the worker's sweep, not turned into an error for a signed contract."""
+    await session.commit()
+    try:
+        await finish_signed_pdf(database, pdfs, order_id, now)
+    except Exception:
+        log.exception("the PDF of contract order %s is left for the sweep to finish", order_id)
+
+
+async def _finished(
+    pdfs: ContractPdfs,
+    pdf: bytes,
+    developer: DeveloperTerms | None,
+    number: str,
+    document_hash: str,
+    signed_at: datetime,
+) -> tuple[bytes, str]:
+    """The finished file and the link its QR code carries."""
+    if developer is None:
+        ca = await pdfs.keystore.ca(signed_at)
+    else:
+        ca = await pdfs.keystore.ca_with_seal(
+            seal_company(developer.name, developer.credit_code), signed_at
+        )
+    stamper = await pdfs.stamper(signed_at)
     token = offline_qr.make_token(
-        ca, offline_qr.QrPayload(number, order.document_hash, OrderStatus.signed.value, now)
+        ca, offline_qr.QrPayload(number, document_hash, OrderStatus.signed.value, signed_at)
     )
     qr_link = offline_qr.qr_text(pdfs.public_base_url, token)
     with trusted_time_errors():
-        pdf = row.pdf
-        if seal is not None and company is not None:
-            picture = await asyncio.to_thread(seal_image, company.name, pdfs.font)
+        if developer is not None:
+            picture = await asyncio.to_thread(seal_image, developer.name, pdfs.font)
             pdf = await seal_pdf(
                 ca,
-                company.credit_code,
+                developer.credit_code,
                 pdf,
-                now,
-                appearance=Appearance(f"No. {number}\n{local_time(now)}", picture),
+                signed_at,
+                appearance=Appearance(f"No. {number}\n{local_time(signed_at)}", picture),
                 timestamper=stamper,
             )
         pdf = await platform_pdf(
             ca,
             pdf,
-            now,
+            signed_at,
             appearance=Appearance(
-                f"No. {number}\n{local_time(now)}\nScan to verify", qr_url=qr_link
+                f"No. {number}\n{local_time(signed_at)}\nScan to verify", qr_url=qr_link
             ),
             timestamper=stamper,
         )
         pdf = await add_document_timestamp(pdf, stamper)
-    _keep(row, pdf, now, complete=True)
-    await record_event(
-        session,
-        order,
-        "pdf_finished",
-        actor=SYSTEM_ACTOR,
-        now=now,
-        detail={"pdf_sha256": row.pdf_sha256, "qr": qr_link},
+    return pdf, qr_link
+
+
+async def unfinished_contracts(session: AsyncSession, *, limit: int) -> list[uuid.UUID]:
+    """Signed contracts whose PDF is not finished, the longest waiting first."""
+    rows = await session.scalars(
+        select(ContractOrder.id)
+        .join(ContractDocument, ContractDocument.order_id == ContractOrder.id)
+        .where(~ContractDocument.complete, ContractOrder.contract_number.is_not(None))
+        .order_by(ContractOrder.completed_at)
+        .limit(limit)
     )
+    return list(rows)
+
+
+def signed_pdf_sweep(
+    database: Database, pdfs: ContractPdfs, clock: Clock, *, batch: int = 4
+) -> Callable[[], Awaitable[int]]:
+    """The periodic job for the worker loop: finishes the PDF of contracts signed whose
+    finishing did not end (a crash between the signing's commit and it, or a time-stamp
+    authority that was unreachable then), oldest first. Derived from committed rows only."""
+
+    async def finish_left_pdfs() -> int:
+        async with database.reader() as session:
+            waiting = await unfinished_contracts(session, limit=batch)
+        finished = 0
+        for order_id in waiting:
+            try:
+                finished += await finish_signed_pdf(database, pdfs, order_id, clock.now())
+            except Exception:  # one contract's failure (logged) does not hold up the others
+                log.exception("the PDF of contract order %s could not be finished", order_id)
+        return finished
+
+    return finish_left_pdfs
 
 
 async def timestamps_of(session: AsyncSession, order_id: uuid.UUID) -> dict[str, bytes]:

@@ -25,7 +25,7 @@ from api.contracts.models import (
     OrderStatus,
 )
 from api.contracts.orders import check_money_and_dates, expire_due_orders, unit_terms
-from api.contracts.pdfs import ContractPdfs, finish
+from api.contracts.pdfs import ContractPdfs, commit_then_finish_pdf
 from api.contracts.people import (
     SELLER_ACCOUNT_FIELD,
     Person,
@@ -64,6 +64,7 @@ from api.core.clock import business_date, end_of_next_natural_day
 from api.core.errors import DomainError
 from api.core.keys import ServiceKeys
 from api.core.validators import normalize_phone
+from api.db.engine import Database
 from api.escrow.accounts import CityAccount, city_resale_account
 from api.escrow.instructions import pay_sellers
 from api.escrow.models import NoticeKind
@@ -429,6 +430,7 @@ async def _resale_order(session: AsyncSession, order_id: uuid.UUID, now: datetim
 
 async def submit(
     session: AsyncSession,
+    database: Database,
     keys: ServiceKeys,
     pdfs: ContractPdfs,
     principal: Principal,
@@ -457,17 +459,17 @@ async def submit(
     for party in parties:
         if party.citizen_id == principal.citizen_id:
             party.password_shown_at = now
-    # No seal: the platform's stamp with the QR code and the document time-stamp.
-    ca = await pdfs.keystore.ca(now)
-    await finish(session, pdfs, order, ca, seal=None, company=None, number=number, now=now)
     await hand_to_escrow(
         session, keys, order, kinds=(NoticeKind.deposit, NoticeKind.down_payment), now=now
     )
-    return schemas.Submitted(
+    submitted = schemas.Submitted(
         order=await order_answer(session, order, now, parties=parties),
         contract_number=number,
         password=password,
     )
+    # No seal: the platform's stamp with the QR code and the document time-stamp.
+    await commit_then_finish_pdf(session, database, pdfs, order.id, now)
+    return submitted
 
 
 async def record_transfer(

@@ -15,6 +15,7 @@ from api.contracts.pdfs import ContractPdfs
 from api.core.clock import Clock
 from api.core.ids import parse_id
 from api.core.keys import ServiceKeys
+from api.db.engine import Database
 from api.identity.guards import citizens_only, regulators_only
 from api.identity.principal import Principal
 
@@ -59,13 +60,14 @@ class ResaleController(Controller):
 async def submit(
     order_id: FromPath[str],
     db: NamedDependency[AsyncSession],
+    database: NamedDependency[Database],
     clock: NamedDependency[Clock],
     keys: NamedDependency[ServiceKeys],
     pdfs: NamedDependency[ContractPdfs],
     principal: NamedDependency[Principal],
 ) -> Response[schemas.Submitted]:
     submitted = await resale.submit(
-        db, keys, pdfs, principal, parse_id(order_id, what=ORDER), now=clock.now()
+        db, database, keys, pdfs, principal, parse_id(order_id, what=ORDER), now=clock.now()
     )
     # It carries the contract password: never stored for an idempotent replay, never cached.
     return Response(submitted, headers={"Cache-Control": "no-store"})

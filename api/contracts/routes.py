@@ -311,6 +311,7 @@ class ContractController(Controller):
         order_id: FromPath[str],
         data: JSONBody[schemas.SealIn],
         db: NamedDependency[AsyncSession],
+        database: NamedDependency[Database],
         clock: NamedDependency[Clock],
         keys: NamedDependency[ServiceKeys],
         pdfs: NamedDependency[ContractPdfs],
@@ -319,6 +320,7 @@ class ContractController(Controller):
     ) -> Response[schemas.Sealed]:
         sealed = await sealing.seal(
             db,
+            database,
             keys,
             pdfs,
             principal,

@@ -21,7 +21,7 @@ from api.contracts.models import (
     ContractOrder,
     OrderStatus,
 )
-from api.contracts.pdfs import ContractPdfs, finish
+from api.contracts.pdfs import ContractPdfs, commit_then_finish_pdf, stamp_evidence
 from api.contracts.policy import ContractPolicy
 from api.contracts.queries import (
     SYSTEM_ACTOR,
@@ -106,6 +106,7 @@ async def seal_challenge(
 
 async def seal(
     session: AsyncSession,
+    database: Database,
     keys: ServiceKeys,
     pdfs: ContractPdfs,
     principal: Principal,
@@ -121,7 +122,7 @@ async def seal(
     staff = await staff_identity(session, principal.staff_id)
     assert staff is not None
     developer = developer_of(order)
-    record, challenge_id, ca = await company_seals(
+    record, challenge_id = await company_seals(
         session,
         keys,
         pdfs.keystore,
@@ -150,21 +151,22 @@ async def seal(
         now=now,
         detail={"challenge_id": challenge_id},
     )
+    await stamp_evidence(session, pdfs, order, "seal", record, now)
     prefix = "YS" if order.kind is ContractKind.presale else "XS"
     number, password, parties = await complete_contract(
         session, keys, order, prefix=prefix, template="contract_signed", now=now
     )
-    # The seal's PDF revision, the platform's stamp and the document time-stamp.
-    await finish(session, pdfs, order, ca, seal=record, company=developer, number=number, now=now)
     await hand_to_escrow(
         session, keys, order, kinds=(NoticeKind.deposit, NoticeKind.down_payment), now=now
     )
     await submit_for_filing(session, keys, order, policy, now=now)
-    return schemas.Sealed(
+    sealed = schemas.Sealed(
         order=await order_answer(session, order, now, parties=parties),
         contract_number=number,
         password=password,
     )
+    await commit_then_finish_pdf(session, database, pdfs, order.id, now)
+    return sealed
 
 
 # Reminders (催签) go out once a day, from this hour (Asia/Shanghai).

@@ -1,9 +1,10 @@
 """The hot reads stay index-bound as tables grow (a million contracts: bench/bench_million.py).
 
-The statements that public verify, the building table, a citizen's contract list and a
-company's contract list really run are captured, then EXPLAINed on PostgreSQL with
-sequential scans disabled: a table of contracts, parties, signatures, events or units read
-by a sequential scan means the index that query needs is gone. PostgreSQL only (SQLite
+The statements that public verify, the building table, a citizen's contract list, a
+company's contract list and the worker's look for unfinished PDFs really run are
+captured, then EXPLAINed on PostgreSQL with sequential scans disabled: a table of
+contracts, parties, signatures, events, documents or units read by a sequential scan
+means the index that query needs is gone. PostgreSQL only (SQLite
 plans are another matter); it runs in the PostgreSQL pass."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.contracts.pdfs import unfinished_contracts
 from api.contracts.reads import list_orders
 from api.core.clock import MovableClock, business_date
 from api.core.keys import ServiceKeys
@@ -37,6 +39,7 @@ GROWING = (
     "contract_parties",
     "contract_signatures",
     "contract_events",
+    "contract_documents",
     "citizens",
     "units",
 )
@@ -108,6 +111,8 @@ async def test_hot_reads_use_indexes(
         ),
         "citizen's list": lambda s: list_orders(s, citizen, now=now),
         "staff list": lambda s: list_orders(s, staff, now=now),
+        # The worker asks every second which contracts' PDFs a crash left unfinished.
+        "unfinished PDFs": lambda s: unfinished_contracts(s, limit=4),
     }
     # And each uses the index that keeps it cheap at a million contracts.
     needs = {
@@ -115,6 +120,7 @@ async def test_hot_reads_use_indexes(
         "building table": ["ix_contract_orders_building_status", "ix_units_building_id"],
         "citizen's list": ["ix_contract_parties_citizen_id"],
         "staff list": ["ix_contract_orders_company_created"],
+        "unfinished PDFs": ["ix_contract_documents_unfinished"],
     }
     for name, read in reads.items():
         plans = await _plans(database, read)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.contracts import pdfs as pdfs_module
-from api.contracts.models import ContractDocument, ContractOrder
+from api.contracts.models import ContractCounter, ContractDocument, ContractOrder
 from api.core.clock import MovableClock
 from api.core.keys import ServiceKeys
 from api.db.engine import Database
@@ -33,6 +33,7 @@ from signing.evidence_verify import verify_bundle
 from signing.offline_qr import QR_PATH
 from signing.pdf import verify_pdf_sync
 from signing.pdf_fonts import cache_name, load_font
+from signing.tsa import TimestampError
 from tests.api.contracts.helpers import (
     LI,
     WANG,
@@ -217,6 +218,88 @@ async def test_a_signer_before_the_sweep_typesets_revision_0_outside_the_write_l
     pdf = await _stored_pdf(database, order_id)
     assert pdf is not None
     assert _revisions(pdf)[1] == 1
+
+
+async def test_the_seal_finishes_its_pdf_after_its_commit_outside_the_write_lock(
+    mock_client: httpx.AsyncClient,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+    real = pdfs_module._finished
+    written_meanwhile: list[int] = []
+
+    async def finish_while_another_writes(*args: Any) -> tuple[bytes, str]:
+        # While the seal, the platform's stamp and the document time-stamp are signed,
+        # another seal could draw the next contract number: nothing holds SQLite's write
+        # lock or, on PostgreSQL, the counter's row.
+        async with database.writer() as other, other.begin():
+            counter = select(ContractCounter.value).where(ContractCounter.name.like("YS%"))
+            value = await asyncio.wait_for(other.scalar(counter.with_for_update(nowait=True)), 5)
+        assert value is not None
+        written_meanwhile.append(value)
+        return await real(*args)
+
+    monkeypatch.setattr(pdfs_module, "_finished", finish_while_another_writes)
+    contract = await _signed_contract(mock_client, d, clock)
+    assert written_meanwhile == [int(contract["number"][-8:])]  # the seal's number committed
+    # The seal answered once its PDF was finished: the parties have it at once.
+    answer = await mock_client.get(
+        f"/api/v1/contracts/{contract['order_id']}/pdf", headers=bearer(contract["zhang"])
+    )
+    assert answer.status_code == 200, answer.text
+    # Two buyers, the seal, the platform's stamp and the document time-stamp.
+    assert _revisions(answer.content)[1] == 5
+
+
+async def test_a_pdf_left_unfinished_at_the_seal_is_finished_by_the_worker_once(
+    mock_client: httpx.AsyncClient,
+    mock_app: Any,
+    session: AsyncSession,
+    keys: ServiceKeys,
+    clock: MovableClock,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = await demo(mock_client, session, keys, clock)
+
+    async def authority_unreachable(*_: Any, **__: Any) -> bytes:
+        raise TimestampError("the time-stamp authority did not answer")
+
+    # The seal's commit is kept and answered (with the password, shown once), whatever
+    # became of the finishing after it.
+    with monkeypatch.context() as patched:
+        patched.setattr(pdfs_module, "platform_pdf", authority_unreachable)
+        contract = await _signed_contract(mock_client, d, clock)
+    order_id = contract["order_id"]
+    order = (await mock_client.get(f"/api/v1/contracts/{order_id}", headers=bearer(d.agent))).json()
+    assert order["status"] == "filing_pending" and order["contract_number"] == contract["number"]
+    early = await mock_client.get(f"/api/v1/contracts/{order_id}/pdf", headers=bearer(d.agent))
+    assert problem(early) == (409, "pdf_not_ready")
+    assert await _event_types(mock_client, d, order_id, "pdf_finished") == 0
+
+    sweep = next(
+        job for job in mock_app.state.outbox.periodic if job.__name__ == "finish_left_pdfs"
+    )
+    # Two finishers at once (two worker nodes): both sign, the first to store it wins.
+    assert await asyncio.gather(sweep(), sweep()) == [1, 1]
+    assert await sweep() == 0
+    assert await _event_types(mock_client, d, order_id, "pdf_finished") == 1
+    pdf = (await _as_agent(mock_client, d, order_id, "pdf")).content
+    assert _revisions(pdf)[1] == 5
+    checked = await mock_client.post(
+        "/api/v1/public/verify-pdf", content=pdf, headers={"Content-Type": "application/pdf"}
+    )
+    assert checked.json()["ours"] and checked.json()["unchanged"], checked.text
+    assert checked.json()["contract_number"] == contract["number"]
+
+
+async def _event_types(client: httpx.AsyncClient, d: Demo, order_id: str, kind: str) -> int:
+    events = (await _as_agent(client, d, order_id, "events")).json()["events"]
+    return sum(1 for e in events if e["type"] == kind)
 
 
 async def test_opening_the_document_is_evidence_and_the_bundle_carries_timestamps(

@@ -211,8 +211,8 @@ async def test_two_buyers_sign_the_developer_seals_and_the_public_can_check(
     assert types.count("signed") == 2 and types[-6:] == [
         "sealed",
         "completed",
-        "pdf_finished",  # the signed PDF, its hash and its QR code
         "filing_submitted",
+        "pdf_finished",  # the signed PDF, its hash and its QR code: after the seal's commit
         *["password_shown"] * 2,
     ]
     assert "awaiting_seal" in types and "scanned" in types
