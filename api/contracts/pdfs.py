@@ -418,6 +418,7 @@ async def finish_signed_pdf(
         number, signed_at = order.contract_number, order.completed_at
         document_hash, developer = order.document_hash, terms_of(order).developer
     pdf, qr_link = await _finished(pdfs, pdf, developer, number, document_hash, signed_at)
+    digest = hashlib.sha256(pdf).hexdigest()
     async with database.writer() as session, session.begin():
         kept = await session.execute(
             update(ContractDocument)
@@ -426,9 +427,7 @@ async def finish_signed_pdf(
                 ContractDocument.pdf_sha256 == started_from,
                 ContractDocument.complete.is_(False),
             )
-            .values(
-                pdf=pdf, pdf_sha256=hashlib.sha256(pdf).hexdigest(), complete=True, updated_at=now
-            )
+            .values(pdf=pdf, pdf_sha256=digest, complete=True, updated_at=now)
         )
         if kept.rowcount != 1:  # finished meanwhile (the sweep, another node): nothing else
             return True  # changes a signed contract's working copy
@@ -440,7 +439,7 @@ async def finish_signed_pdf(
             "pdf_finished",
             actor=SYSTEM_ACTOR,
             now=now,
-            detail={"pdf_sha256": hashlib.sha256(pdf).hexdigest(), "qr": qr_link},
+            detail={"pdf_sha256": digest, "qr": qr_link},
         )
     return True
 

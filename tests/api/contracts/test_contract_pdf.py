@@ -144,6 +144,11 @@ async def _stored_pdf(database: Database, order_id: str) -> bytes | None:
         )
 
 
+def _periodic_job(app: Any, name: str) -> Any:
+    """One of the worker loop's periodic jobs, to run by hand."""
+    return next(job for job in app.state.outbox.periodic if job.__name__ == name)
+
+
 def _revisions(pdf: bytes) -> tuple[int, int]:
     """(revisions, signatures) of a PDF as pyHanko reads it."""
     reader = PdfFileReader(io.BytesIO(pdf))
@@ -162,9 +167,7 @@ async def test_revision_0_is_typeset_after_the_issue_and_each_signature_adds_one
     d = await demo(mock_client, session, keys, clock)
     issued = await create_issued(mock_client, d, "302", ZHANG)
     order_id = issued["order"]["id"]
-    sweep = next(
-        job for job in mock_app.state.outbox.periodic if job.__name__ == "typeset_issued_orders"
-    )
+    sweep = _periodic_job(mock_app, "typeset_issued_orders")
     assert await _stored_pdf(database, order_id) is None  # the issue itself did not wait
     assert await sweep() == 1
     assert await sweep() == 0  # typeset once
@@ -281,9 +284,7 @@ async def test_a_pdf_left_unfinished_at_the_seal_is_finished_by_the_worker_once(
     assert problem(early) == (409, "pdf_not_ready")
     assert await _event_types(mock_client, d, order_id, "pdf_finished") == 0
 
-    sweep = next(
-        job for job in mock_app.state.outbox.periodic if job.__name__ == "finish_left_pdfs"
-    )
+    sweep = _periodic_job(mock_app, "finish_left_pdfs")
     # Two finishers at once (two worker nodes): both sign, the first to store it wins.
     assert await asyncio.gather(sweep(), sweep()) == [1, 1]
     assert await sweep() == 0
