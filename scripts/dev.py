@@ -65,6 +65,21 @@ def ensure_debian_packages(*, for_tests: bool, for_bench: bool = False) -> None:
     subprocess.run([apt, "install", "-y", "-qq", *wanted], check=False, env=env)
 
 
+def _run(command: list[str]) -> int:
+    """The command in the foreground. Ctrl-C reaches it as well (the terminal signals the
+    whole process group), so it is left to shut down on its own; ``subprocess.call`` would
+    kill it a quarter of a second later. A second Ctrl-C asks it to terminate."""
+    with subprocess.Popen(command, cwd=ROOT) as child:
+        interrupted = False
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                if interrupted:
+                    child.terminate()
+                interrupted = True
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "install", "bench"}:
         print(__doc__)
@@ -79,15 +94,15 @@ def main(argv: list[str]) -> int:
             print("which bench? e.g. bench_http.py", file=sys.stderr)
             return 2
         script = ROOT / "bench" / rest[0]
-        return subprocess.call([str(BIN / "python"), str(script), *rest[1:]], cwd=ROOT)
+        return _run([str(BIN / "python"), str(script), *rest[1:]])
     if command == "demo":
         ensure_debian_packages(for_tests=False)
-        return subprocess.call([str(BIN / "wangqian"), "demo", *rest], cwd=ROOT)
+        return _run([str(BIN / "wangqian"), "demo", *rest])
     ensure_debian_packages(for_tests=True)
-    lint = subprocess.call([str(BIN / "ruff"), "check", "."], cwd=ROOT)
+    lint = _run([str(BIN / "ruff"), "check", "."])
     if lint != 0:
         return lint
-    return subprocess.call([str(BIN / "python"), "-m", "pytest", *rest], cwd=ROOT)
+    return _run([str(BIN / "python"), "-m", "pytest", *rest])
 
 
 if __name__ == "__main__":

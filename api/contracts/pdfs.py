@@ -25,6 +25,7 @@ import base64
 import hashlib
 import logging
 import os
+import signal
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -157,7 +158,7 @@ def typesetter() -> ProcessPoolExecutor:
     if _TYPESETTER is None:
         # spawn: a fork would copy the running event loop, its threads and connections.
         _TYPESETTER = ProcessPoolExecutor(
-            max_workers=1, mp_context=get_context("spawn"), initializer=_yield_to_requests
+            max_workers=1, mp_context=get_context("spawn"), initializer=_in_typesetter
         )
         # Also at exit: a process that exits without its shutdown hook would wait for the
         # typesetter forever (multiprocessing joins a process's children). Multiprocessing
@@ -172,11 +173,15 @@ def typesetter() -> ProcessPoolExecutor:
 TYPESETTER_NICENESS = 10
 
 
-def _yield_to_requests() -> None:
-    """In the typesetter process: a lower CPU priority. Revision 0 is background work that
-    nobody waits on at once (it is typeset after the issue), while the API process's
-    requests are (on launch day, agents creating orders on the same cores)."""
+def _in_typesetter() -> None:
+    """In the typesetter process as it starts: a lower CPU priority, since revision 0 is
+    background work that nobody waits on at once (it is typeset after the issue), while
+    the API process's requests are (on launch day, agents creating orders on the same
+    cores). And Ctrl-C is its API process's to handle: the terminal signals the whole
+    process group, and the typesetter stops when its API process stops it, not with a
+    traceback of its own."""
     os.nice(TYPESETTER_NICENESS)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def stop_typesetter() -> None:

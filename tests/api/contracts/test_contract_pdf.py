@@ -9,6 +9,7 @@ import io
 import os
 import re
 import shutil
+import signal
 import subprocess
 import uuid
 from datetime import timedelta
@@ -479,6 +480,9 @@ async def test_the_typesetter_gives_way_to_requests() -> None:
     loop = asyncio.get_running_loop()
     niceness = await loop.run_in_executor(pdfs_module.typesetter(), os.nice, 0)
     assert niceness == min(19, os.nice(0) + pdfs_module.TYPESETTER_NICENESS)
+    # Ctrl-C, which the terminal sends the whole process group, is its API process's.
+    handler = await loop.run_in_executor(pdfs_module.typesetter(), signal.getsignal, signal.SIGINT)
+    assert handler == signal.SIG_IGN
 
 
 def test_a_server_worker_starts_its_typesetter_with_the_face_on_disk(settings: Settings) -> None:
