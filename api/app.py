@@ -20,7 +20,6 @@ from litestar.types import ASGIApp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.contracts.keystore import Keystore
 from api.contracts.orders import expiry_sweep
 from api.contracts.pdfs import (
     ContractPdfs,
@@ -128,7 +127,7 @@ def create_app(
     for warning in outside.warnings:
         log.warning(warning)
     # Checks the PDF font now: a font that cannot typeset Chinese stops the start.
-    pdfs = ContractPdfs.build(settings, Keystore.from_settings(settings), http, clock)
+    pdfs = ContractPdfs.build(settings, http, clock)
     jobs = periodic_jobs(database, clock, keys, outside, http, pdfs=pdfs)
     outbox = build_worker(database, keys, clock, outside=outside, periodic=jobs)
     embedded = EmbeddedWorker(outbox, poll_seconds=settings.outbox_poll_seconds)

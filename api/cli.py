@@ -186,7 +186,6 @@ async def _work(settings: Settings, *, once: bool) -> int:
     import signal
 
     from api.app import periodic_jobs
-    from api.contracts.keystore import Keystore
     from api.contracts.pdfs import ContractPdfs
     from api.core.clock import SystemClock
     from api.core.keys import ServiceKeys
@@ -214,7 +213,7 @@ async def _work(settings: Settings, *, once: bool) -> int:
             keys,
             outside,
             http,
-            pdfs=ContractPdfs.build(settings, Keystore.from_settings(settings), http, clock),
+            pdfs=ContractPdfs.build(settings, http, clock),
         ),
     )
     try:

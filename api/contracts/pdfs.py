@@ -96,14 +96,13 @@ class ContractPdfs:
     _stamper: TransportTimeStamper | None = field(default=None, repr=False)
 
     @classmethod
-    def build(
-        cls, settings: Settings, keystore: Keystore, http: httpx.AsyncClient, clock: Clock
-    ) -> ContractPdfs:
-        """Raises ``signing.pdf_fonts.FontError`` when the configured font cannot
-        typeset Chinese: the service must not start and print empty boxes later."""
+    def build(cls, settings: Settings, http: httpx.AsyncClient, clock: Clock) -> ContractPdfs:
+        """The keystore under the data directory, opened on first use. Raises
+        ``signing.pdf_fonts.FontError`` when the configured font cannot typeset Chinese:
+        the service must not start and print empty boxes later."""
         return cls(
             font=contract_font(settings),
-            keystore=keystore,
+            keystore=Keystore.from_settings(settings),
             clock=clock,
             public_base_url=settings.public_base_url,
             remote_tsa=tsa_transport(settings, http),
@@ -332,10 +331,9 @@ async def _working_copy(session: AsyncSession, order: ContractOrder) -> Contract
     return row
 
 
-def _keep(row: ContractDocument, pdf: bytes, now: datetime, *, complete: bool = False) -> None:
+def _keep(row: ContractDocument, pdf: bytes, now: datetime) -> None:
     row.pdf = pdf
     row.pdf_sha256 = hashlib.sha256(pdf).hexdigest()
-    row.complete = complete
     row.updated_at = now
 
 
